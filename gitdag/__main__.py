@@ -1,0 +1,3 @@
+from gitdag.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The `gitdag` command line: click commands that parse, call one function and print."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gitdag import __version__
+from gitdag.errors import GitdagError
+
+
+class _Group(click.Group):
+    """Maps gitdag errors to one-line messages and exit codes, in one place (spec §9)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GitdagError as exc:
+            click.echo(f"gitdag: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception:
+            log = _crash_log()
+            click.echo(f"gitdag: unexpected error; traceback in {log}", err=True)
+            ctx.exit(3)
+
+
+def _crash_log() -> str:
+    text = traceback.format_exc()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    try:
+        from gitdag.store.repo import open_repo
+
+        _, paths = open_repo(".")
+        target = paths.local / "logs" / f"crash-{stamp}.log"
+    except Exception:
+        target = Path.cwd() / f".gitdag-crash-{stamp}.log"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError:
+        sys.stderr.write(text)
+        return "(stderr)"
+    return str(target)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitdag")
+@click.option(
+    "-C", "directory", type=click.Path(file_okay=False), default=None,
+    help="Run as if started in this directory.",
+)  # fmt: skip
+@click.pass_context
+def cli(ctx: click.Context, directory: str | None) -> None:
+    """gitdag: a git-native orchestrator for coding agents.
+
+    The work graph lives on the orphan branch dagain/state, one YAML file per node; every
+    transition is one commit. See `gitdag COMMAND --help`.
+    """
+    import os
+
+    if directory:
+        os.chdir(directory)
+    ctx.ensure_object(dict)
+
+
+def main() -> None:
+    """Entry point of the `gitdag` console script."""
+    cli(prog_name="gitdag")
+
+
+from gitdag.cli import graph_cmds  # noqa: E402  (registers the commands)
+
+graph_cmds.register(cli)

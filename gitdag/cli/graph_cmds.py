@@ -1,0 +1,194 @@
+"""Graph commands: init, add, status, show, ready, log, graph, validate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from gitdag import actions
+from gitdag.cli._common import echo_json, open_store, split_list
+from gitdag.core import render
+from gitdag.core.model import Kind, Status
+from gitdag.store import history
+
+
+@click.command()
+@click.option("--goal", default="", help="The goal; creates the root plan node plan-000.")
+@click.option("--target", default="dagain/integration", show_default=True,
+              help="The branch the merge queue integrates into (created at HEAD).")
+def init(goal: str, target: str) -> None:
+    """Create dagain/state, .dagain/ and the target branch."""
+    with open_store() as store:
+        result = actions.init(store, goal, target)
+    click.echo(f"initialised dagain/state at {result.head[:12]}")
+    state = "created at HEAD" if result.target_created else "exists, left as it is"
+    click.echo(f"target branch {result.target}: {state}")
+    if result.files:
+        click.echo(f"created {len(result.files)} files under .dagain/ (commit them with your code)")
+
+
+@click.command()
+@click.argument("node_id")
+@click.option("--title", required=True)
+@click.option("--kind", type=click.Choice([k.value for k in Kind]), default="task", show_default=True)
+@click.option("--deps", default="", help="Comma-separated ids that must be done first.")
+@click.option("--after", default="", help="Comma-separated ids that must be terminal first.")
+@click.option("--run", "run_cmd", default=None, help="Shell command (command nodes).")
+@click.option("--description", default="")
+@click.option("--parent", default=None)
+@click.option("--priority", type=int, default=0)
+@click.option("--ownership", default="", help="Comma-separated path globs this node may change.")
+@click.option("--labels", default="", help="Comma-separated worker labels this node needs.")
+@click.option("--acceptance", multiple=True, help="An acceptance criterion (repeatable).")
+@click.option("--verify", "verify_cmds", multiple=True, help="A command that checks it (repeatable).")
+@click.option("--worktree/--no-worktree", default=False, help="command nodes: run in a worktree.")
+@click.option("--role", default=None)
+@click.option("--runner", default=None)
+def add(node_id: str, title: str, kind: str, deps: str, after: str, run_cmd: str | None,
+        description: str, parent: str | None, priority: int, ownership: str, labels: str,
+        acceptance: tuple[str, ...], verify_cmds: tuple[str, ...], worktree: bool,
+        role: str | None, runner: str | None) -> None:  # fmt: skip
+    """Add node NODE_ID (one commit)."""
+    fields: dict[str, Any] = {
+        "id": node_id, "title": title, "kind": kind, "deps": split_list(deps),
+        "after": split_list(after), "run": run_cmd, "description": description, "parent": parent,
+        "priority": priority, "ownership": split_list(ownership), "labels": split_list(labels),
+        "acceptance": list(acceptance), "verify": list(verify_cmds), "worktree": worktree,
+        "role": role, "runner": runner,
+    }  # fmt: skip
+    with open_store() as store:
+        committed = actions.add(store, fields)
+    click.echo(f"added {node_id} ({committed.head[:12]})")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Counts per status; ready, blocked, running, and the merge queue."""
+    with open_store() as store:
+        report = actions.status(store)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"goal: {report['goal'] or '(none)'}")
+    paused = "  PAUSED" if report["paused"] else ""
+    click.echo(f"target: {report['target']}  state: {str(report['head'])[:12]}{paused}")
+    counts = report["counts"]
+    click.echo(f"{report['total']} nodes: " + " · ".join(f"{k} {v}" for k, v in counts.items()))
+    _list("ready", report["ready"])
+    _list("blocked", report["blocked"])
+    running = [f"{r['id']} (attempt {r['attempt']}, {r['worker']})" for r in report["running"]]
+    _list("running", running)
+    _list("merge queue", report["merge_queue"])
+    _list("needs human", report["needs_human"])
+    _list("failed", report["failed"])
+
+
+def _list(label: str, items: list[str], limit: int = 20) -> None:
+    if not items:
+        return
+    shown = ", ".join(items[:limit]) + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+    click.echo(f"{label} ({len(items)}): {shown}")
+
+
+@click.command()
+@click.argument("node_id")
+@click.option("--json", "as_json", is_flag=True)
+def show(node_id: str, as_json: bool) -> None:
+    """Show one node: its file as stored, and why it last failed."""
+    from gitdag.core import codec
+
+    with open_store() as store:
+        snap = store.snapshot()
+        node = store.node(snap, node_id)
+    if as_json:
+        echo_json(node.model_dump(mode="json"))
+        return
+    click.echo(codec.dump(node), nl=False)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def ready(as_json: bool) -> None:
+    """The nodes that may start now, in claim order."""
+    with open_store() as store:
+        snap = store.snapshot()
+        from gitdag.core import graph
+
+        ids = graph.ready(snap.nodes, store.clock(), paused=snap.graph.control.paused)
+    if as_json:
+        echo_json(ids)
+    else:
+        for nid in ids:
+            click.echo(nid)
+
+
+@click.command()
+@click.argument("node_id", required=False)
+@click.option("-n", "--max-count", type=int, default=None, help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True)
+def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
+    """Transitions from commit trailers, newest first (of one node, or all)."""
+    with open_store() as store:
+        head = store.head()
+        if head is None:
+            store.snapshot()  # raises the not-initialised error
+            return
+        if node_id:
+            entries = history.node_log(store.repo, head, node_id, limit=max_count)
+        else:
+            entries = []
+            for entry in history.walk(store.repo, head):
+                entries.append(entry)
+                if max_count is not None and len(entries) >= max_count:
+                    break
+    if as_json:
+        echo_json([
+            {"commit": e.commit, "time": e.time.isoformat(), "title": e.title, "verb": e.verb,
+             "nodes": list(e.nodes), "attempt": e.attempt, "actor": e.actor, "summary": e.summary}
+            for e in entries
+        ])  # fmt: skip
+        return
+    for e in entries:
+        click.echo(f"{e.commit[:10]} {e.time:%Y-%m-%d %H:%M:%S} {e.title}  [{e.actor}]")
+        if e.summary:
+            click.echo(f"           {e.summary[:160]}")
+
+
+@click.command("graph")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid",
+              show_default=True)
+def graph_cmd(fmt: str) -> None:
+    """The graph as mermaid (GitHub renders it), Graphviz dot, or JSON."""
+    with open_store() as store:
+        snap = store.snapshot()
+        titles: dict[str, str] = {}
+        if len(snap.nodes) <= 2000:
+            titles = {nid: n.title for nid, n in store.nodes(snap).items()}
+    if fmt == "mermaid":
+        click.echo(render.mermaid(snap.nodes, titles), nl=False)
+    elif fmt == "dot":
+        click.echo(render.dot(snap.nodes, titles), nl=False)
+    else:
+        echo_json(render.as_data(snap.nodes))
+
+
+@click.command()
+@click.argument("rev", required=False)
+def validate(rev: str | None) -> None:
+    """Check schema, ids, deps and acyclicity at REV (default: the head). Exit 0 or 2."""
+    with open_store() as store:
+        problems = actions.validate(store, rev)
+    if problems:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        raise SystemExit(2)
+    click.echo("ok")
+
+
+def register(group: click.Group) -> None:
+    for command in (init, add, status, show, ready, log, graph_cmd, validate):
+        group.add_command(command)
+

@@ -1,0 +1,263 @@
+"""The canonical YAML codec: text in, text out, never a file.
+
+Canonical means a diff shows only real changes: a fixed key order (the model's field order), LF,
+block scalars for multi-line text, UTC ISO-8601 timestamps, explicit `null` and `[]`/`{}`, and
+`schema_version: 1` first. The emitter is hand-written because it is both faster and more
+predictable than a general dumper; the reader is ruamel's C safe loader, guarded against the
+inputs that can hurt it (aliases, deep nesting, oversized text, conflict markers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from gitdag.core.model import GraphFile, Node
+
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 32
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class DecodeError(ValueError):
+    """A file that cannot become a record; `str()` is one line naming the field when known."""
+
+
+# --- emitting -----------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+()-]+)*$")
+_RESERVED = frozenset(
+    {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
+)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, dt.datetime):
+        return _timestamp(value)
+    text = str(value)
+    if _PLAIN.match(text) and text.lower() not in _RESERVED and len(text) <= 200:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _timestamp(value: dt.datetime) -> str:
+    value = value.astimezone(dt.UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _block_ok(text: str) -> bool:
+    # A literal block keeps text byte-for-byte only for printable lines without trailing blanks
+    # or carriage returns; anything else is written as a double-quoted JSON-style string.
+    if "\n" not in text or "\r" in text or text.startswith((" ", "\t")) or text.strip() == "":
+        return False
+    for line in text.split("\n"):
+        if line != line.rstrip(" \t") or not line.isprintable() and line != "":
+            return False
+    return True
+
+
+def _block(text: str, indent: str) -> str:
+    if text.endswith("\n\n") or not text.endswith("\n"):
+        chomp = "+" if text.endswith("\n") else "-"
+    else:
+        chomp = ""
+    body = text[:-1] if text.endswith("\n") else text
+    if chomp == "+":
+        body = text[:-1]
+    lines = [indent + line if line else "" for line in body.split("\n")]
+    return "|" + chomp + "\n" + "\n".join(lines)
+
+
+def _emit(value: Any, indent: str, out: list[str], key: str) -> None:
+    prefix = f"{indent}{key}:"
+    if isinstance(value, BaseModel):
+        value = _fields(value)
+    if isinstance(value, Mapping):
+        if not value:
+            out.append(f"{prefix} {{}}")
+            return
+        out.append(prefix)
+        for k, v in value.items():
+            _emit(v, indent + "  ", out, _scalar(k))
+        return
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not value:
+            out.append(f"{prefix} []")
+            return
+        out.append(prefix)
+        for item in value:
+            _emit_item(item, indent + "  ", out)
+        return
+    if isinstance(value, str) and _block_ok(value):
+        out.append(f"{prefix} {_block(value, indent + '  ')}")
+        return
+    out.append(f"{prefix} {_scalar(value)}")
+
+
+def _emit_item(item: Any, indent: str, out: list[str]) -> None:
+    if isinstance(item, BaseModel):
+        item = _fields(item)
+    if isinstance(item, Mapping) and item:
+        first = True
+        for k, v in item.items():
+            sub: list[str] = []
+            _emit(v, indent + "  ", sub, _scalar(k))
+            head = sub[0][len(indent) + 2 :]
+            out.append(f"{indent}{'- ' if first else '  '}{head}")
+            out.extend(sub[1:])
+            first = False
+        return
+    if isinstance(item, str) and _block_ok(item):
+        out.append(f"{indent}- {_block(item, indent + '  ')}")
+        return
+    if isinstance(item, Mapping):
+        out.append(f"{indent}- {{}}")
+        return
+    out.append(f"{indent}- {_scalar(item)}")
+
+
+def _fields(model: BaseModel) -> dict[str, Any]:
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+def dump(model: BaseModel) -> str:
+    """Return the canonical YAML text of a record (every field, in declaration order).
+
+    Args:
+      model: a Node, a GraphFile, or any other record of `gitdag.core.model`.
+    """
+    out: list[str] = []
+    for name, value in _fields(model).items():
+        _emit(value, "", out, name)
+    return "\n".join(out) + "\n"
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+_yaml = YAML(typ="safe", pure=False)
+_CONFLICT = re.compile(r"^(<<<<<<<|>>>>>>>|=======$|\|\|\|\|\|\|\|)", re.MULTILINE)
+
+
+def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[str, Any]:
+    """Parse YAML text that must hold one mapping, refusing hostile or broken input.
+
+    Args:
+      text: the file's content.
+      max_bytes: the size limit; larger input is refused before parsing.
+
+    Raises:
+      DecodeError: one line saying what is wrong.
+    """
+    raw = text if isinstance(text, bytes) else text.encode("utf-8")
+    if len(raw) > max_bytes:
+        raise DecodeError(f"file is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not UTF-8 text (byte {exc.start})") from None
+    if "\x00" in decoded:
+        raise DecodeError("contains a NUL byte")
+    marker = _CONFLICT.search(decoded)
+    if marker:
+        line = decoded.count("\n", 0, marker.start()) + 1
+        raise DecodeError(f"contains a merge-conflict marker at line {line}")
+    if ("&" in decoded or "*" in decoded) and _has_alias(decoded):
+        raise DecodeError("YAML anchors and aliases are not allowed")
+    try:
+        data = _yaml.load(decoded)
+    except YAMLError as exc:
+        raise DecodeError(f"malformed YAML: {_one_line(str(exc))}") from None
+    except RecursionError:
+        raise DecodeError("nesting is too deep") from None
+    if not isinstance(data, dict):
+        raise DecodeError(f"expected a mapping at the top level, got {type(data).__name__}")
+    if _depth(data, 0) > MAX_DEPTH:
+        raise DecodeError(f"nesting is deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _has_alias(text: str) -> bool:
+    from ruamel.yaml.events import AliasEvent
+
+    try:
+        for event in _yaml.parse(text):
+            if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
+                return True
+    except YAMLError:
+        return False  # the real parse reports the error with its position
+    return False
+
+
+def _depth(value: Any, level: int) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Turn a pydantic error into one line naming the first bad field (and how many more)."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "required field is missing"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(
+        errors
+    ) > 1 else ""
+    return f"field {loc}: {_one_line(msg)}{more}"
+
+
+def load_model(model: type[M], text: str | bytes) -> M:
+    """Parse and validate one record of type `model`.
+
+    Raises:
+      DecodeError: one line naming the field when the text is not a valid record.
+    """
+    data = load_mapping(text)
+    version = data.get("schema_version")
+    if version != 1:
+        raise DecodeError(f"field schema_version: unsupported value {version!r} (expected 1)")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise DecodeError(validation_message(exc)) from None
+
+
+def load_node(text: str | bytes) -> Node:
+    """Parse a node file."""
+    return load_model(Node, text)
+
+
+def load_graph(text: str | bytes) -> GraphFile:
+    """Parse `graph.yaml`."""
+    return load_model(GraphFile, text)

@@ -1,0 +1,107 @@
+"""Human edits of the graph, decided purely: init and add. Each returns a Transition or Rejected."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from gitdag.core import graph
+from gitdag.core.codec import validation_message
+from gitdag.core.ids import id_problem
+from gitdag.core.model import GraphFile, Kind, Node, NodeSummary, Status
+from gitdag.core.transitions import Rejected, Transition
+
+ROOT_PLAN_ID = "plan-000"
+
+
+def init_transition(goal: str, target: str, now: dt.datetime) -> Transition | Rejected:
+    """Return the first transition: `graph.yaml`, plus the root plan node when a goal is given."""
+    try:
+        graph_file = GraphFile(goal=goal, target=target, created_at=now)
+    except ValidationError as exc:
+        return Rejected(validation_message(exc))
+    put: tuple[Node, ...] = ()
+    if goal.strip():
+        root = Node(
+            id=ROOT_PLAN_ID,
+            title=_first_line(goal),
+            description=goal,
+            kind=Kind.PLAN,
+            created_at=now,
+            updated_at=now,
+        )
+        put = (root,)
+    return Transition(
+        verb="init",
+        subject="graph",
+        summary=goal or "empty graph",
+        put=put,
+        graph=graph_file,
+        nodes=tuple(n.id for n in put),
+    )
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "plan"
+    return line if len(line) <= 120 else line[:119] + "…"
+
+
+def new_node(fields: Mapping[str, Any], now: dt.datetime) -> Node | Rejected:
+    """Build a fresh open node from user- or runner-given fields, naming the bad field if any."""
+    nid = fields.get("id")
+    problem = id_problem(nid)
+    if problem is not None:
+        return Rejected(f"invalid id: {problem}", field="id")
+    data = {k: v for k, v in fields.items() if v is not None}
+    data.update(status=Status.OPEN, attempts=0, created_at=now, updated_at=now)
+    try:
+        return Node.model_validate(data)
+    except ValidationError as exc:
+        return Rejected(validation_message(exc), nodes=(str(nid),))
+
+
+def check_additions(
+    existing: Mapping[str, NodeSummary | Node], added: list[Node]
+) -> Rejected | None:
+    """Check that new nodes fit the graph: unique ids, known refs, no cycle.
+
+    Args:
+      existing: the graph before the change.
+      added: the nodes to add (none of them may exist yet).
+    """
+    seen: set[str] = set()
+    for node in added:
+        if node.id in existing or node.id in seen:
+            return Rejected(f"node {node.id!r} already exists", field="id", nodes=(node.id,))
+        seen.add(node.id)
+    merged: dict[str, graph.NodeLike] = dict(existing)
+    merged.update({n.id: n for n in added})
+    for node in added:
+        for field, refs in (("deps", node.deps), ("after", node.after)):
+            for ref in refs:
+                if ref not in merged:
+                    return Rejected(f"unknown node {ref!r}", field=f"{node.id}.{field}")
+        if node.parent is not None and node.parent not in merged:
+            return Rejected(f"unknown node {node.parent!r}", field=f"{node.id}.parent")
+    cycle = graph.find_cycle(merged, roots=[n.id for n in added])
+    if cycle is not None:
+        return Rejected("cycle: " + " -> ".join(cycle), field="deps", nodes=tuple(cycle))
+    return None
+
+
+def add_transition(
+    existing: Mapping[str, NodeSummary | Node], fields: Mapping[str, Any], now: dt.datetime
+) -> Transition | Rejected:
+    """Return the transition that adds one node, or why it cannot be added."""
+    node = new_node(fields, now)
+    if isinstance(node, Rejected):
+        return node
+    problem = check_additions(existing, [node])
+    if problem is not None:
+        return problem
+    return Transition(
+        verb="add", subject=node.id, summary=node.title, to_status=node.status.value, put=(node,)
+    )

@@ -1,0 +1,273 @@
+"""Frozen records for the files on the state branch (spec §3).
+
+Strict where it matters: unknown keys, wrong scalar types and bad ids are errors. Containers accept
+lists (YAML and JSON have no tuples) and are stored as tuples so records stay immutable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
+
+from gitdag.core.ids import id_problem
+
+SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    """Stored statuses of a node."""
+
+    OPEN = "open"
+    RUNNING = "running"
+    MERGING = "merging"
+    DONE = "done"
+    FAILED = "failed"
+    NEEDS_HUMAN = "needs_human"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+
+class Kind(StrEnum):
+    """What a node does, and so which role runs it."""
+
+    PLAN = "plan"
+    TASK = "task"
+    VERIFY = "verify"
+    COMMAND = "command"
+    CHECKPOINT = "checkpoint"
+
+
+class ErrorKind(StrEnum):
+    """Why the last attempt of a node failed."""
+
+    TIMEOUT = "timeout"
+    SPAWN_ERROR = "spawn_error"
+    MISSING_RESULT = "missing_result"
+    INVALID_RESULT = "invalid_result"
+    TASK_FAILURE = "task_failure"
+    MERGE_CONFLICT = "merge_conflict"
+    CHECK_FAILED = "check_failed"
+    LEASE_EXPIRED = "lease_expired"
+    CANCELLED = "cancelled"
+
+
+def _check_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(f"invalid id: {problem}")
+    return value
+
+
+def _utc(value: Any) -> Any:
+    # YAML hands us datetimes, JSON hands us strings; anything else (an int, a bool) is a wrong type.
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from exc
+        return _utc(parsed)
+    raise ValueError(f"expected a timestamp, got {type(value).__name__}")
+
+
+NodeId = Annotated[StrictStr, AfterValidator(_check_id)]
+Timestamp = Annotated[dt.datetime, BeforeValidator(_utc)]
+Text = Annotated[StrictStr, Field(max_length=65536)]
+ShortText = Annotated[StrictStr, Field(max_length=500)]
+_BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<!/)(?<!\.lock)$")
+
+
+def _check_branch(value: str) -> str:
+    if not _BRANCH.match(value) or value.startswith("-") or value.endswith("."):
+        raise ValueError(f"invalid branch name {value!r}")
+    return value
+
+
+BranchName = Annotated[StrictStr, AfterValidator(_check_branch)]
+
+
+class Record(BaseModel):
+    """Base of every persisted record: frozen, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False)
+
+
+class RetryPolicy(Record):
+    """How often, and how patiently, a node is retried."""
+
+    max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    backoff_s: Annotated[StrictInt | float, Field(ge=0, le=86400)] = 5
+    backoff_max_s: Annotated[StrictInt | float, Field(ge=0, le=604800)] = 300
+
+
+class Claim(Record):
+    """Who runs a node's current attempt, and until when the claim holds without renewal."""
+
+    worker: ShortText
+    attempt: Annotated[StrictInt, Field(ge=1)]
+    since: Timestamp
+    lease_until: Timestamp | None = None
+
+
+class NodeError(Record):
+    """The last failure of a node."""
+
+    kind: ErrorKind
+    summary: Text
+    attempt: Annotated[StrictInt, Field(ge=0)]
+    paths: tuple[StrictStr, ...] = ()
+
+
+class Checkpoint(Record):
+    """A human decision: the question, the options, and the answer once given (kept forever)."""
+
+    question: Text
+    options: tuple[ShortText, ...] = ()
+    answer: Text | None = None
+    answered_by: ShortText | None = None
+    answered_at: Timestamp | None = None
+
+
+class Work(Record):
+    """A code-changing node's branch: where it started, its last commit, what integrated it."""
+
+    branch: StrictStr
+    base: StrictStr | None = None
+    head: StrictStr | None = None
+    merged: StrictStr | None = None
+
+
+class InputRef(Record):
+    """An output of another node that this node's packet should carry."""
+
+    node: NodeId
+    key: ShortText
+
+
+class PoolState(Record):
+    """Where a node stands in its role's runner pool (promotion on failure)."""
+
+    index: Annotated[StrictInt, Field(ge=0)] = 0
+    failures: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class Node(Record):
+    """One node file, `nodes/<xx>/<id>.yaml`."""
+
+    schema_version: Literal[1] = 1
+    id: NodeId
+    title: ShortText
+    description: Text = ""
+    kind: Kind = Kind.TASK
+    status: Status = Status.OPEN
+    priority: StrictInt = 0
+    deps: tuple[NodeId, ...] = ()
+    after: tuple[NodeId, ...] = ()
+    parent: NodeId | None = None
+    role: ShortText | None = None
+    runner: ShortText | None = None
+    run: Text | None = None
+    worktree: StrictBool = False
+    ownership: tuple[ShortText, ...] = ()
+    labels: tuple[ShortText, ...] = ()
+    acceptance: tuple[Text, ...] = ()
+    verify: tuple[Text, ...] = ()
+    inputs: tuple[InputRef, ...] = ()
+    retry: RetryPolicy | None = None
+    attempts: Annotated[StrictInt, Field(ge=0)] = 0
+    claim: Claim | None = None
+    not_before: Timestamp | None = None
+    outputs: dict[ShortText, Text] = Field(default_factory=dict)
+    error: NodeError | None = None
+    checkpoint: Checkpoint | None = None
+    work: Work | None = None
+    pool: PoolState | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    def changes_code(self) -> bool:
+        """Tell whether this node works in its own worktree and goes through the merge queue."""
+        return self.kind is Kind.TASK or (self.kind is Kind.COMMAND and self.worktree)
+
+
+class Defaults(Record):
+    """Graph-wide defaults, overridable per node."""
+
+    retry: RetryPolicy = RetryPolicy()
+    lease_s: Annotated[StrictInt, Field(ge=5, le=86400)] = 600
+    escalation_depth: Annotated[StrictInt, Field(ge=0, le=10)] = 2
+
+
+class Control(Record):
+    """Graph-wide switches set by control commands."""
+
+    paused: StrictBool = False
+
+
+class GraphFile(Record):
+    """The `graph.yaml` file at the root of the state tree."""
+
+    schema_version: Literal[1] = 1
+    goal: Text = ""
+    target: BranchName = "dagain/integration"
+    created_at: Timestamp
+    defaults: Defaults = Defaults()
+    control: Control = Control()
+
+
+class NodeSummary(NamedTuple):
+    """The few fields of a node that scheduling and status need; cheap to cache and load."""
+
+    id: str
+    kind: Kind
+    status: Status
+    priority: int
+    deps: tuple[str, ...]
+    after: tuple[str, ...]
+    parent: str | None
+    not_before: dt.datetime | None
+    created_at: dt.datetime
+    ownership: tuple[str, ...]
+    labels: tuple[str, ...]
+    lease_until: dt.datetime | None
+    attempts: int
+
+
+def summarize(node: Node) -> NodeSummary:
+    """Return the summary of a node, as kept in the snapshot index."""
+    return NodeSummary(
+        id=node.id,
+        kind=node.kind,
+        status=node.status,
+        priority=node.priority,
+        deps=node.deps,
+        after=node.after,
+        parent=node.parent,
+        not_before=node.not_before,
+        created_at=node.created_at,
+        ownership=node.ownership,
+        labels=node.labels,
+        lease_until=node.claim.lease_until if node.claim else None,
+        attempts=node.attempts,
+    )

@@ -1,0 +1,94 @@
+"""Rendering the graph as text for people and tools: mermaid, dot, json-ready data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from gitdag.core.graph import NodeLike
+from gitdag.core.model import Status
+
+_MERMAID_CLASS = {
+    Status.OPEN: "open",
+    Status.RUNNING: "running",
+    Status.MERGING: "merging",
+    Status.DONE: "done",
+    Status.FAILED: "failed",
+    Status.NEEDS_HUMAN: "human",
+    Status.CANCELLED: "cancelled",
+}
+
+
+def _mid(node_id: str) -> str:
+    # Mermaid ids may not contain '.' or '-' safely everywhere; map to a stable safe form.
+    return "n_" + "".join(c if c.isalnum() else "_" for c in node_id)
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "'").replace("\n", " ")[:80]
+
+
+def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) -> str:
+    """Return a mermaid flowchart (GitHub renders it inside a ```mermaid block)."""
+    lines = ["flowchart TD"]
+    for nid in sorted(nodes):
+        node = nodes[nid]
+        title = (titles or {}).get(nid, "")
+        label = f"{nid}<br/>{_label(title)}" if title else nid
+        lines.append(f'  {_mid(nid)}["{label} ({node.status.value})"]:::{_MERMAID_CLASS[node.status]}')
+    for nid in sorted(nodes):
+        node = nodes[nid]
+        lines.extend(f"  {_mid(dep)} --> {_mid(nid)}" for dep in node.deps if dep in nodes)
+        lines.extend(f"  {_mid(ref)} -.-> {_mid(nid)}" for ref in node.after if ref in nodes)
+    lines += [
+        "  classDef open fill:#eee,stroke:#999",
+        "  classDef running fill:#cde,stroke:#369",
+        "  classDef merging fill:#dcf,stroke:#639",
+        "  classDef done fill:#cfc,stroke:#393",
+        "  classDef failed fill:#fcc,stroke:#c33",
+        "  classDef human fill:#ffc,stroke:#cc3",
+        "  classDef cancelled fill:#ddd,stroke:#666",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dot(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) -> str:
+    """Return a Graphviz digraph."""
+    colours = {
+        Status.OPEN: "white", Status.RUNNING: "lightblue", Status.MERGING: "plum",
+        Status.DONE: "palegreen", Status.FAILED: "salmon", Status.NEEDS_HUMAN: "khaki",
+        Status.CANCELLED: "lightgrey",
+    }  # fmt: skip
+    lines = ["digraph gitdag {", "  rankdir=LR;", "  node [shape=box, style=filled];"]
+    for nid in sorted(nodes):
+        node = nodes[nid]
+        title = (titles or {}).get(nid, "")
+        label = json.dumps(f"{nid}\n{title}" if title else nid)
+        lines.append(f"  {json.dumps(nid)} [label={label}, fillcolor={colours[node.status]}];")
+    for nid in sorted(nodes):
+        node = nodes[nid]
+        lines.extend(f"  {json.dumps(d)} -> {json.dumps(nid)};" for d in node.deps if d in nodes)
+        lines.extend(
+            f"  {json.dumps(a)} -> {json.dumps(nid)} [style=dashed];" for a in node.after if a in nodes
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def as_data(nodes: Mapping[str, NodeLike]) -> dict[str, Any]:
+    """Return the graph as plain data: nodes with status and edges."""
+    return {
+        "nodes": [
+            {"id": nid, "kind": nodes[nid].kind.value, "status": nodes[nid].status.value}
+            for nid in sorted(nodes)
+        ],
+        "edges": [
+            {"from": dep, "to": nid, "type": "deps"} for nid in sorted(nodes) for dep in nodes[nid].deps
+        ]
+        + [
+            {"from": ref, "to": nid, "type": "after"}
+            for nid in sorted(nodes)
+            for ref in nodes[nid].after
+        ],
+    }

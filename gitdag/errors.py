@@ -1,0 +1,89 @@
+"""The one exception tree of gitdag; each class carries its exit code (spec §9).
+
+```
+GitdagError (1)
+├── InputError (2)             bad user input: a node file, an id, a CLI argument, a result file
+│   ├── ConfigError (2)        bad .dagain/config.yaml (names the key)
+│   └── GraphError (2)         cycle, unknown node, duplicate id
+├── NotInitialisedError (2)    no dagain/state branch (run `gitdag init`)
+├── StoreError (3)             the state branch cannot be read or written (corrupt objects, lock trouble)
+│   └── StaleSnapshotError (3) the head moved under a compare-and-swap more times than the retry bound
+├── TransitionError (3)        an illegal status change reached the store: a bug, core should have refused
+├── RunnerError (3)            a runner could not be launched for reasons outside the node
+├── WorkspaceError (3)         worktree or merge trouble that is not an ordinary conflict
+├── RemoteError (2)            a remote rejected a push or cannot be reached
+└── LockedError (4)            another supervisor holds the lock
+```
+
+Expected outcomes (a rejected proposal, a lost race that is retried, a merge conflict) are values,
+never exceptions. Anything that is not a GitdagError reaches the CLI as exit 3 with a logged
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class GitdagError(Exception):
+    """Root of every error gitdag raises on purpose."""
+
+    exit_code: int = 1
+
+
+class InputError(GitdagError):
+    """Bad input from a user or a runner: names the file or field, exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """A bad `.dagain/config.yaml`: names the key."""
+
+
+class GraphError(InputError):
+    """A graph that breaks the rules: a cycle, an unknown dep, a duplicate id."""
+
+
+class NotInitialisedError(GitdagError):
+    """The repository has no state branch yet."""
+
+    exit_code = 2
+
+
+class StoreError(GitdagError):
+    """The state branch cannot be read or written."""
+
+    exit_code = 3
+
+
+class StaleSnapshotError(StoreError):
+    """The state ref kept moving under compare-and-swap past the retry bound."""
+
+
+class TransitionError(GitdagError):
+    """An illegal transition reached a writer: a bug, because core validates first."""
+
+    exit_code = 3
+
+
+class RunnerError(GitdagError):
+    """A runner could not be launched for reasons outside the node's control."""
+
+    exit_code = 3
+
+
+class WorkspaceError(GitdagError):
+    """Worktree or merge trouble that is not an ordinary conflict."""
+
+    exit_code = 3
+
+
+class RemoteError(GitdagError):
+    """A remote refused a push or could not be reached."""
+
+    exit_code = 2
+
+
+class LockedError(GitdagError):
+    """Another supervisor holds the repository's lock."""
+
+    exit_code = 4

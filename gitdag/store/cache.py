@@ -1,0 +1,139 @@
+"""Caches under `.dagain/local/cache/`: parsed nodes by blob sha, and the last snapshot's index.
+
+A blob never changes, so the parse cache never needs invalidating; the index of the last snapshot
+lets the next process start from it and read only what a tree diff says changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gitdag.core.model import Node, NodeSummary
+from gitdag.store.snapshot import Snapshot
+
+_FORMAT = 1  # bump when the pickled shapes change; old caches are then ignored
+
+
+class ParseCache:
+    """Blob sha -> parsed Node, in memory and in a sqlite file (safe across processes)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._memory: dict[str, Node] = {}
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, bytes]] = []
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None and self._path is not None:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(str(self._path), timeout=10, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=OFF")  # a lost cache entry is re-parsed, no harm
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS nodes (blob TEXT PRIMARY KEY, fmt INT, data BLOB)"
+                )
+                self._db = db
+            except sqlite3.Error:
+                self._path = None  # an unusable cache only costs speed
+        return self._db
+
+    def get(self, blob: str) -> Node | None:
+        """Return the parsed node of a blob, if known."""
+        node = self._memory.get(blob)
+        if node is not None:
+            return node
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT fmt, data FROM nodes WHERE blob = ?", (blob,)).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None or row[0] != _FORMAT:
+            return None
+        try:
+            node = pickle.loads(row[1])
+        except Exception:
+            return None
+        if isinstance(node, Node):
+            self._memory[blob] = node
+            return node
+        return None
+
+    def put(self, blob: str, node: Node) -> None:
+        """Remember a parsed node; written to disk on `flush()`."""
+        self._memory[blob] = node
+        if self._path is not None:
+            self._pending.append((blob, pickle.dumps(node, protocol=5)))
+
+    def flush(self) -> None:
+        """Write remembered nodes to the sqlite file in one transaction."""
+        if not self._pending:
+            return
+        db = self._connect()
+        pending, self._pending = self._pending, []
+        if db is None:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO nodes (blob, fmt, data) VALUES (?, ?, ?)",
+                [(b, _FORMAT, d) for b, d in pending],
+            )
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self.flush()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class IndexCache:
+    """The last snapshot this repository loaded, pickled to one file, replaced atomically."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+
+    def load(self) -> Snapshot | None:
+        """Return the cached snapshot, or None when there is none or it is unreadable."""
+        if self._path is None or not self._path.exists():
+            return None
+        try:
+            with self._path.open("rb") as fh:
+                data: dict[str, Any] = pickle.load(fh)
+        except Exception:
+            return None
+        if data.get("format") != _FORMAT:
+            return None
+        snap = data.get("snapshot")
+        return snap if isinstance(snap, Snapshot) else None
+
+    def save(self, snapshot: Snapshot) -> None:
+        """Replace the cached snapshot (a valid one only: problems are never cached)."""
+        if self._path is None or snapshot.problems or snapshot.head is None:
+            return
+        with contextlib.suppress(OSError):
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".index-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    pickle.dump({"format": _FORMAT, "snapshot": snapshot}, fh, protocol=5)
+                os.replace(tmp, self._path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+
+
+def summaries_of(snapshot: Snapshot) -> dict[str, NodeSummary]:
+    """Return a mutable copy of a snapshot's summaries (for building the next snapshot)."""
+    return dict(snapshot.nodes)

@@ -1,0 +1,83 @@
+"""The state branch's history, read from commit trailers (newest first)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dulwich.objects import Commit
+from dulwich.repo import BaseRepo
+
+from gitdag.core.transitions import parse_trailers
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One transition commit as `gitdag log` shows it."""
+
+    commit: str
+    parents: tuple[str, ...]
+    time: dt.datetime
+    title: str
+    summary: str
+    verb: str | None
+    nodes: tuple[str, ...]
+    attempt: int | None
+    actor: str | None
+    trailers: dict[str, list[str]]
+
+
+def entry_of(commit: Commit) -> LogEntry:
+    """Return the log entry of one commit."""
+    text = commit.message.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    title = lines[0] if lines else ""
+    body: list[str] = []
+    for line in lines[2:]:
+        if line.startswith("Gitdag-"):
+            break
+        body.append(line)
+    trailers = parse_trailers(text)
+    attempt_text = (trailers.get("Gitdag-Attempt") or [None])[0]
+    return LogEntry(
+        commit=commit.id.decode(),
+        parents=tuple(p.decode() for p in commit.parents),
+        time=dt.datetime.fromtimestamp(commit.commit_time, dt.UTC),
+        title=title,
+        summary=" ".join(body).strip(),
+        verb=(trailers.get("Gitdag-Transition") or [None])[0],
+        nodes=tuple(trailers.get("Gitdag-Node", [])),
+        attempt=int(attempt_text) if attempt_text and attempt_text.isdigit() else None,
+        actor=(trailers.get("Gitdag-Actor") or [None])[0],
+        trailers=trailers,
+    )
+
+
+def walk(repo: BaseRepo, head: str, stop: str | None = None) -> Iterator[LogEntry]:
+    """Yield entries from `head` back along first parents, newest first, until `stop` (excluded).
+
+    Args:
+      repo: the repository.
+      head: the newest commit (hex).
+      stop: an ancestor at which to stop, or None for the whole history.
+    """
+    current: str | None = head
+    while current is not None and current != stop:
+        obj = repo.object_store[current.encode()]
+        if not isinstance(obj, Commit):
+            return
+        entry = entry_of(obj)
+        yield entry
+        current = entry.parents[0] if entry.parents else None
+
+
+def node_log(repo: BaseRepo, head: str, node_id: str, limit: int | None = None) -> list[LogEntry]:
+    """Return the transitions that name `node_id` in a `Gitdag-Node` trailer, newest first."""
+    found: list[LogEntry] = []
+    for entry in walk(repo, head):
+        if node_id in entry.nodes:
+            found.append(entry)
+            if limit is not None and len(found) >= limit:
+                break
+    return found

@@ -1,0 +1,229 @@
+"""Reading the state tree of one commit into a Snapshot, incrementally when a base is known."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from collections.abc import Iterable
+
+from dulwich.diff_tree import tree_changes
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import BaseRepo
+
+from gitdag.core import graph as graphs
+from gitdag.core.codec import MAX_FILE_BYTES, DecodeError, load_graph, load_node
+from gitdag.core.ids import id_problem, shard
+from gitdag.core.model import GraphFile, NodeSummary, summarize
+from gitdag.errors import StoreError
+from gitdag.store.cache import ParseCache
+from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE, node_id_from_path
+from gitdag.store.snapshot import Problem, Snapshot
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+PLACEHOLDER_GRAPH = GraphFile(created_at=_EPOCH)
+_TOP_LEVEL = {GRAPH_FILE.encode(), README_FILE.encode(), NODES_DIR.encode()}
+
+
+def _hex(sha: bytes | str) -> str:
+    return sha.decode() if isinstance(sha, bytes) else sha
+
+
+def commit_tree(repo: BaseRepo, commit: str) -> str:
+    """Return the root tree (hex) of a commit."""
+    try:
+        obj = repo.object_store[commit.encode()]
+    except KeyError:
+        raise StoreError(f"commit {commit[:12]} is missing from the object store") from None
+    if not isinstance(obj, Commit):
+        raise StoreError(f"{commit[:12]} is not a commit")
+    return _hex(obj.tree)
+
+
+def _blob_bytes(repo: BaseRepo, sha: str) -> bytes:
+    obj = repo.object_store[sha.encode()]
+    if not isinstance(obj, Blob):
+        raise StoreError(f"{sha[:12]} is not a blob")
+    return obj.as_raw_string()
+
+
+class _Loader:
+    def __init__(self, repo: BaseRepo, cache: ParseCache) -> None:
+        self.repo = repo
+        self.cache = cache
+        self.problems: list[Problem] = []
+
+    def node(self, path: str, name: str, sha: str, mode: int) -> NodeSummary | None:
+        nid = name[: -len(".yaml")] if name.endswith(".yaml") else None
+        if nid is None:
+            self.problems.append(Problem(path, "not a node file (expected <id>.yaml)"))
+            return None
+        problem = id_problem(nid)
+        if problem is not None:
+            self.problems.append(Problem(path, f"invalid id: {problem}"))
+            return None
+        if not stat.S_ISREG(mode):
+            self.problems.append(Problem(path, "not a regular file", nid))
+            return None
+        expected = f"{NODES_DIR}/{shard(nid)}/{nid}.yaml"
+        if path != expected:
+            self.problems.append(Problem(path, f"node {nid!r} belongs at {expected}", nid))
+            return None
+        cached = self.cache.get(sha)
+        if cached is not None:
+            return summarize(cached) if cached.id == nid else self._mismatch(path, cached.id, nid)
+        raw = _blob_bytes(self.repo, sha)
+        try:
+            node = load_node(raw)
+        except DecodeError as exc:
+            self.problems.append(Problem(path, str(exc), nid))
+            return None
+        if node.id != nid:
+            return self._mismatch(path, node.id, nid)
+        self.cache.put(sha, node)
+        return summarize(node)
+
+    def _mismatch(self, path: str, inside: str, nid: str) -> None:
+        self.problems.append(Problem(path, f"field id: {inside!r} does not match the file name", nid))
+        return None
+
+    def graph(self, sha: str | None) -> GraphFile:
+        if sha is None:
+            self.problems.append(Problem(GRAPH_FILE, "missing"))
+            return PLACEHOLDER_GRAPH
+        try:
+            return load_graph(_blob_bytes(self.repo, sha))
+        except DecodeError as exc:
+            self.problems.append(Problem(GRAPH_FILE, str(exc)))
+            return PLACEHOLDER_GRAPH
+
+
+def load_snapshot(
+    repo: BaseRepo, commit: str, cache: ParseCache, base: Snapshot | None = None
+) -> Snapshot:
+    """Read the graph at `commit`; with a valid `base`, read only what changed since it.
+
+    Args:
+      repo: the repository.
+      commit: the commit (hex) to read.
+      cache: the parse cache (blob sha -> node).
+      base: an earlier snapshot of the same branch; its tree is diffed against the new one.
+
+    Returns:
+      The snapshot; anything wrong with the tree is listed in `problems`, never raised.
+    """
+    tree = commit_tree(repo, commit)
+    if base is not None and not base.problems and base.tree == tree:
+        return Snapshot(commit, tree, base.graph, base.nodes, base.blobs, base.graph_blob)
+    loader = _Loader(repo, cache)
+    if base is not None and not base.problems and base.tree is not None:
+        snap = _load_incremental(repo, commit, tree, base, loader)
+    else:
+        snap = _load_full(repo, commit, tree, loader)
+    cache.flush()
+    return snap
+
+
+def _load_full(repo: BaseRepo, commit: str, tree: str, loader: _Loader) -> Snapshot:
+    store = repo.object_store
+    root = store[tree.encode()]
+    assert isinstance(root, Tree)
+    graph_sha: str | None = None
+    nodes: dict[str, NodeSummary] = {}
+    blobs: dict[str, str] = {}
+    for entry in root.iteritems():
+        if entry.path not in _TOP_LEVEL:
+            loader.problems.append(Problem(entry.path.decode(errors="replace"), "unexpected entry"))
+    if (GRAPH_FILE.encode()) in root:
+        graph_sha = _hex(root[GRAPH_FILE.encode()][1])
+    graph_file = loader.graph(graph_sha)
+    if NODES_DIR.encode() in root:
+        mode, nodes_sha = root[NODES_DIR.encode()]
+        nodes_tree = store[nodes_sha]
+        if not isinstance(nodes_tree, Tree):
+            loader.problems.append(Problem(NODES_DIR, "not a directory"))
+        else:
+            for shard_entry in nodes_tree.iteritems():
+                shard_name = shard_entry.path.decode(errors="replace")
+                shard_tree = store[shard_entry.sha]
+                if not isinstance(shard_tree, Tree):
+                    loader.problems.append(Problem(f"{NODES_DIR}/{shard_name}", "not a directory"))
+                    continue
+                for entry in shard_tree.iteritems():
+                    name = entry.path.decode(errors="replace")
+                    path = f"{NODES_DIR}/{shard_name}/{name}"
+                    sha = _hex(entry.sha)
+                    summary = loader.node(path, name, sha, entry.mode)
+                    if summary is not None:
+                        nodes[summary.id] = summary
+                        blobs[summary.id] = sha
+    problems = loader.problems + graph_problems(nodes, nodes.keys(), full=True)
+    return Snapshot(commit, tree, graph_file, nodes, blobs, graph_sha, tuple(problems))
+
+
+def _load_incremental(
+    repo: BaseRepo, commit: str, tree: str, base: Snapshot, loader: _Loader
+) -> Snapshot:
+    nodes = dict(base.nodes)
+    blobs = dict(base.blobs)
+    graph_file, graph_sha = base.graph, base.graph_blob
+    changed: list[str] = []
+    removed = False
+    assert base.tree is not None
+    for change in tree_changes(repo.object_store, base.tree.encode(), tree.encode()):
+        old, new = change.old, change.new
+        path_b = (new.path if new is not None and new.path else None) or (old.path if old else b"")
+        path = path_b.decode(errors="replace")
+        if path == GRAPH_FILE:
+            graph_sha = _hex(new.sha) if new is not None and new.sha else None
+            graph_file = loader.graph(graph_sha)
+            continue
+        if path == README_FILE:
+            continue
+        nid = node_id_from_path(path)
+        if nid is None:
+            loader.problems.append(Problem(path, "unexpected entry"))
+            continue
+        if old is not None and old.path and nid in blobs and (new is None or not new.sha):
+            nodes.pop(nid, None)
+            blobs.pop(nid, None)
+            removed = True
+            continue
+        if new is None or not new.sha or new.mode is None:
+            continue
+        name = path.rsplit("/", 1)[-1]
+        summary = loader.node(path, name, _hex(new.sha), new.mode)
+        if summary is not None:
+            nodes[summary.id] = summary
+            blobs[summary.id] = _hex(new.sha)
+            changed.append(summary.id)
+    problems = loader.problems + graph_problems(nodes, changed, full=removed)
+    return Snapshot(commit, tree, graph_file, nodes, blobs, graph_sha, tuple(problems))
+
+
+def graph_problems(
+    nodes: dict[str, NodeSummary], changed: Iterable[str], *, full: bool
+) -> list[Problem]:
+    """Return unknown references and cycles, checking only around `changed` unless `full`."""
+    problems: list[Problem] = []
+    scope = nodes if full else {nid: nodes[nid] for nid in changed if nid in nodes}
+    for nid, field, ref in graphs.unknown_refs(_View(nodes, scope)):
+        path = f"{NODES_DIR}/{shard(nid)}/{nid}.yaml"
+        problems.append(Problem(path, f"field {field}: unknown node {ref!r}", nid))
+    roots = list(nodes) if full else [nid for nid in changed if nid in nodes]
+    cycle = graphs.find_cycle(nodes, roots=roots) if roots else None
+    if cycle is not None:
+        first = cycle[0]
+        path = f"{NODES_DIR}/{shard(first)}/{first}.yaml"
+        problems.append(Problem(path, "field deps: cycle " + " -> ".join(cycle), first))
+    return problems
+
+
+class _View(dict[str, NodeSummary]):
+    """Iterates only `scope` but answers membership for the whole graph (for unknown_refs)."""
+
+    def __init__(self, everything: dict[str, NodeSummary], scope: dict[str, NodeSummary]) -> None:
+        super().__init__(scope)
+        self._everything = everything
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._everything

@@ -1,0 +1,63 @@
+"""Finding and opening the user's repository with dulwich."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo
+
+from gitdag.errors import InputError
+from gitdag.store.layout import RepoPaths, local_dir_for
+
+
+def open_repo(start: str | os.PathLike[str] = ".") -> tuple[Repo, RepoPaths]:
+    """Open the repository containing `start` (a linked worktree opens its main repository).
+
+    Raises:
+      InputError: when `start` is not inside a git repository.
+    """
+    try:
+        repo = Repo.discover(str(start))
+    except NotGitRepository:
+        raise InputError(f"{Path(start).resolve()}: not inside a git repository") from None
+    common = Path(repo.commondir()).resolve()
+    bare = repo.bare
+    if bare:
+        root = common
+    elif Path(repo.controldir()).resolve() != common:
+        # A linked worktree: gitdag's local state belongs to the main working tree.
+        root = common.parent
+        repo = Repo(str(root))
+    else:
+        root = Path(repo.path).resolve()
+    paths = RepoPaths(root=root, git_dir=common, local=local_dir_for(root, common, bare))
+    return repo, paths
+
+
+def identity(repo: Repo) -> tuple[str, str]:
+    """Return (name, email) from git config, or a stand-in naming this host."""
+    name = email = None
+    try:
+        config = repo.get_config_stack()
+        name = config.get((b"user",), b"name").decode()
+        email = config.get((b"user",), b"email").decode()
+    except KeyError:
+        pass
+    name = os.environ.get("GIT_AUTHOR_NAME") or name
+    email = os.environ.get("GIT_AUTHOR_EMAIL") or email
+    host = socket.gethostname() or "localhost"
+    return name or "gitdag", email or f"gitdag@{host}"
+
+
+def human_actor(repo: Repo) -> str:
+    """Return the actor string for a person's command: `Name <email>`."""
+    name, email = identity(repo)
+    return f"{name} <{email}>"
+
+
+def supervisor_actor() -> str:
+    """Return the actor string of this process as a supervisor: `supervisor@host:pid`."""
+    return f"supervisor@{socket.gethostname() or 'localhost'}:{os.getpid()}"

@@ -1,0 +1,251 @@
+"""The state store: one repository's `dagain/state` branch, read as snapshots, written by CAS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.objects import Commit
+from dulwich.objectspec import parse_commit
+from dulwich.repo import Repo
+
+from gitdag.core import codec
+from gitdag.core.model import Node
+from gitdag.core.transitions import Rejected, Transition
+from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError, StoreError
+from gitdag.store import repo as repos
+from gitdag.store.cache import IndexCache, ParseCache
+from gitdag.store.layout import STATE_BRANCH, STATE_REF, RepoPaths
+from gitdag.store.read import PLACEHOLDER_GRAPH, load_snapshot
+from gitdag.store.snapshot import Snapshot
+from gitdag.store.write import build_commit, compare_and_swap
+
+Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
+MAX_TRIES = 64
+
+
+def utcnow() -> dt.datetime:
+    """Return the current UTC time, whole seconds (timestamps in node files stay short)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A transition that is now the head of the state branch."""
+
+    transition: Transition
+    head: str
+    snapshot: Snapshot
+    tries: int
+
+
+EMPTY = Snapshot(head=None, tree=None, graph=PLACEHOLDER_GRAPH, nodes={}, blobs={})
+
+
+class StateStore:
+    """Reads and writes one repository's state branch. Not thread-safe; one per thread."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        paths: RepoPaths,
+        *,
+        ref: bytes = STATE_REF,
+        clock: Callable[[], dt.datetime] = utcnow,
+        use_disk_cache: bool = True,
+    ) -> None:
+        self.repo = repo
+        self.paths = paths
+        self.ref = ref
+        self.clock = clock
+        cache_dir = paths.local / "cache"
+        self.cache = ParseCache(cache_dir / "nodes.sqlite" if use_disk_cache else None)
+        suffix = ref.decode().replace("/", "_")
+        self.index = IndexCache(cache_dir / f"index-{suffix}.pickle" if use_disk_cache else None)
+        self._snap: Snapshot | None = None
+        self._saved_head: str | None = None
+
+    @classmethod
+    def open(cls, start: str | Path = ".", **kwargs: object) -> StateStore:
+        """Open the store of the repository containing `start`."""
+        repo, paths = repos.open_repo(start)
+        return cls(repo, paths, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Persist caches and release the repository."""
+        self.save_index()
+        self.cache.close()
+        self.repo.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """Return the state branch's head commit (hex), or None before `init`."""
+        try:
+            return self.repo.refs[self.ref].decode()
+        except KeyError:
+            return None
+
+    def snapshot(self, *, strict: bool = True) -> Snapshot:
+        """Return the graph at the current head, reading only what changed since the last read.
+
+        Args:
+          strict: raise on the first problem of the tree (default); otherwise return the
+            snapshot with its `problems` listed.
+
+        Raises:
+          NotInitialisedError: no state branch.
+          InputError: with `strict`, a tree that fails validation (names the file and field).
+        """
+        head = self.head()
+        if head is None:
+            raise NotInitialisedError(f"no {STATE_BRANCH} branch here: run `gitdag init` first")
+        return self.snapshot_of(head, strict=strict)
+
+    def snapshot_of(self, commit: str, *, strict: bool = True) -> Snapshot:
+        """Return the graph at any commit of the state branch (see `snapshot`)."""
+        current = self._snap
+        if current is not None and current.head == commit:
+            snap = current
+        else:
+            base = current if current is not None else self.index.load()
+            snap = load_snapshot(self.repo, commit, self.cache, base)
+            if not snap.problems:
+                self._snap = snap
+        if strict and snap.problems:
+            first = snap.problems[0]
+            more = len(snap.problems) - 1
+            extra = f" (and {more} more; see `gitdag validate`)" if more else ""
+            raise InputError(f"{STATE_BRANCH}:{first}{extra}")
+        return snap
+
+    def resolve(self, rev: str) -> str:
+        """Return the commit (hex) a revision names: a sha, a ref, `dagain/state~2`, ...
+
+        Raises:
+          InputError: when the revision names no commit.
+        """
+        try:
+            commit = parse_commit(self.repo, rev.encode())
+        except (KeyError, ValueError):
+            commit = None
+        if not isinstance(commit, Commit):
+            raise InputError(f"revision {rev!r}: no such commit")
+        return commit.id.decode()
+
+    def node(self, snap: Snapshot, node_id: str) -> Node:
+        """Return the full node `node_id` of a snapshot.
+
+        Raises:
+          InputError: the node does not exist.
+        """
+        blob = snap.blobs.get(node_id)
+        if blob is None:
+            raise InputError(f"unknown node {node_id!r}")
+        cached = self.cache.get(blob)
+        if cached is not None:
+            return cached
+        obj = self.repo.object_store[blob.encode()]
+        try:
+            node = codec.load_node(obj.as_raw_string())
+        except codec.DecodeError as exc:
+            raise InputError(f"{STATE_BRANCH}: node {node_id}: {exc}") from None
+        self.cache.put(blob, node)
+        return node
+
+    def nodes(self, snap: Snapshot, ids: list[str] | None = None) -> dict[str, Node]:
+        """Return full nodes for `ids` (default: all) of a snapshot."""
+        wanted = ids if ids is not None else list(snap.nodes)
+        found = {nid: self.node(snap, nid) for nid in wanted}
+        self.cache.flush()
+        return found
+
+    def save_index(self) -> None:
+        """Persist the current snapshot's index for the next process (cheap to call often)."""
+        snap = self._snap
+        if snap is not None and snap.head != self._saved_head and not snap.problems:
+            self.index.save(snap)
+            self._saved_head = snap.head
+        self.cache.flush()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def init(self, transition: Transition, actor: str) -> Committed:
+        """Create the orphan state branch with its first commit; race-free.
+
+        Raises:
+          InputError: the branch exists already (also when another process won the race).
+        """
+        if self.head() is not None:
+            raise InputError(f"{STATE_BRANCH} already exists: this repository is initialised")
+        now = self.clock()
+        commit, snap = build_commit(
+            self.repo, EMPTY, transition, actor=actor, author=repos.identity(self.repo), now=now,
+            cache=self.cache,
+        )
+        if not compare_and_swap(self.repo, self.ref, None, commit.id.decode(), "gitdag: init"):
+            raise InputError(
+                f"{STATE_BRANCH} was created by another process at the same moment; "
+                "nothing was written (this repository is initialised)"
+            )
+        self._snap = snap
+        return Committed(transition, snap.head or "", snap, 1)
+
+    def transact(
+        self,
+        compute: Compute,
+        *,
+        actor: str,
+        max_tries: int = MAX_TRIES,
+        strict: bool = True,
+    ) -> Committed | Rejected | None:
+        """Compute a transition on the current head and commit it with compare-and-swap.
+
+        If another writer moves the head first, the transition is recomputed on the new head
+        (never a textual rebase), up to `max_tries` times with jittered backoff.
+
+        Args:
+          compute: (snapshot, now) -> the transition, a Rejected, or None for nothing to do.
+          actor: the `Gitdag-Actor` trailer.
+          max_tries: the bound on recomputations.
+          strict: refuse to build on a head whose tree has problems.
+
+        Returns:
+          Committed, or the Rejected / None that compute returned.
+
+        Raises:
+          StaleSnapshotError: the head kept moving past the bound.
+        """
+        author = repos.identity(self.repo)
+        delay = 0.002
+        for attempt in range(1, max_tries + 1):
+            snap = self.snapshot(strict=strict)
+            now = self.clock()
+            result = compute(snap, now)
+            if result is None or isinstance(result, Rejected):
+                return result
+            if result.is_empty():
+                return None
+            commit, new_snap = build_commit(
+                self.repo, snap, result, actor=actor, author=author, now=now, cache=self.cache
+            )
+            reflog = f"gitdag: {result.verb} {result.subject}"
+            if compare_and_swap(self.repo, self.ref, snap.head, commit.id.decode(), reflog):
+                self._snap = new_snap
+                return Committed(result, new_snap.head or "", new_snap, attempt)
+            time.sleep(delay * random.random())
+            delay = min(delay * 2, 0.2)
+        raise StaleSnapshotError(
+            f"{STATE_BRANCH} moved under {max_tries} attempts in a row; nothing was written"
+        )
+

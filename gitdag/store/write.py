@@ -1,0 +1,164 @@
+"""Writing one transition as exactly one commit, without a checkout, with compare-and-swap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+
+from dulwich.file import FileLocked
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import BaseRepo
+
+from gitdag.core import codec
+from gitdag.core.ids import shard
+from gitdag.core.model import summarize
+from gitdag.core.transitions import Transition, message
+from gitdag.errors import StoreError
+from gitdag.store.cache import ParseCache
+from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
+from gitdag.store.snapshot import Snapshot
+
+_FILE = 0o100644
+_DIR = 0o040000
+
+
+def _tree(repo: BaseRepo, sha: bytes | None) -> Tree:
+    if sha is None:
+        return Tree()
+    obj = repo.object_store[sha]
+    if not isinstance(obj, Tree):
+        raise StoreError(f"{sha.decode()[:12]} is not a tree")
+    # Copy: dulwich caches objects, and we are about to change this one.
+    copy = Tree()
+    for entry in obj.iteritems():
+        copy.add(entry.path, entry.mode, entry.sha)
+    return copy
+
+
+def build_commit(
+    repo: BaseRepo,
+    base: Snapshot,
+    transition: Transition,
+    *,
+    actor: str,
+    author: tuple[str, str],
+    now: dt.datetime,
+    readme: str | None = None,
+    cache: ParseCache | None = None,
+) -> tuple[Commit, Snapshot]:
+    """Write the objects of one transition and return the (unreferenced) commit and the snapshot.
+
+    Only the trees on the paths of changed files are rewritten, so the cost does not grow with
+    the number of nodes (sharded `nodes/<xx>/`).
+
+    Args:
+      repo: the repository.
+      base: the snapshot the transition was computed on; its head becomes the parent.
+      transition: what to write.
+      actor: the `Gitdag-Actor` trailer.
+      author: (name, email) of the commit's author and committer.
+      now: the commit time.
+      readme: new content of `README.md`, when it changes.
+      cache: where to remember the nodes just written, so reading them back costs nothing.
+    """
+    store = repo.object_store
+    objects: list[Blob | Tree | Commit] = []
+    root = _tree(repo, base.tree.encode() if base.tree else None)
+    nodes = dict(base.nodes)
+    blobs = dict(base.blobs)
+    graph_file, graph_blob = base.graph, base.graph_blob
+
+    if transition.graph is not None:
+        blob = Blob.from_string(codec.dump(transition.graph).encode())
+        objects.append(blob)
+        root.add(GRAPH_FILE.encode(), _FILE, blob.id)
+        graph_file, graph_blob = transition.graph, blob.id.decode()
+    if readme is not None:
+        blob = Blob.from_string(readme.encode())
+        objects.append(blob)
+        root.add(README_FILE.encode(), _FILE, blob.id)
+
+    by_shard: dict[str, list[tuple[str, Blob | None]]] = {}
+    for node in transition.put:
+        blob = Blob.from_string(codec.dump(node).encode())
+        objects.append(blob)
+        by_shard.setdefault(shard(node.id), []).append((node.id, blob))
+        nodes[node.id] = summarize(node)
+        blobs[node.id] = blob.id.decode()
+        if cache is not None:
+            cache.put(blob.id.decode(), node)
+    for nid in transition.remove:
+        by_shard.setdefault(shard(nid), []).append((nid, None))
+        nodes.pop(nid, None)
+        blobs.pop(nid, None)
+
+    if by_shard:
+        nodes_sha = root[NODES_DIR.encode()][1] if NODES_DIR.encode() in root else None
+        nodes_tree = _tree(repo, nodes_sha)
+        for shard_name, items in by_shard.items():
+            key = shard_name.encode()
+            shard_tree = _tree(repo, nodes_tree[key][1] if key in nodes_tree else None)
+            for nid, maybe_blob in items:
+                name = f"{nid}.yaml".encode()
+                if maybe_blob is None:
+                    if name in shard_tree:
+                        del shard_tree[name]
+                else:
+                    shard_tree.add(name, _FILE, maybe_blob.id)
+            if len(shard_tree) == 0:
+                if key in nodes_tree:
+                    del nodes_tree[key]
+            else:
+                objects.append(shard_tree)
+                nodes_tree.add(key, _DIR, shard_tree.id)
+        objects.append(nodes_tree)
+        root.add(NODES_DIR.encode(), _DIR, nodes_tree.id)
+    objects.append(root)
+
+    commit = Commit()
+    commit.tree = root.id
+    commit.parents = [base.head.encode()] if base.head else []
+    name, email = author
+    ident = f"{name} <{email}>".encode()
+    commit.author = commit.committer = ident
+    stamp = int(now.timestamp())
+    commit.author_time = commit.commit_time = stamp
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.encoding = b"UTF-8"
+    commit.message = message(transition, actor).encode()
+    objects.append(commit)
+    for obj in objects:
+        store.add_object(obj)
+    snap = Snapshot(
+        head=commit.id.decode(),
+        tree=root.id.decode(),
+        graph=graph_file,
+        nodes=nodes,
+        blobs=blobs,
+        graph_blob=graph_blob,
+    )
+    return commit, snap
+
+
+def compare_and_swap(repo: BaseRepo, ref: bytes, old: str | None, new: str, reflog: str) -> bool:
+    """Move `ref` from `old` to `new` atomically; False when it no longer points at `old`.
+
+    A held lock (another writer mid-update) is waited out briefly: dulwich raises at once.
+    """
+    delay = 0.001
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            if old is None:
+                return bool(repo.refs.add_if_new(ref, new.encode(), message=reflog.encode()))
+            return bool(
+                repo.refs.set_if_equals(ref, old.encode(), new.encode(), message=reflog.encode())
+            )
+        except FileLocked:
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"{ref.decode()} stayed locked for 10 s (a stale {ref.decode()}.lock?)"
+                ) from None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.05)
