@@ -196,6 +196,9 @@ class Node(Record):
     inputs: tuple[InputRef, ...] = ()
     retry: RetryPolicy | None = None
     attempts: Annotated[StrictInt, Field(ge=0)] = 0
+    # Attempts that do not count against `retry.max_attempts`: those before a `gitdag retry`, and
+    # those lost to a crashed supervisor. `attempts` itself only ever grows (history stays legal).
+    attempt_base: Annotated[StrictInt, Field(ge=0)] = 0
     claim: Claim | None = None
     not_before: Timestamp | None = None
     outputs: dict[ShortText, Text] = Field(default_factory=dict)
@@ -205,6 +208,10 @@ class Node(Record):
     pool: PoolState | None = None
     created_at: Timestamp
     updated_at: Timestamp
+
+    def attempts_left(self, policy: RetryPolicy) -> int:
+        """Return how many more attempts the retry policy allows."""
+        return max(0, policy.max_attempts - (self.attempts - self.attempt_base))
 
     def changes_code(self) -> bool:
         """Tell whether this node works in its own worktree and goes through the merge queue."""
