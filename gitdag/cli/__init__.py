@@ -78,3 +78,7 @@ def main() -> None:
 from gitdag.cli import graph_cmds  # noqa: E402  (registers the commands)
 
 graph_cmds.register(cli)
+
+from gitdag.cli import run_cmds  # noqa: E402
+
+run_cmds.register(cli)

@@ -55,6 +55,8 @@ def new_node(fields: Mapping[str, Any], now: dt.datetime) -> Node | Rejected:
     problem = id_problem(nid)
     if problem is not None:
         return Rejected(f"invalid id: {problem}", field="id")
+    if fields.get("kind") == "command" and not fields.get("run"):
+        return Rejected("a command node needs `run`", field="run", nodes=(str(nid),))
     data = {k: v for k, v in fields.items() if v is not None}
     data.update(status=Status.OPEN, attempts=0, created_at=now, updated_at=now)
     try:

@@ -1,0 +1,79 @@
+"""Running and steering: run, answer, pause, resume, cancel, retry."""
+
+from __future__ import annotations
+
+import click
+
+from gitdag.cli._common import open_store
+from gitdag.config import load_settings
+from gitdag.supervisor import control
+from gitdag.supervisor.loop import RunOptions, run
+from gitdag.supervisor.progress import Progress
+
+
+@click.command("run")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Nodes run at the same time (default: config defaults.workers).")
+@click.option("--once", is_flag=True, help="Finish one node, then stop.")
+@click.option("--watch", is_flag=True, help="Keep waiting for new work until interrupted.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def run_cmd(workers: int | None, once: bool, watch: bool, quiet: bool) -> None:
+    """Run ready nodes until nothing more can run (exit 0 all done, 1 failed/blocked, 4 locked)."""
+    with open_store() as store:
+        settings = load_settings(store.paths.dagain)
+        options = RunOptions(workers=workers or settings.defaults.workers, once=once, watch=watch)
+        code = run(store, settings, options, Progress(quiet=quiet))
+    raise SystemExit(code)
+
+
+@click.command()
+@click.argument("node_id")
+@click.argument("text", required=False, default="")
+@click.option("--option", "option", type=int, default=None, help="Pick the N-th option (1-based).")
+def answer(node_id: str, text: str, option: int | None) -> None:
+    """Answer NODE_ID's question (TEXT, or --option N)."""
+    if not text and option is None:
+        raise click.UsageError("give the answer TEXT or --option N")
+    with open_store() as store:
+        committed = control.answer(store, node_id, text, option)
+    click.echo(f"answered {node_id} ({committed.head[:12]})")
+
+
+@click.command()
+def pause() -> None:
+    """Pause the graph: running nodes finish, nothing new starts."""
+    with open_store() as store:
+        committed = control.set_paused(store, True)
+    click.echo(f"paused ({committed.head[:12]})")
+
+
+@click.command()
+def resume() -> None:
+    """Resume a paused graph."""
+    with open_store() as store:
+        committed = control.set_paused(store, False)
+    click.echo(f"resumed ({committed.head[:12]})")
+
+
+@click.command()
+@click.argument("node_id")
+def cancel(node_id: str) -> None:
+    """Cancel NODE_ID; a supervisor running it stops its runner within 2 s."""
+    with open_store() as store:
+        committed = control.cancel(store, node_id)
+    click.echo(f"cancelled {node_id} ({committed.head[:12]})")
+
+
+@click.command()
+@click.argument("node_id")
+@click.option("--force", is_flag=True, help="Also rerun a node that is done.")
+def retry(node_id: str, force: bool) -> None:
+    """Reopen a failed or cancelled node with a fresh retry budget."""
+    with open_store() as store:
+        committed = control.retry(store, node_id, force)
+    click.echo(f"reopened {node_id} ({committed.head[:12]})")
+
+
+def register(group: click.Group) -> None:
+    for command in (run_cmd, answer, pause, resume, cancel, retry):
+        group.add_command(command)

@@ -1,0 +1,411 @@
+"""The node lifecycle as pure decisions: each function returns a Transition or a Rejected.
+
+Claims, failures with retry and backoff, escalation, checkpoints, answers, cancels, retries,
+leases, merges, pause and resume. `now` is always a parameter; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from gitdag.core import graph
+from gitdag.core.model import (
+    Checkpoint,
+    Claim,
+    ErrorKind,
+    GraphFile,
+    Kind,
+    Node,
+    NodeError,
+    NodeSummary,
+    PoolState,
+    RetryPolicy,
+    Status,
+    Work,
+)
+from gitdag.core.transitions import Rejected, Transition
+
+ESCALATE_PREFIX = "escalate-"
+MAX_ERROR_SUMMARY = 4000
+
+
+def policy_of(node: Node, graph_file: GraphFile) -> RetryPolicy:
+    """Return the retry policy in force for a node (its own, else the graph's default)."""
+    return node.retry or graph_file.defaults.retry
+
+
+def backoff_s(policy: RetryPolicy, failures: int) -> float:
+    """Return the wait before the next attempt after `failures` failures: exponential, capped."""
+    if failures <= 0:
+        return 0.0
+    return float(min(policy.backoff_max_s, policy.backoff_s * (2 ** (failures - 1))))
+
+
+def _touch(node: Node, now: dt.datetime, **changes: object) -> Node:
+    return node.model_copy(update={**changes, "updated_at": now})
+
+
+def claim(
+    node: Node, *, worker: str, now: dt.datetime, lease_s: int, nonce: str | None = None
+) -> Transition | Rejected:
+    """Start the next attempt of an open node: open -> running, attempts + 1, a fresh claim."""
+    if node.status is not Status.OPEN:
+        return Rejected(f"{node.id} is {node.status.value}, not open", field="status")
+    if node.not_before is not None and node.not_before > now:
+        return Rejected(f"{node.id} backs off until {node.not_before.isoformat()}")
+    attempt = node.attempts + 1
+    new = _touch(
+        node,
+        now,
+        status=Status.RUNNING,
+        attempts=attempt,
+        not_before=None,
+        claim=Claim(
+            worker=worker,
+            attempt=attempt,
+            since=now,
+            lease_until=now + dt.timedelta(seconds=lease_s),
+        ),
+    )
+    trailers = (("Gitdag-Nonce", nonce),) if nonce else ()
+    return Transition(
+        verb="claim",
+        subject=node.id,
+        from_status="open",
+        to_status="running",
+        summary=f"attempt {attempt} by {worker}",
+        put=(new,),
+        attempt=attempt,
+        trailers=trailers,
+    )
+
+
+def renew_lease(node: Node, *, attempt: int, now: dt.datetime, lease_s: int) -> Transition | Rejected:
+    """Extend the lease of a running attempt (running -> running)."""
+    problem = _current(node, attempt)
+    if problem is not None:
+        return problem
+    assert node.claim is not None
+    new = _touch(
+        node, now, claim=node.claim.model_copy(update={"lease_until": now + dt.timedelta(seconds=lease_s)})
+    )
+    return Transition(
+        verb="lease", subject=node.id, summary="lease renewed", put=(new,), attempt=attempt
+    )
+
+
+def _current(node: Node, attempt: int) -> Rejected | None:
+    if node.status is not Status.RUNNING or node.claim is None:
+        return Rejected(f"{node.id} is {node.status.value}, not running", field="status")
+    if node.claim.attempt != attempt:
+        return Rejected(
+            f"attempt {attempt} of {node.id} is superseded by attempt {node.claim.attempt}",
+            field="attempt",
+        )
+    return None
+
+
+def checkpoint_open(node: Node, *, now: dt.datetime) -> Transition | Rejected:
+    """A ready `checkpoint` node asks its question: open -> needs_human."""
+    if node.kind is not Kind.CHECKPOINT or node.status is not Status.OPEN:
+        return Rejected(f"{node.id} is not an open checkpoint node")
+    question = node.description.strip() or node.title
+    options = node.checkpoint.options if node.checkpoint else ()
+    new = _touch(
+        node,
+        now,
+        status=Status.NEEDS_HUMAN,
+        checkpoint=Checkpoint(question=question, options=options),
+    )
+    return Transition(
+        verb="checkpoint",
+        subject=node.id,
+        from_status="open",
+        to_status="needs_human",
+        summary=question,
+        put=(new,),
+    )
+
+
+def _promote(
+    node: Node, kind: ErrorKind, pool_size: int, promote_on: frozenset[ErrorKind], after: int
+) -> PoolState | None:
+    if pool_size <= 1:
+        return node.pool
+    state = node.pool or PoolState()
+    last = pool_size - 1
+    if kind in promote_on:
+        return PoolState(index=min(state.index + 1, last), failures=0)
+    if kind is ErrorKind.TASK_FAILURE:
+        failures = state.failures + 1
+        if failures >= after and state.index < last:
+            return PoolState(index=state.index + 1, failures=0)
+        return PoolState(index=state.index, failures=failures)
+    return state
+
+
+def fail(
+    node: Node,
+    nodes: Mapping[str, NodeSummary],
+    graph_file: GraphFile,
+    *,
+    kind: ErrorKind,
+    summary: str,
+    now: dt.datetime,
+    attempt: int | None = None,
+    paths: tuple[str, ...] = (),
+    pool_size: int = 1,
+    promote_on: frozenset[ErrorKind] = frozenset(),
+    promote_after: int = 2,
+    verb: str = "fail",
+) -> Transition | Rejected:
+    """Record a failed attempt: back to open with a backoff, or failed (and escalated) when spent.
+
+    Args:
+      node: the running (or merging) node.
+      nodes: the graph's summaries (for escalation).
+      graph_file: graph defaults (retry policy, escalation depth).
+      kind: why it failed.
+      summary: one paragraph for the commit and the next packet.
+      now: the current time.
+      attempt: the attempt that failed; a superseded attempt is rejected.
+      paths: conflicting paths (merge conflicts).
+      pool_size: the runner pool's length (promotion).
+      promote_on: error kinds that promote to the next runner at once.
+      promote_after: task failures on one runner before promoting.
+      verb: `fail`, or `merge` when the merge queue refuses the node.
+    """
+    if node.status is Status.RUNNING:
+        if attempt is not None:
+            problem = _current(node, attempt)
+            if problem is not None:
+                return problem
+    elif node.status is not Status.MERGING:
+        return Rejected(f"{node.id} is {node.status.value}; only running or merging nodes fail")
+    policy = policy_of(node, graph_file)
+    error = NodeError(
+        kind=kind, summary=summary[:MAX_ERROR_SUMMARY], attempt=node.attempts, paths=paths
+    )
+    pool = _promote(node, kind, pool_size, promote_on, promote_after)
+    left = node.attempts_left(policy)
+    if left > 0:
+        failures = node.attempts - node.attempt_base
+        new = _touch(
+            node,
+            now,
+            status=Status.OPEN,
+            claim=None,
+            error=error,
+            pool=pool,
+            not_before=now + dt.timedelta(seconds=backoff_s(policy, failures)),
+        )
+        return Transition(
+            verb=verb,
+            subject=node.id,
+            from_status=node.status.value,
+            to_status="open",
+            summary=f"{kind.value}: {summary} ({left} attempt{'s' if left != 1 else ''} left)",
+            put=(new,),
+            attempt=node.attempts,
+        )
+    new = _touch(node, now, status=Status.FAILED, claim=None, error=error, pool=pool, not_before=None)
+    escalation = escalate(new, nodes, graph_file, now=now)
+    put: tuple[Node, ...] = (new,) if escalation is None else (new, escalation)
+    return Transition(
+        verb="escalate" if escalation is not None else verb,
+        subject=node.id,
+        from_status=node.status.value,
+        to_status="failed",
+        summary=f"{kind.value}: {summary}"
+        + (f" (escalated to {escalation.id})" if escalation is not None else ""),
+        put=put,
+        nodes=tuple(n.id for n in put),
+        attempt=node.attempts,
+    )
+
+
+def escalation_depth(node_id: str) -> int:
+    """Return how many escalations deep a node id is (`escalate-escalate-x` is 2)."""
+    depth = 0
+    while node_id.startswith(ESCALATE_PREFIX * (depth + 1)):
+        depth += 1
+    return depth
+
+
+def escalate(
+    failed: Node, nodes: Mapping[str, NodeSummary], graph_file: GraphFile, *, now: dt.datetime
+) -> Node | None:
+    """Return the plan node `escalate-<id>` to add or reopen for a failed node, or None.
+
+    None when escalation is too deep (graph `defaults.escalation_depth`), when the id would be
+    too long, or when the escalation node is running already.
+    """
+    if escalation_depth(failed.id) >= graph_file.defaults.escalation_depth:
+        return None
+    esc_id = ESCALATE_PREFIX + failed.id
+    if len(esc_id) > 64:
+        return None
+    error = failed.error
+    description = (
+        f"Node {failed.id} ({failed.title}) failed after {failed.attempts} attempt(s).\n"
+        f"Last error ({error.kind.value if error else 'unknown'}): "
+        f"{error.summary if error else ''}\n"
+        f"Replan: reopen {failed.id} with a better description (setStatus open), or add nodes "
+        f"that work around it, or cancel what depends on it."
+    )
+    existing = nodes.get(esc_id)
+    parent = graph.nearest_plan(nodes, failed.id) if failed.id in nodes else failed.parent
+    if existing is not None:
+        if existing.status in (Status.RUNNING, Status.MERGING, Status.NEEDS_HUMAN):
+            return None
+        # Reopened in place: a fresh budget, the new failure in its description.
+        return None if existing.status is Status.OPEN else _reopen_escalation(
+            esc_id, existing, description, now
+        )
+    return Node(
+        id=esc_id,
+        title=f"Replan after {failed.id} failed",
+        description=description,
+        kind=Kind.PLAN,
+        after=(failed.id,),
+        parent=parent if parent != esc_id else None,
+        inputs=(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _reopen_escalation(esc_id: str, existing: NodeSummary, description: str, now: dt.datetime) -> Node:
+    # The caller only has the summary; the supervisor re-reads the full node when it claims it,
+    # so the rebuilt record carries what matters: open, fresh budget, the new description.
+    return Node(
+        id=esc_id,
+        title=f"Replan after {esc_id[len(ESCALATE_PREFIX):]} failed",
+        description=description,
+        kind=Kind.PLAN,
+        status=Status.OPEN,
+        after=existing.after,
+        parent=existing.parent,
+        attempts=existing.attempts,
+        attempt_base=existing.attempts,
+        created_at=existing.created_at,
+        updated_at=now,
+    )
+
+
+def to_merging(node: Node, work: Work, *, attempt: int, summary: str, outputs: dict[str, str],
+               now: dt.datetime) -> Node:  # fmt: skip
+    """Return the node after a successful attempt with code to integrate."""
+    return _touch(
+        node, now, status=Status.MERGING, claim=None, error=None, work=work,
+        outputs={**outputs, "summary": summary} if summary else outputs,
+    )  # fmt: skip
+
+
+def merged(node: Node, *, merged_commit: str, now: dt.datetime) -> Transition | Rejected:
+    """The merge queue integrated the node: merging -> done with `work.merged`."""
+    if node.status is not Status.MERGING or node.work is None:
+        return Rejected(f"{node.id} is {node.status.value}, not merging")
+    new = _touch(
+        node, now, status=Status.DONE, work=node.work.model_copy(update={"merged": merged_commit})
+    )
+    return Transition(
+        verb="merge",
+        subject=node.id,
+        from_status="merging",
+        to_status="done",
+        summary=f"integrated into {merged_commit[:12]}",
+        put=(new,),
+        attempt=node.attempts,
+    )
+
+
+def answer(
+    node: Node, *, text: str, by: str, now: dt.datetime, option: int | None = None
+) -> Transition | Rejected:
+    """A person answers a node waiting for them: needs_human -> done (checkpoint node) or open."""
+    if node.status is not Status.NEEDS_HUMAN or node.checkpoint is None:
+        return Rejected(f"{node.id} is {node.status.value}, not waiting for an answer")
+    cp = node.checkpoint
+    if option is not None:
+        if not 1 <= option <= len(cp.options):
+            return Rejected(
+                f"--option {option}: {node.id} has {len(cp.options)} option(s)", field="option"
+            )
+        text = cp.options[option - 1]
+    if not text.strip():
+        return Rejected("the answer is empty", field="answer")
+    recorded = cp.model_copy(update={"answer": text, "answered_by": by, "answered_at": now})
+    if node.kind is Kind.CHECKPOINT:
+        new = _touch(node, now, status=Status.DONE, checkpoint=recorded,
+                     outputs={**node.outputs, "summary": text, "answer": text})  # fmt: skip
+        to = "done"
+    else:
+        # The attempt that asked is over; the answer goes into the next attempt's packet and
+        # does not use up the retry budget.
+        new = _touch(node, now, status=Status.OPEN, checkpoint=recorded, not_before=None,
+                     attempt_base=node.attempt_base + 1)  # fmt: skip
+        to = "open"
+    return Transition(
+        verb="answer", subject=node.id, from_status="needs_human", to_status=to, summary=text,
+        put=(new,),
+    )  # fmt: skip
+
+
+def cancel(node: Node, *, by: str, now: dt.datetime) -> Transition | Rejected:
+    """Cancel a node that is not done (its runner, if any, is stopped by the supervisor)."""
+    if node.status in (Status.DONE, Status.CANCELLED):
+        return Rejected(f"{node.id} is {node.status.value}; cannot cancel")
+    error = NodeError(kind=ErrorKind.CANCELLED, summary=f"cancelled by {by}", attempt=node.attempts)
+    new = _touch(node, now, status=Status.CANCELLED, claim=None, error=error, not_before=None)
+    return Transition(
+        verb="cancel", subject=node.id, from_status=node.status.value, to_status="cancelled",
+        summary=f"cancelled by {by}", put=(new,),
+    )  # fmt: skip
+
+
+def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected:
+    """Reopen a failed or cancelled node with a fresh retry budget (done needs `force`)."""
+    allowed = {Status.FAILED, Status.CANCELLED} | ({Status.DONE} if force else set())
+    if node.status not in allowed:
+        hint = " (use --force to rerun a done node)" if node.status is Status.DONE else ""
+        return Rejected(f"{node.id} is {node.status.value}; cannot retry{hint}")
+    new = _touch(node, now, status=Status.OPEN, claim=None, not_before=None,
+                 attempt_base=node.attempts, pool=None)  # fmt: skip
+    return Transition(
+        verb="retry", subject=node.id, from_status=node.status.value, to_status="open",
+        summary="reopened with a fresh retry budget", put=(new,),
+    )  # fmt: skip
+
+
+def recover(node: Node, *, reason: str, now: dt.datetime) -> Transition | Rejected:
+    """A running node whose worker is gone (crash, expired lease) goes back to open.
+
+    The lost attempt does not count against the retry budget: it was the worker that failed,
+    not the node. The next claim starts a new attempt, so a late result of the old one is
+    rejected as superseded.
+    """
+    if node.status is not Status.RUNNING:
+        return Rejected(f"{node.id} is {node.status.value}, not running")
+    error = NodeError(kind=ErrorKind.LEASE_EXPIRED, summary=reason, attempt=node.attempts)
+    new = _touch(node, now, status=Status.OPEN, claim=None, error=error, not_before=None,
+                 attempt_base=node.attempt_base + 1)  # fmt: skip
+    return Transition(
+        verb="lease", subject=node.id, from_status="running", to_status="open", summary=reason,
+        put=(new,), attempt=node.attempts,
+    )  # fmt: skip
+
+
+def set_paused(graph_file: GraphFile, paused: bool) -> Transition | Rejected:
+    """Pause or resume the whole graph (running nodes finish; nothing new starts)."""
+    if graph_file.control.paused == paused:
+        return Rejected("the graph is already " + ("paused" if paused else "running"))
+    new = graph_file.model_copy(
+        update={"control": graph_file.control.model_copy(update={"paused": paused})}
+    )
+    verb = "pause" if paused else "resume"
+    return Transition(
+        verb=verb, subject="graph", from_status="active" if paused else "paused",
+        to_status="paused" if paused else "active", summary=f"graph {verb}d", graph=new,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The supervisor: the only composer of core decisions, the store, runners and workspaces."""

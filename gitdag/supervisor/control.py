@@ -1,0 +1,57 @@
+"""Control from any shell: answer, pause, resume, cancel, retry — each one commit on the state branch.
+
+A running supervisor sees the new head within a second and acts on it (stops a cancelled node's
+runner, starts an answered node's next attempt, stops claiming while paused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gitdag.core import lifecycle
+from gitdag.core.transitions import Rejected, Transition
+from gitdag.errors import InputError
+from gitdag.store import repo as repos
+from gitdag.store.snapshot import Snapshot
+from gitdag.store.state import Committed, StateStore
+import datetime as dt
+
+
+def _apply(store: StateStore, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]) -> Committed:
+    outcome = store.transact(compute, actor=repos.human_actor(store.repo))
+    if isinstance(outcome, Rejected):
+        raise InputError(str(outcome))
+    if outcome is None:
+        raise InputError("nothing to change")
+    return outcome
+
+
+def _node_op(store: StateStore, node_id: str,
+             op: Callable[..., Transition | Rejected], **kwargs: object) -> Committed:  # fmt: skip
+    def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+        if node_id not in snap.nodes:
+            return Rejected(f"unknown node {node_id!r}")
+        return op(store.node(snap, node_id), now=now, **kwargs)
+
+    return _apply(store, compute)
+
+
+def answer(store: StateStore, node_id: str, text: str, option: int | None = None) -> Committed:
+    """Answer a node waiting for a human (text, or the N-th of its options, 1-based)."""
+    by = repos.human_actor(store.repo)
+    return _node_op(store, node_id, lifecycle.answer, text=text, by=by, option=option)
+
+
+def cancel(store: StateStore, node_id: str) -> Committed:
+    """Cancel a node; a supervisor running it stops its runner within 2 s."""
+    return _node_op(store, node_id, lifecycle.cancel, by=repos.human_actor(store.repo))
+
+
+def retry(store: StateStore, node_id: str, force: bool = False) -> Committed:
+    """Reopen a failed or cancelled node (a done one with force) with a fresh budget."""
+    return _node_op(store, node_id, lifecycle.retry, force=force)
+
+
+def set_paused(store: StateStore, paused: bool) -> Committed:
+    """Pause (nothing new starts; running nodes finish) or resume the graph."""
+    return _apply(store, lambda snap, now: lifecycle.set_paused(snap.graph, paused))

@@ -1,0 +1,241 @@
+"""Everything between a claim and a runner process: cwd, packet, command, environment.
+
+And everything between a runner's exit and the state commit that does not decide anything:
+committing the worktree's leftovers, the merge queue's git work, removing worktrees.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitdag.config import RunnerConfig, Settings
+from gitdag.core.model import Kind, Node, Work
+from gitdag.core.proposals import PoolRules
+from gitdag.core.results import RunnerResult
+from gitdag.errors import ConfigError
+from gitdag.runner.launch import LaunchSpec, RunHandle, RunOutcome, launch
+from gitdag.runner.packet import Decision, DepInfo, InputValue, PacketData, Resume, load_prompt, write_packet
+from gitdag.store.layout import STATE_REF
+from gitdag.store.snapshot import Snapshot
+from gitdag.store.state import StateStore
+from gitdag.supervisor.scratch import ScratchPool
+from gitdag.workspace import merge_queue
+from gitdag.workspace.merge_queue import MergeResult
+from gitdag.workspace.worktrees import Worktrees
+
+ROLE_OF_KIND = {Kind.PLAN: "planner", Kind.TASK: "executor", Kind.VERIFY: "verifier"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed attempt, ready to start."""
+
+    node_id: str
+    attempt: int
+    kind: Kind
+    cwd: Path
+    run_dir: Path
+    spec: LaunchSpec
+    timeout_s: float
+    code: bool  # works in its own worktree, integrates through the merge queue
+    base: str | None  # the target commit the worktree started from
+    branch: str | None
+    slot: str | None  # the scratch checkout it borrowed
+
+
+class Launcher:
+    """Prepares, starts and cleans up after runs; owns the worktrees and scratch checkouts."""
+
+    def __init__(self, store: StateStore, settings: Settings) -> None:
+        paths = store.paths
+        self.store = store
+        self.settings = settings
+        self.root = paths.root
+        self.local = paths.ensure_local()
+        self.runs = self.local / "runs"
+        self.worktrees = Worktrees(paths.root, paths.git_dir, self.local)
+        self.scratch = ScratchPool(self.worktrees)
+        self.git_dir = paths.git_dir
+
+    # --- choosing the runner ------------------------------------------------------------------
+
+    def role_of(self, node: Node) -> str | None:
+        return node.role or ROLE_OF_KIND.get(node.kind)
+
+    def pool_of(self, node: Node) -> tuple[str, ...]:
+        if node.runner:
+            return (node.runner,)
+        role = self.role_of(node)
+        return self.settings.pool_for(role) if role else ()
+
+    def pool_rules(self, node: Node) -> PoolRules:
+        pool = self.settings.pool
+        return PoolRules(len(self.pool_of(node)), frozenset(pool.promote_on),
+                         pool.promote_after_attempts)  # fmt: skip
+
+    def runner_for(self, node: Node) -> tuple[str, RunnerConfig]:
+        pool = self.pool_of(node)
+        if not pool:
+            raise ConfigError(f"no runner for node {node.id} (role {self.role_of(node)!r})")
+        index = min(node.pool.index if node.pool else 0, len(pool) - 1)
+        name = pool[index]
+        config = self.settings.runners.get(name)
+        if config is None:
+            raise ConfigError(f".dagain/config.yaml: runners: no runner named {name!r} (node {node.id})")
+        return name, config
+
+    # --- preparing -----------------------------------------------------------------------------
+
+    def prepare(self, snap: Snapshot, node: Node) -> Prepared:
+        attempt = node.attempts
+        run_dir = self.runs / node.id / str(attempt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        target = snap.graph.target
+        code = node.changes_code()
+        base = branch = slot = None
+        if code:
+            info = self.worktrees.create(node.id, target)
+            cwd, base, branch = info.path, info.base, info.branch
+        else:
+            slot, cwd = self.scratch.acquire(target)
+        defaults = self.settings.defaults
+        if node.kind is Kind.COMMAND:
+            if not node.run:
+                raise ConfigError(f"command node {node.id} has no `run`")
+            runner_name, cmd, env, timeout = "command", node.run, {}, float(defaults.timeout_s)
+            role = "command"
+        else:
+            runner_name, config = self.runner_for(node)
+            cmd = self._command(config)
+            env = dict(config.env)
+            timeout = float(config.timeout_s or defaults.timeout_s)
+            role = self.role_of(node) or "executor"
+        result_path = run_dir / "result.json"
+        packet = write_packet(run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd))
+        spec = LaunchSpec(
+            node_id=node.id, attempt=attempt, run_id=f"{node.id}.{attempt}", runner=runner_name,
+            cmd=cmd, env=env, cwd=cwd, run_dir=run_dir, packet=packet, result_path=result_path,
+            timeout_s=timeout, kill_grace_s=float(defaults.kill_grace_s),
+            gitdag_env={
+                "GITDAG_WORKTREE": str(cwd), "GITDAG_REPO": str(self.root),
+                "GITDAG_STATE_REF": STATE_REF.decode(), "GITDAG_TARGET": target,
+            },
+        )  # fmt: skip
+        return Prepared(node.id, attempt, node.kind, cwd, run_dir, spec, timeout, code, base, branch, slot)
+
+    def _command(self, config: RunnerConfig) -> str:
+        if config.builtin == "scripted":
+            script = Path(config.script or ".dagain/script.yaml")
+            if not script.is_absolute():
+                script = self.root / script
+            return f"{shlex.quote(sys.executable)} -m gitdag.runner.scripted --script {shlex.quote(str(script))}"
+        assert config.cmd is not None
+        return config.cmd
+
+    def _packet_data(self, snap: Snapshot, node: Node, role: str, run_dir: Path,
+                     result_path: Path, cwd: Path) -> PacketData:  # fmt: skip
+        store = self.store
+        deps = []
+        for dep_id in node.deps + node.after:
+            if dep_id in snap.nodes:
+                dep = store.node(snap, dep_id)
+                deps.append(DepInfo(dep.id, dep.title, dep.status.value,
+                                    dep.outputs.get("summary", ""), dict(dep.outputs)))  # fmt: skip
+        inputs = []
+        for ref in node.inputs:
+            value = store.node(snap, ref.node).outputs.get(ref.key) if ref.node in snap.nodes else None
+            inputs.append(InputValue(ref.node, ref.key, value))
+        decisions = []
+        concerned = [node.id, *node.deps, *node.after]
+        ancestor = node.parent
+        seen: set[str] = set()
+        while ancestor is not None and ancestor in snap.nodes and ancestor not in seen:
+            seen.add(ancestor)
+            concerned.append(ancestor)
+            ancestor = snap.nodes[ancestor].parent
+        for nid in dict.fromkeys(concerned):
+            if nid not in snap.nodes:
+                continue
+            cp = node.checkpoint if nid == node.id else store.node(snap, nid).checkpoint
+            if cp is not None and cp.answer is not None:
+                decisions.append(Decision(nid, cp.question, cp.answer, cp.answered_by, cp.answered_at))
+        resume = None
+        if node.attempts > 1 or node.error is not None or (node.checkpoint and node.checkpoint.answer):
+            err = node.error
+            cp = node.checkpoint
+            resume = Resume(
+                error_kind=err.kind.value if err else None,
+                summary=err.summary if err else "",
+                paths=err.paths if err else (),
+                check_output=err.summary if err and err.kind.value == "check_failed" else "",
+                answer=cp.answer if cp else None,
+                question=cp.question if cp else None,
+                attempt=err.attempt if err else None,
+            )
+        template = "" if role == "command" else load_prompt(self.store.paths.dagain, role)
+        return PacketData(
+            goal=snap.graph.goal, node=node, role=role, attempt=node.attempts,
+            run_id=f"{node.id}.{node.attempts}", template=template, result_path=result_path,
+            worktree=cwd, deps=deps, inputs=inputs, decisions=decisions, resume=resume,
+            max_bytes=self.settings.packet.max_bytes,
+        )  # fmt: skip
+
+    def start(self, prepared: Prepared) -> RunHandle:
+        return launch(prepared.spec)
+
+    # --- after the runner ------------------------------------------------------------------------
+
+    def log_tail(self, prepared: Prepared, limit: int = 1500) -> str:
+        for name in ("log", "stderr", "stdout"):
+            path = prepared.run_dir / name
+            if path.is_file():
+                data = path.read_bytes()[-limit:].decode("utf-8", errors="replace").strip()
+                if data:
+                    return "Output tail: " + " ".join(data.split())[-limit:]
+        return ""
+
+    def command_result(self, prepared: Prepared, outcome: RunOutcome) -> RunnerResult:
+        tail = self.log_tail(prepared, 800)
+        if outcome.exit_code == 0:
+            return RunnerResult(status="success", summary=f"command exited 0. {tail}".strip())
+        return RunnerResult(status="fail", summary=f"command exited {outcome.exit_code}. {tail}".strip())
+
+    def finish_work(self, prepared: Prepared) -> Work | None:
+        if not prepared.code or prepared.branch is None:
+            return None
+        info = self.worktrees.commit_leftovers(
+            prepared.node_id, prepared.attempt,
+            f"gitdag: {prepared.node_id} attempt {prepared.attempt}",
+        )  # fmt: skip
+        if not info.changed:
+            return None
+        return Work(branch=prepared.branch, base=prepared.base, head=info.head)
+
+    def release(self, prepared: Prepared, *, keep_branch: bool = True, keep_worktree: bool = False) -> None:
+        if prepared.slot is not None:
+            self.scratch.release(prepared.slot)
+        if prepared.code and not keep_worktree:
+            self.worktrees.remove(prepared.node_id, delete_branch=not keep_branch, archive=False)
+
+    # --- the merge queue ---------------------------------------------------------------------------
+
+    def integrate(self, snap: Snapshot, node: Node) -> MergeResult:
+        assert node.work is not None
+        merge = self.settings.merge
+        return merge_queue.integrate(
+            self.root, self.git_dir, self.local, branch=node.work.branch, target=snap.graph.target,
+            check_cmd=merge.check, check_timeout_s=float(merge.check_timeout_s), node_id=node.id,
+            message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
+        )  # fmt: skip
+
+    def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:
+        if integrated:
+            archive = self.settings.merge.archive_branches
+            self.worktrees.remove(node_id, delete_branch=True, archive=archive)
+        else:
+            self.worktrees.remove(node_id, delete_branch=False, archive=False)
+
+

@@ -1,0 +1,495 @@
+"""`gitdag run`: snapshot -> plan -> claim -> launch -> collect -> judge -> commit -> merge.
+
+One thread owns the store and makes every state commit; runners are child processes watched
+through pidfds, so a finished runner is noticed at once; the merge queue's git work runs in one
+background thread (a check command may take minutes) and its outcome is committed here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import selectors
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+
+from gitdag import crash
+from gitdag.config import Settings
+from gitdag.core import graph, lifecycle, proposals, scheduling
+from gitdag.core.model import ErrorKind, Kind, Node, Status, Work
+from gitdag.core.results import ResultProblem, RunnerResult
+from gitdag.core.transitions import Rejected, Transition
+from gitdag.errors import InputError
+from gitdag.runner.launch import RunHandle, RunOutcome
+from gitdag.store import repo as repos
+from gitdag.store.snapshot import Snapshot
+from gitdag.store.state import Committed, StateStore
+from gitdag.supervisor.launching import Launcher, Prepared
+from gitdag.supervisor.lock import SupervisorLock
+from gitdag.supervisor.progress import Progress
+from gitdag.supervisor.recovery import recover_orphans
+from gitdag.workspace.merge_queue import MergeResult
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `gitdag run` behaves."""
+
+    workers: int = 2
+    once: bool = False
+    watch: bool = False
+    poll_s: float = 0.2  # control commits are honoured within this (well under a second)
+
+
+@dataclass
+class _Flight:
+    node_id: str
+    attempt: int
+    handle: RunHandle
+    prepared: Prepared
+    pidfd: int | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class _Merge:
+    node_id: str
+    attempt: int
+    future: Future[MergeResult]
+
+
+@dataclass
+class _Stats:
+    finished: int = 0
+    last_finished: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs the graph of one repository until nothing more can be done (or forever with watch)."""
+
+    def __init__(self, store: StateStore, settings: Settings, options: RunOptions,
+                 progress: Progress | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.settings = settings
+        self.options = options
+        self.progress = progress or Progress()
+        self.actor = repos.supervisor_actor()
+        if clock is not None:
+            store.clock = clock
+        self.launcher = Launcher(store, settings)
+        self.flights: dict[str, _Flight] = {}
+        self.merge: _Merge | None = None
+        self.queue: list[str] = []  # merging nodes in the order they entered the queue
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitdag-merge")
+        self.selector = selectors.DefaultSelector()
+        self.stats = _Stats()
+        self._stop: str | None = None
+        self._last_head: str | None = None
+
+    # --- entry ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        with SupervisorLock(self.store.paths.ensure_local()):
+            old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+            for sig in old:
+                signal.signal(sig, self._on_signal)
+            try:
+                snap = self._snapshot()
+                recover_orphans(self, snap)
+                return self._loop()
+            finally:
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
+                self._shutdown()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop = signal.Signals(signum).name
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> int:
+        while True:
+            snap = self._snapshot()
+            if self._stop is not None:
+                return self._interrupted()
+            self._honour_control(snap)
+            snap = self._collect(snap)
+            snap = self._merge_step(snap)
+            if self.options.once and self.stats.finished >= 1 and not self.flights and not self.merge:
+                return self._once_code(snap)
+            if not (self.options.once and (self.stats.finished or self.flights)):
+                snap = self._start_ready(snap)
+            self._show(snap)
+            busy = bool(self.flights) or self.merge is not None or bool(self.queue)
+            if not busy:
+                now = self.store.clock()
+                paused = snap.graph.control.paused
+                if not scheduling.can_progress(snap.nodes, now, paused=paused):
+                    if self.options.watch:
+                        self._wait(self.options.poll_s)
+                        continue
+                    return self._final(snap)
+                wake = scheduling.next_wakeup(snap.nodes, now)
+                if wake is not None and not graph.ready(snap.nodes, now, paused=paused):
+                    self._wait(min(self.options.poll_s, max(0.0, (wake - now).total_seconds())))
+                    continue
+            self._wait(self.options.poll_s)
+
+    def _snapshot(self) -> Snapshot:
+        snap = self.store.snapshot()
+        if snap.head != self._last_head:
+            self._last_head = snap.head
+        return snap
+
+    def _wait(self, timeout: float) -> None:
+        if self.merge is not None and not self.merge.future.done():
+            timeout = min(timeout, 0.02)
+        if not self.selector.get_map():
+            if timeout > 0:
+                import time
+
+                time.sleep(timeout)
+            return
+        self.selector.select(timeout)
+
+    # --- control ----------------------------------------------------------------------------
+
+    def _honour_control(self, snap: Snapshot) -> None:
+        """Stop runners whose node is no longer running this attempt (cancel, reset, revert)."""
+        for flight in list(self.flights.values()):
+            if flight.cancelled:
+                continue
+            summary = snap.nodes.get(flight.node_id)
+            still = summary is not None and summary.status is Status.RUNNING
+            if still:
+                node = self.store.node(snap, flight.node_id)
+                still = node.claim is not None and node.claim.attempt == flight.attempt
+            if not still:
+                flight.cancelled = True
+                grace = min(1.0, self.settings.defaults.kill_grace_s)
+                flight.handle.cancel(grace)
+                self.progress.event(f"stopping {flight.node_id}: no longer running here")
+
+    # --- starting nodes ---------------------------------------------------------------------
+
+    def _start_ready(self, snap: Snapshot) -> Snapshot:
+        capacity = self.options.workers - len(self.flights)
+        if self.options.once:
+            capacity = min(capacity, 1)
+        dispatches = scheduling.plan(
+            snap.nodes, capacity=capacity, now=self.store.clock(),
+            paused=snap.graph.control.paused, in_flight=list(self.flights),
+        )  # fmt: skip
+        for dispatch in dispatches:
+            if dispatch.action == "checkpoint":
+                snap = self._commit_node(dispatch.node_id, lambda n, now: lifecycle.checkpoint_open(n, now=now)) or snap
+                continue
+            snap = self._launch(dispatch.node_id, snap)
+        return snap
+
+    def _commit_node(self, node_id: str,
+                     op: Callable[[Node, dt.datetime], Transition | Rejected]) -> Snapshot | None:  # fmt: skip
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            return op(self.store.node(snap, node_id), now)
+
+        outcome = self.store.transact(compute, actor=self.actor)
+        if isinstance(outcome, Committed):
+            self._announce(outcome.transition)
+            return outcome.snapshot
+        return None
+
+    def _launch(self, node_id: str, snap: Snapshot) -> Snapshot:
+        lease = snap.graph.defaults.lease_s
+        claimed = self._commit_node(
+            node_id, lambda n, now: lifecycle.claim(n, worker=self.actor, now=now, lease_s=lease)
+        )
+        if claimed is None:
+            return snap
+        crash.crash_point("supervisor.after_claim")
+        node = self.store.node(claimed, node_id)
+        attempt = node.attempts
+        try:
+            prepared = self.launcher.prepare(claimed, node)
+            handle = self.launcher.start(prepared)
+        except Exception as exc:  # the node's environment could not be set up: its failure
+            return self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}") or claimed
+        flight = _Flight(node_id, attempt, handle, prepared)
+        try:
+            flight.pidfd = os.pidfd_open(handle.pid)
+            self.selector.register(flight.pidfd, selectors.EVENT_READ, node_id)
+        except (OSError, AttributeError, ValueError):
+            flight.pidfd = None  # the poll interval still notices the exit
+        self.flights[node_id] = flight
+        return claimed
+
+    # --- collecting results -----------------------------------------------------------------
+
+    def _collect(self, snap: Snapshot) -> Snapshot:
+        for node_id, flight in list(self.flights.items()):
+            outcome = flight.handle.poll()
+            if outcome is None:
+                continue
+            self._forget(flight)
+            crash.crash_point("supervisor.after_runner_exit")
+            committed = self._apply(flight, outcome)
+            if committed is not None:
+                snap = committed
+        return snap
+
+    def _forget(self, flight: _Flight) -> None:
+        del self.flights[flight.node_id]
+        if flight.pidfd is not None:
+            try:
+                self.selector.unregister(flight.pidfd)
+            except (KeyError, ValueError):
+                pass
+            os.close(flight.pidfd)
+
+    def _apply(self, flight: _Flight, outcome: RunOutcome) -> Snapshot | None:
+        node_id, attempt = flight.node_id, flight.attempt
+        self.stats.finished += 1
+        if flight.cancelled or outcome.cancelled:
+            self.launcher.release(flight.prepared, keep_branch=True)
+            self.progress.event(f"{node_id}: runner stopped")
+            return None
+        work = None
+        if outcome.spawn_error is not None:
+            return self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, outcome.spawn_error, flight)
+        if outcome.timed_out:
+            return self._fail(node_id, attempt, ErrorKind.TIMEOUT,
+                              f"no result within {flight.prepared.timeout_s:g} s; runner stopped", flight)  # fmt: skip
+        result = outcome.result
+        if isinstance(result, ResultProblem):
+            if flight.prepared.kind is Kind.COMMAND and result.kind is ErrorKind.MISSING_RESULT:
+                result = self.launcher.command_result(flight.prepared, outcome)
+            else:
+                if outcome.exit_code not in (0, None) and result.kind is ErrorKind.MISSING_RESULT:
+                    tail = self.launcher.log_tail(flight.prepared)
+                    return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
+                                      f"runner exited {outcome.exit_code} without a result. {tail}", flight)  # fmt: skip
+                return self._fail(node_id, attempt, result.kind, result.reason, flight)
+        if outcome.exit_code not in (0, None) and result.status == "success":
+            tail = self.launcher.log_tail(flight.prepared)
+            return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
+                              f"runner exited {outcome.exit_code} (its result said success). {tail}", flight)  # fmt: skip
+        if result.status == "success":
+            try:
+                work = self.launcher.finish_work(flight.prepared)
+            except Exception as exc:
+                return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
+                                  f"could not commit the worktree's changes: {exc}", flight)  # fmt: skip
+        return self._judge(flight, result, work)
+
+    def _judge(self, flight: _Flight, result: RunnerResult, work: Work | None) -> Snapshot | None:
+        node_id, attempt = flight.node_id, flight.attempt
+
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            node = self.store.node(snap, node_id)
+            wanted = [s.id for s in result.next.setStatus]
+            wanted += [a.id for a in result.next.addNodes if a.id in snap.nodes]
+            full = self.store.nodes(snap, [i for i in dict.fromkeys(wanted) if i in snap.nodes])
+            return proposals.judge(
+                node, snap.nodes, full, snap.graph, result, attempt=attempt, now=now, work=work,
+                pool=self.launcher.pool_rules(node),
+            )  # fmt: skip
+
+        outcome = self.store.transact(compute, actor=self.actor)
+        return self._after(flight, outcome)
+
+    def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
+              flight: _Flight | None = None) -> Snapshot | None:  # fmt: skip
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            node = self.store.node(snap, node_id)
+            return proposals.fail_attempt(
+                node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
+                pool=self.launcher.pool_rules(node),
+            )  # fmt: skip
+
+        outcome = self.store.transact(compute, actor=self.actor)
+        if flight is None:
+            self.stats.finished += 1
+        return self._after(flight, outcome)
+
+    def _after(self, flight: _Flight | None, outcome: Committed | Rejected | None) -> Snapshot | None:
+        if isinstance(outcome, Rejected):
+            self.progress.event(f"result not applied: {outcome}")
+            if flight is not None:
+                self.launcher.release(flight.prepared, keep_branch=True)
+            return None
+        if outcome is None:
+            return None
+        crash.crash_point("supervisor.after_result_commit")
+        self._announce(outcome.transition)
+        snap = outcome.snapshot
+        if flight is not None:
+            node_id = flight.node_id
+            status = snap.nodes[node_id].status if node_id in snap.nodes else None
+            if status is Status.MERGING:
+                self.queue.append(node_id)
+                self.launcher.release(flight.prepared, keep_worktree=True)
+            else:
+                self.launcher.release(flight.prepared, keep_branch=status is not Status.FAILED)
+        return snap
+
+    # --- the merge queue --------------------------------------------------------------------
+
+    def _merge_step(self, snap: Snapshot) -> Snapshot:
+        merging = [nid for nid, n in snap.nodes.items() if n.status is Status.MERGING]
+        known = set(self.queue)
+        extra = sorted((nid for nid in merging if nid not in known),
+                       key=lambda nid: (self.store.node(snap, nid).updated_at, nid))  # fmt: skip
+        self.queue = [nid for nid in self.queue if nid in merging] + extra
+        if self.merge is not None:
+            if not self.merge.future.done():
+                return snap
+            job, self.merge = self.merge, None
+            try:
+                result = job.future.result()
+            except Exception as exc:
+                self.progress.error(f"merge of {job.node_id} failed unexpectedly: {exc}")
+                result = None
+            if job.node_id in self.queue:
+                self.queue.remove(job.node_id)
+            if result is not None:
+                snap = self._record_merge(job, result) or snap
+        if self.merge is None and self.queue:
+            node_id = self.queue[0]
+            node = self.store.node(snap, node_id)
+            if node.work is None:
+                self.queue.pop(0)
+                return self._fail_merge(node_id, node.attempts, ErrorKind.CHECK_FAILED,
+                                        "merging without a work record", ()) or snap  # fmt: skip
+            self.merge = _Merge(node_id, node.attempts,
+                                self.pool.submit(self.launcher.integrate, snap, node))  # fmt: skip
+        return snap
+
+    def _record_merge(self, job: _Merge, result: MergeResult) -> Snapshot | None:
+        if result.status in ("merged", "already_merged") and result.merged:
+            crash.crash_point("supervisor.before_merge_commit")
+            snap = self._commit_node(
+                job.node_id, lambda n, now: lifecycle.merged(n, merged_commit=result.merged or "", now=now)
+            )
+            if snap is not None:
+                self.launcher.after_merge(job.node_id, integrated=True)
+            return snap
+        if result.status == "conflict":
+            paths = tuple(result.paths)
+            return self._fail_merge(job.node_id, job.attempt, ErrorKind.MERGE_CONFLICT,
+                                    "merge conflict in " + ", ".join(paths[:20]), paths)  # fmt: skip
+        if result.status == "check_failed":
+            return self._fail_merge(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
+                                    "check failed on the merged tree:\n" + result.output_tail[-3000:], ())  # fmt: skip
+        return self._fail_merge(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
+                                result.output_tail or f"merge refused: {result.status}", ())  # fmt: skip
+
+    def _fail_merge(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
+                    paths: tuple[str, ...]) -> Snapshot | None:  # fmt: skip
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            node = self.store.node(snap, node_id)
+            return proposals.fail_attempt(
+                node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
+                paths=paths, verb="merge",
+            )  # fmt: skip
+
+        outcome = self.store.transact(compute, actor=self.actor)
+        if isinstance(outcome, Committed):
+            self._announce(outcome.transition)
+            status = outcome.snapshot.nodes.get(node_id)
+            final = status is not None and status.status is Status.FAILED
+            self.launcher.after_merge(node_id, integrated=False, final=final)
+            return outcome.snapshot
+        return None
+
+    # --- endings ----------------------------------------------------------------------------
+
+    def _once_code(self, snap: Snapshot) -> int:
+        last = self.stats.last_finished[-1] if self.stats.last_finished else None
+        if last is None or last not in snap.nodes:
+            return 1
+        return 0 if snap.nodes[last].status is Status.DONE else 1
+
+    def _final(self, snap: Snapshot) -> int:
+        code = scheduling.outcome_code(snap.nodes)
+        counts = graph.counts(snap.nodes.values())
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        if code == 0:
+            self.progress.event(f"all done ({summary})")
+        else:
+            why = []
+            if snap.graph.control.paused:
+                why.append("the graph is paused (gitdag resume)")
+            if counts["needs_human"]:
+                why.append(f"{counts['needs_human']} node(s) wait for an answer (gitdag answer)")
+            if counts["failed"]:
+                why.append(f"{counts['failed']} node(s) failed (gitdag show / gitdag retry)")
+            blocked = graph.blocked(snap.nodes)
+            if blocked:
+                why.append(f"{len(blocked)} node(s) blocked by failed deps")
+            self.progress.event(f"stopped: nothing more can run ({summary}); " + "; ".join(why))
+        return code
+
+    def _interrupted(self) -> int:
+        self.progress.event(f"{self._stop}: stopping runners")
+        for flight in list(self.flights.values()):
+            flight.handle.cancel(min(1.0, self.settings.defaults.kill_grace_s))
+        for flight in list(self.flights.values()):
+            flight.handle.wait()
+            self._forget(flight)
+            self._commit_node(
+                flight.node_id,
+                lambda n, now, a=flight.attempt: lifecycle.recover(n, reason="supervisor interrupted", now=now)
+                if n.claim is not None and n.claim.attempt == a else Rejected("moved on"),
+            )
+            self.launcher.release(flight.prepared, keep_branch=True)
+        return 130
+
+    def _shutdown(self) -> None:
+        for flight in list(self.flights.values()):
+            flight.handle.cancel(0.5)
+            flight.handle.wait()
+        if self.merge is not None:
+            self.merge.future.result()
+        self.pool.shutdown(wait=True)
+        self.selector.close()
+        self.progress.close()
+        self.store.save_index()
+
+    # --- display ----------------------------------------------------------------------------
+
+    def _announce(self, transition: Transition) -> None:
+        t = transition
+        if t.verb in ("complete", "merge", "fail", "escalate", "checkpoint", "answer", "lease"):
+            if t.to_status in ("done", "failed", "needs_human", "merging", "open", "cancelled"):
+                self.stats.last_finished.append(t.subject)
+        text = f"{t.subject}: {t.from_status or '-'} -> {t.to_status or '-'}"
+        if t.verb == "claim":
+            text = f"{t.subject}: started (attempt {t.attempt})"
+        elif t.summary and t.verb != "claim":
+            text += f" — {' '.join(t.summary.split())[:160]}"
+        if t.to_status == "failed":
+            self.progress.error(text)
+        else:
+            self.progress.event(text)
+
+    def _show(self, snap: Snapshot) -> None:
+        self.progress.status(graph.counts(snap.nodes.values()), sorted(self.flights), len(self.queue))
+
+
+def run(store: StateStore, settings: Settings, options: RunOptions,
+        progress: Progress | None = None) -> int:  # fmt: skip
+    """Run the supervisor on a repository's store; return the exit code (spec §5)."""
+    if options.workers < 1:
+        raise InputError("--workers must be at least 1")
+    return Supervisor(store, settings, options, progress).run()

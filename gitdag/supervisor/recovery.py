@@ -1,0 +1,62 @@
+"""After a crash: find running nodes whose worker is gone, stop their orphaned runners, reopen them.
+
+An attempt never runs twice at once: an orphaned runner process of the old attempt is stopped
+(or waited for) before the node is reopened, and the next claim starts a new attempt, so a late
+result of the old one is rejected as superseded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from gitdag.core import lifecycle
+from gitdag.core.model import Node, Status
+from gitdag.core.transitions import Rejected, Transition
+from gitdag.runner.launch import stop_orphan
+from gitdag.store.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from gitdag.supervisor.loop import Supervisor
+
+LOCAL_PREFIX = "supervisor@"
+
+
+def is_orphaned(node: Node, now: dt.datetime) -> bool:
+    """A local supervisor's claim is orphaned once we hold the lock; a remote one when its lease ran out."""
+    claim = node.claim
+    if claim is None:
+        return True
+    if claim.worker.startswith(LOCAL_PREFIX):
+        return True
+    return claim.lease_until is not None and claim.lease_until < now
+
+
+def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
+    """Reopen every running node whose worker is gone (called with the supervisor lock held)."""
+    store = sup.store
+    now = store.clock()
+    running = [nid for nid, n in snap.nodes.items() if n.status is Status.RUNNING]
+    for node_id in running:
+        node = store.node(snap, node_id)
+        if not is_orphaned(node, now):
+            continue
+        attempt = node.claim.attempt if node.claim else node.attempts
+        run_dir = store.paths.local / "runs" / node_id / str(attempt)
+        stopped = stop_orphan(run_dir, grace_s=min(2.0, sup.settings.defaults.kill_grace_s))
+        reason = f"attempt {attempt}: its supervisor is gone"
+        if stopped:
+            reason += " (its orphaned runner was stopped)"
+
+        def compute(s: Snapshot, t: dt.datetime, nid: str = node_id, a: int = attempt,
+                    why: str = reason) -> Transition | Rejected:  # fmt: skip
+            if nid not in s.nodes:
+                return Rejected("gone")
+            current = store.node(s, nid)
+            if current.claim is None or current.claim.attempt != a:
+                return Rejected("moved on")
+            return lifecycle.recover(current, reason=why, now=t)
+
+        outcome = store.transact(compute, actor=sup.actor)
+        if not isinstance(outcome, Rejected) and outcome is not None:
+            sup.progress.event(f"{node_id}: recovered ({reason})")
