@@ -169,8 +169,8 @@ def _check_proposal(
     if len(proposed) > MAX_ADD_NODES:
         return Rejected(f"adds {len(proposed)} nodes, more than {MAX_ADD_NODES}", field="next.addNodes")
     added: list[Node] = []
-    for index, item in enumerate(proposed):
-        fields = item.to_fields()
+    for index, proposal in enumerate(proposed):
+        fields = proposal.to_fields()
         fields.setdefault("parent", node.id)
         if fields.get("parent") is None:
             fields["parent"] = node.id
@@ -193,8 +193,9 @@ def _check_proposal(
     merged.update({n.id: summarize(n) for n in added})
     allowed = scope_of(merged, node.id)
     changed: list[Node] = []
-    for index, item in enumerate(result.next.setStatus):
+    for index, change in enumerate(result.next.setStatus):
         where = f"next.setStatus[{index}]"
+        item = change
         if item.id == node.id:
             return Rejected("a node cannot set its own status; report it as the result's status", field=where)
         if item.id not in merged:

@@ -6,8 +6,6 @@ committing the worktree's leftovers, the merge queue's git work, removing worktr
 
 from __future__ import annotations
 
-import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from gitdag.core.model import Kind, Node, Work
 from gitdag.core.proposals import PoolRules
 from gitdag.core.results import RunnerResult
 from gitdag.errors import ConfigError
-from gitdag.runner.launch import LaunchSpec, RunHandle, RunOutcome, launch
+from gitdag.runner.launch import LaunchSpec, RunHandle, launch, runner_command
 from gitdag.runner.packet import Decision, DepInfo, InputValue, PacketData, Resume, load_prompt, write_packet
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
@@ -90,6 +88,18 @@ class Launcher:
     # --- preparing -----------------------------------------------------------------------------
 
     def prepare(self, snap: Snapshot, node: Node) -> Prepared:
+        """Set up cwd, packet and command; on failure nothing borrowed stays borrowed."""
+        borrowed: list[str] = []
+        try:
+            return self._prepare(snap, node, borrowed)
+        except BaseException:
+            for slot in borrowed:
+                self.scratch.release(slot)
+            if node.changes_code():
+                self.worktrees.remove(node.id, delete_branch=False, archive=False)
+            raise
+
+    def _prepare(self, snap: Snapshot, node: Node, borrowed: list[str]) -> Prepared:
         attempt = node.attempts
         run_dir = self.runs / node.id / str(attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +111,7 @@ class Launcher:
             cwd, base, branch = info.path, info.base, info.branch
         else:
             slot, cwd = self.scratch.acquire(target)
+            borrowed.append(slot)
         defaults = self.settings.defaults
         if node.kind is Kind.COMMAND:
             if not node.run:
@@ -109,7 +120,7 @@ class Launcher:
             role = "command"
         else:
             runner_name, config = self.runner_for(node)
-            cmd = self._command(config)
+            cmd = runner_command(config, self.root)
             env = dict(config.env)
             timeout = float(config.timeout_s or defaults.timeout_s)
             role = self.role_of(node) or "executor"
@@ -119,21 +130,13 @@ class Launcher:
             node_id=node.id, attempt=attempt, run_id=f"{node.id}.{attempt}", runner=runner_name,
             cmd=cmd, env=env, cwd=cwd, run_dir=run_dir, packet=packet, result_path=result_path,
             timeout_s=timeout, kill_grace_s=float(defaults.kill_grace_s),
+            expect_result=node.kind is not Kind.COMMAND,
             gitdag_env={
                 "GITDAG_WORKTREE": str(cwd), "GITDAG_REPO": str(self.root),
                 "GITDAG_STATE_REF": STATE_REF.decode(), "GITDAG_TARGET": target,
             },
         )  # fmt: skip
         return Prepared(node.id, attempt, node.kind, cwd, run_dir, spec, timeout, code, base, branch, slot)
-
-    def _command(self, config: RunnerConfig) -> str:
-        if config.builtin == "scripted":
-            script = Path(config.script or ".dagain/script.yaml")
-            if not script.is_absolute():
-                script = self.root / script
-            return f"{shlex.quote(sys.executable)} -m gitdag.runner.scripted --script {shlex.quote(str(script))}"
-        assert config.cmd is not None
-        return config.cmd
 
     def _packet_data(self, snap: Snapshot, node: Node, role: str, run_dir: Path,
                      result_path: Path, cwd: Path) -> PacketData:  # fmt: skip
@@ -187,21 +190,6 @@ class Launcher:
         return launch(prepared.spec)
 
     # --- after the runner ------------------------------------------------------------------------
-
-    def log_tail(self, prepared: Prepared, limit: int = 1500) -> str:
-        for name in ("log", "stderr", "stdout"):
-            path = prepared.run_dir / name
-            if path.is_file():
-                data = path.read_bytes()[-limit:].decode("utf-8", errors="replace").strip()
-                if data:
-                    return "Output tail: " + " ".join(data.split())[-limit:]
-        return ""
-
-    def command_result(self, prepared: Prepared, outcome: RunOutcome) -> RunnerResult:
-        tail = self.log_tail(prepared, 800)
-        if outcome.exit_code == 0:
-            return RunnerResult(status="success", summary=f"command exited 0. {tail}".strip())
-        return RunnerResult(status="fail", summary=f"command exited {outcome.exit_code}. {tail}".strip())
 
     def finish_work(self, prepared: Prepared) -> Work | None:
         if not prepared.code or prepared.branch is None:

@@ -22,7 +22,7 @@ from gitdag.core import graph, lifecycle, proposals, scheduling
 from gitdag.core.model import ErrorKind, Kind, Node, Status, Work
 from gitdag.core.results import ResultProblem, RunnerResult
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import InputError
+from gitdag.errors import ConfigError, InputError
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.store import repo as repos
 from gitdag.store.snapshot import Snapshot
@@ -170,8 +170,7 @@ class Supervisor:
                 still = node.claim is not None and node.claim.attempt == flight.attempt
             if not still:
                 flight.cancelled = True
-                grace = min(1.0, self.settings.defaults.kill_grace_s)
-                flight.handle.cancel(grace)
+                flight.handle.cancel()
                 self.progress.event(f"stopping {flight.node_id}: no longer running here")
 
     # --- starting nodes ---------------------------------------------------------------------
@@ -217,10 +216,16 @@ class Supervisor:
         try:
             prepared = self.launcher.prepare(claimed, node)
             handle = self.launcher.start(prepared)
+        except ConfigError:
+            # The user's configuration is wrong, not the node: give the attempt back and stop.
+            self._commit_node(node_id, _recover_attempt(attempt, "configuration error"))
+            raise
         except Exception as exc:  # the node's environment could not be set up: its failure
             return self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}") or claimed
         flight = _Flight(node_id, attempt, handle, prepared)
         try:
+            if handle.pid is None:
+                raise ValueError("not started")
             flight.pidfd = os.pidfd_open(handle.pid)
             self.selector.register(flight.pidfd, selectors.EVENT_READ, node_id)
         except (OSError, AttributeError, ValueError):
@@ -253,38 +258,21 @@ class Supervisor:
 
     def _apply(self, flight: _Flight, outcome: RunOutcome) -> Snapshot | None:
         node_id, attempt = flight.node_id, flight.attempt
-        self.stats.finished += 1
         if flight.cancelled or outcome.cancelled:
             self.launcher.release(flight.prepared, keep_branch=True)
             self.progress.event(f"{node_id}: runner stopped")
             return None
+        verdict = outcome.verdict()
+        if isinstance(verdict, ResultProblem):
+            return self._fail(node_id, attempt, verdict.kind, verdict.reason, flight)
         work = None
-        if outcome.spawn_error is not None:
-            return self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, outcome.spawn_error, flight)
-        if outcome.timed_out:
-            return self._fail(node_id, attempt, ErrorKind.TIMEOUT,
-                              f"no result within {flight.prepared.timeout_s:g} s; runner stopped", flight)  # fmt: skip
-        result = outcome.result
-        if isinstance(result, ResultProblem):
-            if flight.prepared.kind is Kind.COMMAND and result.kind is ErrorKind.MISSING_RESULT:
-                result = self.launcher.command_result(flight.prepared, outcome)
-            else:
-                if outcome.exit_code not in (0, None) and result.kind is ErrorKind.MISSING_RESULT:
-                    tail = self.launcher.log_tail(flight.prepared)
-                    return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
-                                      f"runner exited {outcome.exit_code} without a result. {tail}", flight)  # fmt: skip
-                return self._fail(node_id, attempt, result.kind, result.reason, flight)
-        if outcome.exit_code not in (0, None) and result.status == "success":
-            tail = self.launcher.log_tail(flight.prepared)
-            return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
-                              f"runner exited {outcome.exit_code} (its result said success). {tail}", flight)  # fmt: skip
-        if result.status == "success":
+        if verdict.status == "success":
             try:
                 work = self.launcher.finish_work(flight.prepared)
             except Exception as exc:
                 return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
                                   f"could not commit the worktree's changes: {exc}", flight)  # fmt: skip
-        return self._judge(flight, result, work)
+        return self._judge(flight, verdict, work)
 
     def _judge(self, flight: _Flight, result: RunnerResult, work: Work | None) -> Snapshot | None:
         node_id, attempt = flight.node_id, flight.attempt
@@ -443,21 +431,17 @@ class Supervisor:
     def _interrupted(self) -> int:
         self.progress.event(f"{self._stop}: stopping runners")
         for flight in list(self.flights.values()):
-            flight.handle.cancel(min(1.0, self.settings.defaults.kill_grace_s))
+            flight.handle.cancel()
         for flight in list(self.flights.values()):
             flight.handle.wait()
             self._forget(flight)
-            self._commit_node(
-                flight.node_id,
-                lambda n, now, a=flight.attempt: lifecycle.recover(n, reason="supervisor interrupted", now=now)
-                if n.claim is not None and n.claim.attempt == a else Rejected("moved on"),
-            )
+            self._commit_node(flight.node_id, _recover_attempt(flight.attempt, "supervisor interrupted"))
             self.launcher.release(flight.prepared, keep_branch=True)
         return 130
 
     def _shutdown(self) -> None:
         for flight in list(self.flights.values()):
-            flight.handle.cancel(0.5)
+            flight.handle.cancel()
             flight.handle.wait()
         if self.merge is not None:
             self.merge.future.result()
@@ -485,6 +469,15 @@ class Supervisor:
 
     def _show(self, snap: Snapshot) -> None:
         self.progress.status(graph.counts(snap.nodes.values()), sorted(self.flights), len(self.queue))
+
+
+def _recover_attempt(attempt: int, reason: str) -> Callable[[Node, dt.datetime], Transition | Rejected]:
+    def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+        if node.claim is None or node.claim.attempt != attempt:
+            return Rejected(f"{node.id} moved on from attempt {attempt}")
+        return lifecycle.recover(node, reason=reason, now=now)
+
+    return op
 
 
 def run(store: StateStore, settings: Settings, options: RunOptions,

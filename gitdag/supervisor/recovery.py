@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from gitdag.core import lifecycle
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.runner.launch import stop_orphan
+from gitdag.runner.orphans import read_pid_info, stop_orphan
 from gitdag.store.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
             continue
         attempt = node.claim.attempt if node.claim else node.attempts
         run_dir = store.paths.local / "runs" / node_id / str(attempt)
-        stopped = stop_orphan(run_dir, grace_s=min(2.0, sup.settings.defaults.kill_grace_s))
+        info = read_pid_info(run_dir)
+        stopped = info is not None and stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s))
         reason = f"attempt {attempt}: its supervisor is gone"
         if stopped:
             reason += " (its orphaned runner was stopped)"
