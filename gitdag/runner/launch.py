@@ -1,0 +1,538 @@
+"""Launching a runner: one process group per attempt, its output in files, its result collected.
+
+`launch()` never blocks on the runner. The command runs under `/bin/sh -c` in a new session (so a
+new process group, detached from the supervisor's terminal: Ctrl-C reaches the supervisor, which
+then stops its runners itself). stdout and stderr go straight to files in the run directory, so a
+runner keeps running, and its output keeps landing, even if the supervisor dies; `pid.json` lets
+the next supervisor find it (see `gitdag.runner.orphans`).
+
+How the exit code and the result combine (`RunOutcome.verdict()`):
+
+1. cancelled → `cancelled`; timed out → `timeout`; the command could not be started, or the shell
+   said it does not exist / cannot execute it (exit 127 / 126) → `spawn_error`.
+2. exit 0 → the result decides: a valid result is returned as is (its own `status`); no result →
+   `missing_result`; an unusable one → `invalid_result`.
+3. non-zero exit → only a `fail` or `checkpoint` result is honoured as given; anything else (no
+   result, an invalid one, or `success`) is a `task_failure`, because a process that reports
+   success and then crashes did not finish cleanly.
+
+For `command` nodes (`expect_result=False`) exit 0 without a result is a success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+from gitdag.config import RunnerConfig
+from gitdag.core.model import ErrorKind
+from gitdag.core.results import (
+    CLOSE_TAG,
+    MAX_RESULT_BYTES,
+    OPEN_TAG,
+    ResultProblem,
+    RunnerResult,
+    parse_result,
+    strip_fence,
+)
+from gitdag.runner import procs
+from gitdag.runner.packet import PacketFiles
+
+PID_FILE = "pid.json"
+OUTCOME_FILE = "outcome.json"
+STDOUT_FILE = "stdout"
+STDERR_FILE = "stderr"
+LOG_FILE = "log"
+LOG_STREAM_CAP = 256 * 1024
+DEFAULT_SCRIPT = ".dagain/script.yaml"
+
+# Variables git sets for hooks and aliases; inherited, they would point the runner's own git
+# commands at the supervisor's repository instead of the node's worktree.
+_GIT_REPO_VARS = frozenset(
+    {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+     "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_NAMESPACE"}
+)  # fmt: skip
+
+ResultSource = Literal["file", "stdout", "none", "exit_code"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """Everything needed to start one attempt of one node."""
+
+    node_id: str
+    attempt: int
+    run_id: str
+    runner: str
+    cmd: str
+    cwd: Path
+    run_dir: Path
+    packet: PacketFiles
+    result_path: Path
+    timeout_s: float
+    kill_grace_s: float = 5.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    gitdag_env: Mapping[str, str] = field(default_factory=dict)
+    expect_result: bool = True
+    stdin_packet: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    """How an attempt ended. `verdict()` combines exit code and result (see the module doc)."""
+
+    node_id: str
+    attempt: int
+    run_id: str
+    runner: str
+    exit_code: int | None  # None: never started; negative: killed by that signal
+    timed_out: bool
+    cancelled: bool
+    spawn_error: str | None
+    duration_s: float
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    result: RunnerResult | ResultProblem
+    result_source: ResultSource
+    run_dir: Path
+    timeout_s: float
+    output_tail: str = ""
+
+    def verdict(self) -> RunnerResult | ResultProblem:
+        """Return what the attempt amounts to: a result to judge, or a failure of a given kind."""
+        if self.cancelled:
+            return ResultProblem(ErrorKind.CANCELLED, "cancelled while running")
+        if self.timed_out:
+            reason = f"timed out after {_seconds(self.timeout_s)}; process group stopped"
+            return ResultProblem(ErrorKind.TIMEOUT, reason)
+        if self.spawn_error is not None:
+            return ResultProblem(ErrorKind.SPAWN_ERROR, self.spawn_error)
+        if self.exit_code == 0:
+            return self.result
+        if isinstance(self.result, RunnerResult) and self.result.status != "success":
+            return self.result
+        how = _exit_text(self.exit_code)
+        if isinstance(self.result, RunnerResult):
+            reason = f"runner {how} after reporting success"
+            if self.result.summary:
+                reason += f" ({_one_line(self.result.summary, 200)})"
+        elif self.result_source == "none":
+            reason = f"runner {how} with no result"
+        else:
+            reason = f"runner {how}; its result was unusable too: {self.result.reason}"
+        if self.output_tail:
+            reason += f"; last output: {_one_line(self.output_tail, 300)}"
+        return ResultProblem(ErrorKind.TASK_FAILURE, reason)
+
+
+class RunHandle:
+    """A running attempt. Poll it from the supervisor's loop; nothing here blocks but `wait`."""
+
+    def __init__(self, spec: LaunchSpec, proc: subprocess.Popen[bytes] | None,
+                 started_at: dt.datetime, spawn_error: str | None = None) -> None:  # fmt: skip
+        self.spec = spec
+        self.started_at = started_at
+        self._proc = proc
+        self._t0 = time.monotonic()
+        self._stop_at: float | None = None
+        self._killed = False
+        self._timed_out = False
+        self._cancelled = False
+        self._outcome: RunOutcome | None = None
+        if proc is None:
+            self._outcome = self._finish(None, spawn_error or "could not start the runner")
+
+    @property
+    def pid(self) -> int | None:
+        """The runner's pid, which is also its process group id."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def poll(self) -> RunOutcome | None:
+        """Return the outcome once the runner has ended, else None; enforces timeout and grace."""
+        if self._outcome is not None:
+            return self._outcome
+        assert self._proc is not None
+        now = time.monotonic()
+        if not self._leader_exited():
+            if self._stop_at is None and now - self._t0 >= self.spec.timeout_s:
+                self._timed_out = True
+                self._stop(now)
+            elif (self._stop_at is not None and not self._killed
+                  and now - self._stop_at >= self.spec.kill_grace_s):  # fmt: skip
+                self._kill()
+            return None
+        # The leader has exited but is not reaped yet, so its pid still names our group and
+        # cannot have been reused: stragglers it left behind are killed before anything is read.
+        procs.signal_group(self._proc.pid, signal.SIGKILL)
+        code = self._proc.wait()
+        self._outcome = self._finish(code, None)
+        return self._outcome
+
+    def wait(self, timeout: float | None = None) -> RunOutcome | None:
+        """Block until the runner ends (or `timeout` seconds pass: then None)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            outcome = self.poll()
+            if outcome is not None:
+                return outcome
+            # Sleep rather than Popen.wait(): waiting would reap the leader before its group is
+            # cleaned up, and a reaped pid may be reused by an unrelated process group.
+            step = 0.02
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                step = min(step, left)
+            time.sleep(step)
+
+    def cancel(self) -> None:
+        """Stop the runner: TERM to its group now, KILL after the grace period (on a later poll)."""
+        if self._outcome is not None or self._cancelled:
+            return
+        self._cancelled = True
+        if self._stop_at is None:
+            self._stop(time.monotonic())
+
+    def _leader_exited(self) -> bool:
+        assert self._proc is not None
+        if self._proc.returncode is not None:
+            return True
+        try:
+            # WNOWAIT: look without reaping, so the pid stays ours until the group is cleaned up.
+            info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def _stop(self, now: float) -> None:
+        assert self._proc is not None
+        self._stop_at = now
+        if self.spec.kill_grace_s <= 0:
+            self._kill()
+        else:
+            procs.signal_group(self._proc.pid, signal.SIGTERM)
+
+    def _kill(self) -> None:
+        assert self._proc is not None
+        self._killed = True
+        procs.signal_group(self._proc.pid, signal.SIGKILL)
+
+    def _finish(self, code: int | None, spawn_error: str | None) -> RunOutcome:
+        spec = self.spec
+        ended = _now()
+        duration = time.monotonic() - self._t0
+        stderr_tail = _tail(spec.run_dir / STDERR_FILE, 2048)
+        tail = stderr_tail or _tail(spec.run_dir / STDOUT_FILE, 2048)
+        result, source = collect_result(spec)
+        if (spawn_error is None and code in (126, 127) and not isinstance(result, RunnerResult)
+                and not self._timed_out and not self._cancelled):  # fmt: skip
+            what = "not found" if code == 127 else "cannot be executed"
+            spawn_error = f"runner command {what} (exit {code})"
+            if stderr_tail:
+                spawn_error += f": {_one_line(stderr_tail.strip().splitlines()[-1], 300)}"
+        if (not spec.expect_result and source == "none" and code == 0
+                and not self._timed_out and not self._cancelled):  # fmt: skip
+            summary = f"`{_one_line(spec.cmd, 200)}` exited 0"
+            result = RunnerResult(status="success", summary=summary)
+            source = "exit_code"
+        outcome = RunOutcome(
+            node_id=spec.node_id, attempt=spec.attempt, run_id=spec.run_id, runner=spec.runner,
+            exit_code=code, timed_out=self._timed_out, cancelled=self._cancelled,
+            spawn_error=spawn_error, duration_s=duration, started_at=self.started_at,
+            ended_at=ended, result=result, result_source=source, run_dir=spec.run_dir,
+            timeout_s=spec.timeout_s, output_tail=tail.strip()[-1000:],
+        )  # fmt: skip
+        _write_log_footer(spec, outcome, self._killed)
+        write_json(spec.run_dir / OUTCOME_FILE, _outcome_json(outcome))
+        return outcome
+
+
+# --- starting ------------------------------------------------------------------------------------
+
+
+def runner_command(runner: RunnerConfig, repo_root: Path) -> str:
+    """Return the shell command of a configured runner (a builtin becomes a real process too)."""
+    if runner.builtin == "scripted":
+        script = Path(runner.script or DEFAULT_SCRIPT)
+        if not script.is_absolute():
+            script = repo_root / script
+        return (f"{shlex.quote(sys.executable)} -m gitdag.runner.scripted "
+                f"--script {shlex.quote(str(script))}")  # fmt: skip
+    if runner.cmd is None:
+        raise ValueError("runner has neither cmd nor builtin")
+    return runner.cmd
+
+
+def expand_command(cmd: str, packet: PacketFiles) -> tuple[str, bool]:
+    """Substitute `{packet}` (and `{packet_json}`); return the command and whether stdin gets it."""
+    uses_placeholder = "{packet}" in cmd
+    out = cmd.replace("{packet_json}", shlex.quote(str(packet.json)))
+    out = out.replace("{packet}", shlex.quote(str(packet.md)))
+    return out, not uses_placeholder
+
+
+def runner_env(spec: LaunchSpec) -> dict[str, str]:
+    """Return the runner's environment: ours, the runner's `env`, then the protocol variables."""
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_REPO_VARS}
+    env.update(spec.env)
+    env.update(spec.gitdag_env)
+    env.setdefault("GITDAG_WORKTREE", str(spec.cwd))
+    env.update(
+        GITDAG_NODE_ID=spec.node_id,
+        GITDAG_ATTEMPT=str(spec.attempt),
+        GITDAG_RUN_ID=spec.run_id,
+        GITDAG_RUN_DIR=str(spec.run_dir),
+        GITDAG_RUNNER=spec.runner,
+        GITDAG_PACKET=str(spec.packet.md),
+        GITDAG_PACKET_JSON=str(spec.packet.json),
+        GITDAG_RESULT=str(spec.result_path),
+        DAGAIN_NODE_ID=spec.node_id,
+        DAGAIN_RUN_ID=spec.run_id,
+    )
+    return env
+
+
+def launch(spec: LaunchSpec) -> RunHandle:
+    """Start a runner and return at once. A start failure comes back as a finished handle."""
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (spec.result_path, spec.run_dir / OUTCOME_FILE):
+        stale.unlink(missing_ok=True)  # a result from an earlier run in this directory is not ours
+    cmd, packet_on_stdin = expand_command(spec.cmd, spec.packet)
+    started = _now()
+    _write_log_header(spec, cmd, started, packet_on_stdin and spec.stdin_packet)
+    files: list[IO[bytes]] = []
+    try:
+        stdin: IO[bytes] | int = subprocess.DEVNULL
+        if packet_on_stdin and spec.stdin_packet:
+            stdin = open(spec.packet.md, "rb")  # noqa: SIM115 - handed to the child, closed below
+            files.append(stdin)
+        out = open(spec.run_dir / STDOUT_FILE, "wb")  # noqa: SIM115
+        files.append(out)
+        err = open(spec.run_dir / STDERR_FILE, "wb")  # noqa: SIM115
+        files.append(err)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", cmd], cwd=spec.cwd, env=runner_env(spec), stdin=stdin,
+            stdout=out, stderr=err, start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    except OSError as exc:
+        return RunHandle(spec, None, started, f"cannot start the runner in {spec.cwd}: {exc}")
+    finally:
+        for handle in files:
+            handle.close()
+    write_json(spec.run_dir / PID_FILE, {
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "start_ticks": procs.start_ticks(proc.pid),
+        "started_at": _iso(started),
+        "node_id": spec.node_id,
+        "attempt": spec.attempt,
+        "run_id": spec.run_id,
+        "runner": spec.runner,
+        "cmd": cmd,
+        "host": socket.gethostname(),
+        "supervisor_pid": os.getpid(),
+        "supervisor_start_ticks": procs.start_ticks(os.getpid()),
+    })  # fmt: skip
+    with open(spec.run_dir / LOG_FILE, "a", encoding="utf-8") as log:
+        log.write(f"[gitdag] pid: {proc.pid} (its own process group)\n")
+    return RunHandle(spec, proc, started)
+
+
+# --- collecting ----------------------------------------------------------------------------------
+
+
+def collect_result(spec: LaunchSpec) -> tuple[RunnerResult | ResultProblem, ResultSource]:
+    """Read the result: `$GITDAG_RESULT` if it has content, else the first `<result>` on stdout."""
+    path = spec.result_path
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = -1
+    if size > MAX_RESULT_BYTES:
+        return _oversized(size), "file"
+    if size > 0:
+        try:
+            return parse_result(path.read_bytes()), "file"
+        except OSError as exc:
+            return ResultProblem(ErrorKind.INVALID_RESULT, f"cannot read the result: {exc}"), "file"
+    found = scan_stdout(spec.run_dir / STDOUT_FILE)
+    if found is None:
+        return ResultProblem(
+            ErrorKind.MISSING_RESULT,
+            "no result: nothing written to $GITDAG_RESULT and no <result>…</result> on stdout",
+        ), "none"
+    if isinstance(found, int):
+        return _oversized(found), "stdout"
+    try:
+        text = strip_fence(found.decode("utf-8"))
+    except UnicodeDecodeError:
+        return parse_result(found), "stdout"
+    return parse_result(text), "stdout"
+
+
+def _oversized(size: int) -> ResultProblem:
+    return ResultProblem(ErrorKind.INVALID_RESULT, f"result is {size} bytes, over 1 MiB")
+
+
+def scan_stdout(path: Path, chunk: int = 1 << 20) -> bytes | int | None:
+    """Find the first `<result>…</result>` in a file without loading all of it.
+
+    Returns the bytes inside the tags, their size when over 1 MiB (the content is not kept), or
+    None when there is no complete block.
+    """
+    opening, closing = OPEN_TAG.encode(), CLOSE_TAG.encode()
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError:
+        return None
+    with handle:
+        buf = b""
+        inside = False
+        size = 0  # bytes inside the tags that are no longer in buf (the oversized case)
+        while True:
+            data = handle.read(chunk)
+            if not data:
+                return None
+            buf += data
+            if not inside:
+                start = buf.find(opening)
+                if start < 0:
+                    buf = buf[-(len(opening) - 1) :]
+                    continue
+                inside = True
+                buf = buf[start + len(opening) :]
+            end = buf.find(closing)
+            if end >= 0:
+                return buf[:end] if size == 0 else size + end
+            if size or len(buf) > MAX_RESULT_BYTES + len(closing):
+                keep = len(closing) - 1
+                size += len(buf) - keep
+                buf = buf[-keep:]
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def _write_log_header(spec: LaunchSpec, cmd: str, started: dt.datetime, on_stdin: bool) -> None:
+    packet = f"{spec.packet.md} ({'on stdin' if on_stdin else 'by path'})"
+    lines = [
+        f"[gitdag] node: {spec.node_id}  attempt: {spec.attempt}  run: {spec.run_id}  "
+        f"runner: {spec.runner}",
+        f"[gitdag] cmd: {cmd}",
+        f"[gitdag] cwd: {spec.cwd}",
+        f"[gitdag] packet: {packet}",
+        f"[gitdag] result: {spec.result_path}",
+        f"[gitdag] timeout: {_seconds(spec.timeout_s)} (then TERM, KILL after "
+        f"{_seconds(spec.kill_grace_s)})",
+        f"[gitdag] started: {_iso(started)}",
+        f"[gitdag] live output: {spec.run_dir / STDOUT_FILE} and {spec.run_dir / STDERR_FILE}",
+    ]
+    (spec.run_dir / LOG_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_log_footer(spec: LaunchSpec, outcome: RunOutcome, killed: bool) -> None:
+    parts = []
+    for name in (STDOUT_FILE, STDERR_FILE):
+        path = spec.run_dir / name
+        size = path.stat().st_size if path.exists() else 0
+        text = _tail(path, LOG_STREAM_CAP)
+        head = f"[gitdag] ---- {name} ({size} bytes) ----\n"
+        if size > LOG_STREAM_CAP:
+            head += f"[… {size - LOG_STREAM_CAP} earlier bytes are in {path} …]\n"
+        parts.append(head + text + ("" if not text or text.endswith("\n") else "\n"))
+    end = [f"[gitdag] ended: {_iso(outcome.ended_at)}  {_exit_text(outcome.exit_code)}  "
+           f"after {outcome.duration_s:.2f}s"]  # fmt: skip
+    if outcome.timed_out:
+        end.append(f"[gitdag] timed out after {_seconds(spec.timeout_s)}: sent TERM to the group"
+                   + (", then KILL" if killed else ""))  # fmt: skip
+    if outcome.cancelled:
+        end.append("[gitdag] cancelled: sent TERM to the group" + (", then KILL" if killed else ""))
+    if outcome.spawn_error:
+        end.append(f"[gitdag] spawn error: {outcome.spawn_error}")
+    verdict = outcome.verdict()
+    shown = (f"{verdict.kind.value}: {verdict.reason}" if isinstance(verdict, ResultProblem)
+             else f"result {verdict.status} (from {outcome.result_source})")  # fmt: skip
+    end.append(f"[gitdag] verdict: {shown}")
+    with open(spec.run_dir / LOG_FILE, "a", encoding="utf-8") as log:
+        log.write("".join(parts) + "\n".join(end) + "\n")
+
+
+def _outcome_json(outcome: RunOutcome) -> dict[str, object]:
+    verdict = outcome.verdict()
+    return {
+        "node_id": outcome.node_id,
+        "attempt": outcome.attempt,
+        "run_id": outcome.run_id,
+        "exit_code": outcome.exit_code,
+        "timed_out": outcome.timed_out,
+        "cancelled": outcome.cancelled,
+        "spawn_error": outcome.spawn_error,
+        "duration_s": round(outcome.duration_s, 3),
+        "started_at": _iso(outcome.started_at),
+        "ended_at": _iso(outcome.ended_at),
+        "result_source": outcome.result_source,
+        "verdict": verdict.kind.value if isinstance(verdict, ResultProblem) else verdict.status,
+        "reason": verdict.reason if isinstance(verdict, ResultProblem) else verdict.summary,
+    }
+
+
+def write_json(path: Path, data: Mapping[str, object]) -> None:
+    """Write JSON then rename it into place, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _tail(path: Path, max_bytes: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "did not start"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+def _one_line(text: str, limit: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
