@@ -29,7 +29,9 @@ class InitResult:
     files: tuple[str, ...]
 
 
-def init(store: StateStore, goal: str, target: str) -> InitResult:
+def init(
+    store: StateStore, goal: str, target: str, defaults: dict[str, Any] | None = None
+) -> InitResult:
     """Create the state branch (one commit), copy the template to `.dagain/`, create the target."""
     try:
         head_commit = store.repo[b"HEAD"]
@@ -39,9 +41,9 @@ def init(store: StateStore, goal: str, target: str) -> InitResult:
         ) from None
     if not isinstance(head_commit, Commit):
         raise InputError("HEAD does not point at a commit")
-    transition = edits.init_transition(goal, target, store.clock())
+    transition = edits.init_transition(goal, target, store.clock(), defaults)
     if isinstance(transition, Rejected):
-        raise InputError(f"--target: {transition.reason}")
+        raise InputError(transition.reason)
     committed = store.init(transition, repos.human_actor(store.repo))
     files: list[str] = []
     if not store.repo.bare:

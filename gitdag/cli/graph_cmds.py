@@ -17,10 +17,27 @@ from gitdag.store import history
 @click.option("--goal", default="", help="The goal; creates the root plan node plan-000.")
 @click.option("--target", default="dagain/integration", show_default=True,
               help="The branch the merge queue integrates into (created at HEAD).")
-def init(goal: str, target: str) -> None:
+@click.option("--max-attempts", type=click.IntRange(1, 100), default=None,
+              help="Attempts per node before it fails (graph default; 3).")
+@click.option("--backoff", type=click.FloatRange(0, 86400), default=None,
+              help="Seconds before the first retry, doubling after each failure (5).")
+@click.option("--lease", type=click.IntRange(5, 86400), default=None,
+              help="Seconds a claim holds without renewal (600).")
+def init(goal: str, target: str, max_attempts: int | None, backoff: float | None,
+         lease: int | None) -> None:  # fmt: skip
     """Create dagain/state, .dagain/ and the target branch."""
+    defaults: dict[str, Any] = {}
+    retry: dict[str, Any] = {}
+    if max_attempts is not None:
+        retry["max_attempts"] = max_attempts
+    if backoff is not None:
+        retry["backoff_s"] = int(backoff) if float(backoff).is_integer() else backoff
+    if retry:
+        defaults["retry"] = retry
+    if lease is not None:
+        defaults["lease_s"] = lease
     with open_store() as store:
-        result = actions.init(store, goal, target)
+        result = actions.init(store, goal, target, defaults or None)
     click.echo(f"initialised dagain/state at {result.head[:12]}")
     state = "created at HEAD" if result.target_created else "exists, left as it is"
     click.echo(f"target branch {result.target}: {state}")
@@ -177,15 +194,13 @@ def graph_cmd(fmt: str) -> None:
 @click.command()
 @click.argument("rev", required=False)
 def validate(rev: str | None) -> None:
-    """Check schema, ids, deps and acyclicity at REV (default: the head). Exit 0 or 2."""
-    with open_store() as store:
-        problems = actions.validate(store, rev)
-    if problems:
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"{len(problems)} problem(s)", err=True)
-        raise SystemExit(2)
-    click.echo("ok")
+    """Check the graph at REV (default: the head); for A..B also each commit's legality.
+
+    Exit 0, or 2 with every problem on its own line.
+    """
+    from gitdag.cli.review_cmds import run_validate
+
+    run_validate(rev)
 
 
 def register(group: click.Group) -> None:

@@ -17,10 +17,22 @@ from gitdag.core.transitions import Rejected, Transition
 ROOT_PLAN_ID = "plan-000"
 
 
-def init_transition(goal: str, target: str, now: dt.datetime) -> Transition | Rejected:
-    """Return the first transition: `graph.yaml`, plus the root plan node when a goal is given."""
+def init_transition(
+    goal: str, target: str, now: dt.datetime, defaults: Mapping[str, Any] | None = None
+) -> Transition | Rejected:
+    """Return the first transition: `graph.yaml`, plus the root plan node when a goal is given.
+
+    Args:
+      goal: the goal; non-empty creates the root plan node `plan-000`.
+      target: the branch the merge queue integrates into.
+      now: the current time.
+      defaults: graph-wide defaults (`retry`, `lease_s`, `escalation_depth`), if not the built-in.
+    """
     try:
-        graph_file = GraphFile(goal=goal, target=target, created_at=now)
+        extra = {"defaults": dict(defaults)} if defaults else {}
+        graph_file = GraphFile.model_validate(
+            {"goal": goal, "target": target, "created_at": now, **extra}
+        )
     except ValidationError as exc:
         return Rejected(validation_message(exc))
     put: tuple[Node, ...] = ()
