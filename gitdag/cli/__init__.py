@@ -82,3 +82,7 @@ graph_cmds.register(cli)
 from gitdag.cli import run_cmds  # noqa: E402
 
 run_cmds.register(cli)
+
+from gitdag.cli import review_cmds  # noqa: E402
+
+review_cmds.register(cli)

@@ -1,0 +1,186 @@
+"""Review and recovery commands: diff, revert, reset, propose, apply-proposal, hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gitdag.cli._common import echo_json, open_store, split_list
+from gitdag.core import codec
+from gitdag.core.diff import render_text
+from gitdag.core.model import Kind
+from gitdag.core.transitions import Rejected
+from gitdag.core.transitions import title as title_line
+from gitdag.errors import GraphError, InputError
+from gitdag.store import proposals, ranges
+from gitdag.store import repo as repos
+from gitdag.store import revert as recovery
+from gitdag.store.delta import diff_revisions, resolve
+from gitdag.store.state import Committed, StateStore
+
+
+@click.command()
+@click.argument("rev1")
+@click.argument("rev2")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(rev1: str, rev2: str, as_json: bool) -> None:
+    """What changed in the graph from REV1 to REV2, node by node."""
+    with open_store() as store:
+        result = diff_revisions(store, rev1, rev2)
+    if as_json:
+        echo_json(result.as_data())
+    else:
+        click.echo(render_text(result), nl=False)
+
+
+def run_validate(spec: str | None) -> None:
+    """`gitdag validate [REV | A..B]`: print `ok`, or every problem and exit 2."""
+    with open_store() as store:
+        problems, hint = validate_spec(store, spec)
+    if problems:
+        for line in problems:
+            click.echo(line, err=True)
+        click.echo(f"{len(problems)} problem(s)" + (f"; {hint}" if hint else ""), err=True)
+        raise SystemExit(2)
+    click.echo("ok")
+
+
+def validate_spec(store: StateStore, spec: str | None) -> tuple[list[str], str | None]:
+    """Return the problems of `validate [REV | A..B]`, one line each, and a repair hint."""
+    if spec is not None and ".." in spec:
+        base, head = ranges.parse_range(store, spec)
+        report = ranges.validate_range(store, base, head)
+        lines = [str(p) for p in report.problems]
+        bad = report.first_bad_commit()
+        hint = None
+        if bad is not None:
+            hint = ranges.repair_hint(bad, ranges.first_parent(store, bad))
+        return lines, hint
+    commit = resolve(store, spec) if spec else store.head()
+    if commit is None:
+        return ["dagain/state: branch does not exist (run `gitdag init`)"], None
+    return [str(p) for p in ranges.graph_problems_at(store, commit)], None
+
+
+def _report(outcome: Committed | Rejected | None, what: str, nothing: str) -> None:
+    if outcome is None:
+        click.echo(nothing)
+        return
+    if isinstance(outcome, Rejected):
+        raise GraphError(f"{what} refused, nothing written: {outcome}")
+    transition = outcome.transition
+    click.echo(f"{title_line(transition)} ({outcome.head[:12]})")
+    for key, value in transition.trailers:
+        if key == "Gitdag-Reverts":
+            click.echo(f"  reverted {value[:12]}")
+        elif key == "Gitdag-Stop":
+            click.echo(f"  {value} is no longer running: a running supervisor stops its runner")
+
+
+@click.command()
+@click.argument("commit")
+@click.option("--force", is_flag=True,
+              help="Also revert the later transitions that build on COMMIT (listed in the commit).")
+def revert(commit: str, force: bool) -> None:
+    """Undo the transition COMMIT with a new commit on dagain/state."""
+    with open_store() as store:
+        outcome = recovery.revert(store, commit, actor=repos.human_actor(store.repo), force=force)
+    _report(outcome, "revert", "nothing to revert: the graph already has that change undone")
+
+
+@click.command()
+@click.option("--to", "rev", required=True, help="The revision whose graph to restore.")
+def reset(rev: str) -> None:
+    """Make the graph equal to its state at REV, as one new commit (history is kept)."""
+    with open_store() as store:
+        outcome = recovery.reset(store, rev, actor=repos.human_actor(store.repo))
+    _report(outcome, "reset", f"nothing to reset: the graph already equals {rev}'s")
+
+
+def _read_nodes_file(path: str) -> list[Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    try:
+        # A bare YAML list is read as the `nodes:` key of a mapping (the codec reads mappings).
+        listed = text.lstrip().startswith("-")
+        data: Any = codec.load_mapping(f"nodes:\n{_indent(text)}" if listed else text)
+    except codec.DecodeError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    for key in ("nodes", "addNodes"):
+        if isinstance(data.get(key), list):
+            return list(data[key])
+    raise InputError(f"{path}: expected a list of nodes (or a mapping with `nodes:`)")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+@click.command()
+@click.argument("name")
+@click.option("--from-file", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML list of nodes (an existing id: an edit of the fields given).")
+@click.option("--add", "node_id", default=None, help="Add one node with this id (options below).")
+@click.option("--title", default=None)
+@click.option("--kind", type=click.Choice([k.value for k in Kind]), default="task",
+              show_default=True)
+@click.option("--deps", default="", help="Comma-separated ids that must be done first.")
+@click.option("--after", default="", help="Comma-separated ids that must be terminal first.")
+@click.option("--run", "run_cmd", default=None, help="Shell command (command nodes).")
+@click.option("--description", default="")
+@click.option("--parent", default=None)
+@click.option("--priority", type=int, default=0)
+@click.option("--ownership", default="", help="Comma-separated path globs this node may change.")
+@click.option("--labels", default="", help="Comma-separated worker labels this node needs.")
+@click.option("--acceptance", multiple=True, help="An acceptance criterion (repeatable).")
+@click.option("--verify", "verify_cmds", multiple=True,
+              help="A command that checks it (repeatable).")
+@click.option("--worktree/--no-worktree", default=False, help="command nodes: run in a worktree.")
+@click.option("--role", default=None)
+@click.option("--runner", default=None)
+@click.option("-m", "--message", default="", help="The commit's summary paragraph.")
+def propose(name: str, from_file: str | None, node_id: str | None, title: str | None, kind: str,
+            deps: str, after: str, run_cmd: str | None, description: str, parent: str | None,
+            priority: int, ownership: str, labels: str, acceptance: tuple[str, ...],
+            verify_cmds: tuple[str, ...], worktree: bool, role: str | None, runner: str | None,
+            message: str) -> None:  # fmt: skip
+    """Write graph edits on dagain/proposals/NAME for review (a pull request into dagain/state)."""
+    if (from_file is None) == (node_id is None):
+        raise click.UsageError("give exactly one of --from-file FILE or --add ID")
+    if from_file is not None:
+        nodes = _read_nodes_file(from_file)
+    else:
+        if not title:
+            raise click.UsageError("--add needs --title")
+        nodes = [{
+            "id": node_id, "title": title, "kind": kind, "deps": split_list(deps),
+            "after": split_list(after), "run": run_cmd, "description": description,
+            "parent": parent, "priority": priority, "ownership": split_list(ownership),
+            "labels": split_list(labels), "acceptance": list(acceptance),
+            "verify": list(verify_cmds), "worktree": worktree, "role": role, "runner": runner,
+        }]  # fmt: skip
+    with open_store() as store:
+        outcome = proposals.propose_nodes(store, name, nodes, summary=message)
+    if isinstance(outcome, Rejected):
+        raise GraphError(f"proposal refused, nothing written: {outcome}")
+    click.echo(f"{title_line(outcome.transition)} on {outcome.branch} ({outcome.head[:12]})")
+    click.echo(f"review: gitdag diff dagain/state {outcome.branch}")
+    click.echo(f"share:  git push <remote> {outcome.branch}   apply: gitdag apply-proposal {name}")
+
+
+@click.command("apply-proposal")
+@click.argument("name")
+def apply_proposal(name: str) -> None:
+    """Merge the proposal NAME into dagain/state (semantic three-way merge, one commit)."""
+    with open_store() as store:
+        outcome = proposals.apply_proposal(store, name, actor=repos.human_actor(store.repo))
+    _report(outcome, "apply-proposal", f"nothing to apply: dagain/state already holds {name}")
+
+
+def register(group: click.Group) -> None:
+    for command in (diff, revert, reset, propose, apply_proposal):
+        group.add_command(command)
