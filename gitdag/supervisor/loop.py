@@ -241,6 +241,7 @@ class Supervisor:
             if outcome is None:
                 continue
             self._forget(flight)
+            self.stats.finished += 1
             crash.crash_point("supervisor.after_runner_exit")
             committed = self._apply(flight, outcome)
             if committed is not None:
