@@ -74,6 +74,21 @@ def retry(node_id: str, force: bool) -> None:
     click.echo(f"reopened {node_id} ({committed.head[:12]})")
 
 
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="Where to create the demo repository (default: a new temporary directory).")
+@click.option("--quiet", "-q", is_flag=True)
+def demo(directory: str | None, quiet: bool) -> None:
+    """Run gitdag on a throwaway example repository, start to finish (no agent needed)."""
+    from pathlib import Path
+
+    from gitdag.demo import run_demo
+
+    raise SystemExit(run_demo(Path(directory) if directory else None, quiet=quiet))
+
+
 def register(group: click.Group) -> None:
-    for command in (run_cmd, answer, pause, resume, cancel, retry):
+    for command in (run_cmd, answer, pause, resume, cancel, retry, demo):
         group.add_command(command)
