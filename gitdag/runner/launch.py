@@ -107,7 +107,8 @@ class RunOutcome:
     result_source: ResultSource
     run_dir: Path
     timeout_s: float
-    output_tail: str = ""
+    output_tail: str = ""  # the end of stderr (or of stdout when stderr is empty)
+    expect_result: bool = True
 
     def verdict(self) -> RunnerResult | ResultProblem:
         """Return what the attempt amounts to: a result to judge, or a failure of a given kind."""
@@ -123,16 +124,17 @@ class RunOutcome:
         if isinstance(self.result, RunnerResult) and self.result.status != "success":
             return self.result
         how = _exit_text(self.exit_code)
+        who = "runner" if self.expect_result else "command"
         if isinstance(self.result, RunnerResult):
-            reason = f"runner {how} after reporting success"
+            reason = f"{who} {how} after reporting success"
             if self.result.summary:
                 reason += f" ({_one_line(self.result.summary, 200)})"
         elif self.result_source == "none":
-            reason = f"runner {how} with no result"
+            reason = f"{who} {how}" + (" with no result" if self.expect_result else "")
         else:
-            reason = f"runner {how}; its result was unusable too: {self.result.reason}"
+            reason = f"{who} {how}; its result was unusable too: {self.result.reason}"
         if self.output_tail:
-            reason += f"; last output: {_one_line(self.output_tail, 300)}"
+            reason += f"; last output: {_last_line(self.output_tail)}"
         return ResultProblem(ErrorKind.TASK_FAILURE, reason)
 
 
@@ -236,15 +238,18 @@ class RunHandle:
         spec = self.spec
         ended = _now()
         duration = time.monotonic() - self._t0
-        stderr_tail = _tail(spec.run_dir / STDERR_FILE, 2048)
-        tail = stderr_tail or _tail(spec.run_dir / STDOUT_FILE, 2048)
-        result, source = collect_result(spec)
+        out = _Stream.read(spec.run_dir / STDOUT_FILE)
+        err = _Stream.read(spec.run_dir / STDERR_FILE)
+        stderr_tail = err.text[-2048:]
+        tail = stderr_tail or out.text[-2048:]
+        result, source = collect_result(spec, out)
         if (spawn_error is None and code in (126, 127) and not isinstance(result, RunnerResult)
                 and not self._timed_out and not self._cancelled):  # fmt: skip
             what = "not found" if code == 127 else "cannot be executed"
-            spawn_error = f"runner command {what} (exit {code})"
-            if stderr_tail:
-                spawn_error += f": {_one_line(stderr_tail.strip().splitlines()[-1], 300)}"
+            who = "runner command" if spec.expect_result else "command"
+            spawn_error = f"{who} {what} (exit {code})"
+            if stderr_tail.strip():
+                spawn_error += f": {_last_line(stderr_tail)}"
         if (not spec.expect_result and source == "none" and code == 0
                 and not self._timed_out and not self._cancelled):  # fmt: skip
             summary = f"`{_one_line(spec.cmd, 200)}` exited 0"
@@ -256,9 +261,12 @@ class RunHandle:
             spawn_error=spawn_error, duration_s=duration, started_at=self.started_at,
             ended_at=ended, result=result, result_source=source, run_dir=spec.run_dir,
             timeout_s=spec.timeout_s, output_tail=tail.strip()[-1000:],
+            expect_result=spec.expect_result,
         )  # fmt: skip
-        _write_log_footer(spec, outcome, self._killed)
-        write_json(spec.run_dir / OUTCOME_FILE, _outcome_json(outcome))
+        _write_log_footer(spec, outcome, self._killed, (out, err))
+        # Not atomic on purpose: only its existence matters to readers, and it is written per run.
+        record = json.dumps(_outcome_json(outcome), indent=1) + "\n"
+        (spec.run_dir / OUTCOME_FILE).write_text(record, encoding="utf-8")
         return outcome
 
 
@@ -313,12 +321,12 @@ def launch(spec: LaunchSpec) -> RunHandle:
     for stale in (spec.result_path, spec.run_dir / OUTCOME_FILE):
         stale.unlink(missing_ok=True)  # a result from an earlier run in this directory is not ours
     cmd, packet_on_stdin = expand_command(spec.cmd, spec.packet)
+    on_stdin = packet_on_stdin and spec.stdin_packet
     started = _now()
-    _write_log_header(spec, cmd, started, packet_on_stdin and spec.stdin_packet)
     files: list[IO[bytes]] = []
     try:
         stdin: IO[bytes] | int = subprocess.DEVNULL
-        if packet_on_stdin and spec.stdin_packet:
+        if on_stdin:
             stdin = open(spec.packet.md, "rb")  # noqa: SIM115 - handed to the child, closed below
             files.append(stdin)
         out = open(spec.run_dir / STDOUT_FILE, "wb")  # noqa: SIM115
@@ -330,6 +338,7 @@ def launch(spec: LaunchSpec) -> RunHandle:
             stdout=out, stderr=err, start_new_session=True, close_fds=True,
         )  # fmt: skip
     except OSError as exc:
+        _write_log_header(spec, cmd, started, on_stdin, None)
         return RunHandle(spec, None, started, f"cannot start the runner in {spec.cwd}: {exc}")
     finally:
         for handle in files:
@@ -346,17 +355,18 @@ def launch(spec: LaunchSpec) -> RunHandle:
         "cmd": cmd,
         "host": socket.gethostname(),
         "supervisor_pid": os.getpid(),
-        "supervisor_start_ticks": procs.start_ticks(os.getpid()),
+        "supervisor_start_ticks": procs.own_start_ticks(),
     })  # fmt: skip
-    with open(spec.run_dir / LOG_FILE, "a", encoding="utf-8") as log:
-        log.write(f"[gitdag] pid: {proc.pid} (its own process group)\n")
+    _write_log_header(spec, cmd, started, on_stdin, proc.pid)
     return RunHandle(spec, proc, started)
 
 
 # --- collecting ----------------------------------------------------------------------------------
 
 
-def collect_result(spec: LaunchSpec) -> tuple[RunnerResult | ResultProblem, ResultSource]:
+def collect_result(
+    spec: LaunchSpec, stdout: _Stream | None = None
+) -> tuple[RunnerResult | ResultProblem, ResultSource]:
     """Read the result: `$GITDAG_RESULT` if it has content, else the first `<result>` on stdout."""
     path = spec.result_path
     try:
@@ -370,7 +380,10 @@ def collect_result(spec: LaunchSpec) -> tuple[RunnerResult | ResultProblem, Resu
             return parse_result(path.read_bytes()), "file"
         except OSError as exc:
             return ResultProblem(ErrorKind.INVALID_RESULT, f"cannot read the result: {exc}"), "file"
-    found = scan_stdout(spec.run_dir / STDOUT_FILE)
+    if stdout is not None and stdout.whole:
+        found = _find_block(stdout.data)
+    else:
+        found = scan_stdout(spec.run_dir / STDOUT_FILE)
     if found is None:
         return ResultProblem(
             ErrorKind.MISSING_RESULT,
@@ -387,6 +400,17 @@ def collect_result(spec: LaunchSpec) -> tuple[RunnerResult | ResultProblem, Resu
 
 def _oversized(size: int) -> ResultProblem:
     return ResultProblem(ErrorKind.INVALID_RESULT, f"result is {size} bytes, over 1 MiB")
+
+
+def _find_block(data: bytes) -> bytes | int | None:
+    start = data.find(OPEN_TAG.encode())
+    if start < 0:
+        return None
+    start += len(OPEN_TAG)
+    end = data.find(CLOSE_TAG.encode(), start)
+    if end < 0:
+        return None
+    return data[start:end] if end - start <= MAX_RESULT_BYTES else end - start
 
 
 def scan_stdout(path: Path, chunk: int = 1 << 20) -> bytes | int | None:
@@ -428,7 +452,36 @@ def scan_stdout(path: Path, chunk: int = 1 << 20) -> bytes | int | None:
 # --- files ---------------------------------------------------------------------------------------
 
 
-def _write_log_header(spec: LaunchSpec, cmd: str, started: dt.datetime, on_stdin: bool) -> None:
+class _Stream:
+    """One output file of a runner: its size, and its last LOG_STREAM_CAP bytes (read once)."""
+
+    def __init__(self, path: Path, size: int, data: bytes) -> None:
+        self.path, self.size, self.data = path, size, data
+
+    @property
+    def whole(self) -> bool:
+        return len(self.data) == self.size
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+    @classmethod
+    def read(cls, path: Path) -> _Stream:
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                return cls(path, 0, b"")  # the common case costs one stat, no open
+            with open(path, "rb") as handle:
+                if size > LOG_STREAM_CAP:
+                    handle.seek(size - LOG_STREAM_CAP)
+                return cls(path, size, handle.read(LOG_STREAM_CAP))
+        except OSError:
+            return cls(path, 0, b"")
+
+
+def _write_log_header(spec: LaunchSpec, cmd: str, started: dt.datetime, on_stdin: bool,
+                      pid: int | None) -> None:  # fmt: skip
     packet = f"{spec.packet.md} ({'on stdin' if on_stdin else 'by path'})"
     lines = [
         f"[gitdag] node: {spec.node_id}  attempt: {spec.attempt}  run: {spec.run_id}  "
@@ -442,18 +495,19 @@ def _write_log_header(spec: LaunchSpec, cmd: str, started: dt.datetime, on_stdin
         f"[gitdag] started: {_iso(started)}",
         f"[gitdag] live output: {spec.run_dir / STDOUT_FILE} and {spec.run_dir / STDERR_FILE}",
     ]
+    if pid is not None:
+        lines.append(f"[gitdag] pid: {pid} (its own process group)")
     (spec.run_dir / LOG_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _write_log_footer(spec: LaunchSpec, outcome: RunOutcome, killed: bool) -> None:
+def _write_log_footer(spec: LaunchSpec, outcome: RunOutcome, killed: bool,
+                      streams: tuple[_Stream, _Stream]) -> None:  # fmt: skip
     parts = []
-    for name in (STDOUT_FILE, STDERR_FILE):
-        path = spec.run_dir / name
-        size = path.stat().st_size if path.exists() else 0
-        text = _tail(path, LOG_STREAM_CAP)
-        head = f"[gitdag] ---- {name} ({size} bytes) ----\n"
-        if size > LOG_STREAM_CAP:
-            head += f"[… {size - LOG_STREAM_CAP} earlier bytes are in {path} …]\n"
+    for stream in streams:
+        text = stream.text
+        head = f"[gitdag] ---- {stream.path.name} ({stream.size} bytes) ----\n"
+        if not stream.whole:
+            head += f"[… {stream.size - len(stream.data)} earlier bytes are in {stream.path} …]\n"
         parts.append(head + text + ("" if not text or text.endswith("\n") else "\n"))
     end = [f"[gitdag] ended: {_iso(outcome.ended_at)}  {_exit_text(outcome.exit_code)}  "
            f"after {outcome.duration_s:.2f}s"]  # fmt: skip
@@ -498,17 +552,6 @@ def write_json(path: Path, data: Mapping[str, object]) -> None:
     os.replace(tmp, path)
 
 
-def _tail(path: Path, max_bytes: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -531,6 +574,11 @@ def _exit_text(code: int | None) -> str:
             name = f"signal {-code}"
         return f"was killed by {name}"
     return f"exited with code {code}"
+
+
+def _last_line(text: str, limit: int = 300) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return _one_line(lines[-1], limit) if lines else ""
 
 
 def _one_line(text: str, limit: int) -> str:

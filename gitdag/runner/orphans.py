@@ -82,7 +82,7 @@ def is_collected(run_dir: Path) -> bool:
 def _is_ours(info: PidInfo) -> bool:
     return info.supervisor_pid == os.getpid() and (
         info.supervisor_start_ticks is None
-        or info.supervisor_start_ticks == procs.start_ticks(os.getpid())
+        or info.supervisor_start_ticks == procs.own_start_ticks()
     )
 
 

@@ -39,6 +39,17 @@ def start_ticks(pid: int) -> int | None:
     return stat.start_ticks if stat else None
 
 
+_OWN: dict[int, int | None] = {}
+
+
+def own_start_ticks() -> int | None:
+    """Return this process's start time (cached: it never changes, and a fork gets a new pid)."""
+    pid = os.getpid()
+    if pid not in _OWN:
+        _OWN[pid] = start_ticks(pid)
+    return _OWN[pid]
+
+
 def has_proc() -> bool:
     """Tell whether this system exposes `/proc/<pid>/stat`."""
     return (PROC / str(os.getpid()) / "stat").exists()
