@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from gitdag.core import fastload
 from gitdag.core.model import GraphFile, Node
 
 MAX_FILE_BYTES = 256 * 1024
@@ -54,23 +55,41 @@ def _scalar(value: Any) -> str:
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _RESERVED and len(text) <= 200:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    quoted = json.dumps(text, ensure_ascii=False)
+    if not quoted.isprintable():
+        # JSON leaves C1 controls, DEL, U+2028/9 and format characters raw, but YAML's reader
+        # refuses some and reads others as line breaks: escape every non-printable character.
+        quoted = _NONPRINTABLE.sub(_escape, quoted)
+    return quoted
+
+
+_NONPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _timestamp(value: dt.datetime) -> str:
-    value = value.astimezone(dt.UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # By hand: strftime's %Y does not pad years below 1000, and YAML needs four digits.
+    v = value.astimezone(dt.UTC)
+    text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+    return f"{text}.{v.microsecond:06d}Z" if v.microsecond else f"{text}Z"
 
 
 def _block_ok(text: str) -> bool:
     # A literal block keeps text byte-for-byte only for printable lines without trailing blanks
     # or carriage returns; anything else is written as a double-quoted JSON-style string.
-    if "\n" not in text or "\r" in text or text.startswith((" ", "\t")) or text.strip() == "":
+    if "\n" not in text or "\r" in text or text.strip() == "":
         return False
+    if text.lstrip("\n").startswith((" ", "\t")):
+        return False  # YAML would take the block's indentation from the first non-empty line
     for line in text.split("\n"):
-        if line != line.rstrip(" \t") or not line.isprintable() and line != "":
+        if line != line.rstrip(" \t") or (line and not line.isprintable()):
             return False
     return True
 
@@ -89,6 +108,10 @@ def _block(text: str, indent: str) -> str:
 
 def _emit(value: Any, indent: str, out: list[str], key: str) -> None:
     prefix = f"{indent}{key}:"
+    if len(key) > 1000:
+        # YAML caps implicit keys at 1024 characters; a longer one needs the explicit form.
+        out.append(f"{indent}? {key}")
+        prefix = f"{indent}:"
     if isinstance(value, BaseModel):
         value = _fields(value)
     if isinstance(value, Mapping):
@@ -154,6 +177,9 @@ def dump(model: BaseModel) -> str:
 # --- reading ------------------------------------------------------------------------------------
 
 _yaml = YAML(typ="safe", pure=False)
+# An anchor or alias starts a node: it follows a space, a line start or a flow indicator. Globs
+# such as `src/**` do not, so they do not cost a second parse.
+_MAYBE_ALIAS = re.compile(r"(?:^|[\s\[{,:?-])[&*]", re.MULTILINE)
 _CONFLICT = re.compile(r"^(<<<<<<<|>>>>>>>|=======$|\|\|\|\|\|\|\|)", re.MULTILINE)
 
 
@@ -180,7 +206,12 @@ def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[
     if marker:
         line = decoded.count("\n", 0, marker.start()) + 1
         raise DecodeError(f"contains a merge-conflict marker at line {line}")
-    if ("&" in decoded or "*" in decoded) and _has_alias(decoded):
+    data = fastload.load(decoded)  # canonical text (what gitdag writes) is read 10-20x faster
+    if data is not None:
+        if _depth(data, 0) > MAX_DEPTH:
+            raise DecodeError(f"nesting is deeper than {MAX_DEPTH} levels")
+        return data
+    if _MAYBE_ALIAS.search(decoded) and _has_alias(decoded):
         raise DecodeError("YAML anchors and aliases are not allowed")
     try:
         data = _yaml.load(decoded)

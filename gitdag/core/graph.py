@@ -18,23 +18,23 @@ class NodeLike(Protocol):
     """What the algorithms read of a node."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str: ...  # noqa: D102
     @property
-    def kind(self) -> Kind: ...
+    def kind(self) -> Kind: ...  # noqa: D102
     @property
-    def status(self) -> Status: ...
+    def status(self) -> Status: ...  # noqa: D102
     @property
-    def deps(self) -> tuple[str, ...]: ...
+    def deps(self) -> tuple[str, ...]: ...  # noqa: D102
     @property
-    def after(self) -> tuple[str, ...]: ...
+    def after(self) -> tuple[str, ...]: ...  # noqa: D102
     @property
-    def parent(self) -> str | None: ...
+    def parent(self) -> str | None: ...  # noqa: D102
     @property
-    def not_before(self) -> dt.datetime | None: ...
+    def not_before(self) -> dt.datetime | None: ...  # noqa: D102
     @property
-    def priority(self) -> int: ...
+    def priority(self) -> int: ...  # noqa: D102
     @property
-    def created_at(self) -> dt.datetime: ...
+    def created_at(self) -> dt.datetime: ...  # noqa: D102
 
 
 Nodes = Mapping[str, NodeLike]
@@ -46,7 +46,7 @@ def edges(node: NodeLike) -> tuple[str, ...]:
 
 
 def unknown_refs(nodes: Nodes) -> list[tuple[str, str, str]]:
-    """Return `(node, field, id)` for every dep, after or parent naming a node that does not exist."""
+    """Return `(node, field, id)` for every dep, after or parent naming an unknown node."""
     missing: list[tuple[str, str, str]] = []
     for node in nodes.values():
         for field, refs in (("deps", node.deps), ("after", node.after)):

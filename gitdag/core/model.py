@@ -74,7 +74,7 @@ def _check_id(value: str) -> str:
 
 
 def _utc(value: Any) -> Any:
-    # YAML hands us datetimes, JSON hands us strings; anything else (an int, a bool) is a wrong type.
+    # YAML gives datetimes, JSON gives strings; anything else (an int, a bool) is a wrong type.
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)

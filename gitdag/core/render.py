@@ -36,7 +36,8 @@ def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = No
         node = nodes[nid]
         title = (titles or {}).get(nid, "")
         label = f"{nid}<br/>{_label(title)}" if title else nid
-        lines.append(f'  {_mid(nid)}["{label} ({node.status.value})"]:::{_MERMAID_CLASS[node.status]}')
+        css = _MERMAID_CLASS[node.status]
+        lines.append(f'  {_mid(nid)}["{label} ({node.status.value})"]:::{css}')
     for nid in sorted(nodes):
         node = nodes[nid]
         lines.extend(f"  {_mid(dep)} --> {_mid(nid)}" for dep in node.deps if dep in nodes)
@@ -70,7 +71,9 @@ def dot(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) 
         node = nodes[nid]
         lines.extend(f"  {json.dumps(d)} -> {json.dumps(nid)};" for d in node.deps if d in nodes)
         lines.extend(
-            f"  {json.dumps(a)} -> {json.dumps(nid)} [style=dashed];" for a in node.after if a in nodes
+            f"  {json.dumps(a)} -> {json.dumps(nid)} [style=dashed];"
+            for a in node.after
+            if a in nodes
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -84,7 +87,9 @@ def as_data(nodes: Mapping[str, NodeLike]) -> dict[str, Any]:
             for nid in sorted(nodes)
         ],
         "edges": [
-            {"from": dep, "to": nid, "type": "deps"} for nid in sorted(nodes) for dep in nodes[nid].deps
+            {"from": dep, "to": nid, "type": "deps"}
+            for nid in sorted(nodes)
+            for dep in nodes[nid].deps
         ]
         + [
             {"from": ref, "to": nid, "type": "after"}

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dulwich.objects import Commit
+from dulwich.objects import Commit, ObjectID
 from dulwich.repo import BaseRepo
 
 from gitdag.core.transitions import parse_trailers
@@ -28,6 +28,11 @@ class LogEntry:
     trailers: dict[str, list[str]]
 
 
+def _first(trailers: dict[str, list[str]], key: str) -> str | None:
+    values = trailers.get(key)
+    return values[0] if values else None
+
+
 def entry_of(commit: Commit) -> LogEntry:
     """Return the log entry of one commit."""
     text = commit.message.decode("utf-8", errors="replace")
@@ -39,17 +44,17 @@ def entry_of(commit: Commit) -> LogEntry:
             break
         body.append(line)
     trailers = parse_trailers(text)
-    attempt_text = (trailers.get("Gitdag-Attempt") or [None])[0]
+    attempt_text = _first(trailers, "Gitdag-Attempt")
     return LogEntry(
         commit=commit.id.decode(),
         parents=tuple(p.decode() for p in commit.parents),
         time=dt.datetime.fromtimestamp(commit.commit_time, dt.UTC),
         title=title,
         summary=" ".join(body).strip(),
-        verb=(trailers.get("Gitdag-Transition") or [None])[0],
+        verb=_first(trailers, "Gitdag-Transition"),
         nodes=tuple(trailers.get("Gitdag-Node", [])),
         attempt=int(attempt_text) if attempt_text and attempt_text.isdigit() else None,
-        actor=(trailers.get("Gitdag-Actor") or [None])[0],
+        actor=_first(trailers, "Gitdag-Actor"),
         trailers=trailers,
     )
 
@@ -64,7 +69,7 @@ def walk(repo: BaseRepo, head: str, stop: str | None = None) -> Iterator[LogEntr
     """
     current: str | None = head
     while current is not None and current != stop:
-        obj = repo.object_store[current.encode()]
+        obj = repo.object_store[ObjectID(current.encode())]
         if not isinstance(obj, Commit):
             return
         entry = entry_of(obj)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,8 @@ class RepoPaths:
         self.local.mkdir(parents=True, exist_ok=True)
         ignore = self.dagain / ".gitignore"
         if self.dagain.is_dir() and not ignore.exists():
-            try:
+            with contextlib.suppress(OSError):
                 ignore.write_text("local/\n")
-            except OSError:
-                pass
         return self.local
 
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from dulwich.diff_tree import tree_changes
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import BaseRepo
 
 from gitdag.core import graph as graphs
-from gitdag.core.codec import MAX_FILE_BYTES, DecodeError, load_graph, load_node
+from gitdag.core.codec import DecodeError, load_graph, load_node
 from gitdag.core.ids import id_problem, shard
 from gitdag.core.model import GraphFile, NodeSummary, summarize
 from gitdag.errors import StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE, node_id_from_path
-from gitdag.store.snapshot import Problem, Snapshot
+from gitdag.store.snapshot import Layered, Problem, Snapshot
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 PLACEHOLDER_GRAPH = GraphFile(created_at=_EPOCH)
@@ -31,7 +31,7 @@ def _hex(sha: bytes | str) -> str:
 def commit_tree(repo: BaseRepo, commit: str) -> str:
     """Return the root tree (hex) of a commit."""
     try:
-        obj = repo.object_store[commit.encode()]
+        obj = repo.object_store[ObjectID(commit.encode())]
     except KeyError:
         raise StoreError(f"commit {commit[:12]} is missing from the object store") from None
     if not isinstance(obj, Commit):
@@ -40,7 +40,7 @@ def commit_tree(repo: BaseRepo, commit: str) -> str:
 
 
 def _blob_bytes(repo: BaseRepo, sha: str) -> bytes:
-    obj = repo.object_store[sha.encode()]
+    obj = repo.object_store[ObjectID(sha.encode())]
     if not isinstance(obj, Blob):
         raise StoreError(f"{sha[:12]} is not a blob")
     return obj.as_raw_string()
@@ -70,7 +70,10 @@ class _Loader:
             return None
         cached = self.cache.get(sha)
         if cached is not None:
-            return summarize(cached) if cached.id == nid else self._mismatch(path, cached.id, nid)
+            if cached.id != nid:
+                self._mismatch(path, cached.id, nid)
+                return None
+            return summarize(cached)
         raw = _blob_bytes(self.repo, sha)
         try:
             node = load_node(raw)
@@ -78,13 +81,14 @@ class _Loader:
             self.problems.append(Problem(path, str(exc), nid))
             return None
         if node.id != nid:
-            return self._mismatch(path, node.id, nid)
+            self._mismatch(path, node.id, nid)
+            return None
         self.cache.put(sha, node)
         return summarize(node)
 
     def _mismatch(self, path: str, inside: str, nid: str) -> None:
-        self.problems.append(Problem(path, f"field id: {inside!r} does not match the file name", nid))
-        return None
+        message = f"field id: {inside!r} does not match the file name"
+        self.problems.append(Problem(path, message, nid))
 
     def graph(self, sha: str | None) -> GraphFile:
         if sha is None:
@@ -125,7 +129,7 @@ def load_snapshot(
 
 def _load_full(repo: BaseRepo, commit: str, tree: str, loader: _Loader) -> Snapshot:
     store = repo.object_store
-    root = store[tree.encode()]
+    root = store[ObjectID(tree.encode())]
     assert isinstance(root, Tree)
     graph_sha: str | None = None
     nodes: dict[str, NodeSummary] = {}
@@ -137,7 +141,7 @@ def _load_full(repo: BaseRepo, commit: str, tree: str, loader: _Loader) -> Snaps
         graph_sha = _hex(root[GRAPH_FILE.encode()][1])
     graph_file = loader.graph(graph_sha)
     if NODES_DIR.encode() in root:
-        mode, nodes_sha = root[NODES_DIR.encode()]
+        _, nodes_sha = root[NODES_DIR.encode()]
         nodes_tree = store[nodes_sha]
         if not isinstance(nodes_tree, Tree):
             loader.problems.append(Problem(NODES_DIR, "not a directory"))
@@ -157,19 +161,24 @@ def _load_full(repo: BaseRepo, commit: str, tree: str, loader: _Loader) -> Snaps
                         nodes[summary.id] = summary
                         blobs[summary.id] = sha
     problems = loader.problems + graph_problems(nodes, nodes.keys(), full=True)
-    return Snapshot(commit, tree, graph_file, nodes, blobs, graph_sha, tuple(problems))
+    return Snapshot(
+        commit, tree, graph_file, Layered(nodes), Layered(blobs), graph_sha, tuple(problems)
+    )
 
 
 def _load_incremental(
     repo: BaseRepo, commit: str, tree: str, base: Snapshot, loader: _Loader
 ) -> Snapshot:
-    nodes = dict(base.nodes)
-    blobs = dict(base.blobs)
+    put_nodes: dict[str, NodeSummary] = {}
+    put_blobs: dict[str, str] = {}
+    gone: list[str] = []
     graph_file, graph_sha = base.graph, base.graph_blob
     changed: list[str] = []
     removed = False
     assert base.tree is not None
-    for change in tree_changes(repo.object_store, base.tree.encode(), tree.encode()):
+    for change in tree_changes(
+        repo.object_store, ObjectID(base.tree.encode()), ObjectID(tree.encode())
+    ):
         old, new = change.old, change.new
         path_b = (new.path if new is not None and new.path else None) or (old.path if old else b"")
         path = path_b.decode(errors="replace")
@@ -183,9 +192,8 @@ def _load_incremental(
         if nid is None:
             loader.problems.append(Problem(path, "unexpected entry"))
             continue
-        if old is not None and old.path and nid in blobs and (new is None or not new.sha):
-            nodes.pop(nid, None)
-            blobs.pop(nid, None)
+        if old is not None and old.path and nid in base.blobs and (new is None or not new.sha):
+            gone.append(nid)
             removed = True
             continue
         if new is None or not new.sha or new.mode is None:
@@ -193,15 +201,17 @@ def _load_incremental(
         name = path.rsplit("/", 1)[-1]
         summary = loader.node(path, name, _hex(new.sha), new.mode)
         if summary is not None:
-            nodes[summary.id] = summary
-            blobs[summary.id] = _hex(new.sha)
+            put_nodes[summary.id] = summary
+            put_blobs[summary.id] = _hex(new.sha)
             changed.append(summary.id)
+    nodes = Layered.of(base.nodes).changed(put_nodes, gone)
+    blobs = Layered.of(base.blobs).changed(put_blobs, gone)
     problems = loader.problems + graph_problems(nodes, changed, full=removed)
     return Snapshot(commit, tree, graph_file, nodes, blobs, graph_sha, tuple(problems))
 
 
 def graph_problems(
-    nodes: dict[str, NodeSummary], changed: Iterable[str], *, full: bool
+    nodes: Mapping[str, NodeSummary], changed: Iterable[str], *, full: bool
 ) -> list[Problem]:
     """Return unknown references and cycles, checking only around `changed` unless `full`."""
     problems: list[Problem] = []
@@ -221,7 +231,9 @@ def graph_problems(
 class _View(dict[str, NodeSummary]):
     """Iterates only `scope` but answers membership for the whole graph (for unknown_refs)."""
 
-    def __init__(self, everything: dict[str, NodeSummary], scope: dict[str, NodeSummary]) -> None:
+    def __init__(
+        self, everything: Mapping[str, NodeSummary], scope: Mapping[str, NodeSummary]
+    ) -> None:
         super().__init__(scope)
         self._everything = everything
 

@@ -2,10 +2,144 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from gitdag.core.model import GraphFile, NodeSummary
+
+V = TypeVar("V")
+_GONE: Any = object()  # marks a key removed in an overlay's delta
+
+
+class Layered(Mapping[str, V], Generic[V]):
+    """An immutable mapping: a shared base dict plus a small delta of changes on top of it.
+
+    Each transition changes a handful of nodes of a graph that may hold 100k; copying the
+    whole id -> summary dict per transition would make its cost grow with the graph. A new
+    snapshot instead shares its parent's base and copies only the delta, which is folded into
+    a fresh base once it grows past a fraction of the base (amortised O(1) per change).
+    Neither the base nor the delta is ever mutated after construction.
+    """
+
+    __slots__ = ("_base", "_delta", "_len")
+
+    def __init__(self, base: dict[str, V] | None = None) -> None:
+        self._base: dict[str, V] = base if base is not None else {}
+        self._delta: dict[str, V] = {}
+        self._len = len(self._base)
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, V]) -> Layered[V]:
+        """Return `mapping` as a Layered (itself if it is one already; a dict is copied)."""
+        return mapping if isinstance(mapping, Layered) else cls(dict(mapping))
+
+    def changed(self, put: Mapping[str, V], remove: Iterable[str] = ()) -> Layered[V]:
+        """Return a new mapping with `put` set and `remove` deleted; self is unchanged."""
+        delta = dict(self._delta)
+        size = self._len
+        for key, value in put.items():
+            if key not in self:
+                size += 1
+            delta[key] = value
+        for key in remove:
+            if key in self and key not in put:
+                size -= 1
+                delta[key] = _GONE
+        new: Layered[V] = Layered.__new__(Layered)
+        if len(delta) > max(256, len(self._base) // 16):
+            base = dict(self._base)
+            for key, value in delta.items():
+                if value is _GONE:
+                    base.pop(key, None)
+                else:
+                    base[key] = value
+            new._base, new._delta = base, {}
+        else:
+            new._base, new._delta = self._base, delta
+        new._len = size
+        return new
+
+    def flat(self) -> dict[str, V]:
+        """Return a plain dict copy (for pickling and for callers that need to mutate)."""
+        if not self._delta:
+            return dict(self._base)
+        return dict(self.items())
+
+    def __getitem__(self, key: str) -> V:
+        value = self._delta.get(key, _GONE) if self._delta else _GONE
+        if value is _GONE:
+            if key in self._delta:
+                raise KeyError(key)
+            return self._base[key]
+        result: V = value
+        return result
+
+    def get(self, key: str, default: Any = None) -> Any:  # noqa: D102 - Mapping.get
+        if self._delta:
+            value = self._delta.get(key, _GONE)
+            if value is not _GONE:
+                return value
+            if key in self._delta:
+                return default
+        return self._base.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if self._delta and key in self._delta:
+            return self._delta[key] is not _GONE
+        return key in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        if not self._delta:
+            return iter(self._base)
+        return (k for k, _ in self.items())
+
+    def __len__(self) -> int:
+        return self._len
+
+    def items(self) -> ItemsView[str, V]:  # noqa: D102 - Mapping.items, faster than the generic view
+        if not self._delta:
+            return self._base.items()
+        return _Items(self)
+
+    def _merged_items(self) -> Iterator[tuple[str, V]]:
+        delta = self._delta
+        for key, value in self._base.items():
+            if key in delta:
+                changed = delta[key]
+                if changed is not _GONE:
+                    yield key, changed
+            else:
+                yield key, value
+        base = self._base
+        for key, value in delta.items():
+            if value is not _GONE and key not in base:
+                yield key, value
+
+    def values(self) -> ValuesView[V]:  # noqa: D102 - Mapping.values
+        if not self._delta:
+            return self._base.values()
+        return _Values(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Layered, (self.flat(),))
+
+    def __repr__(self) -> str:
+        return f"Layered({len(self)} items, {len(self._delta)} in delta)"
+
+
+class _Items(ItemsView[str, V]):
+    _mapping: Layered[V]
+
+    def __iter__(self) -> Iterator[tuple[str, V]]:
+        return self._mapping._merged_items()
+
+
+class _Values(ValuesView[V]):
+    _mapping: Layered[V]
+
+    def __iter__(self) -> Iterator[V]:
+        return (value for _, value in self._mapping._merged_items())
 
 
 @dataclass(frozen=True)

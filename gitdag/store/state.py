@@ -9,14 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.objects import Commit
+from dulwich.objects import Commit, ObjectID
 from dulwich.objectspec import parse_commit
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from gitdag.core import codec
 from gitdag.core.model import Node
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError, StoreError
+from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError
 from gitdag.store import repo as repos
 from gitdag.store.cache import IndexCache, ParseCache
 from gitdag.store.layout import STATE_BRANCH, STATE_REF, RepoPaths
@@ -68,6 +69,7 @@ class StateStore:
         self.index = IndexCache(cache_dir / f"index-{suffix}.pickle" if use_disk_cache else None)
         self._snap: Snapshot | None = None
         self._saved_head: str | None = None
+        self._identity: tuple[str, str] | None = None
 
     @classmethod
     def open(cls, start: str | Path = ".", **kwargs: object) -> StateStore:
@@ -92,7 +94,7 @@ class StateStore:
     def head(self) -> str | None:
         """Return the state branch's head commit (hex), or None before `init`."""
         try:
-            return self.repo.refs[self.ref].decode()
+            return self.repo.refs[Ref(self.ref)].decode()
         except KeyError:
             return None
 
@@ -118,7 +120,12 @@ class StateStore:
         if current is not None and current.head == commit:
             snap = current
         else:
-            base = current if current is not None else self.index.load()
+            base = current
+            if base is None:
+                base = self.index.load()
+                if base is not None:
+                    # What is on disk already: `save_index` need not write it again.
+                    self._saved_head = base.head
             snap = load_snapshot(self.repo, commit, self.cache, base)
             if not snap.problems:
                 self._snap = snap
@@ -155,7 +162,7 @@ class StateStore:
         cached = self.cache.get(blob)
         if cached is not None:
             return cached
-        obj = self.repo.object_store[blob.encode()]
+        obj = self.repo.object_store[ObjectID(blob.encode())]
         try:
             node = codec.load_node(obj.as_raw_string())
         except codec.DecodeError as exc:
@@ -180,6 +187,12 @@ class StateStore:
 
     # --- writing ----------------------------------------------------------------------------
 
+    def _author(self) -> tuple[str, str]:
+        # Reading three git config files costs ~0.5 ms, a tenth of a whole transition: once.
+        if self._identity is None:
+            self._identity = repos.identity(self.repo)
+        return self._identity
+
     def init(self, transition: Transition, actor: str) -> Committed:
         """Create the orphan state branch with its first commit; race-free.
 
@@ -190,7 +203,7 @@ class StateStore:
             raise InputError(f"{STATE_BRANCH} already exists: this repository is initialised")
         now = self.clock()
         commit, snap = build_commit(
-            self.repo, EMPTY, transition, actor=actor, author=repos.identity(self.repo), now=now,
+            self.repo, EMPTY, transition, actor=actor, author=self._author(), now=now,
             cache=self.cache,
         )
         if not compare_and_swap(self.repo, self.ref, None, commit.id.decode(), "gitdag: init"):
@@ -226,7 +239,7 @@ class StateStore:
         Raises:
           StaleSnapshotError: the head kept moving past the bound.
         """
-        author = repos.identity(self.repo)
+        author = self._author()
         delay = 0.002
         for attempt in range(1, max_tries + 1):
             snap = self.snapshot(strict=strict)

@@ -7,26 +7,28 @@ import random
 import time
 
 from dulwich.file import FileLocked
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
 from dulwich.repo import BaseRepo
 
 from gitdag.core import codec
 from gitdag.core.ids import shard
-from gitdag.core.model import summarize
+from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
 from gitdag.errors import StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
-from gitdag.store.snapshot import Snapshot
+from gitdag.store.snapshot import Layered, Snapshot
 
 _FILE = 0o100644
 _DIR = 0o040000
 
 
 def _tree(repo: BaseRepo, sha: bytes | None) -> Tree:
+    # ObjectID is a typing NewType of the hex bytes dulwich uses everywhere.
     if sha is None:
         return Tree()
-    obj = repo.object_store[sha]
+    obj = repo.object_store[ObjectID(sha)]
     if not isinstance(obj, Tree):
         raise StoreError(f"{sha.decode()[:12]} is not a tree")
     # Copy: dulwich caches objects, and we are about to change this one.
@@ -65,8 +67,8 @@ def build_commit(
     store = repo.object_store
     objects: list[Blob | Tree | Commit] = []
     root = _tree(repo, base.tree.encode() if base.tree else None)
-    nodes = dict(base.nodes)
-    blobs = dict(base.blobs)
+    put_nodes: dict[str, NodeSummary] = {}
+    put_blobs: dict[str, str] = {}
     graph_file, graph_blob = base.graph, base.graph_blob
 
     if transition.graph is not None:
@@ -84,14 +86,15 @@ def build_commit(
         blob = Blob.from_string(codec.dump(node).encode())
         objects.append(blob)
         by_shard.setdefault(shard(node.id), []).append((node.id, blob))
-        nodes[node.id] = summarize(node)
-        blobs[node.id] = blob.id.decode()
+        put_nodes[node.id] = summarize(node)
+        put_blobs[node.id] = blob.id.decode()
         if cache is not None:
             cache.put(blob.id.decode(), node)
     for nid in transition.remove:
         by_shard.setdefault(shard(nid), []).append((nid, None))
-        nodes.pop(nid, None)
-        blobs.pop(nid, None)
+    # Layered: the new snapshot shares the old one's maps and adds only what changed.
+    nodes = Layered.of(base.nodes).changed(put_nodes, transition.remove)
+    blobs = Layered.of(base.blobs).changed(put_blobs, transition.remove)
 
     if by_shard:
         nodes_sha = root[NODES_DIR.encode()][1] if NODES_DIR.encode() in root else None
@@ -118,9 +121,9 @@ def build_commit(
 
     commit = Commit()
     commit.tree = root.id
-    commit.parents = [base.head.encode()] if base.head else []
-    name, email = author
-    ident = f"{name} <{email}>".encode()
+    commit.parents = [ObjectID(base.head.encode())] if base.head else []
+    author_name, email = author
+    ident = f"{author_name} <{email}>".encode()
     commit.author = commit.committer = ident
     stamp = int(now.timestamp())
     commit.author_time = commit.commit_time = stamp
@@ -151,9 +154,16 @@ def compare_and_swap(repo: BaseRepo, ref: bytes, old: str | None, new: str, refl
     while True:
         try:
             if old is None:
-                return bool(repo.refs.add_if_new(ref, new.encode(), message=reflog.encode()))
+                return bool(
+                    repo.refs.add_if_new(Ref(ref), ObjectID(new.encode()), message=reflog.encode())
+                )
             return bool(
-                repo.refs.set_if_equals(ref, old.encode(), new.encode(), message=reflog.encode())
+                repo.refs.set_if_equals(
+                    Ref(ref),
+                    ObjectID(old.encode()),
+                    ObjectID(new.encode()),
+                    message=reflog.encode(),
+                )
             )
         except FileLocked:
             if time.monotonic() > deadline:

@@ -1,0 +1,164 @@
+"""One transition on graphs of 1k, 10k and 100k nodes, against the floor of a bare CAS commit.
+
+What is timed:
+  transition: `StateStore.transact` with a warm in-memory snapshot, committing a claim (one open
+    node goes to running with a claim, attempts + 1): read the head, compute on the snapshot,
+    render the node, write blob + shard tree + nodes tree + root tree + commit, CAS the ref.
+  floor: the same commit done bare with dulwich - one changed blob (rendered beforehand) in the
+    same sharded tree, the three trees and the commit written, `refs.set_if_equals` on a second
+    ref of the same repository (so the two never invalidate each other's snapshot).
+The two alternate, one of each per round, so drift in disk speed hits both alike. The ratio is
+median(transition) / median(floor). Targets: <= 1.5 at every size, flat from 1k to 100k.
+
+Usage: python bench/transition.py [--sizes 1000,10000,100000] [--rounds 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _util as u
+from dulwich.objects import Blob, Commit, Tree
+
+from gitdag.core import codec
+from gitdag.core.ids import shard
+from gitdag.core.model import Claim, Node, Status
+from gitdag.core.transitions import Transition, message
+from gitdag.store.snapshot import Snapshot
+from gitdag.store.state import Committed, StateStore
+
+FLOOR_REF = b"refs/heads/bench/floor"
+
+
+def claimed(node: Node, now: dt.datetime) -> Node:
+    """The node as a claim leaves it."""
+    attempt = node.attempts + 1
+    return node.model_copy(
+        update={
+            "status": Status.RUNNING,
+            "attempts": attempt,
+            "claim": Claim(
+                worker="supervisor@bench:1",
+                attempt=attempt,
+                since=now,
+                lease_until=now + dt.timedelta(minutes=10),
+            ),
+            "updated_at": now,
+        }
+    )
+
+
+def floor_commit(store: StateStore, nid: str, payload: bytes) -> None:
+    """A bare dulwich commit of one changed blob in the sharded tree, with CAS."""
+    repo = store.repo
+    objects = repo.object_store
+    old = repo.refs[FLOOR_REF]
+    commit_obj = objects[old]
+    assert isinstance(commit_obj, Commit)
+    root = objects[commit_obj.tree]
+    assert isinstance(root, Tree)
+    nodes = objects[root[b"nodes"][1]]
+    assert isinstance(nodes, Tree)
+    key = shard(nid).encode()
+    shard_tree = objects[nodes[key][1]]
+    assert isinstance(shard_tree, Tree)
+    blob = Blob.from_string(payload)
+    new_shard, new_nodes, new_root = Tree(), Tree(), Tree()
+    for tree, copy in ((shard_tree, new_shard), (nodes, new_nodes), (root, new_root)):
+        for entry in tree.iteritems():
+            copy.add(entry.path, entry.mode, entry.sha)
+    new_shard.add(f"{nid}.yaml".encode(), 0o100644, blob.id)
+    new_nodes.add(key, 0o040000, new_shard.id)
+    new_root.add(b"nodes", 0o040000, new_nodes.id)
+    commit = Commit()
+    commit.tree = new_root.id
+    commit.parents = [old]
+    commit.author = commit.committer = b"Bench <bench@example.com>"
+    commit.author_time = commit.commit_time = int(time.time())
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = message(
+        Transition(verb="claim", subject=nid, from_status="open", to_status="running"),
+        "supervisor@bench:1",
+    ).encode()
+    for obj in (blob, new_shard, new_nodes, new_root, commit):
+        objects.add_object(obj)
+    if not repo.refs.set_if_equals(FLOOR_REF, old, commit.id):
+        raise SystemExit("floor CAS lost: nothing else should write this ref")
+
+
+def bench_size(n: int, rounds: int, workdir: Path) -> dict[str, float]:
+    """Build a graph of n nodes and time `rounds` transitions and floor commits."""
+    nodes = u.make_nodes(n)
+    built = u.build_state_repo(workdir / f"g{n}", nodes)
+    store = StateStore.open(built.path)
+    t0 = time.perf_counter()
+    snap = store.snapshot()
+    load_s = time.perf_counter() - t0
+    store.repo.refs[FLOOR_REF] = built.head.encode()
+    ready = [nid for nid, s in snap.nodes.items() if s.status is Status.OPEN]
+    if len(ready) < 2 * rounds:
+        raise SystemExit(f"graph of {n} has only {len(ready)} open nodes for {rounds} rounds")
+    now = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    payloads = {nid: codec.dump(claimed(store.node(snap, nid), now)).encode()
+                for nid in ready[rounds : 2 * rounds]}  # fmt: skip
+    tx_times: list[float] = []
+    floor_times: list[float] = []
+    tries = 0
+
+    def compute(s: Snapshot, when: dt.datetime, nid: str) -> Transition:
+        node = store.node(s, nid)
+        return Transition(verb="claim", subject=nid, from_status="open", to_status="running",
+                          put=(claimed(node, when),), attempt=node.attempts + 1)  # fmt: skip
+
+    for i in range(rounds):
+        nid = ready[i]
+        t0 = time.perf_counter()
+        result = store.transact(lambda s, when, nid=nid: compute(s, when, nid), actor="bench")
+        tx_times.append(time.perf_counter() - t0)
+        assert isinstance(result, Committed)
+        tries += result.tries
+        fid = ready[rounds + i]
+        t0 = time.perf_counter()
+        floor_commit(store, fid, payloads[fid])
+        floor_times.append(time.perf_counter() - t0)
+    final = store.snapshot()
+    assert sum(1 for nid in ready[:rounds] if final.nodes[nid].status is Status.RUNNING) == rounds
+    store.close()
+    tx, fl = u.med(tx_times), u.med(floor_times)
+    return {"n": n, "build_s": built.build_s, "load_s": load_s, "tx": tx, "floor": fl,
+            "ratio": tx / fl, "tx_p90": sorted(tx_times)[int(0.9 * rounds)],
+            "tries": tries / rounds}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--rounds", type=int, default=150)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"machine: {u.machine()}")
+    print(f"rounds per size: {args.rounds} (transition and floor alternate)")
+    with tempfile.TemporaryDirectory(prefix="gitdag-bench-") as tmp:
+        work = Path(tmp)
+        u.seal_env(work / "home")
+        rows = [bench_size(n, args.rounds, work) for n in sizes]
+    print()
+    print(f"{'nodes':>8} {'build':>8} {'1st load':>9} {'transition':>12} {'p90':>11} "
+          f"{'floor':>11} {'ratio':>6}")  # fmt: skip
+    for r in rows:
+        print(f"{int(r['n']):>8} {r['build_s']:7.1f}s {r['load_s']:8.2f}s {u.ms(r['tx'])} "
+              f"{u.ms(r['tx_p90'])} {u.ms(r['floor'])} {r['ratio']:6.2f}")  # fmt: skip
+    worst = max(r["ratio"] for r in rows)
+    spread = max(r["tx"] for r in rows) / min(r["tx"] for r in rows)
+    print(f"worst ratio {worst:.2f} (target <= 1.5); transition time max/min across sizes "
+          f"{spread:.2f} (flat = close to 1)")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
