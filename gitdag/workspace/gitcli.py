@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,6 +156,19 @@ def read_ref(git_dir: Path, ref: str) -> str | None:
         if line.endswith(suffix) and not line.startswith(("#", "^")):
             return line.split(" ", 1)[0]
     return None
+
+
+def tree_of(root: Path, git_dir: Path, commit: str) -> str:
+    """The tree of a commit, read from its loose object when it is one (fresh commits are)."""
+    try:
+        raw = (git_dir / "objects" / commit[:2] / commit[2:]).read_bytes()
+        data = zlib.decompress(raw)
+        body = data[data.index(b"\0") + 1 :]
+        if data.startswith(b"commit ") and body.startswith(b"tree "):
+            return body[5:45].decode()
+    except (OSError, ValueError, zlib.error):
+        pass
+    return run_git(["rev-parse", "--verify", commit + "^{tree}"], root).stdout.strip()
 
 
 def head_ref(git_dir: Path) -> str | None:

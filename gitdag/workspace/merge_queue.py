@@ -14,7 +14,6 @@ failing) raises `WorkspaceError`. Node statuses are the caller's business.
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,7 +22,7 @@ from gitdag.crash import crash_point
 from gitdag.errors import WorkspaceError
 from gitdag.workspace.check import run_check
 from gitdag.workspace.checkouts import advance_checkout, checkouts_of, dirty_reason
-from gitdag.workspace.gitcli import held, read_ref, run_git, run_git_committing
+from gitdag.workspace.gitcli import held, read_ref, run_git, run_git_committing, tree_of
 from gitdag.workspace.worktrees import Worktrees
 
 MergeStatus = Literal[
@@ -103,16 +102,13 @@ def integrate(
                 return MergeResult("conflict", None, paths, "", tip)
             # A branch already in the target merges to the target's own tree; only then is the
             # (rarer, slower) ancestry question worth asking.
-            if tree == _tree_of(root, git_dir, tip) and contains_commit(root, tip, head):
+            if tree == tree_of(root, git_dir, tip) and contains_commit(root, tip, head):
                 merged = _first_containing(root, tip, head)
                 return MergeResult("already_merged", merged, (), "", tip)
 
-            checkouts = checkouts_of(root, git_dir, target_ref)
-            if len(checkouts) > 1:
-                where = ", ".join(str(c.path) for c in checkouts)
-                return _dirty(tip, f"{target} is checked out in several places: {where}")
-            if checkouts and (reason := dirty_reason(checkouts[0])):
-                return _dirty(tip, reason)
+            # Refuse early, before spending a check on a merge that could not land.
+            if check_cmd and (refusal := _refusal(root, git_dir, target_ref, tip)):
+                return refusal
 
             new = run_git_committing(
                 ["commit-tree", "--no-gpg-sign", tree, "-p", tip, "-p", head, "-F", "-"],
@@ -136,7 +132,13 @@ def integrate(
                     return MergeResult("check_failed", None, (), outcome.tail, tip, log)
 
             reflog = f"gitdag: merge {node_id}"
-            if checkouts:
+            # Again: the check may have run for minutes, and people check branches out.
+            if refusal := _refusal(root, git_dir, target_ref, tip):
+                return refusal
+            checkouts = checkouts_of(root, git_dir, target_ref)
+            if checkouts and read_ref(git_dir, target_ref) != tip:
+                advanced = False  # moved under us: never move their files on a stale tip
+            elif checkouts:
                 advanced, why = advance_checkout(checkouts[0], tip, new, reflog)
                 if not advanced and read_ref(git_dir, target_ref) == tip:
                     return _dirty(tip, f"{checkouts[0].path}: {why}")
@@ -163,6 +165,17 @@ def contains_commit(root: Path, tip: str, commit: str) -> bool:
     raise WorkspaceError(f"cannot compare {commit} with {tip}: {proc.stderr.strip()}")
 
 
+def _refusal(root: Path, git_dir: Path, target_ref: str, tip: str) -> MergeResult | None:
+    """The `target_checked_out_dirty` result if the target's checkout may not be moved."""
+    checkouts = checkouts_of(root, git_dir, target_ref)
+    if len(checkouts) > 1:
+        where = ", ".join(str(c.path) for c in checkouts)
+        return _dirty(tip, f"{target_ref[len('refs/heads/') :]} is checked out in {where}")
+    if checkouts and (reason := dirty_reason(checkouts[0])):
+        return _dirty(tip, reason)
+    return None
+
+
 def _dirty(tip: str, reason: str) -> MergeResult:
     return MergeResult("target_checked_out_dirty", None, (), reason, tip)
 
@@ -172,19 +185,6 @@ def _must_read(git_dir: Path, ref: str, what: str) -> str:
     if sha is None:
         raise WorkspaceError(f"{what} {ref.removeprefix('refs/heads/')} does not exist")
     return sha
-
-
-def _tree_of(root: Path, git_dir: Path, commit: str) -> str:
-    """The tree of a commit: read from its loose object when it is one (recent merges are)."""
-    try:
-        raw = (git_dir / "objects" / commit[:2] / commit[2:]).read_bytes()
-        data = zlib.decompress(raw)
-        body = data[data.index(b"\0") + 1 :]
-        if data.startswith(b"commit ") and body.startswith(b"tree "):
-            return body[5:45].decode()
-    except (OSError, ValueError, zlib.error):
-        pass
-    return run_git(["rev-parse", commit + "^{tree}"], root).stdout.strip()
 
 
 def _first_containing(root: Path, tip: str, head: str) -> str:

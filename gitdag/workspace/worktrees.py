@@ -32,6 +32,7 @@ from gitdag.workspace.gitcli import (
     read_ref,
     run_git,
     run_git_committing,
+    tree_of,
 )
 
 WORK_PREFIX = "dagain/work/"
@@ -176,23 +177,21 @@ class Worktrees:
             raise WorkspaceError(f"branch {branch} vanished from under node {node_id}")
         agent_commits = 0 if before == base else self._count(base, before)
 
+        # Plumbing rather than `git commit`: no user hooks, no signing prompt, no second scan
+        # of the whole checkout, and "nothing to commit" is a tree comparison, not an error.
         run_git(["add", "-A", "--", ".", _NEVER_COMMIT], path)
+        tree = run_git(["write-tree"], path).stdout.strip()
+        if tree == tree_of(self.root, self.git_dir, before):
+            return CommitInfo(head=before, changed=agent_commits > 0, agent_commits=agent_commits)
         subject = message or f"gitdag: uncommitted work of {node_id} (attempt {attempt})"
         text = f"{subject}\n\nGitdag-Node: {node_id}\nGitdag-Attempt: {attempt}\n"
-        commit = [*NO_HOOKS, "commit", "-q", "--no-verify", "--no-gpg-sign", "-F", "-"]
-        leftover = True
-        try:
-            run_git_committing(commit, path, input=text)
-        except WorkspaceError:
-            # `git commit` also fails when there is nothing to commit: tell the two apart.
-            staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
-            if staged.returncode != 0:
-                raise
-            leftover = False
-        head = read_ref(self.git_dir, ref) if leftover else before
-        assert head is not None
-        total = agent_commits + (1 if leftover else 0)
-        return CommitInfo(head=head, changed=total > 0, agent_commits=agent_commits)
+        head = run_git_committing(
+            ["commit-tree", "--no-gpg-sign", tree, "-p", before, "-F", "-"], path, input=text
+        ).stdout.strip()
+        # Through HEAD, so the worktree's HEAD reflog records it too; compare-and-swap on the
+        # value just read, in case the runner left a process behind that still commits.
+        run_git(["update-ref", "-m", f"gitdag: {subject}", "HEAD", head, before], path)
+        return CommitInfo(head=head, changed=True, agent_commits=agent_commits)
 
     def remove(self, node_id: str, *, delete_branch: bool, archive: bool = False) -> None:
         """Remove the node's worktree; then archive its branch, delete it, or keep it.

@@ -228,3 +228,15 @@ def test_untracked_file_in_the_way_refuses_without_change(root: Path) -> None:
 def test_missing_branch_is_an_error(root: Path) -> None:
     with pytest.raises(WorkspaceError, match="does not exist"):
         merge(root, "ghost")
+
+
+def test_target_checked_out_during_the_check_is_not_moved_under_the_user(root: Path) -> None:
+    start_node(root, "n", {"mod0.py": "changed\n"})
+    tip = rev(root, TARGET)
+    other = root.parent / "checked-out-meanwhile"
+    check = f"git -C {root} worktree add -q {other} {TARGET} && echo edit >> {other}/mod1.py"
+    result = merge(root, "n", check=check)
+    assert result.status == "target_checked_out_dirty" and "mod1.py" in result.output_tail
+    assert rev(root, TARGET) == tip == rev(other, "HEAD")
+    assert (other / "mod1.py").read_text().endswith("edit\n")
+    assert (other / "mod0.py").read_text() == FILES["mod0.py"]
