@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from gitdag.core.codec import DecodeError, load_mapping
-from gitdag.core.model import ErrorKind, RetryPolicy
+from gitdag.core.model import ErrorKind
 from gitdag.errors import ConfigError
 
 ROLES = ("planner", "executor", "verifier")
@@ -44,14 +44,15 @@ class PoolConfig(_Cfg):
 
 
 class DefaultsConfig(_Cfg):
-    """Supervisor defaults; the node and the command line override them."""
+    """Supervisor defaults; the command line overrides them.
+
+    Graph-wide policy that every machine must share (retry, lease, escalation depth) lives in
+    `graph.yaml` on the state branch, not here.
+    """
 
     workers: Annotated[StrictInt, Field(ge=1, le=64)] = 2
     timeout_s: Annotated[StrictInt | float, Field(gt=0, le=7 * 86400)] = 1800
     kill_grace_s: Annotated[StrictInt | float, Field(ge=0, le=600)] = 5
-    lease_s: Annotated[StrictInt, Field(ge=5, le=86400)] = 600
-    retry: RetryPolicy = RetryPolicy()
-    escalation_depth: Annotated[StrictInt, Field(ge=0, le=10)] = 2
 
 
 class MergeConfig(_Cfg):
