@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from gitdag.core.model import Kind
 from gitdag.core.transitions import Rejected
 from gitdag.core.transitions import title as title_line
 from gitdag.errors import GraphError, InputError
+from gitdag.store import hooks as hookfiles
 from gitdag.store import proposals, ranges
 from gitdag.store import repo as repos
 from gitdag.store import revert as recovery
@@ -181,6 +183,48 @@ def apply_proposal(name: str) -> None:
     _report(outcome, "apply-proposal", f"nothing to apply: dagain/state already holds {name}")
 
 
+@click.group()
+def hooks() -> None:
+    """Git hooks that validate dagain/state before it moves."""
+
+
+@hooks.command("install")
+@click.option("--server", is_flag=True, help="Install the server-side hook (bare repositories).")
+@click.option("--hook", "names", multiple=True,
+              type=click.Choice([*hookfiles.CLIENT_HOOKS, *hookfiles.SERVER_HOOKS]),
+              help="Install exactly these hooks (repeatable).")
+def hooks_install(server: bool, names: tuple[str, ...]) -> None:
+    """Install the pre-push hook (or with --server, pre-receive) without clobbering others."""
+    from gitdag.store.repo import open_repo
+
+    wanted = names or (("pre-receive",) if server else hookfiles.CLIENT_HOOKS)
+    repo, paths = open_repo(".")
+    try:
+        done = hookfiles.install(repo, paths, wanted)
+    finally:
+        repo.close()
+    for item in done:
+        if item.action == "alongside":
+            click.echo(
+                f"{item.path.parent / item.name} exists and is not gitdag's: left as it is.\n"
+                f"Installed {item.path}; it is NOT active until your hook calls it, e.g.:\n"
+                f"{hookfiles.chain_hint(item)}"
+            )
+        else:
+            click.echo(f"{item.action} {item.path}")
+
+
+@click.command("hook", hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def hook(name: str, args: tuple[str, ...]) -> None:
+    """Entry point of the hook shims: `gitdag hook pre-push|pre-receive|update ARGS`."""
+    code, lines = hookfiles.run_hook(name, list(args), sys.stdin)
+    for line in lines:
+        click.echo(line, err=True)
+    raise SystemExit(code)
+
+
 def register(group: click.Group) -> None:
-    for command in (diff, revert, reset, propose, apply_proposal):
+    for command in (diff, revert, reset, propose, apply_proposal, hooks, hook):
         group.add_command(command)

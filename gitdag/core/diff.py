@@ -7,9 +7,11 @@ reviewer sees `claim.attempt: null -> 2` rather than two YAML blocks; lists are 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -137,18 +139,40 @@ def field_changes(old: BaseModel | None, new: BaseModel | None) -> tuple[FieldCh
     A record that is null on one side and set on the other is compared leaf by leaf against null,
     so `claim: null` becoming a claim shows as `claim.worker`, `claim.attempt`, ... changes.
     """
-    old_flat = flatten(old) if old is not None else {}
-    new_flat = flatten(new) if new is not None else {}
-    _expand_nulls(old_flat, new_flat)
-    _expand_nulls(new_flat, old_flat)
-    keys = list(new_flat) + [k for k in old_flat if k not in new_flat]
-    changes = []
-    for key in keys:
-        before = old_flat.get(key, _MISSING)
-        after = new_flat.get(key, _MISSING)
-        if before != after:
-            changes.append(FieldChange(key, before, after))
+    record = new if new is not None else old
+    if record is None:
+        return ()
+    changes: list[FieldChange] = []
+    for name in type(record).model_fields:
+        before = getattr(old, name) if old is not None else None
+        after = getattr(new, name) if new is not None else None
+        if before == after and old is not None and new is not None:
+            continue  # only differing fields are converted: most of a node never changes
+        old_flat = flatten({name: jsonable(before)}) if old is not None else {}
+        new_flat = flatten({name: jsonable(after)}) if new is not None else {}
+        _expand_nulls(old_flat, new_flat)
+        _expand_nulls(new_flat, old_flat)
+        for key in [*new_flat, *(k for k in old_flat if k not in new_flat)]:
+            a, b = old_flat.get(key, _MISSING), new_flat.get(key, _MISSING)
+            if a != b:
+                changes.append(FieldChange(key, a, b))
     return tuple(changes)
+
+
+def jsonable(value: Any) -> Any:
+    """Return a field value as JSON-ready data (what `model_dump(mode="json")` gives)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
 
 
 def _expand_nulls(flat: dict[str, Any], other: Mapping[str, Any]) -> None:

@@ -21,7 +21,15 @@ from gitdag.core.legality import (
 )
 from gitdag.core.model import NodeSummary, summarize
 from gitdag.errors import InputError
-from gitdag.store.delta import NodeReader, commit_of, oid, resolve, tree_delta
+from gitdag.store.delta import (
+    CommitCache,
+    NodeReader,
+    TreeDiffer,
+    commit_of,
+    oid,
+    resolve,
+    tree_delta,
+)
 from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.snapshot import Problem
 from gitdag.store.state import StateStore
@@ -53,12 +61,17 @@ class RangeReport:
       head: the inclusive end.
       commits: the commits checked, oldest first.
       problems: every problem, in commit order, then those of the graph at the head.
+      repaired: problems of commits that a later commit of the range reverted (or reset past):
+        history keeps them, but they no longer make the range invalid.
+      repairs: bad commit -> the commit that repaired it.
     """
 
     base: str | None
     head: str
     commits: list[str] = field(default_factory=list)
     problems: list[RangeProblem] = field(default_factory=list)
+    repaired: list[RangeProblem] = field(default_factory=list)
+    repairs: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -108,13 +121,16 @@ def parse_range(store: StateStore, spec: str) -> tuple[str | None, str]:
     return base, head
 
 
-def commits_between(store: StateStore, base: str | None, head: str) -> list[str]:
+def commits_between(
+    store: StateStore, base: str | None, head: str, commits: CommitCache | None = None
+) -> list[str]:
     """Return the first-parent commits after `base` up to `head`, oldest first.
 
     When `base` is not an ancestor of `head` (the branch was reset), the range starts at their
     merge base, as `git rev-list base..head` would.
     """
     repo = store.repo
+    read = commits or CommitCache(repo)
     stop: str | None = base
     if base is not None and base != head:
         bases = find_merge_base(repo, [oid(head), oid(base)])
@@ -123,7 +139,7 @@ def commits_between(store: StateStore, base: str | None, head: str) -> list[str]
     current: str | None = head
     while current is not None and current != stop:
         found.append(current)
-        parents = commit_of(repo, current).parents
+        parents = read(current).parents
         current = parents[0].decode() if parents else None
     found.reverse()
     return found
@@ -136,30 +152,33 @@ def _start_context(store: StateStore, parent: str | None) -> dict[str, NodeSumma
 
 
 def iter_steps(
-    store: StateStore, commits: list[str]
+    store: StateStore, commits: list[str], read: CommitCache | None = None
 ) -> Iterator[tuple[str, str | None, str, list[RangeProblem]]]:
     """Check each commit against its parent; yield (commit, parent, title, problems).
 
     Args:
       store: the store (its parse cache is used and filled).
       commits: first-parent commits, oldest first (as `commits_between` returns).
+      read: a commit cache shared with the caller's other walks.
     """
     repo = store.repo
     reader = NodeReader(repo, store.cache)
+    differ = TreeDiffer(repo)
+    read = read or CommitCache(repo)
     if not commits:
         return
-    first = commit_of(repo, commits[0])
+    first = read(commits[0])
     parent_sha = first.parents[0].decode() if first.parents else None
     context = _start_context(store, parent_sha)
-    parent_tree = commit_of(repo, parent_sha).tree.decode() if parent_sha else None
+    parent_tree = read(parent_sha).tree.decode() if parent_sha else None
     for sha in commits:
-        obj = commit_of(repo, sha)
+        obj = read(sha)
         parent = obj.parents[0].decode() if obj.parents else None
         if parent != parent_sha:  # not a first-parent chain: start over from this parent
             context = _start_context(store, parent)
-            parent_tree = commit_of(repo, parent).tree.decode() if parent else None
+            parent_tree = read(parent).tree.decode() if parent else None
         tree = obj.tree.decode()
-        delta = tree_delta(reader, parent, sha, parent_tree, tree)
+        delta = tree_delta(reader, parent, sha, parent_tree, tree, differ)
         message = obj.message.decode("utf-8", errors="replace")
         info = step_info(message)
         found: list[RangeProblem] = [
@@ -188,17 +207,51 @@ def iter_steps(
         parent_sha, parent_tree = sha, tree
 
 
+def repairs_in(
+    store: StateStore, commits: list[str], read: CommitCache | None = None
+) -> dict[str, str]:
+    """Return bad-commit -> repairing commit for the reverts and resets within `commits`.
+
+    A `revert` repairs the commits its `Gitdag-Reverts` trailers name; a `reset` to a commit
+    repairs every commit of the range between that commit and itself. Only messages are read.
+    """
+    read = read or CommitCache(store.repo)
+    position = {sha: i for i, sha in enumerate(commits)}
+    found: dict[str, str] = {}
+    for i, sha in enumerate(commits):
+        obj = read(sha)
+        info = step_info(obj.message.decode("utf-8", errors="replace"))
+        if info.verb == "revert":
+            for target in info.trailers.get("Gitdag-Reverts", []):
+                if target in position and position[target] < i:
+                    found.setdefault(target, sha)
+        elif info.verb == "reset":
+            to = (info.trailers.get("Gitdag-Reset-To") or [""])[0]
+            start = position[to] + 1 if to in position else 0
+            for earlier in commits[start:i]:
+                found.setdefault(earlier, sha)
+    return found
+
+
 def validate_range(store: StateStore, base: str | None, head: str) -> RangeReport:
     """Validate `base..head`: each commit's legality, then the graph at `head`.
+
+    A bad commit that a later commit of the range reverted (or reset past) is listed in
+    `repaired`, not in `problems`: history keeps it, the range is valid again.
 
     Args:
       store: the store of the repository holding both commits.
       base: the exclusive start (None: from the root commit).
       head: the inclusive end.
     """
-    report = RangeReport(base, head, commits_between(store, base, head))
-    for _sha, _parent, _title, found in iter_steps(store, report.commits):
-        report.problems += found
+    read = CommitCache(store.repo)
+    report = RangeReport(base, head, commits_between(store, base, head, read))
+    report.repairs = repairs_in(store, report.commits, read)
+    for sha, _parent, _title, found in iter_steps(store, report.commits, read):
+        if sha in report.repairs:
+            report.repaired += found
+        else:
+            report.problems += found
     report.problems += [
         RangeProblem(None, str(p), p.node) for p in graph_problems_at(store, head)
     ]
@@ -240,9 +293,11 @@ def first_invalid(store: StateStore, base_commit: str | None, head: str) -> Inva
     Returns:
       None when `head` is safe to build on, else the first bad commit with a repair hint.
     """
-    commits = commits_between(store, base_commit, head)
-    for sha, parent, _title, found in iter_steps(store, commits):
-        if found:
+    read = CommitCache(store.repo)
+    commits = commits_between(store, base_commit, head, read)
+    repaired = repairs_in(store, commits, read)
+    for sha, parent, _title, found in iter_steps(store, commits, read):
+        if found and sha not in repaired:
             return Invalid(sha, parent, tuple(found), repair_hint(sha, parent))
     problems = graph_problems_at(store, head)
     if problems:

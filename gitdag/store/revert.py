@@ -16,7 +16,7 @@ from gitdag.core.model import GraphFile, Node, Status
 from gitdag.core.revert import RevertPlan, Touch, plan_revert, restore_transition
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import InputError, NotInitialisedError
-from gitdag.store.delta import NodeReader, RawChange, commit_of, raw_changes, resolve
+from gitdag.store.delta import NodeReader, RawChange, TreeDiffer, commit_of, raw_changes, resolve
 from gitdag.store.layout import GRAPH_FILE, STATE_BRANCH, node_id_from_path
 from gitdag.store.snapshot import Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
@@ -31,13 +31,13 @@ class _Changes:
     graph: RawChange | None
 
 
-def _changes_of(store: StateStore, commit: str) -> _Changes:
+def _changes_of(store: StateStore, commit: str, differ: TreeDiffer) -> _Changes:
     obj = commit_of(store.repo, commit)
     parent = obj.parents[0].decode() if obj.parents else None
     old_tree = commit_of(store.repo, parent).tree.decode() if parent else None
     nodes: dict[str, RawChange] = {}
     graph: RawChange | None = None
-    for change in raw_changes(store.repo, old_tree, obj.tree.decode()):
+    for change in raw_changes(store.repo, old_tree, obj.tree.decode(), differ):
         if change.path == GRAPH_FILE:
             graph = change
             continue
@@ -53,8 +53,9 @@ def _history(store: StateStore, head: str, target: str) -> list[_Changes] | Reje
     """Return the changes of `target` and every later commit up to `head`, oldest first."""
     found: list[_Changes] = []
     current: str | None = head
+    differ = TreeDiffer(store.repo)
     while current is not None:
-        changes = _changes_of(store, current)
+        changes = _changes_of(store, current, differ)
         found.append(changes)
         if current == target:
             found.reverse()
@@ -142,7 +143,7 @@ def _apply_plan(
     target = by_commit[plan.commits[-1]].touch
     subject = target.title.split()[1].rstrip(":") if len(target.title.split()) > 1 else "graph"
     if subject not in restored:
-        subject = "graph"
+        subject = next(iter(restored)) if len(restored) == 1 else "graph"
     summary = f"Revert {target.commit[:12]} ({target.title})."
     if len(plan.commits) > 1:
         others = ", ".join(

@@ -1,0 +1,181 @@
+"""`README.md` on the state branch: the goal and progress, readable on any forge (spec §3).
+
+Its cost must not grow with the number of nodes, so it is never computed from the whole graph on
+a transition: the README carries its own counts and the ids that are running, waiting for a human
+or failed (in a trailing HTML comment), and each transition updates them from the statuses it
+changes. The data also names the commit it was computed on; a README that does not match (a
+commit written without one, a hand edit) is rebuilt once from the whole graph.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gitdag.core.graph import NodeLike
+from gitdag.core.ids import node_path
+from gitdag.core.model import Status
+
+DATA_OPEN = "<!-- gitdag-readme "
+DATA_CLOSE = " -->"
+LISTED = {Status.RUNNING: "running", Status.NEEDS_HUMAN: "needs_human", Status.FAILED: "failed"}
+SHOWN = 50  # ids listed per section; the data keeps them all
+
+
+@dataclass(frozen=True)
+class ReadmeData:
+    """What the README shows, carried from one transition to the next.
+
+    Attributes:
+      base: the commit this README was computed on (the parent of the commit that holds it).
+      counts: nodes per stored status.
+      lists: `running`, `needs_human`, `failed` -> sorted ids.
+    """
+
+    base: str | None
+    counts: dict[str, int] = field(default_factory=dict)
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Return the data as one line of JSON."""
+        return json.dumps(
+            {"base": self.base, "counts": self.counts,
+             "lists": {k: list(v) for k, v in self.lists.items()}},
+            separators=(",", ":"), sort_keys=True,
+        )  # fmt: skip
+
+
+def parse(text: str) -> ReadmeData | None:
+    """Return the data a README carries, or None when it has none (or it is damaged)."""
+    start = text.rfind(DATA_OPEN)
+    if start < 0:
+        return None
+    end = text.find(DATA_CLOSE, start + len(DATA_OPEN))
+    if end < 0:
+        return None
+    try:
+        raw: Any = json.loads(text[start + len(DATA_OPEN) : end])
+        counts = {str(k): int(v) for k, v in raw["counts"].items()}
+        lists = {str(k): tuple(str(i) for i in v) for k, v in raw["lists"].items()}
+        base = raw["base"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if base is not None and not isinstance(base, str):
+        return None
+    if set(counts) != {s.value for s in Status}:
+        return None
+    return ReadmeData(base, counts, lists)
+
+
+def from_nodes(nodes: Iterable[NodeLike], base: str | None) -> ReadmeData:
+    """Return the data of a whole graph (the fallback; O(nodes))."""
+    counts = {s.value: 0 for s in Status}
+    lists: dict[str, list[str]] = {name: [] for name in LISTED.values()}
+    for node in nodes:
+        counts[node.status.value] += 1
+        name = LISTED.get(node.status)
+        if name is not None:
+            lists[name].append(node.id)
+    return ReadmeData(base, counts, {k: tuple(sorted(v)) for k, v in lists.items()})
+
+
+def update(
+    data: ReadmeData,
+    moves: Iterable[tuple[str, Status | None, Status | None]],
+    base: str | None,
+) -> ReadmeData:
+    """Return the data after a transition, from its (id, old status, new status) moves.
+
+    Args:
+      data: the data before (computed on the parent).
+      moves: every node the transition put or removed: None for absent before or after.
+      base: the commit the transition builds on.
+    """
+    counts = dict(data.counts)
+    lists = {name: set(data.lists.get(name, ())) for name in LISTED.values()}
+    for nid, old, new in moves:
+        if old == new:
+            continue
+        if old is not None:
+            counts[old.value] -= 1
+            if old in LISTED:
+                lists[LISTED[old]].discard(nid)
+        if new is not None:
+            counts[new.value] += 1
+            if new in LISTED:
+                lists[LISTED[new]].add(nid)
+    return replace(data, base=base, counts=counts,
+                   lists={k: tuple(sorted(v)) for k, v in lists.items()})  # fmt: skip
+
+
+def _escape(text: str) -> str:
+    # Keep Markdown from turning a goal into headings, tables or HTML.
+    for char in "\\`*_{}[]<>#|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def render(
+    data: ReadmeData, *, goal: str, target: str, paused: bool, links: bool = True
+) -> str:
+    """Return the README text.
+
+    Args:
+      data: counts and lists.
+      goal: the graph's goal.
+      target: the target branch.
+      paused: whether the graph is paused.
+      links: link ids to their node files.
+    """
+    lines = ["# gitdag: the work graph", ""]
+    goal_lines = goal.strip().splitlines()
+    if goal_lines:
+        lines += ["**Goal:** " + _escape(goal_lines[0]), ""]
+        if len(goal_lines) > 1:
+            lines += ["> " + _escape(line) if line.strip() else ">" for line in goal_lines[1:]]
+            lines.append("")
+    total = sum(data.counts.values())
+    done = data.counts.get("done", 0)
+    state = "paused" if paused else "active"
+    lines += [
+        f"Target branch: `{target}` · graph {state} · {done} of {total} nodes done", "",
+        "| status | nodes |", "|---|---:|",
+    ]  # fmt: skip
+    lines += [f"| {s.value} | {data.counts.get(s.value, 0)} |" for s in Status]
+    lines.append(f"| **total** | **{total}** |")
+    for status, title in ((Status.RUNNING, "Running"), (Status.NEEDS_HUMAN, "Waiting for a human"),
+                          (Status.FAILED, "Failed")):  # fmt: skip
+        ids = data.lists.get(LISTED[status], ())
+        if not ids:
+            continue
+        lines += ["", f"## {title} ({len(ids)})", ""]
+        for nid in ids[:SHOWN]:
+            lines.append(f"- [{nid}]({node_path(nid)})" if links else f"- {nid}")
+        if len(ids) > SHOWN:
+            lines.append(f"- … and {len(ids) - SHOWN} more (`gitdag status`)")
+    lines += [
+        "",
+        "<sub>Written by gitdag with every transition. Each node is a file under `nodes/`; "
+        "`git log` is the history of the work; `gitdag status` and "
+        "`gitdag graph --format mermaid` show more.</sub>",
+        "",
+        DATA_OPEN + data.to_json() + DATA_CLOSE,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def moves_of(
+    before: Mapping[str, NodeLike], put: Iterable[NodeLike], remove: Iterable[str]
+) -> list[tuple[str, Status | None, Status | None]]:
+    """Return the (id, old status, new status) moves of a transition on the graph `before`."""
+    moves: list[tuple[str, Status | None, Status | None]] = []
+    for node in put:
+        old = before.get(node.id)
+        moves.append((node.id, old.status if old is not None else None, node.status))
+    for nid in remove:
+        old = before.get(nid)
+        if old is not None:
+            moves.append((nid, old.status, None))
+    return moves

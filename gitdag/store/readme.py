@@ -1,0 +1,53 @@
+"""The `README.md` of the next state commit, from the current one and the transition.
+
+A handful of object reads (the root tree, the old README, the head commit's parent) and the
+transition's own nodes: the cost does not depend on the size of the graph, except once when the
+old README cannot be trusted (then it is rebuilt from the snapshot's summaries).
+"""
+
+from __future__ import annotations
+
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.repo import BaseRepo
+
+from gitdag.core import readme
+from gitdag.core.transitions import Transition
+from gitdag.store.layout import README_FILE
+from gitdag.store.snapshot import Snapshot
+
+_NAME = README_FILE.encode()
+
+
+def oid(sha: str) -> ObjectID:
+    """Return a hex sha as dulwich's object id type."""
+    return ObjectID(sha.encode())
+
+
+def _current(repo: BaseRepo, snap: Snapshot) -> readme.ReadmeData | None:
+    if snap.tree is None or snap.head is None:
+        return None
+    try:
+        root = repo.object_store[oid(snap.tree)]
+        if not isinstance(root, Tree) or _NAME not in root:
+            return None
+        blob = repo.object_store[root[_NAME][1]]
+        head = repo.object_store[oid(snap.head)]
+    except KeyError:
+        return None
+    if not isinstance(blob, Blob) or not isinstance(head, Commit):
+        return None
+    data = readme.parse(blob.as_raw_string().decode("utf-8", errors="replace"))
+    parent = head.parents[0].decode() if head.parents else None
+    # Trust the counts only if they were computed for this very head (on its parent).
+    return data if data is not None and data.base == parent else None
+
+
+def readme_for(repo: BaseRepo, snap: Snapshot, transition: Transition) -> str:
+    """Return the README text of the commit that applies `transition` on `snap`."""
+    data = _current(repo, snap)
+    if data is None:
+        data = readme.from_nodes(snap.nodes.values(), snap.head)
+    moves = readme.moves_of(snap.nodes, transition.put, transition.remove)
+    data = readme.update(data, moves, snap.head)
+    graph = transition.graph or snap.graph
+    return readme.render(data, goal=graph.goal, target=graph.target, paused=graph.control.paused)
