@@ -89,6 +89,31 @@ def demo(directory: str | None, quiet: bool) -> None:
     raise SystemExit(run_demo(Path(directory) if directory else None, quiet=quiet))
 
 
+@click.command("gc")
+@click.option("--delete-unmerged", is_flag=True,
+              help="Also delete branches of failed/cancelled nodes (their only copy of that work).")
+@click.option("--runs-older-than", type=click.FloatRange(0), default=None, metavar="DAYS",
+              help="Also remove run directories (packets, logs) untouched for this many days.")
+def gc_cmd(delete_unmerged: bool, runs_older_than: float | None) -> None:
+    """Remove leftover worktrees, scratch checkouts and integrated branches; report the disk freed."""
+    from gitdag.supervisor.housekeeping import collect_garbage
+
+    with open_store() as store:
+        report = collect_garbage(
+            store, delete_unmerged=delete_unmerged,
+            runs_older_than_s=None if runs_older_than is None else runs_older_than * 86400,
+        )  # fmt: skip
+    for label, items in (("removed worktrees", report.removed_worktrees),
+                         ("removed scratch checkouts", report.removed_scratch),
+                         ("deleted branches", report.deleted_branches),
+                         ("archived branches", report.archived_branches),
+                         ("kept branches (unmerged work)", report.kept_branches),
+                         ("removed run directories", report.removed_runs)):  # fmt: skip
+        if items:
+            click.echo(f"{label} ({len(items)}): {', '.join(items[:10])}" + (" …" if len(items) > 10 else ""))
+    click.echo(f"freed {report.bytes_freed / 1024 / 1024:.1f} MiB")
+
+
 def register(group: click.Group) -> None:
-    for command in (run_cmd, answer, pause, resume, cancel, retry, demo):
+    for command in (run_cmd, answer, pause, resume, cancel, retry, demo, gc_cmd):
         group.add_command(command)

@@ -206,6 +206,16 @@ class Launcher:
         if prepared.slot is not None:
             self.scratch.release(prepared.slot)
         if prepared.code and not keep_worktree:
+            if keep_branch and self.worktrees.path_for(prepared.node_id).is_dir():
+                # A failed or stopped attempt's work stays on its branch for inspection (the next
+                # attempt starts afresh from the target tip; `gitdag gc` keeps such branches).
+                try:
+                    self.worktrees.commit_leftovers(
+                        prepared.node_id, prepared.attempt,
+                        f"gitdag: {prepared.node_id} attempt {prepared.attempt} (did not succeed; kept for inspection)",
+                    )  # fmt: skip
+                except Exception:  # best effort: the attempt is over either way
+                    pass
             self.worktrees.remove(prepared.node_id, delete_branch=not keep_branch, archive=False)
 
     # --- the merge queue ---------------------------------------------------------------------------

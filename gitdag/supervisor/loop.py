@@ -327,7 +327,9 @@ class Supervisor:
                 self.queue.append(node_id)
                 self.launcher.release(flight.prepared, keep_worktree=True)
             else:
-                self.launcher.release(flight.prepared, keep_branch=status is not Status.FAILED)
+                # Done without code: nothing to keep. Failed or retrying: the branch keeps the
+                # attempt's work for inspection (the next attempt starts afresh from the tip).
+                self.launcher.release(flight.prepared, keep_branch=status is not Status.DONE)
         return snap
 
     # --- the merge queue --------------------------------------------------------------------

@@ -130,3 +130,22 @@ def test_demo_runs_and_exits_0(tmp_path) -> None:  # type: ignore[no-untyped-def
     stats = git(demo, "show", "dagain/integration:textkit/stats.py")
     assert "def mean" in stats and "def median" in stats
     assert git(demo, "status", "--porcelain").strip() == "?? .dagain/"
+
+
+def test_gc_removes_leftovers_and_reports_freed_disk(project: Project) -> None:
+    project.plan({**plan_tasks({"id": "ok", "title": "ok"}, {"id": "bad", "title": "bad"}),
+                  "ok": {"write": {"ok.txt": "ok\n"}},
+                  "bad": {"write": {"bad.txt": "x" * 200_000}, "result": {"status": "fail", "summary": "no"}}})
+    assert project.gitdag("run", "--workers", "2").code == 1  # bad failed for good
+    scratch = [p for p in (project.root / ".dagain/local/worktrees").iterdir() if p.name.startswith("_scratch")]
+    assert scratch  # the plan node's scratch checkout is still there
+    res = project.gitdag("gc")
+    assert res.code == 0, res.err
+    assert "removed scratch checkouts" in res.out and "freed" in res.out
+    assert "kept branches (unmerged work) (1): bad" in res.out  # the only copy of failed work
+    assert git(project.root, "show", "dagain/work/bad:bad.txt") == "x" * 200_000
+    assert not any(p.name.startswith("_scratch") for p in (project.root / ".dagain/local/worktrees").iterdir())
+    branches = git(project.root, "branch", "--list", "dagain/work/*")
+    assert "dagain/work/ok" not in branches and "dagain/work/bad" in branches
+    res = project.gitdag("gc", "--delete-unmerged")
+    assert res.code == 0 and "dagain/work/bad" not in git(project.root, "branch", "--list", "dagain/work/*")

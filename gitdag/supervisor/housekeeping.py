@@ -1,0 +1,29 @@
+"""`gitdag gc`: what the graph says is live or integrated, handed to the workspace's gc."""
+
+from __future__ import annotations
+
+from gitdag.config import load_settings
+from gitdag.core.model import Status
+from gitdag.store.state import StateStore
+from gitdag.supervisor.lock import SupervisorLock
+from gitdag.workspace.gc import GcReport, gc
+
+
+def collect_garbage(store: StateStore, *, delete_unmerged: bool = False,
+                    runs_older_than_s: float | None = None) -> GcReport:  # fmt: skip
+    """Remove leftover worktrees, scratch checkouts and branches; refuses while a supervisor runs."""
+    snap = store.snapshot()
+    live = {nid for nid, n in snap.nodes.items() if n.status in (Status.RUNNING, Status.MERGING)}
+    done = [nid for nid, n in snap.nodes.items() if n.status is Status.DONE]
+    integrated = {
+        nid for nid, node in store.nodes(snap, done).items() if node.work and node.work.merged
+    }
+    settings = load_settings(store.paths.dagain)
+    # Holding the supervisor lock for the duration: a running supervisor's scratch checkouts and
+    # worktrees are never pulled from under it (a second `run` meanwhile exits with code 4).
+    with SupervisorLock(store.paths.ensure_local()):
+        return gc(
+            store.paths.root, store.paths.git_dir, store.paths.local, live, integrated,
+            archive=settings.merge.archive_branches, delete_unmerged=delete_unmerged,
+            runs_older_than_s=runs_older_than_s,
+        )  # fmt: skip
