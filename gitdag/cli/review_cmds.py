@@ -193,9 +193,20 @@ def hooks() -> None:
 @click.option("--hook", "names", multiple=True,
               type=click.Choice([*hookfiles.CLIENT_HOOKS, *hookfiles.SERVER_HOOKS]),
               help="Install exactly these hooks (repeatable).")
-def hooks_install(server: bool, names: tuple[str, ...]) -> None:
+@click.option("--ci", is_flag=True,
+              help="Also put the GitHub Actions workflow on dagain/state (.github/workflows/).")
+def hooks_install(server: bool, names: tuple[str, ...], ci: bool) -> None:
     """Install the pre-push hook (or with --server, pre-receive) without clobbering others."""
     from gitdag.store.repo import open_repo
+    from gitdag.template import template_dir
+
+    if ci:
+        text = (template_dir() / "ci" / "validate-state.yml").read_text(encoding="utf-8")
+        with open_store() as store:
+            head = hookfiles.install_ci(store, text, repos.human_actor(store.repo))
+        where = "dagain/state:.github/workflows/validate-state.yml"
+        click.echo(f"wrote {where} ({head[:12]}); push dagain/state" if head
+                   else f"{where} is up to date")  # fmt: skip
 
     wanted = names or (("pre-receive",) if server else hookfiles.CLIENT_HOOKS)
     repo, paths = open_repo(".")

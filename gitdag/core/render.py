@@ -21,12 +21,22 @@ _MERMAID_CLASS = {
 
 
 def _mid(node_id: str) -> str:
-    # Mermaid ids may not contain '.' or '-' safely everywhere; map to a stable safe form.
-    return "n_" + "".join(c if c.isalnum() else "_" for c in node_id)
+    # Mermaid ids must stay plain words; ids may hold '.', '-' and '_', so escape them injectively
+    # ('a-b' and 'a_b' must not become the same node) and prefix so no id is a keyword (`end`).
+    out = ["n_"]
+    for char in node_id:
+        out.append({"_": "__", "-": "_h", ".": "_d"}.get(char, char))
+    return "".join(out)
+
+
+# Inside a quoted mermaid label `"` ends the label and `#...;` is an entity; `<`/`>` would be
+# taken as HTML (GitHub strips it). Mermaid's own entity codes keep all of them as text.
+_ENTITIES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
 
 
 def _label(text: str) -> str:
-    return text.replace('"', "'").replace("\n", " ")[:80]
+    flat = " ".join(text.split())[:80]
+    return "".join(_ENTITIES.get(char, char) for char in flat)
 
 
 def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) -> str:
@@ -35,7 +45,7 @@ def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = No
     for nid in sorted(nodes):
         node = nodes[nid]
         title = (titles or {}).get(nid, "")
-        label = f"{nid}<br/>{_label(title)}" if title else nid
+        label = f"{nid}<br/>{_label(title)}" if title else nid  # ids need no escaping
         css = _MERMAID_CLASS[node.status]
         lines.append(f'  {_mid(nid)}["{label} ({node.status.value})"]:::{css}')
     for nid in sorted(nodes):

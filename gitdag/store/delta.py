@@ -22,6 +22,7 @@ from gitdag.core.model import GraphFile, Node
 from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, README_FILE, node_id_from_path
+from gitdag.store.read import FORGE_DIR
 from gitdag.store.snapshot import Problem
 from gitdag.store.state import StateStore
 
@@ -291,7 +292,7 @@ def tree_delta(
     """
     delta = Delta(old, new)
     for change in raw_changes(reader.repo, old_tree, new_tree, differ):
-        if change.path == README_FILE:
+        if change.path == README_FILE or change.path.startswith(FORGE_DIR + "/"):
             continue
         if change.path == GRAPH_FILE:
             delta.graph_changed = True

@@ -16,18 +16,23 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import Repo
 
-from gitdag.errors import InputError
+from gitdag.core.transitions import Transition, message
+from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError
 from gitdag.store import ranges
-from gitdag.store.delta import oid
+from gitdag.store import repo as repos
+from gitdag.store.delta import commit_of, oid
 from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX, STATE_BRANCH, STATE_REF, RepoPaths
 from gitdag.store.repo import open_repo
 from gitdag.store.state import StateStore
+from gitdag.store.write import compare_and_swap
 
 CLIENT_HOOKS = ("pre-push",)
 SERVER_HOOKS = ("pre-receive", "update")
@@ -108,6 +113,63 @@ def chain_hint(item: Installed) -> str:
             f'"$@" || exit 1\n  # ... then your own checks, reading "$input" instead of stdin'
         )
     return f'  "$(dirname "$0")/{item.name}.gitdag" "$@" || exit 1'
+
+
+CI_PATH = (b".github", b"workflows", b"validate-state.yml")
+
+
+def install_ci(store: StateStore, text: str, actor: str) -> str | None:
+    """Put the CI workflow on the state branch at `.github/workflows/` (one `edit` commit).
+
+    A forge reads a pull request's workflows from the branch it merges into, so the workflow that
+    validates pull requests into `dagain/state` has to live on that branch; gitdag ignores
+    `.github/` there. Returns the new head, or None when the file is there already.
+    """
+    repo = store.repo
+    for _ in range(32):
+        head = store.head()
+        if head is None:
+            raise NotInitialisedError(f"no {STATE_BRANCH} branch here: run `gitdag init` first")
+        parent = commit_of(repo, head)
+        blob = Blob.from_string(text.encode())
+        trees: list[Tree] = [_tree_copy(repo, parent.tree)]
+        for name in CI_PATH[:-1]:
+            below = trees[-1]
+            trees.append(_tree_copy(repo, below[name][1]) if name in below else Tree())
+        if CI_PATH[-1] in trees[-1] and trees[-1][CI_PATH[-1]][1] == blob.id:
+            return None
+        trees[-1].add(CI_PATH[-1], 0o100644, blob.id)
+        objects: list[Blob | Tree | Commit] = [blob, trees[-1]]
+        for depth in range(len(trees) - 2, -1, -1):
+            trees[depth].add(CI_PATH[depth], 0o040000, trees[depth + 1].id)
+            objects.append(trees[depth])
+        commit = Commit()
+        commit.tree = trees[0].id
+        commit.parents = [parent.id]
+        name_email = "{} <{}>".format(*repos.identity(repo)).encode()
+        commit.author = commit.committer = name_email
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        summary = "CI: validate pull requests into dagain/state (.github/workflows/)"
+        commit.message = message(Transition(verb="edit", subject="graph", summary=summary),
+                                 actor).encode()  # fmt: skip
+        objects.append(commit)
+        for obj in objects:
+            repo.object_store.add_object(obj)
+        if compare_and_swap(repo, store.ref, head, commit.id.decode(), "gitdag: install CI"):
+            return str(commit.id.decode())
+    raise StaleSnapshotError(f"{STATE_BRANCH} kept moving; nothing was written")
+
+
+def _tree_copy(repo: Repo, sha: bytes) -> Tree:
+    obj = repo.object_store[ObjectID(sha)]
+    if not isinstance(obj, Tree):
+        raise InputError(f"{sha.decode()[:12]} is not a tree")
+    copy = Tree()
+    for entry in obj.iteritems():
+        copy.add(entry.path, entry.mode, entry.sha)
+    return copy
 
 
 # --- running --------------------------------------------------------------------------------

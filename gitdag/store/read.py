@@ -21,7 +21,10 @@ from gitdag.store.snapshot import Layered, Problem, Snapshot
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 PLACEHOLDER_GRAPH = GraphFile(created_at=_EPOCH)
-_TOP_LEVEL = {GRAPH_FILE.encode(), README_FILE.encode(), NODES_DIR.encode()}
+# `.github/` holds the CI workflow that validates pull requests into the state branch: a forge
+# reads workflows from the branch itself, so it must live there; gitdag ignores it.
+FORGE_DIR = ".github"
+_TOP_LEVEL = {GRAPH_FILE.encode(), README_FILE.encode(), NODES_DIR.encode(), FORGE_DIR.encode()}
 
 
 def _hex(sha: bytes | str) -> str:
@@ -186,7 +189,7 @@ def _load_incremental(
             graph_sha = _hex(new.sha) if new is not None and new.sha else None
             graph_file = loader.graph(graph_sha)
             continue
-        if path == README_FILE:
+        if path == README_FILE or path.startswith(FORGE_DIR + "/"):
             continue
         nid = node_id_from_path(path)
         if nid is None:
