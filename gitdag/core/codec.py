@@ -35,7 +35,7 @@ class DecodeError(ValueError):
 
 # --- emitting -----------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+()-]+)*$")
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+()-]+)*\Z")  # \Z: "$" allows "\n"
 _RESERVED = frozenset(
     {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
 )
