@@ -28,6 +28,7 @@ from gitdag.store import repo as repos
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.launching import Launcher, Prepared
+from gitdag.supervisor.headcheck import HeadCheck
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
 from gitdag.supervisor.recovery import recover_orphans
@@ -87,6 +88,7 @@ class Supervisor:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitdag-merge")
         self.selector = selectors.DefaultSelector()
         self.stats = _Stats()
+        self.headcheck = HeadCheck(store)
         self._stop: str | None = None
         self._last_head: str | None = None
 
@@ -140,10 +142,19 @@ class Supervisor:
             self._wait(self.options.poll_s)
 
     def _snapshot(self) -> Snapshot:
-        snap = self.store.snapshot()
-        if snap.head != self._last_head:
-            self._last_head = snap.head
-        return snap
+        head = self.store.head()
+        if head is not None and head != self._last_head:
+            self.headcheck.verify(head)
+            self._last_head = head
+        return self.store.snapshot()
+
+    def _transact(self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
+                  ) -> Committed | Rejected | None:  # fmt: skip
+        """Every commit of this supervisor goes through here, so its own commits are known."""
+        outcome = self.store.transact(compute, actor=self.actor)
+        if isinstance(outcome, Committed):
+            self.headcheck.wrote(outcome.head)
+        return outcome
 
     def _wait(self, timeout: float) -> None:
         if self.merge is not None and not self.merge.future.done():
@@ -197,7 +208,7 @@ class Supervisor:
                 return Rejected(f"{node_id} no longer exists")
             return op(self.store.node(snap, node_id), now)
 
-        outcome = self.store.transact(compute, actor=self.actor)
+        outcome = self._transact(compute)
         if isinstance(outcome, Committed):
             self._announce(outcome.transition)
             return outcome.snapshot
@@ -290,7 +301,7 @@ class Supervisor:
                 pool=self.launcher.pool_rules(node),
             )  # fmt: skip
 
-        outcome = self.store.transact(compute, actor=self.actor)
+        outcome = self._transact(compute)
         return self._after(flight, outcome)
 
     def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
@@ -304,7 +315,7 @@ class Supervisor:
                 pool=self.launcher.pool_rules(node),
             )  # fmt: skip
 
-        outcome = self.store.transact(compute, actor=self.actor)
+        outcome = self._transact(compute)
         if flight is None:
             self.stats.finished += 1
         return self._after(flight, outcome)
@@ -394,7 +405,7 @@ class Supervisor:
                 paths=paths, verb="merge",
             )  # fmt: skip
 
-        outcome = self.store.transact(compute, actor=self.actor)
+        outcome = self._transact(compute)
         if isinstance(outcome, Committed):
             self._announce(outcome.transition)
             status = outcome.snapshot.nodes.get(node_id)

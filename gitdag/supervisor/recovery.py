@@ -58,6 +58,6 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
                 return Rejected("moved on")
             return lifecycle.recover(current, reason=why, now=t)
 
-        outcome = store.transact(compute, actor=sup.actor)
+        outcome = sup._transact(compute)
         if not isinstance(outcome, Rejected) and outcome is not None:
             sup.progress.event(f"{node_id}: recovered ({reason})")
