@@ -317,7 +317,8 @@ def runner_env(spec: LaunchSpec) -> dict[str, str]:
 
 def launch(spec: LaunchSpec) -> RunHandle:
     """Start a runner and return at once. A start failure comes back as a finished handle."""
-    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    if not spec.run_dir.is_dir():  # usually write_packet made it: a stat is cheaper than mkdir
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (spec.result_path, spec.run_dir / OUTCOME_FILE):
         stale.unlink(missing_ok=True)  # a result from an earlier run in this directory is not ours
     cmd, packet_on_stdin = expand_command(spec.cmd, spec.packet)
@@ -343,7 +344,7 @@ def launch(spec: LaunchSpec) -> RunHandle:
     finally:
         for handle in files:
             handle.close()
-    write_json(spec.run_dir / PID_FILE, {
+    _write_once(spec.run_dir / PID_FILE, {
         "pid": proc.pid,
         "pgid": proc.pid,
         "start_ticks": procs.start_ticks(proc.pid),
@@ -543,6 +544,19 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, object]:
         "verdict": verdict.kind.value if isinstance(verdict, ResultProblem) else verdict.status,
         "reason": verdict.reason if isinstance(verdict, ResultProblem) else verdict.summary,
     }
+
+
+def _write_once(path: Path, data: Mapping[str, object]) -> None:
+    # One write() of a fresh file: a reader sees all of it or (after a crash between the open and
+    # the write, a window of microseconds) an empty file, which it treats as no record. Cheaper
+    # than write-and-rename, and this runs once per attempt.
+    raw = (json.dumps(data, indent=1) + "\n").encode("utf-8")
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, raw)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, data: Mapping[str, object]) -> None:

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gitdag.config import RunnerConfig
 from gitdag.core.model import ErrorKind
 from gitdag.core.results import ResultProblem, RunnerResult
 from gitdag.runner import procs
-from gitdag.runner.launch import RunOutcome, expand_command, launch, runner_command
+from gitdag.runner.launch import RunOutcome, expand_command, launch, runner_command, scan_stdout
 
 from .helpers import PY, spec
 
@@ -327,3 +329,38 @@ def test_poll_does_not_block(tmp_path: Path) -> None:
     outcome = handle.wait(timeout=10)
     assert outcome is not None and outcome.duration_s >= 1
     assert outcome.ended_at > outcome.started_at
+
+
+# --- scanning stdout in chunks --------------------------------------------------------------------
+
+
+@given(
+    st.text(max_size=60).filter(lambda s: "<result>" not in s),
+    st.text(max_size=60).filter(lambda s: "</result>" not in s),
+    st.text(max_size=60),
+    st.integers(1, 17),
+)
+def test_scan_stdout_matches_extract_result(
+    before: str, inner: str, after: str, chunk: int
+) -> None:
+    import tempfile
+
+    from gitdag.core.results import extract_result, strip_fence
+
+    text = f"{before}<result>{inner}</result>{after}"
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "stdout"
+        path.write_text(text, encoding="utf-8")
+        found = scan_stdout(path, chunk=chunk)
+    assert isinstance(found, bytes)
+    assert found.decode("utf-8") == inner
+    assert extract_result(text) == strip_fence(inner)  # the in-memory path agrees
+
+
+def test_scan_stdout_counts_an_oversized_block_without_keeping_it(tmp_path: Path) -> None:
+    path = tmp_path / "stdout"
+    inner = b"y" * 1_300_000
+    path.write_bytes(b"noise <result>" + inner + b"</result> tail <result>{}</result>")
+    assert scan_stdout(path, chunk=4096) == len(inner)
+    path.write_bytes(b"<result>" + inner)  # never closed
+    assert scan_stdout(path, chunk=4096) is None
