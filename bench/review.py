@@ -54,24 +54,26 @@ def complete(node: Node, now: dt.datetime) -> Transition:
 def make_history(store: StateStore, count: int) -> list[float]:
     """Commit `count` transitions (claim, complete, claim, ...) on ready nodes; return times."""
     times: list[float] = []
-    pending: str | None = None
-    step = 0
-    while step < count:
-        def compute(snap: Snapshot, now: dt.datetime) -> Transition:
-            if pending is not None:
-                return complete(store.node(snap, pending), now)
-            nid = graph.ready(snap.nodes, NOW + dt.timedelta(days=1))[0]
-            claim = lifecycle.claim(store.node(snap, nid), worker="supervisor@bench:1", now=now,
-                                    lease_s=600)  # fmt: skip
-            assert isinstance(claim, Transition)
-            return claim
+    pending: list[str] = []  # the node claimed by the previous transition, completed next
 
+    def compute(snap: Snapshot, now: dt.datetime) -> Transition:
+        if pending:
+            return complete(store.node(snap, pending[0]), now)
+        nid = graph.ready(snap.nodes, NOW + dt.timedelta(days=1))[0]
+        claim = lifecycle.claim(store.node(snap, nid), worker="supervisor@bench:1", now=now,
+                                lease_s=600)  # fmt: skip
+        assert isinstance(claim, Transition)
+        return claim
+
+    for _ in range(count):
         t0 = time.perf_counter()
         done = store.transact(compute, actor="supervisor@bench:1")
         times.append(time.perf_counter() - t0)
         assert isinstance(done, Committed)
-        pending = done.transition.subject if pending is None else None
-        step += 1
+        if pending:
+            pending.clear()
+        else:
+            pending.append(done.transition.subject)
     return times
 
 

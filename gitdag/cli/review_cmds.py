@@ -40,7 +40,9 @@ def diff(rev1: str, rev2: str, as_json: bool) -> None:
 def run_validate(spec: str | None) -> None:
     """`gitdag validate [REV | A..B]`: print `ok`, or every problem and exit 2."""
     with open_store() as store:
-        problems, hint = validate_spec(store, spec)
+        problems, hint, notes = validate_spec(store, spec)
+    for line in notes:
+        click.echo(f"note: {line}")
     if problems:
         for line in problems:
             click.echo(line, err=True)
@@ -49,8 +51,10 @@ def run_validate(spec: str | None) -> None:
     click.echo("ok")
 
 
-def validate_spec(store: StateStore, spec: str | None) -> tuple[list[str], str | None]:
-    """Return the problems of `validate [REV | A..B]`, one line each, and a repair hint."""
+def validate_spec(
+    store: StateStore, spec: str | None
+) -> tuple[list[str], str | None, list[str]]:
+    """Return the problems of `validate [REV | A..B]` (one line each), a repair hint, and notes."""
     if spec is not None and ".." in spec:
         base, head = ranges.parse_range(store, spec)
         report = ranges.validate_range(store, base, head)
@@ -59,11 +63,16 @@ def validate_spec(store: StateStore, spec: str | None) -> tuple[list[str], str |
         hint = None
         if bad is not None:
             hint = ranges.repair_hint(bad, ranges.first_parent(store, bad))
-        return lines, hint
+        notes = [
+            f"commit {bad[:12]} breaks the rules but was repaired by {fix[:12]}"
+            for bad, fix in report.repairs.items()
+            if any(p.commit == bad for p in report.repaired)
+        ]
+        return lines, hint, notes
     commit = resolve(store, spec) if spec else store.head()
     if commit is None:
-        return ["dagain/state: branch does not exist (run `gitdag init`)"], None
-    return [str(p) for p in ranges.graph_problems_at(store, commit)], None
+        return ["dagain/state: branch does not exist (run `gitdag init`)"], None, []
+    return [str(p) for p in ranges.graph_problems_at(store, commit)], None, []
 
 
 def _report(outcome: Committed | Rejected | None, what: str, nothing: str) -> None:

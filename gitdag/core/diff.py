@@ -238,6 +238,8 @@ def diff_graphs(
 def _show(value: Any) -> str:
     if isinstance(value, str):
         text = " ".join(value.split())
+        if not text:
+            return json.dumps(value)  # "" (or only blanks) must stay visible
         return text if len(text) <= 72 else text[:71] + "…"
     return json.dumps(value, ensure_ascii=False, default=str)
 
