@@ -58,8 +58,11 @@ class StateStore:
         ref: bytes = STATE_REF,
         clock: Callable[[], dt.datetime] = utcnow,
         use_disk_cache: bool = True,
+        readme: bool = True,
     ) -> None:
         self.repo = repo
+        # README.md on the state branch (spec §3), updated incrementally by each transition.
+        self.write_readme = readme
         self.paths = paths
         self.ref = ref
         self.clock = clock
@@ -193,6 +196,13 @@ class StateStore:
             self._identity = repos.identity(self.repo)
         return self._identity
 
+    def _readme(self, snap: Snapshot, transition: Transition) -> str | None:
+        if not self.write_readme:
+            return None
+        from gitdag.store.readme import readme_for
+
+        return readme_for(self.repo, snap, transition)
+
     def init(self, transition: Transition, actor: str) -> Committed:
         """Create the orphan state branch with its first commit; race-free.
 
@@ -204,7 +214,7 @@ class StateStore:
         now = self.clock()
         commit, snap = build_commit(
             self.repo, EMPTY, transition, actor=actor, author=self._author(), now=now,
-            cache=self.cache,
+            cache=self.cache, readme=self._readme(EMPTY, transition),
         )
         if not compare_and_swap(self.repo, self.ref, None, commit.id.decode(), "gitdag: init"):
             raise InputError(
@@ -250,7 +260,8 @@ class StateStore:
             if result.is_empty():
                 return None
             commit, new_snap = build_commit(
-                self.repo, snap, result, actor=actor, author=author, now=now, cache=self.cache
+                self.repo, snap, result, actor=actor, author=author, now=now, cache=self.cache,
+                readme=self._readme(snap, result),
             )
             reflog = f"gitdag: {result.verb} {result.subject}"
             if compare_and_swap(self.repo, self.ref, snap.head, commit.id.decode(), reflog):
