@@ -37,24 +37,29 @@ class Layered(Mapping[str, V], Generic[V]):
     def changed(self, put: Mapping[str, V], remove: Iterable[str] = ()) -> Layered[V]:
         """Return a new mapping with `put` set and `remove` deleted; self is unchanged."""
         delta = dict(self._delta)
+        base = self._base
         size = self._len
+
+        def present(key: str) -> bool:  # in the mapping being built, not in self
+            return delta[key] is not _GONE if key in delta else key in base
+
         for key, value in put.items():
-            if key not in self:
+            if not present(key):
                 size += 1
             delta[key] = value
         for key in remove:
-            if key in self and key not in put:
+            if key not in put and present(key):
                 size -= 1
                 delta[key] = _GONE
         new: Layered[V] = Layered.__new__(Layered)
         if len(delta) > max(256, len(self._base) // 16):
-            base = dict(self._base)
+            folded = dict(base)
             for key, value in delta.items():
                 if value is _GONE:
-                    base.pop(key, None)
+                    folded.pop(key, None)
                 else:
-                    base[key] = value
-            new._base, new._delta = base, {}
+                    folded[key] = value
+            new._base, new._delta = folded, {}
         else:
             new._base, new._delta = self._base, delta
         new._len = size
