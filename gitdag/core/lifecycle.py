@@ -299,7 +299,7 @@ def to_merging(node: Node, work: Work, *, attempt: int, summary: str, outputs: d
     """Return the node after a successful attempt with code to integrate."""
     return _touch(
         node, now, status=Status.MERGING, claim=None, error=None, work=work,
-        outputs={**outputs, "summary": summary} if summary else outputs,
+        outputs={**outputs, "summary": summary or outputs.get("summary") or "done"},
     )  # fmt: skip
 
 

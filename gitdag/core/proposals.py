@@ -116,9 +116,10 @@ def judge(
 
 
 def _outputs(result: RunnerResult) -> dict[str, str]:
+    # Every finished node records a summary: dependents' packets show it, and a done node
+    # without one is what a hand-made (illegal) edit looks like to `gitdag validate`.
     outputs = dict(result.outputs)
-    if result.summary:
-        outputs["summary"] = result.summary
+    outputs["summary"] = result.summary or outputs.get("summary") or f"{result.status} (no summary given)"
     return outputs
 
 

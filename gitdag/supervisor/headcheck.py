@@ -84,8 +84,8 @@ class HeadCheck:
             invalid = first_invalid(self.store, base, head)
             if invalid is not None:
                 raise InputError(
-                    f"{STATE_BRANCH} at {head[:12]} fails validation: commit "
-                    f"{invalid.commit[:12]}: {invalid}; nothing more is built on it until then"
+                    f"{STATE_BRANCH} at {head[:12]} fails validation: {invalid}; "
+                    "nothing more is built on it until then"
                 )
         self.verified = head
         self._save(head)

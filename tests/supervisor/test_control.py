@@ -99,7 +99,7 @@ def test_cancel_stops_the_runner_within_two_seconds(project: Project) -> None:
 
 def test_pause_stops_new_claims_and_resume_continues(project: Project) -> None:
     project.plan({"plan-000": {"result": {"status": "success", "next": {"addNodes": [
-        {"id": "a", "title": "a", "kind": "command", "run": "sleep 1.5"},
+        {"id": "a", "title": "a", "kind": "command", "run": "sleep 4"},
         {"id": "b", "title": "b", "kind": "command", "run": "true", "deps": ["a"]}]}}}})
     with supervisor(project) as proc:
         wait_for(lambda: status_of(project, "a") == "running")
