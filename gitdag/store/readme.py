@@ -42,12 +42,26 @@ def _current(repo: BaseRepo, snap: Snapshot) -> readme.ReadmeData | None:
     return data if data is not None and data.base == parent else None
 
 
-def readme_for(repo: BaseRepo, snap: Snapshot, transition: Transition) -> str:
-    """Return the README text of the commit that applies `transition` on `snap`."""
-    data = _current(repo, snap)
+Memo = tuple[str, readme.ReadmeData]  # (a head this process wrote, the data of its README)
+
+
+def readme_for(
+    repo: BaseRepo, snap: Snapshot, transition: Transition, memo: Memo | None = None
+) -> tuple[str, readme.ReadmeData]:
+    """Return the README text (and its data) of the commit applying `transition` on `snap`.
+
+    Args:
+      repo: the repository.
+      snap: the graph the transition builds on.
+      transition: what changes.
+      memo: the data of the README this process wrote last, with that commit: when `snap` is
+        that commit (the supervisor's steady state) nothing needs to be read at all.
+    """
+    data = memo[1] if memo is not None and memo[0] == snap.head else _current(repo, snap)
     if data is None:
         data = readme.from_nodes(snap.nodes.values(), snap.head)
     moves = readme.moves_of(snap.nodes, transition.put, transition.remove)
     data = readme.update(data, moves, snap.head)
     graph = transition.graph or snap.graph
-    return readme.render(data, goal=graph.goal, target=graph.target, paused=graph.control.paused)
+    text = readme.render(data, goal=graph.goal, target=graph.target, paused=graph.control.paused)
+    return text, data
