@@ -45,7 +45,7 @@ def _current(repo: BaseRepo, snap: Snapshot) -> readme.ReadmeData | None:
 Memo = tuple[str, readme.ReadmeData]  # (a head this process wrote, the data of its README)
 
 
-def readme_for(
+def next_readme(
     repo: BaseRepo, snap: Snapshot, transition: Transition, memo: Memo | None = None
 ) -> tuple[str, readme.ReadmeData]:
     """Return the README text (and its data) of the commit applying `transition` on `snap`.
@@ -65,3 +65,8 @@ def readme_for(
     graph = transition.graph or snap.graph
     text = readme.render(data, goal=graph.goal, target=graph.target, paused=graph.control.paused)
     return text, data
+
+
+def readme_for(repo: BaseRepo, snap: Snapshot, transition: Transition) -> str:
+    """Return the README text of the commit applying `transition` on `snap` (no memo)."""
+    return next_readme(repo, snap, transition)[0]
