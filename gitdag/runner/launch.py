@@ -334,6 +334,7 @@ def launch(spec: LaunchSpec) -> RunHandle:
         files.append(out)
         err = open(spec.run_dir / STDERR_FILE, "wb")  # noqa: SIM115
         files.append(err)
+        before = procs.boot_ticks()
         proc = subprocess.Popen(
             ["/bin/sh", "-c", cmd], cwd=spec.cwd, env=runner_env(spec), stdin=stdin,
             stdout=out, stderr=err, start_new_session=True, close_fds=True,
@@ -344,10 +345,12 @@ def launch(spec: LaunchSpec) -> RunHandle:
     finally:
         for handle in files:
             handle.close()
+    low, high = procs.tick_window(before, procs.boot_ticks())
     _write_once(spec.run_dir / PID_FILE, {
         "pid": proc.pid,
         "pgid": proc.pid,
-        "start_ticks": procs.start_ticks(proc.pid),
+        "start_ticks": low,  # the leader started within [start_ticks, start_ticks_max]
+        "start_ticks_max": high,
         "started_at": _iso(started),
         "node_id": spec.node_id,
         "attempt": spec.attempt,

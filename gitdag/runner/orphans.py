@@ -37,6 +37,7 @@ class PidInfo:
     run_id: str
     supervisor_pid: int
     supervisor_start_ticks: int | None
+    start_ticks_max: int | None = None  # None: start_ticks is exact
 
 
 def read_pid_info(run_dir: Path) -> PidInfo | None:
@@ -54,6 +55,7 @@ def read_pid_info(run_dir: Path) -> PidInfo | None:
             run_id=str(data.get("run_id", "")),
             supervisor_pid=int(data.get("supervisor_pid", 0)),
             supervisor_start_ticks=_opt_int(data.get("supervisor_start_ticks")),
+            start_ticks_max=_opt_int(data.get("start_ticks_max")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -68,9 +70,10 @@ def is_alive(info: PidInfo) -> bool:
     if not procs.has_proc():
         return procs.signal_group(info.pgid, 0)
     leader = procs.proc_stat(info.pid)
-    reused = leader is not None and leader.start_ticks != (info.start_ticks or leader.start_ticks)
-    if reused:
-        return False  # the pid now names another process, so our group emptied long ago
+    if leader is not None and info.start_ticks is not None:
+        high = info.start_ticks_max if info.start_ticks_max is not None else info.start_ticks
+        if not info.start_ticks - 1 <= leader.start_ticks <= high + 1:
+            return False  # the pid now names another process, so our group emptied long ago
     return bool(procs.group_members(info.pgid))
 
 

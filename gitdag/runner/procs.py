@@ -6,7 +6,9 @@ are coarser (a signal 0 to the group).
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,6 +42,26 @@ def start_ticks(pid: int) -> int | None:
 
 
 _OWN: dict[int, int | None] = {}
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def boot_ticks() -> float | None:
+    """Return the time since boot in clock ticks, the unit of `/proc/<pid>/stat` start times.
+
+    Reading a just-started child's own start time costs half a millisecond (the kernel is still
+    setting it up); bracketing its start between two clock readings costs microseconds.
+    """
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None or not has_proc():
+        return None
+    return time.clock_gettime(clock) * _HZ
+
+
+def tick_window(before: float | None, after: float | None) -> tuple[int | None, int | None]:
+    """Return the whole ticks a process started between two `boot_ticks()` readings covers."""
+    if before is None or after is None:
+        return None, None
+    return math.floor(before), math.ceil(after)
 
 
 def own_start_ticks() -> int | None:

@@ -117,6 +117,23 @@ def test_a_reused_pid_is_not_mistaken_for_the_runner(tmp_path: Path) -> None:
     assert not is_alive(PidInfo(start_ticks=ticks + 12345, **base))  # type: ignore[arg-type]
 
 
+def test_pid_json_brackets_the_runners_start_time(tmp_path: Path) -> None:
+    handle = launch(spec(tmp_path, "sleep 30"))
+    try:
+        assert handle.pid is not None
+        actual = procs.start_ticks(handle.pid)
+        info = read_pid_info(handle.spec.run_dir)
+        assert info is not None and actual is not None
+        assert info.start_ticks is not None and info.start_ticks_max is not None
+        assert info.start_ticks <= actual <= info.start_ticks_max
+        assert info.start_ticks_max - info.start_ticks <= 2
+        assert is_alive(info)
+    finally:
+        handle.cancel()
+        assert handle.wait(timeout=5) is not None
+    assert not is_alive(info)
+
+
 def test_own_and_collected_runs_are_not_orphans(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     handle = launch(spec(tmp_path, "sleep 30"))
