@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dulwich.graph import find_merge_base
+from dulwich.objects import Commit
 
 from gitdag.core.legality import (
     Violation,
@@ -23,6 +24,7 @@ from gitdag.core.model import NodeSummary, summarize
 from gitdag.errors import InputError
 from gitdag.store.delta import (
     CommitCache,
+    Delta,
     NodeReader,
     TreeDiffer,
     commit_of,
@@ -145,10 +147,25 @@ def commits_between(
     return found
 
 
-def _start_context(store: StateStore, parent: str | None) -> dict[str, NodeSummary]:
-    if parent is None:
-        return {}
-    return dict(store.snapshot_of(parent, strict=False).nodes)
+def _context_at_start(
+    store: StateStore, head: str, deltas: list[tuple[str, Commit, str | None, Delta]]
+) -> dict[str, NodeSummary]:
+    """Return the graph at the range's start as summaries: the head's, with the deltas undone.
+
+    The head's snapshot is needed anyway (the graph checks at the head), and usually comes
+    from the index cache; undoing the range's deltas on it costs what they changed, where
+    loading the start's snapshot could cost a full parse of the graph (a fresh clone).
+    """
+    context = dict(store.snapshot_of(head, strict=False).nodes)
+    for _sha, _obj, _parent, delta in reversed(deltas):
+        for nid in delta.ids:
+            if nid in delta.before:
+                context[nid] = summarize(delta.before[nid])
+            else:
+                context.pop(nid, None)
+        for nid in delta.unreadable_before:
+            context.pop(nid, None)
+    return context
 
 
 def iter_steps(
@@ -158,7 +175,7 @@ def iter_steps(
 
     Args:
       store: the store (its parse cache is used and filled).
-      commits: first-parent commits, oldest first (as `commits_between` returns).
+      commits: a first-parent chain, oldest first (as `commits_between` returns).
       read: a commit cache shared with the caller's other walks.
     """
     repo = store.repo
@@ -169,16 +186,19 @@ def iter_steps(
         return
     first = read(commits[0])
     parent_sha = first.parents[0].decode() if first.parents else None
-    context = _start_context(store, parent_sha)
     parent_tree = read(parent_sha).tree.decode() if parent_sha else None
+    deltas: list[tuple[str, Commit, str | None, Delta]] = []
     for sha in commits:
         obj = read(sha)
         parent = obj.parents[0].decode() if obj.parents else None
-        if parent != parent_sha:  # not a first-parent chain: start over from this parent
-            context = _start_context(store, parent)
+        if parent != parent_sha:
             parent_tree = read(parent).tree.decode() if parent else None
         tree = obj.tree.decode()
         delta = tree_delta(reader, parent, sha, parent_tree, tree, differ)
+        deltas.append((sha, obj, parent, delta))
+        parent_sha, parent_tree = sha, tree
+    context = _context_at_start(store, commits[-1], deltas)
+    for sha, obj, parent, delta in deltas:
         message = obj.message.decode("utf-8", errors="replace")
         info = step_info(message)
         found: list[RangeProblem] = [
@@ -204,7 +224,6 @@ def iter_steps(
         violations += check_graph(context, edges_changed(delta.before, delta.after), delta.removed)
         found += [RangeProblem(sha, str(v), v.node, v.field, info.title) for v in violations]
         yield sha, parent, info.title, found
-        parent_sha, parent_tree = sha, tree
 
 
 def repairs_in(
