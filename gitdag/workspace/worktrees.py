@@ -25,7 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitdag.crash import crash_point
 from gitdag.errors import WorkspaceError
+from gitdag.workspace.checkouts import checkouts_of
 from gitdag.workspace.gitcli import (
     NO_HOOKS,
     held,
@@ -179,7 +181,10 @@ class Worktrees:
 
         # Plumbing rather than `git commit`: no user hooks, no signing prompt, no second scan
         # of the whole checkout, and "nothing to commit" is a tree comparison, not an error.
-        run_git(["add", "-A", "--", ".", _NEVER_COMMIT], path)
+        # The exclude pathspec makes `git add` a third slower, so only when there is something
+        # to exclude.
+        spec = ["--", ".", _NEVER_COMMIT] if (path / ".dagain" / "local").exists() else []
+        run_git(["add", "-A", *spec], path)
         tree = run_git(["write-tree"], path).stdout.strip()
         if tree == tree_of(self.root, self.git_dir, before):
             return CommitInfo(head=before, changed=agent_commits > 0, agent_commits=agent_commits)
@@ -191,6 +196,7 @@ class Worktrees:
         # Through HEAD, so the worktree's HEAD reflog records it too; compare-and-swap on the
         # value just read, in case the runner left a process behind that still commits.
         run_git(["update-ref", "-m", f"gitdag: {subject}", "HEAD", head, before], path)
+        crash_point("workspace.after_leftover_commit")
         return CommitInfo(head=head, changed=True, agent_commits=agent_commits)
 
     def remove(self, node_id: str, *, delete_branch: bool, archive: bool = False) -> None:
@@ -207,11 +213,17 @@ class Worktrees:
         with held(self.local, "worktrees"):
             if path.exists() or path.is_symlink():
                 self._discard(path)
-            exists = read_ref(self.git_dir, "refs/heads/" + branch) is not None
-            if exists and archive:
+            ref = "refs/heads/" + branch
+            head = read_ref(self.git_dir, ref)
+            if head is None or not (archive or delete_branch):
+                return
+            if checkouts_of(self.root, self.git_dir, ref):
+                return  # someone checked it out by hand: deleting it would orphan their HEAD
+            if archive:
                 run_git(["branch", "-M", branch, archive_branch(node_id)], self.root)
-            elif exists and delete_branch:
-                run_git(["branch", "-D", "-q", branch], self.root)
+            else:
+                # Compare-and-swap on the value just read; deletes the branch's reflog too.
+                run_git(["update-ref", "-d", ref, head], self.root)
 
     # ---- scratch checkouts ----------------------------------------------------------------
 

@@ -282,3 +282,14 @@ def test_crash_point_exits_137_only_when_named(tmp_path: Path) -> None:
     dead = subprocess.run(env_run, capture_output=True, text=True, env={"GITDAG_CRASH_AT": "a, b"})
     assert alive.returncode == 0 and alive.stdout == "alive\n"
     assert dead.returncode == 137 and dead.stdout == ""
+
+
+def test_remove_keeps_a_branch_checked_out_by_hand(root: Path) -> None:
+    wt = worktrees(root, background_delete=False)
+    info = wt.create("a", TARGET)
+    (info.path / "a.txt").write_text("a")
+    head = wt.commit_leftovers("a", 1).head
+    wt.remove("a", delete_branch=False)
+    git(root, "worktree", "add", "-q", str(root.parent / "mine"), "dagain/work/a")
+    wt.remove("a", delete_branch=True)
+    assert rev(root, "dagain/work/a") == head == rev(root.parent / "mine", "HEAD")
