@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from gitdag.core import lifecycle
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.runner.orphans import read_pid_info, stop_orphan
+from gitdag.errors import RunnerError
+from gitdag.runner.orphans import is_alive, read_pid_info, stop_orphan
 from gitdag.store.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -44,7 +45,12 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         attempt = node.claim.attempt if node.claim else node.attempts
         run_dir = store.paths.local / "runs" / node_id / str(attempt)
         info = read_pid_info(run_dir)
-        stopped = info is not None and stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s))
+        alive = info is not None and is_alive(info)
+        if info is not None and not stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)):
+            # Never two live processes for one node: if the orphan cannot be stopped, stop here.
+            raise RunnerError(f"{node_id}: the orphaned runner (pid {info.pid}) of attempt {attempt} "
+                              "could not be stopped; stop it by hand, then run again")  # fmt: skip
+        stopped = alive
         reason = f"attempt {attempt}: its supervisor is gone"
         if stopped:
             reason += " (its orphaned runner was stopped)"

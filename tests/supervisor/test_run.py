@@ -82,7 +82,8 @@ def test_bad_runner_outcomes_fail_the_attempt_and_apply_nothing(
     project: Project, behaviour: dict[str, object], kind: str, needle: str
 ) -> None:
     assert project.gitdag("add", "other", "--title", "someone else's", "--kind", "command", "--run", "true").code == 0
-    project.gitdag("cancel", "other")
+    cancelled = project.gitdag("cancel", "other")
+    assert cancelled.code == 0, cancelled.err
     if kind == "timeout":
         cfg = (project.root / ".dagain/config.yaml").read_text().replace("timeout_s: 30", "timeout_s: 1")
         (project.root / ".dagain/config.yaml").write_text(cfg)
