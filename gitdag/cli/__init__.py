@@ -30,6 +30,37 @@ class _Group(click.Group):
             click.echo(f"gitdag: unexpected error; traceback in {log}", err=True)
             ctx.exit(3)
 
+    # Command modules load on first use, so `gitdag status` does not pay for importing the
+    # supervisor, runners, review and remote code (measured in bench/status.py). The graph
+    # commands are looked up first; any other name, and --help, load every `*_cmds` module.
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            _load_commands(self, everything=False)
+        if cmd_name not in self.commands:
+            _load_commands(self, everything=True)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _load_commands(self, everything=True)
+        return super().list_commands(ctx)
+
+
+_LOADED: set[str] = set()
+
+
+def _load_commands(group: click.Group, *, everything: bool) -> None:
+    import importlib
+    import pkgutil
+
+    names = ["graph_cmds"]
+    if everything:
+        found = (m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmds"))
+        names += sorted(n for n in found if n != "graph_cmds")
+    for name in names:
+        if name not in _LOADED:
+            _LOADED.add(name)
+            importlib.import_module(f"gitdag.cli.{name}").register(group)
+
 
 def _crash_log() -> str:
     text = traceback.format_exc()
@@ -73,16 +104,3 @@ def cli(ctx: click.Context, directory: str | None) -> None:
 def main() -> None:
     """Entry point of the `gitdag` console script."""
     cli(prog_name="gitdag")
-
-
-from gitdag.cli import graph_cmds  # noqa: E402  (registers the commands)
-
-graph_cmds.register(cli)
-
-from gitdag.cli import run_cmds  # noqa: E402
-
-run_cmds.register(cli)
-
-from gitdag.cli import review_cmds  # noqa: E402
-
-review_cmds.register(cli)

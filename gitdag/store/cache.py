@@ -23,6 +23,7 @@ _FORMAT = 1  # bump when the pickled shapes change; old caches are then ignored
 
 
 MEMORY_NODES = 4096  # full nodes kept in memory; a 100k graph would otherwise hold ~1 GB
+PENDING_NODES = 1024  # parsed nodes not yet written to the file: written in batches
 
 
 class ParseCache:
@@ -36,7 +37,7 @@ class ParseCache:
         self._limit = max(1, memory_limit)
         self._path = path
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, bytes]] = []
+        self._pending: dict[str, Node] = {}  # pickled at flush, off the transition's path
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self._path is not None:
@@ -58,6 +59,9 @@ class ParseCache:
         node = self._memory.pop(blob, None)
         if node is not None:
             self._memory[blob] = node  # most recently used last
+            return node
+        node = self._pending.get(blob)
+        if node is not None:
             return node
         db = self._connect()
         if db is None:
@@ -87,22 +91,22 @@ class ParseCache:
         """Remember a parsed node; written to disk on `flush()`."""
         self._remember(blob, node)
         if self._path is not None:
-            self._pending.append((blob, pickle.dumps(node, protocol=5)))
+            self._pending[blob] = node
+            if len(self._pending) >= PENDING_NODES:
+                self.flush()
 
     def flush(self) -> None:
         """Write remembered nodes to the sqlite file in one transaction."""
         if not self._pending:
             return
         db = self._connect()
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, {}
         if db is None:
             return
+        rows = [(b, _FORMAT, pickle.dumps(n, protocol=5)) for b, n in pending.items()]
         with contextlib.suppress(sqlite3.Error):
             db.execute("BEGIN")
-            db.executemany(
-                "INSERT OR REPLACE INTO nodes (blob, fmt, data) VALUES (?, ?, ?)",
-                [(b, _FORMAT, d) for b, d in pending],
-            )
+            db.executemany("INSERT OR REPLACE INTO nodes (blob, fmt, data) VALUES (?, ?, ?)", rows)
             db.execute("COMMIT")
 
     def close(self) -> None:

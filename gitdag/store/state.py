@@ -250,6 +250,7 @@ class StateStore:
           StaleSnapshotError: the head kept moving past the bound.
         """
         author = self._author()
+        ident = f"{author[0]} <{author[1]}>".encode()
         delay = 0.002
         for attempt in range(1, max_tries + 1):
             snap = self.snapshot(strict=strict)
@@ -264,7 +265,9 @@ class StateStore:
                 readme=self._readme(snap, result),
             )
             reflog = f"gitdag: {result.verb} {result.subject}"
-            if compare_and_swap(self.repo, self.ref, snap.head, commit.id.decode(), reflog):
+            if compare_and_swap(
+                self.repo, self.ref, snap.head, commit.id.decode(), reflog, committer=ident
+            ):
                 self._snap = new_snap
                 return Committed(result, new_snap.head or "", new_snap, attempt)
             time.sleep(delay * random.random())
