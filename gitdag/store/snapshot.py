@@ -65,6 +65,15 @@ class Layered(Mapping[str, V], Generic[V]):
         new._len = size
         return new
 
+    def changes_since(self, other: Mapping[str, V]) -> int | None:
+        """Return how many keys changed since `other`, or None when that is not cheap to tell.
+
+        Cheap when self was derived from `other` by `changed` calls that did not fold.
+        """
+        if isinstance(other, Layered) and self._base is other._base and not other._delta:
+            return len(self._delta)
+        return None
+
     def flat(self) -> dict[str, V]:
         """Return a plain dict copy (for pickling and for callers that need to mutate)."""
         if not self._delta:

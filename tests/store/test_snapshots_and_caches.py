@@ -204,3 +204,23 @@ def test_recompute_on_a_moved_head(repo: Path) -> None:
         assert isinstance(out, Committed) and out.tries == 2
         assert "theirs" not in seen[0] and "theirs" in seen[1]
         assert set(out.snapshot.nodes) == {"plan-000", "a", "theirs", "mine"}
+
+
+def test_index_is_rewritten_only_when_far_behind(repo: Path) -> None:
+    from gitdag.store.state import INDEX_SLACK
+
+    _init_with(repo, ["a"])
+    index = repo / ".dagain" / "local" / "cache" / "index-refs_heads_dagain_state.pickle"
+    stamp = index.stat().st_mtime_ns
+    with _open(repo) as store:
+        actions.add(store, {"id": "b", "title": "t"})  # a small step: the saved index stays
+    assert index.stat().st_mtime_ns == stamp
+    with _open(repo) as store:  # ... and the next reader diffs one node on top of it
+        assert set(store.snapshot().nodes) == {"plan-000", "a", "b"}
+    assert index.stat().st_mtime_ns == stamp
+    with _open(repo) as store:
+        for i in range(INDEX_SLACK + 1):
+            actions.add(store, {"id": f"bulk-{i}", "title": "t"})
+    assert index.stat().st_mtime_ns != stamp
+    saved = pickle.loads(index.read_bytes())["snapshot"]
+    assert len(saved.nodes) == 3 + INDEX_SLACK + 1
