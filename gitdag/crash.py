@@ -1,20 +1,88 @@
-"""Crash-injection points for tests: `GITDAG_CRASH_AT=a,b` makes the process die at points a and b.
+"""Crash-injection points for tests: the process dies at a named point the way kill -9 would.
 
 Tests of recovery need a process to die at an exact place (say, right after the target branch
 advanced and before the state transition was recorded) the way kill -9 would: no cleanup, no
-`finally`, no flushed buffers. This module imports nothing from gitdag so every layer can use it.
+`finally`, no flushed buffers. Two switches, both read from the environment on every call:
+
+- `GITDAG_CRASH_AT=a,b`: die at points a and b, the first time they are reached; `a#3` dies
+  the third time this process reaches `a`.
+- `GITDAG_CRASH_RANDOM=<seed>:<probability>`: die at each point reached with that probability,
+  decided by a generator seeded with (seed, pid, how many points this process passed), so a crash
+  harness kills at a *random* point and a given run can be replayed.
+
+`GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
+the kills landed). This module imports nothing from gitdag, so every layer can use it.
+
+Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
+supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
+supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
+from collections.abc import Mapping
 
 ENV = "GITDAG_CRASH_AT"
+RANDOM_ENV = "GITDAG_CRASH_RANDOM"
+LOG_ENV = "GITDAG_CRASH_LOG"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
+
+# itertools.count is atomic under the GIL: the merge thread passes points too.
+_calls = itertools.count(1)
+_seen: dict[str, itertools.count[int]] = {}
+
+
+def parse_random(spec: str) -> tuple[str, float]:
+    """Return (seed, probability) of a `<seed>:<probability>` spec.
+
+    Raises:
+      ValueError: the spec is malformed or the probability is outside [0, 1].
+    """
+    seed, sep, prob = spec.rpartition(":")
+    if not sep:
+        raise ValueError(f"{RANDOM_ENV}={spec!r}: expected <seed>:<probability>")
+    value = float(prob)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{RANDOM_ENV}={spec!r}: the probability must be within [0, 1]")
+    return seed, value
+
+
+def should_crash(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Tell whether the process must die at point `name` now (advances the random draw)."""
+    env = os.environ if environ is None else environ
+    spec = env.get(ENV)
+    if spec:
+        wanted = [part.strip() for part in spec.split(",")]
+        if name in wanted:
+            return True
+        if any(part.startswith(name + "#") for part in wanted):
+            nth = next(_seen.setdefault(name, itertools.count(1)))
+            if f"{name}#{nth}" in wanted:
+                return True
+    chance = env.get(RANDOM_ENV)
+    if chance:
+        try:
+            seed, probability = parse_random(chance)
+        except ValueError:
+            return False  # a test harness's typo must not turn into a crash everywhere
+        draw = random.Random(f"{seed}:{os.getpid()}:{next(_calls)}").random()
+        return draw < probability
+    return False
 
 
 def crash_point(name: str) -> None:
-    """Exit at once with status 137 if `name` is listed in `$GITDAG_CRASH_AT` (comma-separated)."""
-    spec = os.environ.get(ENV)
-    if spec and name in (part.strip() for part in spec.split(",")):
+    """Exit at once with status 137 if `name` is selected (see the module docstring)."""
+    if not (os.environ.get(ENV) or os.environ.get(RANDOM_ENV)):
+        return  # the common case: one dict lookup per switch
+    if should_crash(name):
+        log = os.environ.get(LOG_ENV)
+        if log:
+            try:
+                with open(log, "a", encoding="utf-8") as fh:
+                    fh.write(f"{name} {os.getpid()}\n")
+            except OSError:
+                pass
         os._exit(EXIT_CODE)

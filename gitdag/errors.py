@@ -4,7 +4,8 @@
 GitdagError (1)
 ├── InputError (2)             bad user input: a node file, an id, a CLI argument, a result file
 │   ├── ConfigError (2)        bad .dagain/config.yaml (names the key)
-│   └── GraphError (2)         cycle, unknown node, duplicate id
+│   ├── GraphError (2)         cycle, unknown node, duplicate id
+│   └── IncidentError (2)      something bypassed gitdag and moved dagain/state (a runner)
 ├── NotInitialisedError (2)    no dagain/state branch (run `gitdag init`)
 ├── StoreError (3)             the state branch cannot be read or written (corrupt objects, lock trouble)
 │   └── StaleSnapshotError (3) the head moved under a compare-and-swap more times than the retry bound
@@ -41,6 +42,10 @@ class ConfigError(InputError):
 
 class GraphError(InputError):
     """A graph that breaks the rules: a cycle, an unknown dep, a duplicate id."""
+
+
+class IncidentError(InputError):
+    """A writer that bypassed the supervisor moved the state branch: nothing is built on it."""
 
 
 class NotInitialisedError(GitdagError):

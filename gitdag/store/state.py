@@ -17,6 +17,7 @@ from dulwich.repo import Repo
 from gitdag.core import codec
 from gitdag.core.model import Node, NodeSummary
 from gitdag.core.transitions import Rejected, Transition
+from gitdag.crash import crash_point
 from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError
 from gitdag.store import repo as repos
 from gitdag.store.cache import IndexCache, ParseCache
@@ -75,6 +76,11 @@ class StateStore:
         self._saved_head: str | None = None
         self._saved_nodes: Mapping[str, NodeSummary] | None = None
         self._identity: tuple[str, str] | None = None
+        # Called as (the head this store last read or wrote, the head now) when the branch moved
+        # under it, before anything is built on the new head; raising refuses to build on it
+        # (the supervisor's guard against writers that bypass it: supervisor/guard.py).
+        self.on_moved: Callable[[str | None, str], None] | None = None
+        self.known_head: str | None = None
 
     @classmethod
     def open(cls, start: str | Path = ".", **kwargs: object) -> StateStore:
@@ -117,6 +123,9 @@ class StateStore:
         head = self.head()
         if head is None:
             raise NotInitialisedError(f"no {STATE_BRANCH} branch here: run `gitdag init` first")
+        if self.on_moved is not None and head != self.known_head:
+            self.on_moved(self.known_head, head)
+        self.known_head = head
         return self.snapshot_of(head, strict=strict)
 
     def snapshot_of(self, commit: str, *, strict: bool = True) -> Snapshot:
@@ -279,10 +288,13 @@ class StateStore:
                 readme=self._readme(snap, result),
             )
             reflog = f"gitdag: {result.verb} {result.subject}"
+            crash_point("store.before_cas")
             if compare_and_swap(
                 self.repo, self.ref, snap.head, commit.id.decode(), reflog, committer=ident
             ):
+                crash_point("store.after_cas")
                 self._snap = new_snap
+                self.known_head = new_snap.head
                 return Committed(result, new_snap.head or "", new_snap, attempt)
             time.sleep(delay * random.random())
             delay = min(delay * 2, 0.2)

@@ -186,6 +186,39 @@ def build_commit(
     return commit, snap
 
 
+# A writer holds `<ref>.lock` for the milliseconds of one write and fsync. One that has not been
+# touched for this long was left by a writer killed mid-update (kill -9, a power cut): without
+# breaking it, no transition could ever be written again (found by bench/crash.py).
+STALE_LOCK_S = 5.0
+
+
+def break_stale_lock(repo: BaseRepo, ref: bytes, stale_s: float = STALE_LOCK_S) -> bool:
+    """Remove `<ref>.lock` when no writer touched it for `stale_s`; True when the lock is gone.
+
+    The lock is re-checked (same inode, same mtime) right before it is removed, so a lock that a
+    live writer took meanwhile is left alone.
+    """
+    refpath = getattr(repo.refs, "refpath", None)
+    if refpath is None:
+        return False
+    lock = os.fsdecode(refpath(Ref(ref))) + ".lock"
+    try:
+        seen = os.stat(lock)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if time.time() - seen.st_mtime < stale_s:
+        return False
+    try:
+        again = os.stat(lock)
+        if (again.st_ino, again.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns):
+            os.unlink(lock)
+    except OSError:
+        pass
+    return not os.path.exists(lock)
+
+
 def compare_and_swap(
     repo: BaseRepo,
     ref: bytes,
@@ -200,7 +233,8 @@ def compare_and_swap(
     `committer` (`Name <email>`) names the reflog entry; without it dulwich reads the whole
     git config stack for it on every update (~1 ms, a fifth of a transition).
 
-    A held lock (another writer mid-update) is waited out briefly: dulwich raises at once.
+    A held lock (another writer mid-update) is waited out briefly: dulwich raises at once. A
+    stale lock (see `STALE_LOCK_S`) is removed.
     """
     delay = 0.001
     deadline = time.monotonic() + 10.0
@@ -225,6 +259,8 @@ def compare_and_swap(
                 )
             )
         except FileLocked:
+            if break_stale_lock(repo, ref):
+                continue
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"{ref.decode()} stayed locked for 10 s (a stale {ref.decode()}.lock?)"

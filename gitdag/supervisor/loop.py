@@ -27,8 +27,9 @@ from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.store import repo as repos
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
-from gitdag.supervisor.launching import Launcher, Prepared
+from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.headcheck import HeadCheck
+from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
 from gitdag.supervisor.recovery import recover_orphans
@@ -89,6 +90,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.stats = _Stats()
         self.headcheck = HeadCheck(store)
+        self.guard = Guard(store, self.actor)
         self._stop: str | None = None
         self._last_head: str | None = None
 
@@ -144,6 +146,7 @@ class Supervisor:
     def _snapshot(self) -> Snapshot:
         head = self.store.head()
         if head is not None and head != self._last_head:
+            self.guard.check(head)
             self.headcheck.verify(head)
             self._last_head = head
         return self.store.snapshot()
@@ -242,6 +245,7 @@ class Supervisor:
         except (OSError, AttributeError, ValueError):
             flight.pidfd = None  # the poll interval still notices the exit
         self.flights[node_id] = flight
+        crash.crash_point("supervisor.after_launch")
         return claimed
 
     # --- collecting results -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import RunnerError
 from gitdag.runner.orphans import is_alive, read_pid_info, stop_orphan
 from gitdag.store.snapshot import Snapshot
+from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
 if TYPE_CHECKING:
     from gitdag.supervisor.loop import Supervisor
@@ -67,3 +68,35 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         outcome = sup._transact(compute)
         if not isinstance(outcome, Rejected) and outcome is not None:
             sup.progress.event(f"{node_id}: recovered ({reason})")
+    remove_stale_worktrees(sup, store.snapshot())
+
+
+def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
+    """Remove the worktrees of nodes that are neither running nor merging; return their ids.
+
+    A crash between a node's last transition and the removal of its worktree (after a merge, or
+    a conflict that used up its attempts) would leave the checkout forever: nothing else removes
+    the worktree of a node that never runs again (found by bench/crash.py). The branch goes too
+    when the node's work is integrated, as after a merge; otherwise it stays for inspection.
+    """
+    worktrees = sup.launcher.worktrees
+    if not worktrees.dir.is_dir():
+        return []
+    removed = []
+    for entry in sorted(worktrees.dir.iterdir()):
+        node_id = entry.name
+        if node_id.startswith(SCRATCH_PREFIX):
+            continue
+        summary = snap.nodes.get(node_id)
+        if summary is not None and summary.status in (Status.RUNNING, Status.MERGING):
+            continue
+        integrated = False
+        if summary is not None and summary.status is Status.DONE:
+            node = sup.store.node(snap, node_id)
+            integrated = node.work is not None and node.work.merged is not None
+        if integrated:
+            sup.launcher.after_merge(node_id, integrated=True)
+        else:
+            worktrees.remove(node_id, delete_branch=False, archive=False)
+        removed.append(node_id)
+    return removed
