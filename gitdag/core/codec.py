@@ -35,7 +35,8 @@ class DecodeError(ValueError):
 
 # --- emitting -----------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+()-]+)*\Z")  # \Z: "$" allows "\n"
+# \Z, not $: "$" also matches before a final newline, which would let "a\n" go out plain.
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+()-]+)*\Z")
 _RESERVED = frozenset(
     {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
 )
@@ -71,6 +72,10 @@ def _escape(match: re.Match[str]) -> str:
     if char.isprintable():
         return char
     code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        # A lone surrogate (records built without validation, e.g. model_copy) has no YAML or
+        # UTF-8 spelling: refuse rather than write a file no reader accepts.
+        raise ValueError(f"lone surrogate U+{code:04X} in {match.string[:40]!r}")
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gitdag.core import graph
+from gitdag.core import codec, graph
 from gitdag.core.codec import validation_message
 from gitdag.core.ids import id_problem
 from gitdag.core.model import GraphFile, Kind, Node, NodeSummary, Status
@@ -72,9 +72,19 @@ def new_node(fields: Mapping[str, Any], now: dt.datetime) -> Node | Rejected:
     data = {k: v for k, v in fields.items() if v is not None}
     data.update(status=Status.OPEN, attempts=0, created_at=now, updated_at=now)
     try:
-        return Node.model_validate(data)
+        node = Node.model_validate(data)
     except ValidationError as exc:
         return Rejected(validation_message(exc), nodes=(str(nid),))
+    size = len(codec.dump(node).encode())
+    if size > codec.MAX_FILE_BYTES:
+        # Each field is within its own limit, but together they would make a file no reader
+        # accepts: refuse before anything is written.
+        return Rejected(
+            f"the node file would be {size} bytes, over the limit of {codec.MAX_FILE_BYTES}",
+            field=str(nid),
+            nodes=(str(nid),),
+        )
+    return node
 
 
 def check_additions(

@@ -14,10 +14,10 @@ from dulwich.refs import Ref
 from dulwich.repo import BaseRepo
 
 from gitdag.core import codec
-from gitdag.core.ids import shard
+from gitdag.core.ids import node_path, shard
 from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
-from gitdag.errors import StoreError
+from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
 from gitdag.store.snapshot import Layered, Snapshot
@@ -125,7 +125,15 @@ def build_commit(
 
     by_shard: dict[str, list[tuple[str, Blob | None]]] = {}
     for node in transition.put:
-        blob = Blob.from_string(codec.dump(node).encode())
+        data = codec.dump(node).encode()
+        if len(data) > codec.MAX_FILE_BYTES:
+            # A file no reader would accept must never reach the branch (core should have
+            # refused the transition; this is the last line of defence).
+            raise InputError(
+                f"{node_path(node.id)}: the node file would be {len(data)} bytes, over the "
+                f"limit of {codec.MAX_FILE_BYTES}; nothing was written"
+            )
+        blob = Blob.from_string(data)
         objects.append(blob)
         by_shard.setdefault(shard(node.id), []).append((node.id, blob))
         put_nodes[node.id] = summarize(node)

@@ -117,3 +117,31 @@ def test_message_and_trailers() -> None:
         "Gitdag-Transition": ["claim"], "Gitdag-Node": ["a", "b"], "Gitdag-Attempt": ["2"],
         "Gitdag-Actor": ["supervisor@host:42"], "Gitdag-Nonce": ["xyz"],
     }  # fmt: skip
+
+
+def test_codec_refuses_a_lone_surrogate_rather_than_write_an_unreadable_file() -> None:
+    node = Node(id="a", title="t", created_at=NOW, updated_at=NOW)
+    broken = node.model_copy(update={"title": "bad \udcff"})  # model_copy does not validate
+    with pytest.raises(ValueError, match="lone surrogate U\\+DCFF"):
+        codec.dump(broken)
+    with pytest.raises(ValidationError):
+        Node(id="a", title="bad \udcff", created_at=NOW, updated_at=NOW)
+
+
+def test_store_never_writes_an_oversized_node(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gitdag.errors import InputError
+    from gitdag.store.state import StateStore
+    from tests.conftest import make_repo
+
+    repo = make_repo(tmp_path / "r")
+    store = StateStore.open(repo)
+    t = edits.init_transition("", "main", NOW)
+    assert isinstance(t, Transition)
+    store.init(t, "me")
+    node = Node(id="big", title="t", created_at=NOW, updated_at=NOW)
+    huge = node.model_copy(update={"description": "x" * (codec.MAX_FILE_BYTES + 1)})
+    head = store.head()
+    with pytest.raises(InputError, match=r"nodes/../big.yaml: the node file would be \d+ bytes"):
+        store.transact(lambda s, now: Transition(verb="add", subject="big", put=(huge,)), actor="t")
+    assert store.head() == head
+    store.close()

@@ -67,6 +67,10 @@ def one_line_error(r: Result) -> str:
         (["c", "--after", "b,nope"], "c.after: unknown node 'nope'"),
         (["c", "--parent", "nobody"], "c.parent: unknown node 'nobody'"),
         (["c", "--deps", "Bad Id"], "deps.0: Value error, invalid id"),
+        (["c", "--description", "x" * 70_000], "field description: String should have at most"),
+        # Every field within its limit, the file together over it: refused before writing.
+        (["c", *(arg for flag in ("--description", "--acceptance", "--verify")
+                 for arg in (flag, "€" * 40_000))], "the node file would be"),
     ],
 )  # fmt: skip
 def test_add_refuses_bad_input_and_changes_nothing(
