@@ -193,6 +193,24 @@ def stop_list(current: Mapping[str, Node], restored: Mapping[str, Node | None]) 
     return stop
 
 
+def keep_attempts(now: Node | None, back: Node | None) -> Node | None:
+    """Return `back` with its attempt counter never below `now`'s.
+
+    Attempt numbers fence results: a late result of attempt N is applied only while N is the
+    current attempt. Restoring an older counter would let a new claim reuse a number whose runner
+    may still deliver, so a revert or reset restores everything but the counter: the attempts
+    the restored version had used are kept as used (`attempt_base` moves with the counter), and a
+    restored claim of an attempt that is over becomes `open`.
+    """
+    if now is None or back is None or back.attempts >= now.attempts:
+        return back
+    used = back.attempts - back.attempt_base
+    update: dict[str, object] = {"attempts": now.attempts, "attempt_base": now.attempts - used}
+    if back.status is Status.RUNNING:
+        update.update(status=Status.OPEN, claim=None)
+    return back.model_copy(update=update)
+
+
 def restore_transition(
     *,
     verb: str,
@@ -223,6 +241,7 @@ def restore_transition(
     Returns:
       The transition; Rejected when the result would break the graph; None when nothing changes.
     """
+    restored = {nid: keep_attempts(current.get(nid), node) for nid, node in restored.items()}
     put = [node for nid, node in sorted(restored.items())
            if node is not None and current.get(nid) != node]  # fmt: skip
     remove = [nid for nid, node in sorted(restored.items()) if node is None and nid in current]

@@ -131,3 +131,24 @@ def test_result_for_a_superseded_attempt_is_rejected_and_writes_nothing(project:
         assert out is not None and "superseded" in str(out)
         assert store.head() == head
         assert dt is not None
+
+
+def test_reset_from_another_shell_stops_runners_the_new_graph_does_not_run(project: Project) -> None:
+    root_commit = git(project.root, "rev-list", "--max-parents=0", "dagain/state").strip()
+    project.plan({
+        "plan-000": [  # attempt numbers never go back: after the reset, plan-000 runs attempt 2
+            {"result": {"status": "success", "next": {"addNodes": [{"id": "slow", "title": "slow"}]}}},
+            {"result": {"status": "success", "summary": "replanned: nothing to do"}},
+        ],
+        "slow": {"sleep": 60},
+    })
+    with supervisor(project) as proc:
+        wait_for(lambda: any(r[0] == "start" and r[1] == "slow" for r in project.log()))
+        t0 = time.monotonic()
+        res = project.gitdag("reset", "--to", root_commit)
+        assert res.code == 0, res.err
+        wait_for(lambda: any(r[0] == "killed" and r[1] == "slow" for r in project.log()), timeout=10)
+        assert time.monotonic() - t0 < 2.6
+        assert proc.wait(timeout=30) == 0  # plan-000 reran on the reset graph and settled it
+    ids = {n["id"] for n in json.loads(project.gitdag("graph", "--format", "json").out)["nodes"]}
+    assert ids == {"plan-000"}
