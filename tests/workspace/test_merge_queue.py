@@ -7,7 +7,7 @@ import pytest
 
 from gitdag.errors import WorkspaceError
 from gitdag.workspace.merge_queue import contains
-from tests.conftest import git
+from tests.conftest import REPO_ROOT, git
 
 from .helpers import TARGET, merge, rev, run_py, setup_repo, show, start_node, user_view, worktrees
 
@@ -145,7 +145,7 @@ def test_crash_after_advance_is_recognised_as_already_merged(root: Path) -> None
         merge(Path({str(root)!r}), "n")
         print("not reached")
     """)
-    proc = run_py(code, Path.cwd(), env={"GITDAG_CRASH_AT": "merge.after_advance"})
+    proc = run_py(code, REPO_ROOT, env={"GITDAG_CRASH_AT": "merge.after_advance"})
     assert proc.returncode == 137 and "not reached" not in proc.stdout, proc.stderr
     merged = rev(root, TARGET)
     assert merged != tip and contains(root, TARGET, rev(root, "dagain/work/n"))
