@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dulwich.objects import Commit
+from dulwich.refs import Ref
 
 from gitdag.core import edits, graph
 from gitdag.core.model import Status
@@ -49,7 +50,7 @@ def init(
     if not store.repo.bare:
         created = copy_template(store.paths.dagain)
         files = [str(p.relative_to(store.paths.root)) for p in created]
-    target_created = bool(store.repo.refs.add_if_new(branch_ref(target), head_commit.id))
+    target_created = bool(store.repo.refs.add_if_new(Ref(branch_ref(target)), head_commit.id))
     store.paths.ensure_local()
     return InitResult(committed.head, target, target_created, tuple(files))
 

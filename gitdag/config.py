@@ -69,6 +69,13 @@ class PacketConfig(_Cfg):
     max_bytes: Annotated[StrictInt, Field(ge=4096, le=4 * 1024 * 1024)] = 64 * 1024
 
 
+Role = Literal["planner", "executor", "verifier"]
+
+
+def _default_roles() -> dict[Role, str | tuple[str, ...]]:
+    return {"planner": "scripted", "executor": "scripted", "verifier": "scripted"}
+
+
 class Settings(_Cfg):
     """The whole config file."""
 
@@ -76,9 +83,7 @@ class Settings(_Cfg):
     runners: dict[StrictStr, RunnerConfig] = Field(
         default_factory=lambda: {"scripted": RunnerConfig(builtin="scripted")}
     )
-    roles: dict[Literal["planner", "executor", "verifier"], StrictStr | tuple[StrictStr, ...]] = (
-        Field(default_factory=lambda: {r: "scripted" for r in ROLES})
-    )
+    roles: dict[Role, StrictStr | tuple[StrictStr, ...]] = Field(default_factory=_default_roles)
     pool: PoolConfig = PoolConfig()
     defaults: DefaultsConfig = DefaultsConfig()
     merge: MergeConfig = MergeConfig()

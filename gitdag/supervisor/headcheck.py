@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from dulwich.objects import Commit
+from dulwich.objects import Commit, ObjectID
 
 from gitdag.errors import InputError
 from gitdag.store.layout import STATE_BRANCH
@@ -62,7 +62,7 @@ class HeadCheck:
                 return foreign, True
             if current not in self._own_set:
                 foreign = True
-            obj = self.store.repo.object_store[current.encode()]
+            obj = self.store.repo.object_store[ObjectID(current.encode())]
             if not isinstance(obj, Commit) or not obj.parents:
                 return foreign, self.verified is None
             current = obj.parents[0].decode()
