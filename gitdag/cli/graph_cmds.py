@@ -81,10 +81,18 @@ def add(node_id: str, title: str, kind: str, deps: str, after: str, run_cmd: str
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-def status(as_json: bool) -> None:
+@click.option("--remote", default=None, metavar="NAME",
+              help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).")
+def status(as_json: bool, remote: str | None) -> None:
     """Counts per status; ready, blocked, running, and the merge queue."""
-    with open_store() as store:
-        report = actions.status(store)
+    if remote is not None:
+        from gitdag.store.remote import fetched
+
+        with fetched(".", remote) as store:
+            report = actions.status(store)
+    else:
+        with open_store() as store:
+            report = actions.status(store)
     if as_json:
         echo_json(report)
         return

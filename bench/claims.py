@@ -1,0 +1,254 @@
+"""Claims through a shared remote: throughput and latency with 1, 4 and 8 workers on loopback.
+
+What is timed:
+  claim: one worker process per clone, all started together (a barrier, so process start-up is
+    not counted), each claiming nodes until none is ready, exactly as `gitdag work` claims
+    (`gitdag.remote.claims`: choose at random among the first 4 ready nodes of the head it knows,
+    push the claim transition with --force-with-lease and a unique nonce, read it back with
+    ls-remote; on a lost race fetch, recompute, choose again). Latency = from choosing to the
+    confirmation, lost races included. Throughput = all claims / (last confirmation - first
+    start).
+  floor: a bare `git push --porcelain --force-with-lease=<ref>:<old>` of one new commit (made
+    beforehand with `git commit-tree`) to the same git daemon, measured right before each run.
+The remote is a bare repository served by `git daemon` on 127.0.0.1, fresh for each run, with
+independent `command` nodes. After each run every node's claim commits are counted on the remote:
+a node claimed twice fails the benchmark.
+
+Targets: no double claim ever; p95 claim latency <= 2 s with 8 workers; aggregate claims/s at
+8 workers >= 50% of the single-worker rate.
+
+Usage: python bench/claims.py [--workers 1,4,8] [--claims 48] [--floor-rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import _util as u
+
+from gitdag import actions
+from gitdag.core.transitions import parse_trailers
+from gitdag.errors import StaleSnapshotError
+from gitdag.store.state import Committed, StateStore
+
+STATE = "refs/heads/dagain/state"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_daemon(base: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+         f"--base-path={base}", f"--port={port}", "--listen=127.0.0.1", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("git daemon did not start")
+
+
+def seed(root: Path, name: str, count: int) -> Path:
+    """A bare repository with `count` independent command nodes, under `root`."""
+    work = root / f"{name}-seed"
+    work.mkdir()
+    u.git(work, "init", "-q", "-b", "main")
+    (work / "README.md").write_text("# bench\n")
+    u.git(work, "add", "README.md")
+    u.git(work, "commit", "-q", "-m", "initial")
+    with StateStore.open(work, use_disk_cache=False, readme=False) as store:
+        actions.init(store, "", "dagain/integration")
+        for i in range(count):
+            actions.add(store, {"id": f"c{i:03d}", "title": f"claim me {i}", "kind": "command",
+                                "run": "true"})  # fmt: skip
+    bare = root / "served" / f"{name}.git"
+    u.git(root, "clone", "-q", "--bare", str(work), str(bare))
+    return bare
+
+
+def floor(clone: Path, rounds: int) -> list[float]:
+    """Wall times of a bare `git push --force-with-lease` of one new commit to the daemon."""
+    ref = "refs/heads/bench-floor"
+    tree = u.git(clone, "rev-parse", "HEAD^{tree}").strip()
+    old = ""
+    times = []
+    for i in range(rounds):
+        parents = ["-p", old] if old else []
+        new = u.git(clone, "commit-tree", tree, *parents, "-m", f"floor {i}").strip()
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            ["git", "push", "--porcelain", f"--force-with-lease={ref}:{old}", "origin",
+             f"{new}:{ref}"], cwd=clone, capture_output=True, text=True,
+        )  # fmt: skip
+        times.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise SystemExit(f"floor push failed: {proc.stderr}")
+        old = new
+    return times
+
+
+def worker(clone: Path, go: Path, out: Path) -> None:
+    """One claiming process: wait for `go`, claim until nothing is ready, write what it did."""
+    from gitdag.remote import claims
+    from gitdag.store.remote import RemoteState
+
+    wid = f"worker@bench:{os.getpid()}"
+    results = []
+    timings: list[tuple[str, float, int]] = []
+    if os.environ.get("BENCH_VERBOSE"):
+        import gitdag.store.remote as r
+
+        once = r.RemoteState._git_once
+
+        def spy(self: r.RemoteState, args: list[str]) -> object:
+            t = time.perf_counter()
+            proc = once(self, args)
+            timings.append((args[0], time.perf_counter() - t, proc.returncode))
+            return proc
+
+        r.RemoteState._git_once = spy  # type: ignore[method-assign,assignment]
+    with RemoteState.open(clone, "origin") as remote:
+        remote.fetch()
+        while not go.exists():
+            time.sleep(0.002)
+        begin = time.time()
+        while True:
+            t0 = time.perf_counter()
+            lost = 0
+            won = None
+            while won is None:
+                # Like `gitdag work`: decide on the head we know; a lost race fetches the new one.
+                try:
+                    outcome = claims.claim(remote, worker=wid, labels=(), lease_s=600)
+                except StaleSnapshotError:
+                    lost += 1  # gave up for now: try again
+                    continue
+                if not isinstance(outcome, Committed):
+                    break  # nothing left to claim
+                won = outcome.transition.subject
+            if won is None:
+                break
+            results.append({"node": won, "latency": time.perf_counter() - t0, "lost": lost,
+                            "at": time.time()})  # fmt: skip
+    out.write_text(json.dumps({"begin": begin, "claims": results, "git": timings}))
+
+
+def claims_on_remote(bare: Path) -> Counter[str]:
+    """How many claim commits each node has on the remote's state branch."""
+    log = u.git(bare, "log", "--format=%B%x00", STATE)
+    found: Counter[str] = Counter()
+    for body in log.split("\0"):
+        trailers = parse_trailers(body)
+        if trailers.get("Gitdag-Transition") == ["claim"]:
+            found.update(trailers.get("Gitdag-Node", []))
+    return found
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def run(root: Path, port: int, workers: int, count: int, floor_rounds: int) -> dict[str, float]:
+    name = f"w{workers}"
+    bare = seed(root, name, count)
+    url = f"git://127.0.0.1:{port}/{name}.git"
+    clones = []
+    for i in range(workers):
+        clone = root / f"{name}-clone{i}"
+        u.git(root, "clone", "-q", url, str(clone))
+        clones.append(clone)
+    base = statistics.median(floor(clones[0], floor_rounds))
+    go = root / f"{name}.go"
+    outs = [root / f"{name}-out{i}.json" for i in range(workers)]
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "--worker", str(c), str(go), str(o)])
+        for c, o in zip(clones, outs, strict=True)
+    ]
+    time.sleep(1.0 + 0.4 * workers)  # let every process start and fetch before the barrier
+    go.write_text("go")
+    for proc in procs:
+        if proc.wait(600) != 0:
+            raise SystemExit("a worker failed")
+    data = [json.loads(o.read_text()) for o in outs]
+    latencies = [c["latency"] for d in data for c in d["claims"]]
+    won = [c["node"] for d in data for c in d["claims"]]
+    lost = sum(c["lost"] for d in data for c in d["claims"])
+    begin = min(d["begin"] for d in data)
+    end = max(c["at"] for d in data for c in d["claims"])
+    on_remote = claims_on_remote(bare)
+    doubles = [n for n, k in on_remote.items() if k > 1]
+    if doubles or len(won) != len(set(won)) or set(won) != set(on_remote) or len(won) != count:
+        raise SystemExit(f"DOUBLE OR MISSING CLAIM: doubles={doubles} won={len(won)}/{count}")
+    rate = len(won) / (end - begin)
+    if os.environ.get("BENCH_VERBOSE"):
+        for d in data:
+            print("  ", [(round(c["latency"], 2), c["lost"]) for c in d["claims"]])
+        calls: dict[str, list[float]] = {}
+        for d in data:
+            for cmd, secs, code in d["git"]:
+                calls.setdefault(f"{cmd} rc={code}", []).append(secs)
+        for key, vals in sorted(calls.items()):
+            print(f"   {key}: n={len(vals)} median {u.ms(statistics.median(vals))} "
+                  f"max {u.ms(max(vals))}")
+    med, p95 = statistics.median(latencies), pct(latencies, 0.95)
+    print(f"{workers} worker(s): {len(won)} claims, {lost} lost races, {rate:6.2f} claims/s, "
+          f"latency median {u.ms(med)} p95 {u.ms(p95)} | floor push {u.ms(base)} | "
+          f"median/floor {med / base:5.2f}  p95/floor {p95 / base:5.2f}")  # fmt: skip
+    return {"rate": rate, "median": med, "p95": p95, "floor": base}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", default="1,4,8")
+    parser.add_argument("--claims", type=int, default=48)
+    parser.add_argument("--floor-rounds", type=int, default=15)
+    parser.add_argument("--worker", nargs=3, metavar=("CLONE", "GO", "OUT"))
+    args = parser.parse_args()
+    if args.worker:
+        worker(Path(args.worker[0]), Path(args.worker[1]), Path(args.worker[2]))
+        return
+    print(u.machine())
+    with tempfile.TemporaryDirectory(prefix="gitdag-bench-claims-") as tmp:
+        root = Path(tmp)
+        u.seal_env(root / "home")
+        (root / "served").mkdir()
+        daemon, port = start_daemon(root / "served")
+        try:
+            figures = {w: run(root, port, w, args.claims, args.floor_rounds)
+                       for w in (int(x) for x in args.workers.split(","))}  # fmt: skip
+        finally:
+            daemon.terminate()
+            daemon.wait()
+    print("no double claim in any run")
+    if 1 in figures:
+        for w, f in figures.items():
+            if w != 1:
+                share = f["rate"] / figures[1]["rate"]
+                print(f"{w} workers: aggregate rate = {share:.0%} of the single-worker rate "
+                      f"(target >= 50%); p95 {f['p95']:.3f} s (target <= 2 s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Claiming a node on a shared remote: choose among the ready ones, push the claim, read it back.
+
+Every worker sees the same ready list in the same order, so if all took the first they would
+all collide on it: each takes one at random among the first `spread` candidates instead. A claim
+is a `claim` transition with a unique `Gitdag-Nonce` trailer pushed with compare-and-swap and
+read back; on a lost race it is recomputed, and the node chosen again, on the new head.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Collection
+
+from gitdag.core import lifecycle, scheduling
+from gitdag.core.transitions import Rejected, Transition
+from gitdag.store.gitpush import LostRef
+from gitdag.store.remote import RemoteState
+from gitdag.store.snapshot import Snapshot
+from gitdag.store.state import Committed
+
+CLAIM_TRIES = 20  # lost races before a claim gives up for now (each one chooses afresh)
+
+
+def candidates(
+    snap: Snapshot, now: dt.datetime, *, labels: Collection[str], slots: int, spread: int,
+    in_flight: Collection[str] = (),
+) -> tuple[list[str], list[str]]:
+    """Return (checkpoint nodes to open, nodes this worker may claim), in claim order."""
+    dispatches = scheduling.plan(
+        snap.nodes, capacity=slots + spread - 1, now=now, paused=snap.graph.control.paused,
+        in_flight=list(in_flight), labels=labels,
+    )  # fmt: skip
+    asks = [d.node_id for d in dispatches if d.action == "checkpoint"]
+    runs = [d.node_id for d in dispatches if d.action == "run"]
+    return asks, runs
+
+
+def pick(runs: list[str], spread: int, rng: random.Random | None = None) -> str:
+    """Take one of the first `spread` candidates at random (workers collide less)."""
+    return (rng or random).choice(runs[: max(1, spread)])
+
+
+def claim(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s: int,
+          spread: int = 4, in_flight: Collection[str] = (), actor: str | None = None,
+          max_tries: int = CLAIM_TRIES, rng: random.Random | None = None,
+          ) -> Committed | Rejected | LostRef | None:  # fmt: skip
+    """Claim one ready node for `worker`; Committed once the remote holds the claim (read back).
+
+    The node is chosen on each head the claim is computed on (among the first `spread`
+    candidates), so losing a race to a claim of another node costs nothing but the round.
+
+    Returns:
+      Committed (its transition's subject is the node), or None when nothing is ready for
+      this worker (or Rejected / LostRef, which a claim does not produce in practice).
+    """
+    store = remote.store
+    chooser = rng or random.Random()
+
+    def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected | None:
+        _, runs = candidates(snap, now, labels=labels, slots=1, spread=spread,
+                             in_flight=in_flight)  # fmt: skip
+        if not runs:
+            return None
+        node_id = pick(runs, spread, chooser)
+        node = store.node(snap, node_id)
+        return lifecycle.claim(node, worker=worker, now=now, lease_s=lease_s,
+                               nonce=uuid.uuid4().hex)  # fmt: skip
+
+    return remote.push_transition(compute, actor=actor or worker, read_back=True,
+                                  max_tries=max_tries, polite=True)  # fmt: skip

@@ -1,0 +1,265 @@
+"""The merge queue across machines: integrate a merging node by a CAS push of the target branch.
+
+The git work is the local merge queue's (`Launcher.integrate`: merge-tree, the check, a CAS
+update of the local target, which mirrors the remote's). Landing it is one atomic push: the
+target moves from the tip the merge was computed on to the merge (lease on the old tip) together
+with the node's `merge` transition (lease on the state head). So on the remote the code and the
+graph never disagree, and a merge is never lost: if another machine moved the target first, our
+push is refused as a whole, the local target is rolled back, and the node is merged again on the
+new tip (its check runs again, on exactly what will land). A node merged by a machine that died
+before recording it is found already merged and simply recorded.
+
+Each worker integrates the nodes it produced, in order; a merging node whose worker went away
+(no progress for one lease) is adopted by any worker. Two workers may then compute the same
+merge at once, but only one lands it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitdag.core import lifecycle, proposals
+from gitdag.core.model import ErrorKind, Node, Status
+from gitdag.core.transitions import Rejected, Transition
+from gitdag.errors import RemoteError, StaleSnapshotError
+from gitdag.remote.mirror import move_target
+from gitdag.store.gitpush import LostRef, RefPush
+from gitdag.store.remote import tracking_ref
+from gitdag.store.state import Committed
+from gitdag.workspace.gitcli import read_ref, run_git
+from gitdag.workspace.merge_queue import MergeResult
+
+if TYPE_CHECKING:
+    from gitdag.remote.worker import Worker
+
+KNOWN_FILE = "remote-merges"  # node branch heads known to be on the remote (see mirror.py)
+
+
+@dataclass
+class _Job:
+    node_id: str
+    attempt: int
+    head: str  # the node's branch head being merged
+    tip: str  # the target tip the merge is computed on
+    future: Future[MergeResult]
+
+
+class RemoteMerges:
+    """One integration at a time, in a background thread; its outcome pushed from the main one."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.queue: list[str] = []  # merging nodes this worker produced, in order
+        self.job: _Job | None = None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitdag-merge")
+        self.known_path = worker.local / KNOWN_FILE
+        self._known: set[str] | None = None
+
+    def running(self) -> bool:
+        """A merge's git work is under way (the local target must not be moved meanwhile)."""
+        return self.job is not None
+
+    def busy(self) -> bool:
+        """A merge is running, or nodes this worker produced still wait to be integrated."""
+        return self.job is not None or bool(self.queue)
+
+    def adopt(self, node_id: str) -> None:
+        if node_id not in self.queue:
+            self.queue.append(node_id)
+
+    def close(self) -> None:
+        if self.job is not None:
+            self.job.future.cancel()
+        self.pool.shutdown(wait=True)
+
+    # --- heads on the remote ------------------------------------------------------------------
+
+    def known_heads(self) -> set[str]:
+        if self._known is None:
+            try:
+                self._known = set(self.known_path.read_text().split())
+            except OSError:
+                self._known = set()
+        return self._known
+
+    def _remember(self, head: str) -> None:
+        known = self.known_heads()
+        if head not in known:
+            known.add(head)
+            with self.known_path.open("a") as fh:
+                fh.write(head + "\n")
+
+    # --- the step ---------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Finish the running merge if it is done; else start the next one, if any."""
+        if self.job is not None:
+            if not self.job.future.done():
+                return
+            job, self.job = self.job, None
+            try:
+                result = job.future.result()
+            except Exception as exc:
+                self._rollback(job, None)
+                self._fail(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
+                           f"merge failed: {exc}", ())  # fmt: skip
+                return
+            self._record(job, result)
+            return
+        self._start()
+
+    def _start(self) -> None:
+        w = self.worker
+        snap = w.remote.snapshot()
+        merging = {nid for nid, n in snap.nodes.items() if n.status is Status.MERGING}
+        self.queue = [nid for nid in self.queue if nid in merging]
+        node_id = self.queue[0] if self.queue else self._orphan(merging)
+        if node_id is None:
+            return
+        node = w.store.node(snap, node_id)
+        if node.work is None or node.work.head is None:
+            self._fail(node_id, node.attempts, ErrorKind.CHECK_FAILED,
+                       "merging without a work record", ())  # fmt: skip
+            return
+        head = node.work.head
+        try:
+            self._bring_branch(node.work.branch, head)
+        except RemoteError as exc:
+            self._fail(node_id, node.attempts, ErrorKind.CHECK_FAILED,
+                       f"its branch cannot be fetched: {exc}", ())  # fmt: skip
+            return
+        self._remember(head)
+        w.mirror()
+        target = snap.graph.target
+        tip = read_ref(w.store.paths.git_dir, "refs/heads/" + target)
+        if tip is None:
+            return
+        future = self.pool.submit(w.launcher.integrate, snap, node)
+        self.job = _Job(node_id, node.attempts, head, tip, future)
+
+    def _orphan(self, merging: set[str]) -> str | None:
+        """The oldest merging node nobody seems to integrate (untouched for one lease)."""
+        w = self.worker
+        snap = w.remote.snapshot()
+        now = w.store.clock()
+        lease = dt.timedelta(seconds=snap.graph.defaults.lease_s)
+        stale = []
+        for nid in merging:
+            node = w.store.node(snap, nid)
+            if node.updated_at + lease < now:
+                stale.append((node.updated_at, nid))
+        return min(stale)[1] if stale else None
+
+    def _bring_branch(self, branch: str, head: str) -> None:
+        """Make the local node branch point at the recorded head (fetched if we lack it)."""
+        w = self.worker
+        paths = w.store.paths
+        ref = "refs/heads/" + branch
+        if read_ref(paths.git_dir, ref) == head:
+            return
+        fetched = tracking_ref(w.remote.remote, "branch")
+        w.remote.fetch(extra=[(ref, fetched)])
+        proc = run_git(["update-ref", ref, head], paths.root, check=False)
+        if proc.returncode != 0:
+            raise RemoteError(f"{branch} on {w.remote.remote} does not contain {head[:12]}")
+
+    # --- recording the outcome --------------------------------------------------------------
+
+    def _record(self, job: _Job, result: MergeResult) -> None:
+        if result.status in ("merged", "already_merged") and result.merged:
+            self._land(job, result)
+            return
+        self._rollback(job, None)
+        if result.status == "conflict":
+            paths = tuple(result.paths)
+            self._fail(job.node_id, job.attempt, ErrorKind.MERGE_CONFLICT,
+                       "merge conflict in " + ", ".join(paths[:20]), paths)  # fmt: skip
+        elif result.status == "check_failed":
+            output = result.output_tail[-3000:]
+            self._fail(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
+                       "check failed on the merged tree:\n" + output, ())  # fmt: skip
+        else:
+            # The target's checkout in this clone is in the way: not the node's fault.
+            raise RemoteError(f"cannot integrate {job.node_id} here: {result.output_tail}")
+
+    def _land(self, job: _Job, result: MergeResult) -> None:
+        w = self.worker
+        merged = result.merged or ""
+        target = w.remote.target or ""
+        work_ref = f"refs/heads/dagain/work/{job.node_id}"
+        refs = []
+        if result.status == "merged":
+            refs.append(RefPush(merged, "refs/heads/" + target, job.tip))
+        if w.settings.merge.archive_branches:
+            refs.append(RefPush(job.head, f"refs/heads/dagain/archive/{job.node_id}"))
+        # The node's branch goes with the merge that integrates it (if it is where we think).
+        tidy = RefPush("", work_ref, job.head)
+
+        def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+            if node.status is not Status.MERGING or node.work is None or node.work.head != job.head:
+                return Rejected(f"{node.id} is {node.status.value}; not recording the merge")
+            return lifecycle.merged(node, merged_commit=merged, now=now)
+
+        try:
+            outcome = w.push_node(job.node_id, op, refs=[*refs, tidy], max_tries=40)
+            if isinstance(outcome, LostRef) and outcome.ref == work_ref:
+                outcome = w.push_node(job.node_id, op, refs=refs, max_tries=40)
+        except StaleSnapshotError as exc:
+            self._rollback(job, result)
+            w.progress.event(f"{job.node_id}: merge not recorded yet ({exc}); trying again")
+            return
+        except RemoteError:
+            self._rollback(job, result)
+            raise
+        if isinstance(outcome, Committed):
+            self._done(job.node_id, integrated=True)
+            return
+        self._rollback(job, result)
+        if isinstance(outcome, LostRef):
+            w.progress.event(f"{job.node_id}: the target moved on the remote; merging again")
+            w.remote.fetch()
+            return
+        # Rejected or nothing to do: the node moved on (integrated elsewhere, cancelled, ...).
+        snap = w.remote.snapshot()
+        summary = snap.nodes.get(job.node_id)
+        self._done(job.node_id, integrated=summary is not None and summary.status is Status.DONE)
+
+    def _done(self, node_id: str, *, integrated: bool, final: bool = False) -> None:
+        if node_id in self.queue:
+            self.queue.remove(node_id)
+        self.worker.launcher.after_merge(node_id, integrated=integrated, final=final)
+
+    def _rollback(self, job: _Job, result: MergeResult | None) -> None:
+        """Put the local target back where the merge started (it did not land on the remote)."""
+        w = self.worker
+        paths = w.store.paths
+        target = w.remote.target or ""
+        current = read_ref(paths.git_dir, "refs/heads/" + target)
+        ours = result is None or current == result.merged
+        if current is not None and current != job.tip and ours:
+            move_target(Path(paths.root), Path(paths.git_dir), target, current, job.tip,
+                        "gitdag: merge did not land on the remote")  # fmt: skip
+
+    def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
+              paths: tuple[str, ...]) -> None:  # fmt: skip
+        w = self.worker
+
+        def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+            if node.status is not Status.MERGING:
+                return Rejected(f"{node.id} is {node.status.value}, not merging")
+            snap = w.remote.snapshot()
+            return proposals.fail_attempt(
+                node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
+                paths=paths, verb="merge",
+            )  # fmt: skip
+
+        outcome = w.push_node(node_id, op)
+        final = False
+        if isinstance(outcome, Committed):
+            summary_now = outcome.snapshot.nodes.get(node_id)
+            final = summary_now is not None and summary_now.status is Status.FAILED
+        self._done(node_id, integrated=False, final=final)

@@ -1,0 +1,137 @@
+"""`git push --porcelain` as data, and the environment of gitdag's network git commands.
+
+A push is a list of `RefPush` (a ref, the commit to put there, the lease); git's answer is one
+`RefStatus` per ref. A ref refused because it was not where the lease said is a lost race
+(`stale`), one refused only because another ref of the same atomic push was is `collateral`,
+and anything else (a hook, permissions, a read-only remote) is a refusal the caller reports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+# A connection that failed before anything happened (git daemon's accept backlog is 5; a busy
+# host drops connections): worth a few quick retries before the remote counts as unreachable.
+_TRANSIENT = ("Connection reset", "Connection refused", "unable to connect", "hung up unexpectedly",
+              "early EOF", "Connection timed out")  # fmt: skip
+# Why a ref was refused, as `git push --porcelain` words it, when the cause is that the ref was
+# not where we expected (a lost race): the client-side lease check, or the server's own check
+# under its ref lock when the race was lost between the two (`failed to update ref`, which is
+# confirmed by fetching: if the ref did not move, it was something else).
+_STALE_REASONS = (
+    "stale info", "cannot lock ref", "but expected", "fetch first", "non-fast-forward",
+    "failed to update ref", "failed to lock",
+)  # fmt: skip
+# A ref refused only because another ref of the same atomic push was.
+_COLLATERAL = ("atomic push failed", "atomic transaction failed")
+_QUIET = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "",
+    "SSH_ASKPASS": "",
+    "LC_ALL": "C",
+    "LANGUAGE": "",
+}
+# Variables a git hook would have set: they would point our git commands at another repository.
+_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX",
+                  "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
+                  "GIT_QUARANTINE_PATH")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RefPush:
+    """One ref to update on the remote.
+
+    Attributes:
+      src: the commit to put there ("" deletes the ref).
+      dst: the full ref name on the remote.
+      expect: the lease: the commit the remote ref must point at now, "" for "must not exist",
+        or None to force it without a lease (a node's own work branch).
+    """
+
+    src: str
+    dst: str
+    expect: str | None = None
+
+
+@dataclass(frozen=True)
+class RefStatus:
+    """One line of `git push --porcelain`: a ref, its flag and git's summary of what happened."""
+
+    ref: str
+    flag: str
+    summary: str
+
+    @property
+    def ok(self) -> bool:
+        """The ref now points where we asked (`=` is "already there")."""
+        return self.flag in (" ", "+", "-", "*", "=")
+
+    @property
+    def stale(self) -> bool:
+        """Refused because the ref was not where our lease said: a lost race."""
+        return not self.ok and any(r in self.summary for r in _STALE_REASONS)
+
+    @property
+    def collateral(self) -> bool:
+        """Refused only because another ref of the same atomic push was."""
+        return not self.ok and any(r in self.summary for r in _COLLATERAL)
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    """What a push came to, ref by ref. A refusal is a value; only trouble is an exception."""
+
+    statuses: tuple[RefStatus, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every ref landed."""
+        return bool(self.statuses) and all(s.ok for s in self.statuses)
+
+    def stale_refs(self) -> tuple[str, ...]:
+        """The refs whose lease failed (refs refused only as collateral are not listed)."""
+        return tuple(s.ref for s in self.statuses if s.stale)
+
+    def refusals(self) -> tuple[RefStatus, ...]:
+        """Refs refused for a reason other than a lost race (a hook, permissions, ...)."""
+        return tuple(s for s in self.statuses if not s.ok and not s.stale and not s.collateral)
+
+
+@dataclass(frozen=True)
+class LostRef:
+    """A ref pushed along with a transition had moved on the remote: the caller must redo its work.
+
+    Attributes:
+      ref: the full name of the ref whose lease failed (e.g. the target branch).
+    """
+
+    ref: str
+
+
+def parse_porcelain(text: str) -> tuple[RefStatus, ...]:
+    """Parse the ref lines of `git push --porcelain` output (`<flag> TAB <from>:<to> TAB <why>`)."""
+    found: list[RefStatus] = []
+    for line in text.splitlines():
+        if len(line) < 3 or line[1] != "\t":
+            continue
+        flag, rest = line[0], line[2:]
+        refs, _, summary = rest.partition("\t")
+        _, _, dst = refs.rpartition(":")
+        if dst.startswith("refs/"):
+            found.append(RefStatus(dst, flag, summary.strip()))
+    return tuple(found)
+
+
+def transient(proc: subprocess.CompletedProcess[str]) -> bool:
+    """Tell whether a failed network command failed to connect (worth retrying)."""
+    text = proc.stderr or ""
+    return not parse_porcelain(proc.stdout) and any(t in text for t in _TRANSIENT)
+
+
+def git_env() -> dict[str, str]:
+    """The environment of our git children: never prompting, English, no hook location vars."""
+    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    env.update(_QUIET)
+    return env

@@ -1,0 +1,100 @@
+"""Several workers in several clones share one graph through a git daemon on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitdag.core.model import Kind, Status
+from tests.conftest import git
+from tests.remote.conftest import TARGET, Cluster, Daemon, build_cluster, command, finish, task
+
+
+def graph_of(size: int, log: Path) -> list[dict[str, Any]]:
+    """Half tasks (each writes its own file), half commands; some wait for earlier nodes."""
+    nodes = []
+    for i in range(size):
+        nid = f"n{i:02d}"
+        deps = [f"n{i - 5:02d}"] if i >= 5 and i % 3 == 0 else []
+        nodes.append(task(nid, deps=deps) if i % 2 == 0 else command(nid, log, deps=deps))
+    return nodes
+
+
+def run_workers(cluster: Cluster, count: int, *args: str) -> list[Path]:
+    clones = [cluster.clone(f"w{i}") for i in range(count)]
+    procs = [cluster.work(c, "--idle-exit", "20", *args) for c in clones]
+    try:
+        for proc in procs:
+            code, err = finish(proc, timeout=120)
+            assert code == 0, err
+    finally:
+        cluster.stop_all()
+    return clones
+
+
+def check_outcome(cluster: Cluster, size: int, workers: int) -> None:
+    nodes = cluster.nodes()
+    assert len(nodes) == size
+    assert {n.status for n in nodes.values()} == {Status.DONE}
+    # Each attempt's runner ran exactly once, and the graph records exactly those attempts.
+    rows = cluster.rows()
+    started = Counter((node, attempt) for node, attempt, _, _ in rows)
+    assert all(count == 1 for count in started.values()), started.most_common(3)
+    assert set(started) == {(nid, n.attempts) for nid, n in nodes.items()}
+    assert len({repo for _, _, _, repo in rows}) >= min(2, workers)  # the work was shared
+    # Every task's change is on the remote's target, integrated exactly once.
+    files = set(cluster.remote_git("ls-tree", "-r", "--name-only", TARGET).split())
+    tasks = [nid for nid, n in nodes.items() if n.kind is Kind.TASK]
+    assert {f"out/{nid}.txt" for nid in tasks} <= files
+    merges = cluster.remote_git("log", "--first-parent", "--format=%s", TARGET).splitlines()
+    integrated = Counter(s.split()[2] for s in merges if s.startswith("gitdag: integrate "))
+    assert integrated == Counter(tasks)
+    for nid in tasks:
+        merged = nodes[nid].work.merged
+        assert merged and git(cluster.bare, "merge-base", "--is-ancestor", merged, TARGET) == ""
+
+
+def validate_remote_range(cluster: Cluster) -> None:
+    checker = cluster.clone("checker")
+    git(checker, "fetch", "-q", "origin")
+    res = cluster.gitdag(checker, "validate", "..origin/dagain/state")
+    assert res.code == 0, res.out + res.err
+
+
+def test_four_workers_twelve_nodes(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, graph_of(12, tmp_path / "runs.log"))
+    run_workers(cluster, 4)
+    check_outcome(cluster, 12, 4)
+    validate_remote_range(cluster)
+
+
+@pytest.mark.slow
+def test_four_workers_sixty_nodes(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, graph_of(60, tmp_path / "runs.log"))
+    run_workers(cluster, 4)
+    check_outcome(cluster, 60, 4)
+    validate_remote_range(cluster)
+
+
+def test_local_path_remote_and_status(tmp_path: Path, daemons: list[Daemon]) -> None:
+    log = tmp_path / "runs.log"
+    nodes = [task("a"), command("b", log, deps=["a"]), task("c", deps=["b"])]
+    cluster = build_cluster(tmp_path, daemons, nodes, serve=False)
+    clone = cluster.clone("w0")
+    before = cluster.gitdag(clone, "status", "--remote", "origin", "--json")
+    assert before.code == 0, before.err
+    assert json.loads(before.out)["counts"]["open"] == 3
+    code, err = finish(cluster.work(clone))
+    assert code == 0, err
+    assert "all done" in err
+    after = cluster.gitdag(clone, "status", "--remote", "origin")
+    assert after.code == 0, after.err
+    assert "3 nodes" in after.out and "done 3" in after.out
+    # The clone's own branches were not touched: no local dagain/state, the checkout as cloned.
+    assert git(clone, "branch", "--list", "dagain/state") == ""
+    assert git(clone, "status", "--porcelain", "--untracked-files=no") == ""
+    assert [r[0] for r in cluster.rows()] == ["a", "b", "c"]
