@@ -17,8 +17,6 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from gitdag.core import fastload
 from gitdag.core.model import GraphFile, Node
@@ -181,7 +179,18 @@ def dump(model: BaseModel) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-_yaml = YAML(typ="safe", pure=False)
+_yaml: Any = None
+
+
+def _ruamel() -> Any:
+    # Imported on first use: files gitdag wrote never need it (fastload reads them), and the
+    # import is ~15 ms of every command's start-up.
+    global _yaml
+    if _yaml is None:
+        from ruamel.yaml import YAML
+
+        _yaml = YAML(typ="safe", pure=False)
+    return _yaml
 # An anchor or alias starts a node: it follows a space, a line start or a flow indicator. Globs
 # such as `src/**` do not, so they do not cost a second parse.
 _MAYBE_ALIAS = re.compile(r"(?:^|[\s\[{,:?-])[&*]", re.MULTILINE)
@@ -218,8 +227,10 @@ def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[
         return data
     if _MAYBE_ALIAS.search(decoded) and _has_alias(decoded):
         raise DecodeError("YAML anchors and aliases are not allowed")
+    from ruamel.yaml.error import YAMLError
+
     try:
-        data = _yaml.load(decoded)
+        data = _ruamel().load(decoded)
     except YAMLError as exc:
         raise DecodeError(f"malformed YAML: {_one_line(str(exc))}") from None
     except RecursionError:
@@ -232,10 +243,11 @@ def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[
 
 
 def _has_alias(text: str) -> bool:
+    from ruamel.yaml.error import YAMLError
     from ruamel.yaml.events import AliasEvent
 
     try:
-        for event in _yaml.parse(text):
+        for event in _ruamel().parse(text):
             if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
                 return True
     except YAMLError:
