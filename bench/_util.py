@@ -65,24 +65,26 @@ def node_id(i: int) -> str:
     return f"n{i:06d}"
 
 
-def make_nodes(n: int, seed: int = 0) -> list[Node]:
+def make_nodes(n: int, seed: int = 0, *, running: int = 16, failed: float = 0.003) -> list[Node]:
     """Return `n` realistic nodes forming a DAG (deps only point backwards).
 
-    Roughly: the first 60% done, 2% running (with a claim), 1% failed, the rest open; each node
-    depends on up to three of the 50 nodes before it.
+    The first 60% done, `running` nodes running with a claim (a supervisor runs a few workers,
+    whatever the size of the graph), a `failed` fraction of the rest failed, the rest open; each
+    node depends on up to three of the 50 nodes before it.
     """
     rng = random.Random(seed)
     nodes: list[Node] = []
+    open_region = range(int(0.6 * n), n)
+    running_ids = set(rng.sample(open_region, min(running, len(open_region))))
     for i in range(n):
         nid = node_id(i)
         picks = rng.randint(0, 3) if i else 0
         deps = sorted({node_id(rng.randrange(max(0, i - 50), i)) for _ in range(picks)})
-        frac = i / max(n, 1)
-        if frac < 0.60:
+        if i < open_region.start:
             status = Status.DONE
-        elif rng.random() < 0.05:
+        elif i in running_ids:
             status = Status.RUNNING
-        elif rng.random() < 0.03:
+        elif rng.random() < failed:
             status = Status.FAILED
         else:
             status = Status.OPEN

@@ -91,9 +91,10 @@ def floor_commit(store: StateStore, nid: str, payload: bytes) -> None:
         raise SystemExit("floor CAS lost: nothing else should write this ref")
 
 
-def bench_size(n: int, rounds: int, workdir: Path) -> dict[str, float]:
+def bench_size(n: int, rounds: int, workdir: Path, busy: bool) -> dict[str, float]:
     """Build a graph of n nodes and time `rounds` transitions and floor commits."""
-    nodes = u.make_nodes(n)
+    # busy: many running and failed nodes (what README.md lists grows with the graph).
+    nodes = u.make_nodes(n, running=n // 50, failed=0.03) if busy else u.make_nodes(n)
     built = u.build_state_repo(workdir / f"g{n}", nodes)
     store = StateStore.open(built.path)
     t0 = time.perf_counter()
@@ -139,14 +140,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument(
+        "--busy", action="store_true",
+        help="2%% of nodes running and 3%% failed instead of 16 running, 0.3%% failed",
+    )
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"machine: {u.machine()}")
-    print(f"rounds per size: {args.rounds} (transition and floor alternate)")
+    print(f"rounds per size: {args.rounds} (transition and floor alternate); graph shape: "
+          f"{'busy (2% running, 3% failed)' if args.busy else '16 running, 0.3% failed'}")
     with tempfile.TemporaryDirectory(prefix="gitdag-bench-") as tmp:
         work = Path(tmp)
         u.seal_env(work / "home")
-        rows = [bench_size(n, args.rounds, work) for n in sizes]
+        rows = [bench_size(n, args.rounds, work, args.busy) for n in sizes]
     print()
     print(f"{'nodes':>8} {'build':>8} {'1st load':>9} {'transition':>12} {'p90':>11} "
           f"{'floor':>11} {'ratio':>6}")  # fmt: skip

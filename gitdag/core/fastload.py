@@ -29,6 +29,12 @@ _UTC = dt.UTC
 _scanstring: Any = _json.scanstring  # type: ignore[attr-defined]  # public, untyped
 
 
+# Each level of nesting indents by two: a text this reader accepts nests at most this deep / 2,
+# so its callers need no separate depth check.
+MAX_INDENT = 2 * 30
+_GOOD_KEYS: set[str] = set()
+
+
 class _Decline(Exception):
     """The text is outside the canonical subset: let the full parser read it."""
 
@@ -57,6 +63,8 @@ def _indent(line: str) -> int:
 
 
 def _map(lines: list[str], i: int, indent: int) -> tuple[int, dict[str, Any]]:
+    if indent > MAX_INDENT:
+        raise _Decline  # deep nesting: the full parser and the caller's depth check decide
     out: dict[str, Any] = {}
     n = len(lines)
     while i < n:
@@ -86,8 +94,11 @@ def _key(line: str, indent: int) -> tuple[str, str]:
     if colon <= 0:
         raise _Decline
     key = body[:colon]
-    if not _PLAIN.match(key) or key.lower() in _RESERVED or len(key) > 200:
-        raise _Decline
+    if key not in _GOOD_KEYS:
+        if not _PLAIN.match(key) or key.lower() in _RESERVED or len(key) > 200:
+            raise _Decline
+        if len(_GOOD_KEYS) < 512:  # field names repeat in every file: check each once
+            _GOOD_KEYS.add(key)
     return key, body[colon + 1 :]
 
 
@@ -119,6 +130,8 @@ def _nested(lines: list[str], i: int, indent: int) -> tuple[int, Any]:
 
 
 def _seq(lines: list[str], i: int, indent: int) -> tuple[int, list[Any]]:
+    if indent > MAX_INDENT:
+        raise _Decline
     out: list[Any] = []
     n = len(lines)
     dash = " " * indent + "- "

@@ -37,6 +37,7 @@ class ParseCache:
         self._limit = max(1, memory_limit)
         self._path = path
         self._db: sqlite3.Connection | None = None
+        self._empty = False
         self._pending: dict[str, Node] = {}  # pickled at flush, off the transition's path
 
     def _connect(self) -> sqlite3.Connection | None:
@@ -49,6 +50,8 @@ class ParseCache:
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS nodes (blob TEXT PRIMARY KEY, fmt INT, data BLOB)"
                 )
+                # A new (cold) cache answers every lookup with a miss: skip the queries.
+                self._empty = db.execute("SELECT 1 FROM nodes LIMIT 1").fetchone() is None
                 self._db = db
             except sqlite3.Error:
                 self._path = None  # an unusable cache only costs speed
@@ -64,7 +67,7 @@ class ParseCache:
         if node is not None:
             return node
         db = self._connect()
-        if db is None:
+        if db is None or self._empty:
             return None
         try:
             row = db.execute("SELECT fmt, data FROM nodes WHERE blob = ?", (blob,)).fetchone()
@@ -108,6 +111,7 @@ class ParseCache:
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO nodes (blob, fmt, data) VALUES (?, ?, ?)", rows)
             db.execute("COMMIT")
+            self._empty = False
 
     def close(self) -> None:
         """Flush and close the file."""

@@ -140,3 +140,16 @@ def test_very_long_output_key_uses_explicit_key_form() -> None:
     text = codec.dump(node)
     assert "? " in text
     assert codec.load_node(text) == node
+
+
+def test_deep_nesting_is_refused_by_both_readers() -> None:
+    def nested(levels: int) -> str:
+        opening = "".join("  " * i + "a:\n" for i in range(levels))
+        return "schema_version: 1\n" + opening + "  " * levels + "b: 1\n"
+
+    deep = nested(40)
+    assert fastload.load(deep) is None  # past fastload.MAX_INDENT: left to the full parser
+    with pytest.raises(codec.DecodeError, match="nesting is deeper than 32 levels"):
+        codec.load_mapping(deep)
+    shallow = nested(10)
+    assert fastload.load(shallow) == codec.load_mapping(shallow) != {}
