@@ -174,6 +174,7 @@ class Round:
     seed: int
     cycles: list[Cycle] = field(default_factory=list)
     invariants: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
     wall: float = 0.0
     anomalies: list[str] = field(default_factory=list)
 
@@ -267,10 +268,12 @@ def play(work: Path, index: int, seed: int, max_kills: int, max_sleep: float,
         rnd.anomalies.append("round did not finish within 900 s")
     rnd.wall = time.monotonic() - start
     rnd.invariants = check(root, work)
+    rnd.stats = round_stats(root, work)
     if log:
         bad = {k: v[1] for k, v in rnd.invariants.items() if not v[0]}
+        extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rnd.stats.items())
         print(f"round {index}: seed {seed}, {rnd.kills} kills, {len(rnd.cycles)} starts, "
-              f"{rnd.wall:.1f} s, invariants {'ok' if rnd.ok else bad}"
+              f"{rnd.wall:.1f} s, {extra}, invariants {'ok' if rnd.ok else bad}"
               + (f", anomalies: {rnd.anomalies}" if rnd.anomalies else ""), flush=True)  # fmt: skip
     return rnd
 
@@ -290,6 +293,19 @@ def check(root: Path, work: Path) -> dict[str, tuple[bool, str]]:
     found["no_orphans"] = _check_orphans(root, work)
     found["worktrees"] = _check_worktrees(root)
     return found
+
+
+def round_stats(root: Path, work: Path) -> dict[str, int]:
+    """What happened besides the kills: attempts, orphans stopped, conflicts, recoveries."""
+    rows = _runs(work)
+    entries = json.loads(gitdag(root, "log", "--json").stdout or "[]")
+    return {
+        "runner_starts": sum(1 for r in rows if r[0] == "start"),
+        "orphans_stopped": sum(1 for r in rows if r[0] == "killed"),
+        "merge_conflicts": sum(1 for e in entries if "merge conflict" in e["summary"]),
+        "recovered_attempts": sum(1 for e in entries if e["verb"] == "lease"),
+        "state_commits": len(entries),
+    }
 
 
 def _check_once(root: Path) -> tuple[bool, str]:
@@ -409,6 +425,7 @@ def summarize(rounds: list[Round], floor: Round | None, total: float) -> dict[st
         "kills": sum(r.kills for r in rounds),
         "kills_by_point": dict(points.most_common()),
         "starts": len(cycles),
+        **{k: sum(r.stats.get(k, 0) for r in rounds) for k in (rounds[0].stats if rounds else {})},
         "anomalies": [a for r in rounds for a in r.anomalies],
         "invariant_failures": dict(invariant_failures),
         "failures": {
