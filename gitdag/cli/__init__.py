@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -17,12 +17,26 @@ from gitdag.errors import GitdagError
 class _Group(click.Group):
     """Maps gitdag errors to one-line messages and exit codes, in one place (spec §9)."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:  # fmt: skip
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            _usage_error(exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except GitdagError as exc:
             click.echo(f"gitdag: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            _usage_error(exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception:
@@ -60,6 +74,14 @@ def _load_commands(group: click.Group, *, everything: bool) -> None:
         if name not in _LOADED:
             _LOADED.add(name)
             importlib.import_module(f"gitdag.cli.{name}").register(group)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """A bad command line, as one line like every other input error (exit 2), not click's four."""
+    where = exc.ctx.command_path if exc.ctx is not None else "gitdag"
+    message = " ".join(exc.format_message().split())
+    click.echo(f"gitdag: error: {message} (see `{where} -h`)", err=True)
+    sys.exit(2)
 
 
 def _crash_log() -> str:

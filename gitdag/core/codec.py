@@ -264,7 +264,13 @@ def _depth(value: Any, level: int) -> int:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # ruamel names its input `"<unicode string>"`: noise in a message that already names the
+    # file. Its duplicate-key error ends with how to switch the check off: no advice for users.
+    text = _UNICODE_STRING.sub(" at", text)
+    return " ".join(text.split()).split(" To suppress this check")[0]
+
+
+_UNICODE_STRING = re.compile(r'\s+in "<unicode string>",')
 
 
 def validation_message(exc: ValidationError) -> str:
