@@ -28,6 +28,7 @@ from gitdag.store import repo as repos
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
+from gitdag.store.proposals import propose_nodes
 from gitdag.supervisor.headcheck import HeadCheck
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
@@ -90,6 +91,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.stats = _Stats()
         self.headcheck = HeadCheck(store)
+        self.proposals: list[tuple[str, tuple[str, ...]]] = []  # (name, proposed ids), this run
         self.guard = Guard(store, self.actor)
         self._stop: str | None = None
         self._last_head: str | None = None
@@ -292,6 +294,13 @@ class Supervisor:
 
     def _judge(self, flight: _Flight, result: RunnerResult, work: Work | None) -> Snapshot | None:
         node_id, attempt = flight.node_id, flight.attempt
+        if (self.settings.review == "required" and flight.prepared.kind is Kind.PLAN
+                and result.status == "success" and result.next.addNodes):  # fmt: skip
+            proposed = self._propose(node_id, attempt, result)
+            if isinstance(proposed, Rejected):
+                return self._fail(node_id, attempt, ErrorKind.INVALID_RESULT,
+                                  f"proposal rejected: {proposed}", flight)  # fmt: skip
+            result = proposed
 
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node_id not in snap.nodes:
@@ -307,6 +316,30 @@ class Supervisor:
 
         outcome = self._transact(compute)
         return self._after(flight, outcome)
+
+    def _propose(self, node_id: str, attempt: int, result: RunnerResult) -> RunnerResult | Rejected:
+        """`review: required`: a planner's new nodes go to a proposal branch for a person to apply."""
+        name = f"{node_id}-a{attempt}"
+        nodes = [p.to_fields() for p in result.next.addNodes]
+        outcome = propose_nodes(self.store, name, nodes, parent=node_id, actor=self.actor,
+                                summary=result.summary)  # fmt: skip
+        if isinstance(outcome, Rejected):
+            return outcome
+        ids = tuple(str(n["id"]) for n in nodes)
+        self.proposals.append((name, ids))
+        self.progress.event(
+            f"{node_id}: proposed {len(ids)} node(s) for review on dagain/proposals/{name} "
+            f"(gitdag diff dagain/state dagain/proposals/{name}; gitdag apply-proposal {name})"
+        )
+        outputs = {**result.outputs, "proposal": f"dagain/proposals/{name}"}
+        summary = f"{result.summary or 'planned'} (proposed {len(ids)} node(s) on dagain/proposals/{name} for review)"
+        return result.model_copy(update={
+            "next": result.next.model_copy(update={"addNodes": ()}), "outputs": outputs,
+            "summary": summary,
+        })  # fmt: skip
+
+    def _pending_proposals(self, snap: Snapshot) -> list[str]:
+        return [name for name, ids in self.proposals if not any(i in snap.nodes for i in ids)]
 
     def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
               flight: _Flight | None = None) -> Snapshot | None:  # fmt: skip
@@ -427,7 +460,8 @@ class Supervisor:
         return 0 if snap.nodes[last].status is Status.DONE else 1
 
     def _final(self, snap: Snapshot) -> int:
-        code = scheduling.outcome_code(snap.nodes)
+        pending = self._pending_proposals(snap)
+        code = 1 if pending else scheduling.outcome_code(snap.nodes)
         counts = graph.counts(snap.nodes.values())
         summary = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
         if code == 0:
@@ -443,6 +477,7 @@ class Supervisor:
             blocked = graph.blocked(snap.nodes)
             if blocked:
                 why.append(f"{len(blocked)} node(s) blocked by failed deps")
+            why += [f"proposal {name} awaits review (gitdag apply-proposal {name})" for name in pending]
             self.progress.event(f"stopped: nothing more can run ({summary}); " + "; ".join(why))
         return code
 

@@ -73,3 +73,21 @@ def test_reset_to_after_init_reruns_a_finished_50_node_graph(project: Project) -
     claims = [e for e in json.loads(project.gitdag("log", "plan-000", "--json").out) if e["verb"] == "claim"]
     assert len(claims) == 2  # planned once before the reset, once after
     assert project.gitdag("validate").code == 0
+
+
+def test_review_required_turns_a_plan_into_a_proposal_a_person_applies(project: Project) -> None:
+    project.config(extra="review: required\n")
+    project.plan({"plan-000": {"result": {"status": "success", "summary": "two steps", "next": {"addNodes": [
+        {"id": "s1", "title": "step 1", "kind": "command", "run": "true"},
+        {"id": "s2", "title": "step 2", "kind": "command", "run": "true", "deps": ["s1"]}]}}}})
+    res = project.gitdag("run")
+    assert res.code == 1 and "proposal plan-000-a1 awaits review" in res.err
+    status = json.loads(project.gitdag("status", "--json").out)
+    assert status["total"] == 1  # nothing applied without review
+    assert project.show("plan-000")["outputs"]["proposal"] == "dagain/proposals/plan-000-a1"  # type: ignore[index]
+    diff = project.gitdag("diff", "dagain/state", "dagain/proposals/plan-000-a1")
+    assert diff.code == 0 and "s1" in diff.out and "s2" in diff.out
+    assert project.gitdag("apply-proposal", "plan-000-a1").code == 0
+    res = project.gitdag("run")
+    assert res.code == 0, res.err
+    assert project.show("s2")["status"] == "done" and project.show("s2")["parent"] == "plan-000"
