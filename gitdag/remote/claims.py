@@ -45,15 +45,27 @@ def pick(runs: list[str], spread: int, rng: random.Random | None = None) -> str:
 def claim(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s: int,
           spread: int = 4, in_flight: Collection[str] = (), actor: str | None = None,
           max_tries: int = CLAIM_TRIES, rng: random.Random | None = None,
-          ) -> Committed | Rejected | LostRef | None:  # fmt: skip
+          node_id: str | None = None) -> Committed | Rejected | LostRef | None:  # fmt: skip
     """Claim one ready node for `worker`; Committed once the remote holds the claim (read back).
 
     The node is chosen on each head the claim is computed on (among the first `spread`
     candidates), so losing a race to a claim of another node costs nothing but the round.
 
+    Args:
+      remote: the remote's state.
+      worker: the claim's `worker` (and, without `actor`, the `Gitdag-Actor`).
+      labels: this worker's labels (a labelled node needs all of its labels here).
+      lease_s: the lease length.
+      spread: how many of the first candidates to choose among at random.
+      in_flight: nodes this worker runs already (their ownership globs are held).
+      actor: the `Gitdag-Actor` trailer, if not the worker.
+      max_tries: lost races before giving up (StaleSnapshotError).
+      rng: the chooser (tests pass a seeded one).
+      node_id: claim this node only (None: whichever is ready).
+
     Returns:
-      Committed (its transition's subject is the node), or None when nothing is ready for
-      this worker (or Rejected / LostRef, which a claim does not produce in practice).
+      Committed (its transition's subject is the node), or None when nothing (or not
+      `node_id`) is ready for this worker (LostRef is not produced by a claim in practice).
     """
     store = remote.store
     chooser = rng or random.Random()
@@ -61,10 +73,11 @@ def claim(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s:
     def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected | None:
         _, runs = candidates(snap, now, labels=labels, slots=1, spread=spread,
                              in_flight=in_flight)  # fmt: skip
+        if node_id is not None:
+            runs = [n for n in runs if n == node_id]
         if not runs:
             return None
-        node_id = pick(runs, spread, chooser)
-        node = store.node(snap, node_id)
+        node = store.node(snap, pick(runs, spread, chooser))
         return lifecycle.claim(node, worker=worker, now=now, lease_s=lease_s,
                                nonce=uuid.uuid4().hex)  # fmt: skip
 

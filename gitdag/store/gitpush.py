@@ -84,6 +84,7 @@ class PushOutcome:
     """What a push came to, ref by ref. A refusal is a value; only trouble is an exception."""
 
     statuses: tuple[RefStatus, ...]
+    remote_says: tuple[str, ...] = ()  # what the server printed (`remote: ...`: a hook's reason)
 
     @property
     def ok(self) -> bool:

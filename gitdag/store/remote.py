@@ -256,7 +256,11 @@ class RemoteState:
         statuses = parse_porcelain(proc.stdout)
         if not statuses:
             raise RemoteError(self._describe("push", proc))
-        return PushOutcome(statuses)
+        said = tuple(
+            line[len("remote:") :].strip() for line in (proc.stderr or "").splitlines()
+            if line.startswith("remote:") and line[len("remote:") :].strip()
+        )  # fmt: skip
+        return PushOutcome(statuses, said)
 
     def push_transition(
         self,
@@ -323,8 +327,9 @@ class RemoteState:
                 refused = outcome.refusals()
                 if refused:
                     first = refused[0]
+                    why = f" ({'; '.join(outcome.remote_says[-3:])})" if outcome.remote_says else ""
                     raise RemoteError(
-                        f"remote {self.remote} refused {first.ref}: {first.summary}; "
+                        f"remote {self.remote} refused {first.ref}: {first.summary}{why}; "
                         "nothing was changed locally"
                     )
                 lost = [r for r in outcome.stale_refs() if r != STATE_REF.decode()]

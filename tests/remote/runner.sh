@@ -1,10 +1,10 @@
 #!/bin/sh
 # A fake agent for the remote tests: one line per attempt in a shared log (to prove each attempt
 # ran exactly once), one file per node in its worktree, a success result. Node $SLOW_NODE sleeps
-# for a long time on its first attempt (so a test can kill its worker mid-node).
+# $SLOW_SECONDS (60) on its first attempt (so a test can kill its worker mid-node).
 echo "$GITDAG_NODE_ID $GITDAG_ATTEMPT $$ $GITDAG_REPO" >> "$REMOTE_LOG"
 if [ "$GITDAG_NODE_ID" = "${SLOW_NODE:-}" ] && [ "$GITDAG_ATTEMPT" = 1 ]; then
-    sleep 60
+    sleep "${SLOW_SECONDS:-60}"
 fi
 mkdir -p out
 echo "$GITDAG_NODE_ID" > "out/$GITDAG_NODE_ID.txt"

@@ -98,3 +98,19 @@ def test_local_path_remote_and_status(tmp_path: Path, daemons: list[Daemon]) -> 
     assert git(clone, "branch", "--list", "dagain/state") == ""
     assert git(clone, "status", "--porcelain", "--untracked-files=no") == ""
     assert [r[0] for r in cluster.rows()] == ["a", "b", "c"]
+
+
+def test_labels_route_nodes(tmp_path: Path, daemons: list[Daemon]) -> None:
+    log = tmp_path / "runs.log"
+    nodes = [command("cpu", log), command("gpu", log, labels=["gpu"]),
+             command("both", log, labels=["gpu", "big"])]  # fmt: skip
+    cluster = build_cluster(tmp_path, daemons, nodes, serve=False)
+    plain, gpu = cluster.clone("plain"), cluster.clone("gpu")
+    code, err = finish(cluster.work(plain))
+    assert code == 0, err
+    assert "need labels it lacks" in err
+    assert [r[0] for r in cluster.rows()] == ["cpu"]
+    code, err = finish(cluster.work(gpu, "--labels", "gpu,big"))
+    assert code == 0, err
+    assert sorted(r[0] for r in cluster.rows()) == ["both", "cpu", "gpu"]
+    assert {r[3] for r in cluster.rows() if r[0] != "cpu"} == {str(gpu)}

@@ -1,0 +1,101 @@
+"""A remote that refuses pushes or cannot be reached: a clear error, exit 2, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitdag.core.model import Status
+from tests.conftest import git
+from tests.remote.conftest import (
+    Cluster,
+    Daemon,
+    build_cluster,
+    command,
+    finish,
+    free_port,
+    start_daemon,
+    task,
+)
+
+REFUSE_ALL = "#!/bin/sh\necho 'pushes are closed here' >&2\nexit 1\n"
+# Refuses result commits only: claims land, the worker runs the node, its result is refused.
+REFUSE_RESULTS = """#!/bin/sh
+while read old new ref; do
+    if [ "$ref" = refs/heads/dagain/state ]; then
+        case "$(git log -1 --format=%s "$new")" in
+            complete*) echo "results are not accepted here" >&2; exit 1 ;;
+        esac
+    fi
+done
+exit 0
+"""
+
+
+def hook(cluster: Cluster, text: str) -> None:
+    path = cluster.bare / "hooks" / "pre-receive"
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def unchanged(cluster: Cluster, head: str, clone: Path) -> None:
+    assert cluster.state_head() == head
+    assert cluster.rows() == []  # no runner ran
+    assert git(clone, "branch", "--list", "dagain/state", "dagain/work/*") == ""
+
+
+def test_read_only_daemon(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
+    read_only = start_daemon(cluster.bare.parent, receive_pack=False)
+    daemons.append(read_only)
+    clone = cluster.clone("w0", read_only.url("project.git"))
+    head = cluster.state_head()
+    res = cluster.gitdag(clone, "work", "--remote", "origin", "--poll", "0.2")
+    assert res.code == 2, res.err
+    assert "remote origin" in res.err and "push" in res.err
+    assert "Traceback" not in res.err
+    unchanged(cluster, head, clone)
+    # Reading still works: the graph as the remote has it.
+    status = cluster.gitdag(clone, "status", "--remote", "origin")
+    assert status.code == 0 and "1 nodes" in status.out
+
+
+def test_hook_refusal(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=False)
+    hook(cluster, REFUSE_ALL)
+    clone = cluster.clone("w0")
+    head = cluster.state_head()
+    res = cluster.gitdag(clone, "work", "--remote", "origin")
+    assert res.code == 2, res.err
+    assert "refused refs/heads/dagain/state" in res.err and "pre-receive hook declined" in res.err
+    unchanged(cluster, head, clone)
+
+
+def test_unreachable(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
+    clone = cluster.clone("w0")
+    git(clone, "remote", "set-url", "origin", f"git://127.0.0.1:{free_port()}/project.git")
+    head = cluster.state_head()
+    for args in (("work", "--remote", "origin"), ("status", "--remote", "origin")):
+        res = cluster.gitdag(clone, *args)
+        assert res.code == 2, res.err
+        assert "remote origin" in res.err and "unable to connect" in res.err
+    unchanged(cluster, head, clone)
+    missing = cluster.gitdag(clone, "work", "--remote", "upstream")
+    assert missing.code == 2 and "no git remote named 'upstream'" in missing.err
+
+
+def test_result_refused_keeps_the_work_locally(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("t")], serve=False)
+    hook(cluster, REFUSE_RESULTS)
+    clone = cluster.clone("w0")
+    code, err = finish(cluster.work(clone))
+    assert code == 2, err
+    assert "results are not accepted here" in err
+    # The claim landed; the result did not: the node stays running on the remote until its
+    # lease runs out, and the work is all still here.
+    node = cluster.nodes()["t"]
+    assert node.status is Status.RUNNING and node.attempts == 1
+    assert [r[:2] for r in cluster.rows()] == [("t", 1)]
+    assert git(clone, "show", "dagain/work/t:out/t.txt").strip() == "t"
+    assert (clone / ".dagain" / "local" / "runs" / "t" / "1" / "result.json").is_file()
+    assert cluster.remote_git("branch", "--list", "dagain/work/*") == ""
