@@ -41,7 +41,7 @@ from gitdag.store.state import StateStore
 # Child processes may cache bytecode (outside the work tree): an installed gitdag has its .pyc
 # files, but this environment sets PYTHONDONTWRITEBYTECODE, which would make every CLI run
 # recompile gitdag's own modules (~20-30 ms) and measure something no user sees.
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CHILD_ENV: dict[str, str] = {}
 
 
 def cli(cwd: Path, *args: str) -> tuple[float, float]:
@@ -156,6 +156,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gitdag-bench-") as tmp:
         work = Path(tmp)
         u.seal_env(work / "home")
+        # After seal_env: the children get the sealed HOME and git identity too.
+        CHILD_ENV.update({k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
         CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         process("import gitdag.cli.graph_cmds")  # compile once
         python = medians([process("pass") for _ in range(args.repeat)])
