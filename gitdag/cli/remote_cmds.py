@@ -6,6 +6,7 @@ import click
 
 from gitdag.cli._common import split_list
 from gitdag.config import load_settings
+from gitdag.errors import ConfigError
 from gitdag.remote.worker import WorkOptions, run_worker
 from gitdag.store.remote import RemoteState
 from gitdag.supervisor.progress import Progress
@@ -33,6 +34,11 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
     options = WorkOptions(max_nodes=max_nodes, idle_exit_s=idle_exit, workers=workers,
                           labels=tuple(split_list(labels)), poll_s=poll)  # fmt: skip
     with RemoteState.open(".", remote) as state:
+        config = state.store.paths.dagain / "config.yaml"
+        if not config.is_file():
+            # A CI job that checked out dagain/state (or a bare clone) has no runners to run.
+            raise ConfigError(f"{config}: missing; check out the branch that has .dagain/ "
+                              "(the one `gitdag init` ran on, e.g. main)")  # fmt: skip
         settings = load_settings(state.store.paths.dagain)
         code = run_worker(state, settings, options, Progress(quiet=quiet))
     raise SystemExit(code)
