@@ -84,7 +84,8 @@ def _is_ancestor(root: Path, older: str, newer: str) -> bool:
 
 def _only_local(root: Path, tip: str, local: str, known: Collection[str]) -> list[str]:
     """The local-only commits, less integration merges of branches on the remote (remade there)."""
-    out = run_git(["log", "--format=%H %P%x00%s", f"{tip}..{local}"], root).stdout
+    # The first-parent line only: the other side of an integration merge is the node's branch.
+    out = run_git(["log", "--first-parent", "--format=%H %P%x00%s", f"{tip}..{local}"], root).stdout
     foreign = []
     for line in out.splitlines():
         ids, _, subject = line.partition("\0")

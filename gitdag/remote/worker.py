@@ -137,6 +137,8 @@ class Worker:
             for sig in old:
                 signal.signal(sig, self._on_signal)
             try:
+                # We hold the clone's lock: a tracking-ref lock left behind is a dead worker's.
+                self.remote.clear_stale_locks()
                 self.remote.fetch()
                 self.mirror()
                 self._recover_own()

@@ -51,6 +51,7 @@ TRACKING_PREFIX = "refs/gitdag/remotes/"
 MAX_TRIES = 12
 GIT_TIMEOUT_S = 120.0
 NET_RETRIES = 3
+STALE_LOCK_S = 5.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
@@ -186,8 +187,13 @@ class RemoteState:
         if self.target is not None:
             specs.append(f"+refs/heads/{self.target}:{self.target_ref}")
         specs += [f"+{src}:{dst}" for src, dst in extra]
-        proc = self.git("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote, *specs,
-                        check=False, network=True)  # fmt: skip
+        args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote, *specs)
+        proc = self.git(*args, check=False, network=True)
+        # A process killed while it updated one of our tracking refs (kill -9 of a worker)
+        # leaves its `.lock` behind for good; git holds such a lock for milliseconds.
+        locked = proc.returncode != 0 and "cannot lock ref" in proc.stderr
+        if locked and self.clear_stale_locks(STALE_LOCK_S):
+            proc = self.git(*args, check=False, network=True)
         if proc.returncode != 0:
             if f"couldn't find remote ref {STATE_REF.decode()}" in proc.stderr:
                 raise NotInitialisedError(
@@ -209,6 +215,25 @@ class RemoteState:
             self.git("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote,
                      f"+refs/heads/{self.target}:{self.target_ref}", network=True)  # fmt: skip
         return head
+
+    def clear_stale_locks(self, older_than_s: float = 0.0) -> int:
+        """Remove `.lock` files of this remote's tracking refs older than `older_than_s`.
+
+        Only gitdag writes these refs, so a lock nobody has touched for seconds was left by a
+        killed process; with the clone's worker lock held (`gitdag work`), any lock is stale.
+        Returns how many were removed.
+        """
+        folder = self.store.paths.git_dir / TRACKING_PREFIX / self.remote
+        removed = 0
+        now = time.time()
+        for lock in folder.glob("*.lock") if folder.is_dir() else ():
+            try:
+                if now - lock.stat().st_mtime >= older_than_s:
+                    lock.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def head(self) -> str | None:
         """Return the remote state head as last fetched or pushed (None before the first fetch)."""

@@ -169,12 +169,16 @@ class Cluster:
 
 
 def build_cluster(tmp: Path, daemons: list[Daemon], nodes: list[dict[str, Any]],
-                  lease: int | None = None, serve: bool = True) -> Cluster:  # fmt: skip
+                  lease: int | None = None, serve: bool = True,
+                  backoff: float | None = None) -> Cluster:  # fmt: skip
     """Seed a graph, make the bare remote, and serve it (or use it by path when not `serve`)."""
     seed = make_repo(tmp / "seed")
     log = tmp / "runs.log"
     with StateStore.open(seed, use_disk_cache=False) as store:
-        actions.init(store, "", TARGET, {"lease_s": lease} if lease else None)
+        defaults: dict[str, Any] = {"lease_s": lease} if lease else {}
+        if backoff is not None:
+            defaults["retry"] = {"backoff_s": backoff}
+        actions.init(store, "", TARGET, defaults or None)
         (seed / ".dagain" / "config.yaml").write_text(CONFIG.format(runner=RUNNER))
         for fields in nodes:
             actions.add(store, fields)

@@ -32,11 +32,11 @@ def main() -> None:
             node_id = f"r{r:02d}"
             deadline = time.monotonic() + 30
             while True:  # until this round's node is ready (the last winner completed the last)
-                remote.fetch()
                 snap = remote.snapshot()
                 summary = snap.nodes[node_id]
                 if graph.is_ready(summary, snap.nodes, remote.store.clock()):
                     break
+                remote.fetch()
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{name}: {node_id} never became ready")
                 time.sleep(0.01)

@@ -1,11 +1,13 @@
 #!/bin/sh
 # A fake agent for the remote tests: one line per attempt in a shared log (to prove each attempt
 # ran exactly once), one file per node in its worktree, a success result. Node $SLOW_NODE sleeps
-# $SLOW_SECONDS (60) on its first attempt (so a test can kill its worker mid-node).
+# $SLOW_SECONDS (60) on its first attempt (so a test can kill its worker mid-node). With
+# $SHARED_FILE every node also writes shared.txt (so two nodes' merges conflict).
 echo "$GITDAG_NODE_ID $GITDAG_ATTEMPT $$ $GITDAG_REPO" >> "$REMOTE_LOG"
 if [ "$GITDAG_NODE_ID" = "${SLOW_NODE:-}" ] && [ "$GITDAG_ATTEMPT" = 1 ]; then
     sleep "${SLOW_SECONDS:-60}"
 fi
 mkdir -p out
 echo "$GITDAG_NODE_ID" > "out/$GITDAG_NODE_ID.txt"
+if [ -n "${SHARED_FILE:-}" ]; then echo "$GITDAG_NODE_ID" > shared.txt; fi
 printf '{"status": "success", "summary": "%s ok"}' "$GITDAG_NODE_ID" > "$GITDAG_RESULT"

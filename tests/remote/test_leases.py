@@ -42,7 +42,7 @@ def test_lease_renewed_then_killed_worker_reclaimed_and_fenced(
         wait_for(lambda: ("slow", 1) in [(r[0], r[1]) for r in cluster.rows()], 30, "attempt 1")
         # The rescuer watches from the start: while the victim renews, it must not step in.
         b = cluster.work(rescuer, "--idle-exit", "60", SLOW_NODE="slow")
-        wait_for(lambda: renewals(cluster.bare) >= 2, 30, "two lease renewals")
+        wait_for(lambda: renewals(cluster.bare) >= 1, 30, "a lease renewal")
         node = cluster.nodes()["slow"]
         assert node.status is Status.RUNNING and node.attempts == 1
         os.kill(a.pid, signal.SIGKILL)  # mid-node: its runner is still sleeping
@@ -57,7 +57,7 @@ def test_lease_renewed_then_killed_worker_reclaimed_and_fenced(
     runs = [(r[0], r[1], r[3]) for r in cluster.rows()]
     assert runs == [("slow", 1, str(victim)), ("slow", 2, str(rescuer))]
     # Renewals are few and small: about one per half lease while the victim lived.
-    assert 2 <= renewals(cluster.bare) <= 4
+    assert 1 <= renewals(cluster.bare) <= 3
     # The rescuer reopened the node only after the last renewed lease (and the grace) ran out.
     history = transitions(cluster.bare)
     reopened = [t for t, s, _ in history if s.startswith("lease slow: running -> open")]

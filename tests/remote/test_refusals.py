@@ -99,3 +99,40 @@ def test_result_refused_keeps_the_work_locally(tmp_path: Path, daemons: list[Dae
     assert git(clone, "show", "dagain/work/t:out/t.txt").strip() == "t"
     assert (clone / ".dagain" / "local" / "runs" / "t" / "1" / "result.json").is_file()
     assert cluster.remote_git("branch", "--list", "dagain/work/*") == ""
+
+
+def test_checkout_without_config(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """A CI job that checked out dagain/state has no runners: refused before anything is claimed."""
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=False)
+    clone = cluster.clone("w0")
+    git(clone, "checkout", "-q", "--detach", "origin/dagain/state")
+    head = cluster.state_head()
+    res = cluster.gitdag(clone, "work", "--remote", "origin")
+    assert res.code == 2 and "config.yaml: missing" in res.err, res.err
+    unchanged(cluster, head, clone)
+
+
+def test_stale_tracking_ref_lock_of_a_killed_worker(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """kill -9 in the middle of a ref update leaves a `.lock`: it must not wedge the clone."""
+    import os
+    import time
+
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=False)
+    clone = cluster.clone("w0")
+    assert cluster.gitdag(clone, "status", "--remote", "origin").code == 0
+    lock = clone / ".git" / "refs" / "gitdag" / "remotes" / "origin" / "state.lock"
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    # The remote moves, so the next fetch must update the locked ref.
+    added = cluster.gitdag(cluster.seed, "add", "b", "--kind", "command", "--run", "true",
+                           "--title", "b")  # fmt: skip
+    assert added.code == 0, added.err
+    git(cluster.seed, "push", "-q", str(cluster.bare), "dagain/state")
+    res = cluster.gitdag(clone, "status", "--remote", "origin")
+    assert res.code == 0, res.err
+    assert "2 nodes" in res.out and not lock.exists()
+    lock.write_text("")  # fresh: only the worker, holding the clone's lock, may clear it
+    code, err = finish(cluster.work(clone))
+    assert code == 0, err
+    assert sorted(r[0] for r in cluster.rows()) == ["a"]
