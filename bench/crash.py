@@ -18,6 +18,7 @@ and repeats until a run exits 0. Invariants checked after each round:
              twice
   no_orphans no runner process of the round is still alive, `find_orphans` finds none
   worktrees  no node worktree is left (only the scratch checkouts)
+  doctor     `gitdag doctor` finds nothing to repair
 
 The floor is the same graph run once without kills, in the same process: the figures are printed
 with their ratio to it. Runs with `--runner` as the agent (the config points at this file).
@@ -292,6 +293,10 @@ def check(root: Path, work: Path) -> dict[str, tuple[bool, str]]:
     found["no_overlap"] = _check_overlap(work)
     found["no_orphans"] = _check_orphans(root, work)
     found["worktrees"] = _check_worktrees(root)
+    res = gitdag(root, "doctor", "--json")
+    findings = json.loads(res.stdout or "{}").get("findings", [])
+    told = "; ".join(str(f["problem"]) for f in findings)[:600] or res.stderr[-300:]
+    found["doctor"] = (res.returncode == 0 and not findings, told)
     return found
 
 
