@@ -28,7 +28,7 @@ from gitdag.supervisor.progress import Progress
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: str, workers: int,
          poll: float, quiet: bool) -> None:  # fmt: skip
-    """Take ready nodes from REMOTE's graph, run them, push their results (exit 0 done or
+    """Take ready nodes from the remote's graph, run them, push their results (exit 0 done or
     stopped as asked, 1 nothing more can run and some node failed, 2 remote or input error,
     4 another worker or supervisor runs in this clone)."""
     options = WorkOptions(max_nodes=max_nodes, idle_exit_s=idle_exit, workers=workers,
