@@ -153,3 +153,17 @@ def test_deep_nesting_is_refused_by_both_readers() -> None:
         codec.load_mapping(deep)
     shallow = nested(10)
     assert fastload.load(shallow) == codec.load_mapping(shallow) != {}
+
+
+_SOUP = ["a", "b", "key", "- ", "  ", ":", ": ", '"x"', '"a: b"', "|", "|-", "|+", "null", "1",
+         "1.5", "-", "#", "{}", "[]", "2025-01-01T00:00:00Z", "yes", "x y", "'q'", "&a", "*a",
+         "? ", '"\\u00e9"', '"\\ud800"', "\t", "  - ", "k: |", "    "]  # fmt: skip
+
+
+@given(st.lists(st.lists(st.sampled_from(_SOUP), max_size=6).map("".join), min_size=1, max_size=8))
+def test_fast_reader_never_disagrees_on_line_soup(lines: list[str]) -> None:
+    """YAML-ish lines from fragments: whatever the fast reader accepts, ruamel reads the same."""
+    text = "\n".join(lines) + "\n"
+    fast = fastload.load(text)
+    if fast is not None:
+        assert _norm(fast) == _norm(_ruamel_load(text)), text
