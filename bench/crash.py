@@ -6,7 +6,9 @@ conflicts and the retry integrates), command nodes (two of them change code in a
 verify nodes that check the integrated files, and a final join. Then it starts
 `gitdag run --workers 3` and kills it, either at a random crash point (`GITDAG_CRASH_RANDOM`,
 gitdag/crash.py) or with SIGKILL at a random moment (runners are usually in flight), restarts it,
-and repeats until a run exits 0. Invariants checked after each round:
+and repeats until a run exits 0. After a kill, with `--interventions` probability, a person
+cancels a running node and retries it before the restart (its old runner may still be alive).
+Invariants checked after each round:
 
   validate   `gitdag validate ..dagain/state` passes: every commit of the branch is legal
   all_done   every node is `done`
@@ -248,8 +250,22 @@ def run_cycle(root: Path, env: dict[str, str], mode: str, rng: random.Random, wo
     return Cycle(mode, code, seconds, killed, point if mode == "point" else "sigkill", tail)
 
 
+def intervene(root: Path, env: dict[str, str], rng: random.Random) -> str | None:
+    """While no supervisor runs, a person cancels a running node and retries it at once."""
+    status = json.loads(gitdag(root, "status", "--json", env=env).stdout or "{}")
+    running = [r["id"] for r in status.get("running", [])]
+    if not running:
+        return None
+    node = str(rng.choice(sorted(running)))
+    for verb in ("cancel", "retry"):
+        res = gitdag(root, verb, node, env=env)
+        if res.returncode != 0:
+            return f"{verb} {node} failed: {res.stderr.strip()}"
+    return node
+
+
 def play(work: Path, index: int, seed: int, max_kills: int, max_sleep: float,
-         log: bool = True) -> Round:  # fmt: skip
+         interventions: float = 0.0, log: bool = True) -> Round:  # fmt: skip
     rnd = Round(index, seed)
     rng = random.Random(seed)
     root, env = setup(work, seed, max_sleep)
@@ -265,11 +281,17 @@ def play(work: Path, index: int, seed: int, max_kills: int, max_sleep: float,
             rnd.anomalies.append(f"run exited {cycle.code}: {cycle.stderr_tail.strip()[-500:]}")
             if len(rnd.anomalies) > 3:
                 break
+        elif rng.random() < interventions:
+            done = intervene(root, env, rng)
+            if done is not None and " failed: " in done:
+                rnd.anomalies.append(done)
+            elif done is not None:
+                rnd.stats["interventions"] = rnd.stats.get("interventions", 0) + 1
     else:
         rnd.anomalies.append("round did not finish within 900 s")
     rnd.wall = time.monotonic() - start
     rnd.invariants = check(root, work)
-    rnd.stats = round_stats(root, work)
+    rnd.stats = {**round_stats(root, work), "interventions": rnd.stats.get("interventions", 0)}
     if log:
         bad = {k: v[1] for k, v in rnd.invariants.items() if not v[0]}
         extra = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rnd.stats.items())
@@ -388,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-kills-per-round", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-sleep", type=float, default=0.5, help="longest runner sleep (s)")
+    parser.add_argument("--interventions", type=float, default=0.25,
+                        help="chance, after a kill, that a person cancels and retries a running "
+                             "node before the restart")  # fmt: skip
     parser.add_argument("--no-floor", action="store_true", help="skip the uninterrupted round")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the round directories")
@@ -406,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     while sum(r.kills for r in rounds) < args.kills:
         i = len(rounds) + 1
         rounds.append(play(base / f"round{i}", i, args.seed * 1000 + i, args.max_kills_per_round,
-                           args.max_sleep))  # fmt: skip
+                           args.max_sleep, args.interventions))  # fmt: skip
     total = time.monotonic() - started
     summary = summarize(rounds, floor, total)
     print(json.dumps(summary, indent=2))

@@ -8,13 +8,15 @@ result of the old one is rejected as superseded.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import TYPE_CHECKING
 
 from gitdag.core import lifecycle
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import RunnerError
-from gitdag.runner.orphans import is_alive, read_pid_info, stop_orphan
+from gitdag.runner.orphans import is_alive, is_collected, read_pid_info, stop_orphan
+from gitdag.runner.procs import proc_stat
 from gitdag.store.snapshot import Snapshot
 from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
@@ -68,7 +70,43 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         outcome = sup._transact(compute)
         if not isinstance(outcome, Rejected) and outcome is not None:
             sup.progress.event(f"{node_id}: recovered ({reason})")
+    stop_stray_runners(sup)
     remove_stale_worktrees(sup, store.snapshot())
+
+
+def stop_stray_runners(sup: Supervisor) -> list[str]:
+    """Stop every runner still alive whose supervisor is dead, whatever its node's status now.
+
+    `recover_orphans` handles the nodes still `running`; a node cancelled (and maybe retried)
+    while its supervisor was dead is not running, yet its old runner may be: left alone, a retry
+    would run two attempts of the node at once. Runs found dead are marked collected, so later
+    scans skip them. Returns the run directories stopped.
+    """
+    runs = sup.store.paths.local / "runs"
+    stopped: list[str] = []
+    if not runs.is_dir():
+        return stopped
+    for pid_file in sorted(runs.glob("*/*/pid.json")):
+        run_dir = pid_file.parent
+        info = None if is_collected(run_dir) else read_pid_info(run_dir)
+        if info is None or _launcher_alive(info.supervisor_pid, info.supervisor_start_ticks):
+            continue
+        alive = is_alive(info)
+        if stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)) and alive:
+            stopped.append(str(run_dir))
+            sup.progress.event(f"{info.node_id}: stopped the orphaned runner of attempt "
+                               f"{info.attempt}")  # fmt: skip
+    return stopped
+
+
+def _launcher_alive(pid: int, start_ticks: int | None) -> bool:
+    """Tell whether the process that launched a runner is alive (this one counts as alive)."""
+    if pid == os.getpid():
+        return True
+    launcher = proc_stat(pid) if pid else None
+    if launcher is None or launcher.state in ("Z", "X"):
+        return False
+    return start_ticks is None or launcher.start_ticks == start_ticks
 
 
 def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
@@ -77,7 +115,8 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
     A crash between a node's last transition and the removal of its worktree (after a merge, or
     a conflict that used up its attempts) would leave the checkout forever: nothing else removes
     the worktree of a node that never runs again (found by bench/crash.py). The branch goes too
-    when the node's work is integrated, as after a merge; otherwise it stays for inspection.
+    when the node's work is integrated, as after a merge; otherwise whatever the attempt left
+    uncommitted is committed on it first, and it stays for inspection (as after a failure).
     """
     worktrees = sup.launcher.worktrees
     if not worktrees.dir.is_dir():
@@ -90,13 +129,39 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
         summary = snap.nodes.get(node_id)
         if summary is not None and summary.status in (Status.RUNNING, Status.MERGING):
             continue
-        integrated = False
-        if summary is not None and summary.status is Status.DONE:
-            node = sup.store.node(snap, node_id)
-            integrated = node.work is not None and node.work.merged is not None
-        if integrated:
+        if not _no_live_runner(sup, node_id):
+            continue  # another live process's runner works there (or an orphan would not stop)
+        node = sup.store.node(snap, node_id) if summary is not None else None
+        if node is not None and node.status is Status.DONE and node.work and node.work.merged:
             sup.launcher.after_merge(node_id, integrated=True)
-        else:
-            worktrees.remove(node_id, delete_branch=False, archive=False)
+            removed.append(node_id)
+            continue
+        attempt = node.attempts if node is not None else 0
+        try:
+            worktrees.commit_leftovers(node_id, attempt, f"gitdag: {node_id} attempt {attempt} "
+                                       "(cut short by a crash; kept for inspection)")  # fmt: skip
+        except Exception:  # best effort: a half-made checkout has nothing worth keeping
+            pass
+        worktrees.remove(node_id, delete_branch=False, archive=False)
         removed.append(node_id)
     return removed
+
+
+def _no_live_runner(sup: Supervisor, node_id: str) -> bool:
+    """Stop orphaned runners of a node (their launcher is dead); False if one must be left alone.
+
+    A node cancelled while its supervisor was dead is not `running`, so `recover_orphans` does
+    not see its runner; it must be stopped before its worktree goes.
+    """
+    runs = sup.store.paths.local / "runs" / node_id
+    if not runs.is_dir():
+        return True
+    for run_dir in runs.iterdir():
+        info = read_pid_info(run_dir)
+        if info is None or is_collected(run_dir) or not is_alive(info):
+            continue
+        if _launcher_alive(info.supervisor_pid, info.supervisor_start_ticks):
+            return False
+        if not stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)):
+            return False
+    return True

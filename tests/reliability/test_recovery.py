@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 from tests.conftest import git, run_gitdag
 from tests.supervisor.conftest import Project
 
@@ -47,3 +54,54 @@ def test_crash_after_the_leftover_commit_reruns_the_attempt_and_integrates_once(
     ]
     assert node_worktrees(rproject) == []
     assert rproject.gitdag("validate", "..dagain/state").code == 0
+
+
+def test_node_cancelled_while_its_supervisor_was_dead_keeps_its_work(rproject: Project) -> None:
+    # Not `running` any more, so crash recovery does not see it: its orphaned runner must still
+    # be stopped before its worktree goes, and the attempt's uncommitted work is kept on its
+    # branch for inspection.
+    rproject.plan({"t": {"write": {"t.txt": "half done\n"}, "sleep": 60}})
+    assert rproject.gitdag("add", "t", "--title", "t").code == 0
+    env = {**os.environ, **rproject.env()}
+    sup = subprocess.Popen([sys.executable, "-m", "gitdag", "run"], cwd=rproject.root, env=env,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 30
+    while not rproject.log():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait()
+    runner = rproject.log()[0][3]
+    assert rproject.gitdag("cancel", "t").code == 0
+    res = rproject.gitdag("run")
+    assert res.code in (0, 1), res.err
+    assert [row[0] for row in rproject.log()] == ["start", "killed"]  # stopped, never restarted
+    assert not Path(f"/proc/{runner}/cmdline").exists() or "Z" in Path(
+        f"/proc/{runner}/stat").read_text()  # fmt: skip
+    assert node_worktrees(rproject) == []
+    assert git(rproject.root, "show", "dagain/work/t:t.txt") == "half done\n"
+
+
+def test_retry_after_a_cancel_while_the_supervisor_was_dead_never_overlaps(
+    rproject: Project,
+) -> None:
+    # Cancelled and retried while no supervisor ran: the node is open, not running, so only a
+    # sweep of all runs finds the old attempt's runner, which must stop before attempt 2 starts.
+    rproject.plan({"v": [{"sleep": 60}, {}]})
+    assert rproject.gitdag("add", "v", "--title", "v", "--kind", "verify").code == 0
+    env = {**os.environ, **rproject.env()}
+    sup = subprocess.Popen([sys.executable, "-m", "gitdag", "run"], cwd=rproject.root, env=env,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 30
+    while not rproject.log():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait()
+    assert rproject.gitdag("cancel", "v").code == 0
+    assert rproject.gitdag("retry", "v").code == 0
+    res = rproject.gitdag("run")
+    assert res.code == 0, res.err
+    rows = rproject.log()
+    assert [(r[0], r[2]) for r in rows] == [("start", 1), ("killed", 1), ("start", 2), ("end", 2)]
+    assert rows[1][4] < rows[2][4]
