@@ -21,7 +21,7 @@ from gitdag.core.model import Status
 DATA_OPEN = "<!-- gitdag-readme "
 DATA_CLOSE = " -->"
 LISTED = {Status.RUNNING: "running", Status.NEEDS_HUMAN: "needs_human", Status.FAILED: "failed"}
-SHOWN = 50  # ids listed per section; the data keeps them all
+SHOWN = 50  # ids listed (and carried) per section; the counts say how many there are in all
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class ReadmeData:
     Attributes:
       base: the commit this README was computed on (the parent of the commit that holds it).
       counts: nodes per stored status.
-      lists: `running`, `needs_human`, `failed` -> sorted ids.
+      lists: `running`, `needs_human`, `failed` -> up to SHOWN sorted ids (a bounded sample:
+        carrying every id would make each transition's cost grow with those lists).
     """
 
     base: str | None
@@ -78,7 +79,7 @@ def from_nodes(nodes: Iterable[NodeLike], base: str | None) -> ReadmeData:
         name = LISTED.get(node.status)
         if name is not None:
             lists[name].append(node.id)
-    return ReadmeData(base, counts, {k: tuple(sorted(v)) for k, v in lists.items()})
+    return ReadmeData(base, counts, {k: tuple(sorted(v)[:SHOWN]) for k, v in lists.items()})
 
 
 def update(
@@ -107,7 +108,7 @@ def update(
             if new in LISTED:
                 lists[LISTED[new]].add(nid)
     return replace(data, base=base, counts=counts,
-                   lists={k: tuple(sorted(v)) for k, v in lists.items()})  # fmt: skip
+                   lists={k: tuple(sorted(v)[:SHOWN]) for k, v in lists.items()})  # fmt: skip
 
 
 def _escape(text: str) -> str:
@@ -148,13 +149,14 @@ def render(
     for status, title in ((Status.RUNNING, "Running"), (Status.NEEDS_HUMAN, "Waiting for a human"),
                           (Status.FAILED, "Failed")):  # fmt: skip
         ids = data.lists.get(LISTED[status], ())
-        if not ids:
+        count = max(data.counts.get(status.value, 0), len(ids))
+        if not count:
             continue
-        lines += ["", f"## {title} ({len(ids)})", ""]
+        lines += ["", f"## {title} ({count})", ""]
         for nid in ids[:SHOWN]:
             lines.append(f"- [{nid}]({node_path(nid)})" if links else f"- {nid}")
-        if len(ids) > SHOWN:
-            lines.append(f"- … and {len(ids) - SHOWN} more (`gitdag status`)")
+        if count > len(ids[:SHOWN]):
+            lines.append(f"- … and {count - len(ids[:SHOWN])} more (`gitdag status`)")
     lines += [
         "",
         "<sub>Written by gitdag with every transition. Each node is a file under `nodes/`; "
