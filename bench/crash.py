@@ -19,7 +19,7 @@ Invariants checked after each round:
              flock on its node while it lives; a failed lock is logged), and no attempt started
              twice
   no_orphans no runner process of the round is still alive, `find_orphans` finds none
-  worktrees  no node worktree is left (only the scratch checkouts)
+  worktrees  no node worktree is left (only the scratch checkouts), `trash/` empties
   doctor     `gitdag doctor` finds nothing to repair
 
 The floor is the same graph run once without kills, in the same process: the figures are printed
@@ -396,7 +396,14 @@ def _check_worktrees(root: Path) -> tuple[bool, str]:
     listed = git(root, "worktree", "list", "--porcelain").split("\n\n")
     paths = [b.splitlines()[0][9:] for b in listed if b.startswith("worktree ")]
     left = [p for p in paths[1:] if "/_scratch-" not in p]
-    return not left, f"{len(paths) - 1} linked worktrees; node worktrees left: {left[:5]}"
+    trash = root / ".dagain" / "local" / "trash"
+    deadline = time.monotonic() + 15  # removed checkouts are deleted by a background rm -rf
+    while trash.is_dir() and any(trash.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    waiting = sorted(p.name for p in trash.iterdir()) if trash.is_dir() else []
+    ok = not left and not waiting
+    told = f"{len(paths) - 1} linked worktrees; node worktrees left: {left[:5]}; trash: {waiting}"
+    return ok, told
 
 
 # --- main ----------------------------------------------------------------------------------------

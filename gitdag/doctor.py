@@ -46,6 +46,7 @@ from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
 LOOSE_OBJECTS_LIMIT = 5000  # git's own `gc.auto` threshold is 6700
 VERIFIED_HEAD = "verified-head"  # written by supervisor/headcheck.py
+TRASH_STALE_S = 60.0  # a background `rm -rf` of a checkout takes well under this
 
 
 @dataclass
@@ -275,7 +276,7 @@ def check_worktrees(store: StateStore, snap: Snapshot, supervisor: str | None) -
             if node is None or node.status not in live:
                 left.append(entry.name)
     trash = local / "trash"
-    leftovers = sorted(p.name for p in trash.iterdir()) if trash.is_dir() else []
+    leftovers = _stale_entries(trash) if trash.is_dir() else []
     if left:
         found.append(Finding(
             "worktree",
@@ -293,6 +294,20 @@ def check_worktrees(store: StateStore, snap: Snapshot, supervisor: str | None) -
             None if supervisor or left else (lambda: _gc(store)),
         ))  # fmt: skip
     return found
+
+
+def _stale_entries(trash: Path, age_s: float = TRASH_STALE_S) -> list[str]:
+    """Checkouts moved into `trash/` longer ago than `age_s` (younger ones are being deleted)."""
+    found = []
+    now = time.time()
+    for entry in trash.iterdir():
+        try:
+            moved = entry.lstat().st_ctime  # a rename sets the ctime: when it entered trash/
+        except OSError:
+            continue
+        if now - moved > age_s:
+            found.append(entry.name)
+    return sorted(found)
 
 
 def _gc(store: StateStore) -> str:

@@ -119,6 +119,7 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
     uncommitted is committed on it first, and it stays for inspection (as after a failure).
     """
     worktrees = sup.launcher.worktrees
+    worktrees.empty_trash()  # what a crash left between moving a checkout and deleting it
     if not worktrees.dir.is_dir():
         return []
     removed = []

@@ -263,6 +263,19 @@ class Worktrees:
 
     # ---- housekeeping ---------------------------------------------------------------------
 
+    def empty_trash(self) -> int:
+        """Delete (in the background) every removed checkout still in `trash/`; return how many.
+
+        A process killed between moving a checkout into `trash/` and starting its `rm -rf`
+        leaves it there; a second `rm -rf` of an entry already being deleted does no harm.
+        """
+        if not self.trash.is_dir():
+            return 0
+        entries = list(self.trash.iterdir())
+        for entry in entries:
+            self._delete(entry, self.background_delete)
+        return len(entries)
+
     def wait_deleted(self, timeout: float | None = None) -> None:
         """Wait until the background deletions this object started have finished."""
         for proc in self._deleting:
