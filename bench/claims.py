@@ -4,9 +4,11 @@ What is timed:
   claim: one worker process per clone, all started together (a barrier, so process start-up is
     not counted), each claiming nodes until none is ready, exactly as `gitdag work` claims
     (`gitdag.remote.claims`: choose at random among the first 4 ready nodes of the head it knows,
-    push the claim transition with --force-with-lease and a unique nonce, read it back with a
-    fetch; on a lost race back off, fetch, recompute, choose again). Latency = from choosing to
-    the confirmation, lost races included. Throughput = all claims / (last confirmation - first
+    push the claim transition with --force-with-lease and a unique nonce, confirmed by git's
+    `<expected>..<ours>` report (a fetch read-back only when that is ambiguous); on a lost race
+    a small jitter, fetch, recompute, choose again; after a win, sit out a turn per rival seen
+    (`gitdag.store.contention`)). Latency = from choosing to the confirmation, lost races and
+    sit-outs included. Throughput = all claims / (last confirmation - first
     start). "give-ups": claims that hit their bound of lost races and started over.
   floor: a bare `git push --porcelain --force-with-lease=<ref>:<old>` of one new commit (made
     beforehand with `git commit-tree`) to the same git daemon, measured right before each run.
@@ -22,6 +24,8 @@ before claiming the next (default 0: back-to-back claims, the saturated case the
 about).
 
 Usage: python bench/claims.py [--workers 1,4,8] [--claims 48] [--floor-rounds 15] [--hold 0]
+Tuning (environment): BENCH_TURN, BENCH_LOST, BENCH_SUSPECT override contention.TURN, LOST and
+SUSPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies and git call counts.
 """
 
 from __future__ import annotations
@@ -122,6 +126,12 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
     from gitdag.store.remote import RemoteState
 
     wid = f"worker@bench:{os.getpid()}"
+    if os.environ.get("BENCH_TURN"):  # tuning the sit-out after a win (contention.TURN)
+        import gitdag.store.contention as c
+
+        c.TURN = float(os.environ["BENCH_TURN"])
+        c.LOST = float(os.environ.get("BENCH_LOST", c.LOST))
+        c.SUSPECT = float(os.environ.get("BENCH_SUSPECT", c.SUSPECT))
     results = []
     timings: list[tuple[str, float, int]] = []
     if os.environ.get("BENCH_VERBOSE"):

@@ -78,6 +78,22 @@ class RefStatus:
         """Refused only because another ref of the same atomic push was."""
         return not self.ok and any(r in self.summary for r in _COLLATERAL)
 
+    def moved(self, old: str, new: str) -> bool:
+        """Tell whether git reports this ref updated from `old` to `new` by this very push.
+
+        The summary of an update is `<old>..<new>` (`...` when forced), in abbreviated names;
+        `old` "" is a ref created (`[new branch]`). Anything else, notably `=` (already up to
+        date: it may have landed on an earlier, dropped connection), is not proof.
+        """
+        if old == "":
+            return self.flag == "*"
+        if self.flag not in (" ", "+"):
+            return False
+        before, dots, after = self.summary.partition("..")
+        after = after.lstrip(".").split()[0] if after.strip() else ""
+        return (bool(dots) and len(before) >= 4 and len(after) >= 4
+                and old.startswith(before) and new.startswith(after))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class PushOutcome:

@@ -9,8 +9,12 @@ builds its commit locally (`build_commit`) and pushes it with
 `git push --porcelain --atomic --force-with-lease=refs/heads/dagain/state:<expected>`. The server
 checks the expected value under its ref lock, so exactly one of several racing pushes lands; the
 others are told `stale info` (or `cannot lock ref`), which is a value here: fetch, recompute on
-the new head, try again (bounded, jittered). A claim is read back (its commit carries a unique
-nonce, so a "successful" push of somebody else's identical commit cannot fool us).
+the new head, try again (bounded, jittered). A claim must be known to have landed: its commit
+carries a unique nonce, so git's own report that the push moved the ref from the expected head to
+our commit is the proof; only when that report is ambiguous (a dropped connection retried, "up to
+date") is it read back with a fetch. After a landed push our tracking ref is our commit, so the
+next write pushes on it directly and fetches only after a lost race (contention.py decides when
+a writer that keeps winning sits out its turn).
 
 Other refs can ride along in the same atomic push (a node's work branch with its result, the
 target branch with the merge transition), each with its own lease, so code and graph never
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from dulwich.objects import Commit, ObjectID
 
-from gitdag.core.transitions import Rejected, Transition
+from gitdag.core.transitions import Rejected, Transition, parse_trailers
 from gitdag.errors import InputError, NotInitialisedError, RemoteError, StaleSnapshotError
 from gitdag.store import repo as repos
 from gitdag.store.contention import Contention
@@ -52,6 +56,8 @@ MAX_TRIES = 12
 GIT_TIMEOUT_S = 120.0
 NET_RETRIES = 3
 STALE_LOCK_S = 5.0
+RIVALS_S = 3  # rivals are the other actors of the state commits of the last few seconds
+RIVALS_WALK = 32  # ... looking at no more commits than this
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
@@ -85,6 +91,7 @@ class RemoteState:
         self._author: tuple[str, str] | None = None
         self._retried = False  # a network command was retried after a dropped connection
         self.contention = Contention()
+        self._last_landed: str | None = None  # our last commit known to have landed
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:
@@ -300,18 +307,18 @@ class RemoteState:
         """Compute a transition on the remote head and push it with compare-and-swap.
 
         On a lost race the remote is fetched and the transition recomputed on its new head
-        (never a textual rebase), up to `max_tries` times with jittered backoff.
+        (never a textual rebase), up to `max_tries` times, each after a small jitter.
 
         Args:
           compute: (snapshot, now) -> the transition, a Rejected, or None for nothing to do.
           actor: the `Gitdag-Actor` trailer.
           refs: other refs to push atomically with it (or a function of the snapshot giving
             them); if one of their leases fails, LostRef is returned and nothing was pushed.
-          read_back: confirm that the remote's state history contains our commit (claims:
-            their commit carries a unique nonce).
+          read_back: make sure the remote's state history contains our commit (claims: their
+            commit carries a unique nonce): from git's report of the push, else by a fetch.
           max_tries: the bound on recomputations.
-          polite: when races were lost lately, back off and fetch before the first push too
-            (claims: a push that can wait; results and renewals go at once).
+          polite: after a recent win with rivals about, sit out a turn and fetch before the
+            first push (claims: a push that can wait; results and renewals go at once).
 
         Returns:
           Committed (now the remote head as far as we know), or what compute returned, or LostRef.
@@ -323,9 +330,13 @@ class RemoteState:
         author = self._identity()
         pause = self.contention.pause() if polite else 0.0
         if pause:
-            # Races were lost lately: let the crowd thin out, then look at the head afresh.
+            # We won a moment ago and others are waiting: let them have their turn, then look
+            # at the head afresh (pushing on the head we knew would only lose).
             time.sleep(pause)
-            self.fetch()
+        if pause or (polite and self.contention.look()):
+            known = self.head()
+            if self._fetch_seeing(actor) == known and known == self._last_landed:
+                self.contention.quiet()
         for attempt in range(1, max_tries + 1):
             snap = self.snapshot()
             now = self.store.clock()
@@ -342,11 +353,15 @@ class RemoteState:
             extra = list(refs(snap) if callable(refs) else refs)
             state = RefPush(sha, STATE_REF.decode(), snap.head or "")
             self._retried = False
+            began = time.monotonic()
             outcome = self.push([state, *extra])
+            took = time.monotonic() - began
             if outcome.ok:
                 self._adopt(snap, new_snap, extra)
-                if not read_back or self._confirm(sha):
-                    self.contention.won()
+                if not read_back or self._landed(outcome, snap.head or "", sha) or \
+                        self._confirm(sha):
+                    self.contention.won(took)
+                    self._last_landed = sha
                     return Committed(result, sha, new_snap, attempt)
             else:
                 refused = outcome.refusals()
@@ -360,11 +375,15 @@ class RemoteState:
                 lost = [r for r in outcome.stale_refs() if r != STATE_REF.decode()]
                 if lost:
                     return LostRef(lost[0])
-            # Someone else moved the remote head: back off (contention.py), then look at what
-            # they did and decide again on the head as it is then.
-            self.contention.lost()
-            time.sleep(self.contention.pause())
-            head = self.fetch()
+            # Someone else moved the remote head: they made progress, so retry promptly (a
+            # small jitter, contention.py): look at what they did, decide again on that head.
+            time.sleep(self.contention.lost())
+            head = self._fetch_seeing(actor)
+            wait = self.contention.turn() if polite else 0.0
+            if wait:
+                # Writers that waited longer than us are about: they go first.
+                time.sleep(wait)
+                head = self._fetch_seeing(actor)
             if self._retried and not outcome.ok and self._contains(head, sha):
                 # The connection dropped after the push landed, and the retry found it there.
                 self._adopt(snap, new_snap, extra)
@@ -399,15 +418,44 @@ class RemoteState:
         # The store's own cache of the current snapshot (same package): reading it back is free.
         self.store._snap = new
 
-    def _confirm(self, sha: str) -> bool:
-        """Read back whether our commit is on the remote's state branch (head or ancestor).
+    def _landed(self, outcome: PushOutcome, expected: str, sha: str) -> bool:
+        """Tell whether git's report of this push proves that our commit became the state head.
 
-        A fetch rather than `ls-remote`: one round trip either way (about as dear), and the
-        fetch brings our view up to date, so the winner of a race decides its next claim on the
-        same footing as the losers. With `ls-remote` the winner alone knew the head without
-        fetching and kept winning: in the benchmark one of eight workers took 28 of 48 claims.
+        The server moved the ref under its lock only if it still pointed at `expected`, so a
+        report `<expected>..<sha>` for our unique commit means it was the head at that moment.
+        Not after a retried connection: the report is then about the retry, not the push.
         """
+        if self._retried:
+            return False
+        ref = STATE_REF.decode()
+        return any(s.ref == ref and s.moved(expected, sha) for s in outcome.statuses)
+
+    def _confirm(self, sha: str) -> bool:
+        """Read back whether our commit is on the remote's state branch (head or ancestor)."""
         return self._contains(self.fetch(), sha)
+
+    def _fetch_seeing(self, actor: str) -> str:
+        """Fetch, and count the rival writers of the history fetched (`Contention.seen`)."""
+        head = self.fetch()
+        self.contention.seen(self._actors(head), " ".join(actor.split()))
+        return head
+
+    def _actors(self, head: str) -> list[str]:
+        """Return the actors of the last seconds' state commits, newest (latest commit) first."""
+        actors: dict[str, None] = {}
+        current: str | None = head
+        newest: int | None = None
+        for _ in range(RIVALS_WALK):
+            if current is None:
+                break
+            commit = self._commit(current)
+            newest = commit.commit_time if newest is None else newest
+            if commit.commit_time < newest - RIVALS_S:
+                break
+            trailers = parse_trailers(commit.message.decode("utf-8", "replace"))
+            actors.update(dict.fromkeys(trailers.get("Gitdag-Actor", [])))
+            current = commit.parents[0].decode() if commit.parents else None
+        return list(actors)
 
     def _commit(self, sha: str) -> Commit:
         obj = self.store.repo.object_store[ObjectID(sha.encode())]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from gitdag.store.contention import MAX_S, MIN_S, Contention
+from gitdag.store.contention import JITTER_S, MAX_S, Contention
 from gitdag.store.gitpush import PushOutcome, parse_porcelain
 
 OK_AND_NEW = """To ../r.git
@@ -50,14 +50,36 @@ def test_a_hook_refusal_is_not_a_race() -> None:
     assert not PushOutcome(parse_porcelain("fatal: unable to connect\n")).ok
 
 
-def test_backoff_window() -> None:
-    c = Contention(rng=random.Random(1))
-    assert c.pause() == 0.0  # a lone writer never waits
-    for _ in range(10):
-        c.lost()
-    assert c.window_s == MAX_S
-    pauses = [c.pause() for _ in range(200)]
-    assert max(pauses) <= MAX_S and sum(p > 0 for p in pauses) > 150
-    for _ in range(10):
-        c.won()
-    assert c.window_s == MIN_S and c.pause() == 0.0
+def test_a_landed_push_is_proven_by_its_report_only_for_our_commit() -> None:
+    state = PushOutcome(parse_porcelain(OK_AND_NEW)).statuses[0]
+    assert state.moved("f0be171aaaa", "3f3aa62bbbb")
+    assert not state.moved("f0be171aaaa", "3f3aa63bbbb")  # somebody else's commit
+    assert not state.moved("abcdef0", "3f3aa62bbbb")  # not from the head we expected
+    up_to_date = parse_porcelain("=\t3f3a:refs/heads/dagain/state\t[up to date]\n")[0]
+    assert up_to_date.ok and not up_to_date.moved("f0be171", "3f3aa62")  # ambiguous: read back
+    created = PushOutcome(parse_porcelain(OK_AND_NEW)).statuses[1]
+    assert created.moved("", "3f3a") and not state.moved("", "3f3aa62")
+
+
+def test_turn_taking() -> None:
+    t = [0.0]
+    c = Contention(rng=random.Random(1), clock=lambda: t[0])
+    assert c.pause() == 0.0 and not c.look()  # a writer that never won never waits
+    assert 0 <= c.lost() <= JITTER_S  # a lost race: retry promptly
+    c.won(0.1)
+    assert c.look() and c.pause() > 0  # back to back, alone as far as we know: look first
+    c.seen(["me"], "me")
+    t[0] += 0.3
+    c.quiet()
+    c.won(0.1)
+    assert c.pause() < 0.2  # alone: hardly any pause
+    c.seen(["b", "me", "a", "c"], "me")  # b landed after us, a and c before
+    assert (c.rivals, c.rank) == (3, 2) and c.turn() > 0
+    c.seen(["me", "a"], "me")
+    assert c.rank == 1
+    c.seen(["a", "b"], "me")  # we have not landed lately: we go first
+    assert c.rank == 0 and c.turn() == 0.0
+    c.won(0.1)
+    assert c.rank == 2 and c.pause() > 0.1  # just won among two rivals: sit out our turn
+    t[0] += MAX_S
+    assert c.pause() == 0.0 and not c.look()  # a node ran longer than any turn: claim at once
