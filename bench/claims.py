@@ -10,6 +10,8 @@ What is timed:
     (`gitdag.store.contention`)). Latency = from choosing to the confirmation, lost races and
     sit-outs included. Throughput = all claims / (last confirmation - first
     start). "give-ups": claims that hit their bound of lost races and started over.
+  A worker that never wins records no latency: "longest fruitless wait" is the longest time a
+  worker's last attempt waited before finding nothing left (starvation the p95 cannot show).
   floor: a bare `git push --porcelain --force-with-lease=<ref>:<old>` of one new commit (made
     beforehand with `git commit-tree`) to the same git daemon, measured right before each run.
 The remote is a bare repository served by `git daemon` on 127.0.0.1, fresh for each run, with
@@ -133,6 +135,7 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
         c.LOST = float(os.environ.get("BENCH_LOST", c.LOST))
         c.SUSPECT = float(os.environ.get("BENCH_SUSPECT", c.SUSPECT))
     results = []
+    starved = 0.0  # how long the last attempt waited before finding nothing left to claim
     timings: list[tuple[str, float, int]] = []
     if os.environ.get("BENCH_VERBOSE"):
         import gitdag.store.remote as r
@@ -166,11 +169,13 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
                     break  # nothing left to claim
                 won = outcome.transition.subject
             if won is None:
+                starved = time.perf_counter() - t0
                 break
             results.append({"node": won, "latency": time.perf_counter() - t0, "lost": lost,
                             "at": time.time()})  # fmt: skip
             time.sleep(hold)
-    out.write_text(json.dumps({"begin": begin, "claims": results, "git": timings}))
+    out.write_text(json.dumps({"begin": begin, "claims": results, "git": timings,
+                               "starved": starved}))  # fmt: skip
 
 
 def claims_on_remote(bare: Path) -> Counter[str]:
@@ -219,6 +224,8 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
     begin = min(d["begin"] for d in data)
     end = max(c["at"] for d in data for c in d["claims"])
     per_worker = sorted(len(d["claims"]) for d in data)
+    # A worker starved of claims records no latency at all: its last, fruitless wait is shown.
+    starved = max(d["starved"] for d in data)
     on_remote = claims_on_remote(bare)
     doubles = [n for n, k in on_remote.items() if k > 1]
     if doubles or len(won) != len(set(won)) or set(won) != set(on_remote) or len(won) != count:
@@ -236,10 +243,10 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
                   f"max {u.ms(max(vals))}")
     med, p95 = statistics.median(latencies), pct(latencies, 0.95)
     print(f"{workers} worker(s): {len(won)} claims (per worker {per_worker[0]}-{per_worker[-1]}), "
-          f"{lost} give-ups, {rate:6.2f} claims/s, "
+          f"{lost} give-ups, longest fruitless wait {u.ms(starved)}, {rate:6.2f} claims/s, "
           f"latency median {u.ms(med)} p95 {u.ms(p95)} | floor push {u.ms(base)} | "
           f"median/floor {med / base:5.2f}  p95/floor {p95 / base:5.2f}")  # fmt: skip
-    return {"rate": rate, "median": med, "p95": p95, "floor": base}
+    return {"rate": rate, "median": med, "p95": p95, "floor": base, "starved": starved}
 
 
 def main() -> None:
