@@ -32,7 +32,7 @@ def main() -> int:
     entry = plan.get(node, plan.get("*", {"result": {"status": "success", "summary": f"{node} ok"}}))
     if isinstance(entry, list):
         entry = entry[min(int(attempt), len(entry)) - 1]
-    log("start", node, attempt)
+    # The handler first: a test that sees `start` may stop us at once, and must see `killed`.
     if entry.get("ignore_term"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
@@ -42,6 +42,7 @@ def main() -> int:
             os._exit(143)
 
         signal.signal(signal.SIGTERM, on_term)
+    log("start", node, attempt)
     if "copy_packet" in entry:
         target = pathlib.Path(entry["copy_packet"].replace("{attempt}", attempt))
         target.write_text(pathlib.Path(os.environ["GITDAG_PACKET"]).read_text())
