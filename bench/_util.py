@@ -202,9 +202,7 @@ def run_cli(cwd: Path, *args: str) -> float:
 
 def python_floor(repeat: int = 5) -> float:
     """Median wall time of a bare `python -c pass` process: the start-up nobody can avoid."""
-    return med(
-        timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat)
-    )
+    return med(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat))
 
 
 def import_cost(module: str, repeat: int = 5) -> float:

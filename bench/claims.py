@@ -208,8 +208,9 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
     go = root / f"{name}.go"
     outs = [root / f"{name}-out{i}.json" for i in range(workers)]
     procs = [
-        subprocess.Popen([sys.executable, __file__, "--hold", str(hold), "--worker", str(c),
-                          str(go), str(o)])
+        subprocess.Popen(
+            [sys.executable, __file__, "--hold", str(hold), "--worker", str(c), str(go), str(o)]
+        )
         for c, o in zip(clones, outs, strict=True)
     ]
     time.sleep(1.0 + 0.4 * workers)  # let every process start and fetch before the barrier
@@ -239,8 +240,10 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
             for cmd, secs, code in d["git"]:
                 calls.setdefault(f"{cmd} rc={code}", []).append(secs)
         for key, vals in sorted(calls.items()):
-            print(f"   {key}: n={len(vals)} median {u.ms(statistics.median(vals))} "
-                  f"max {u.ms(max(vals))}")
+            print(
+                f"   {key}: n={len(vals)} median {u.ms(statistics.median(vals))} "
+                f"max {u.ms(max(vals))}"
+            )
     med, p95 = statistics.median(latencies), pct(latencies, 0.95)
     print(f"{workers} worker(s): {len(won)} claims (per worker {per_worker[0]}-{per_worker[-1]}), "
           f"{lost} give-ups, longest fruitless wait {u.ms(starved)}, {rate:6.2f} claims/s, "
@@ -254,8 +257,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,4,8")
     parser.add_argument("--claims", type=int, default=48)
     parser.add_argument("--floor-rounds", type=int, default=15)
-    parser.add_argument("--hold", type=float, default=0.0,
-                        help="seconds each claimed node 'runs' before the worker claims again")
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        help="seconds each claimed node 'runs' before the worker claims again",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("CLONE", "GO", "OUT"))
     args = parser.parse_args()
     if args.worker:

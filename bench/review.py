@@ -155,12 +155,18 @@ def readme_cost(path: Path, rounds: int) -> dict[str, float]:
     for i in range(rounds):
         a, b, c = opened[3 * i : 3 * i + 3]
         t0 = time.perf_counter()
-        assert isinstance(with_store.transact(
-            lambda s, now, a=a: claim_of(with_store, s, a, now), actor="bench"), Committed)
+        assert isinstance(
+            with_store.transact(lambda s, now, a=a: claim_of(with_store, s, a, now), actor="bench"),
+            Committed,
+        )
         times["with"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        assert isinstance(without_store.transact(
-            lambda s, now, b=b: claim_of(without_store, s, b, now), actor="bench"), Committed)
+        assert isinstance(
+            without_store.transact(
+                lambda s, now, b=b: claim_of(without_store, s, b, now), actor="bench"
+            ),
+            Committed,
+        )
         times["without"].append(time.perf_counter() - t0)
         payload = codec.dump(
             lifecycle_claimed(without_store.node(without_store.snapshot(), c))

@@ -138,9 +138,7 @@ def bench_size(n: int, repeat: int, cold_repeat: int, work: Path) -> dict[str, o
         ready_cli.append(cli(repo, "ready"))
         cli(repo, "status")
         one_claim(repo, taken)
-        ready_in.append(
-            in_process(repo, lambda s: graph.ready(s.snapshot().nodes, s.clock()))
-        )
+        ready_in.append(in_process(repo, lambda s: graph.ready(s.snapshot().nodes, s.clock())))
     row["ready_cli"] = medians(ready_cli)
     row["ready_in"] = u.med(ready_in)
     return row
@@ -164,9 +162,11 @@ def main() -> None:
         imports = medians([process("import gitdag.cli.graph_cmds") for _ in range(args.repeat)])
         rows = [bench_size(int(s), args.repeat, args.cold_repeat, work)
                 for s in args.sizes.split(",")]  # fmt: skip
-    print(f"floor: python start-up {python[0]:.3f} s wall ({python[1]:.3f} s CPU); "
-          f"python + import gitdag.cli.graph_cmds {imports[0]:.3f} s wall "
-          f"({imports[1]:.3f} s CPU)")
+    print(
+        f"floor: python start-up {python[0]:.3f} s wall ({python[1]:.3f} s CPU); "
+        f"python + import gitdag.cli.graph_cmds {imports[0]:.3f} s wall "
+        f"({imports[1]:.3f} s CPU)"
+    )
     print()
     head = (f"{'nodes':>7} | {'what':<28} | {'wall':>8} | {'CPU':>7} | {'above import':>12} | "
             f"{'x import floor':>14} | target")  # fmt: skip
@@ -186,8 +186,10 @@ def main() -> None:
             verdict = ""
             if target is not None:
                 verdict = f"<= {target} s: {'ok' if wall <= target else 'MISS'}"
-            print(f"{n:>7} | {label:<28} | {wall:7.3f}s | {cpu:6.3f}s | "
-                  f"{wall - imports[0]:11.3f}s | {wall / imports[0]:13.2f}x | {verdict}")
+            print(
+                f"{n:>7} | {label:<28} | {wall:7.3f}s | {cpu:6.3f}s | "
+                f"{wall - imports[0]:11.3f}s | {wall / imports[0]:13.2f}x | {verdict}"
+            )
         for key, label in (("in_cold", "actions.status, cold (in-process)"),
                            ("in_warm", "actions.status, warm (in-process)"),
                            ("ready_in", "ready, 1 tx (in-process)")):  # fmt: skip

@@ -3,7 +3,8 @@
 Overhead = (wall time of the supervisor's run - the time the runners themselves took) / nodes.
 The runners' own time is the cost of `sh -c true` (spawn, exec, exit, reap) measured in this run,
 times the number of nodes, divided by the parallelism the shape allows (outcome.json timestamps are
-not used: they are taken when the supervisor notices the exit, so they include its own latency). The floor, measured
+not used: they are taken when the supervisor notices the exit, so they include its latency).
+The floor, measured
 in the same run, is what any design must pay per node: two bare dulwich compare-and-swap commits
 (claim, result) on the same repository and one `sh -c true` spawn-and-wait.
 
@@ -26,11 +27,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import EPOCH, build_state_repo, machine, seal_env  # noqa: E402
-from dulwich.objects import Blob, Commit, Tree  # noqa: E402
-from dulwich.repo import Repo  # noqa: E402
+from _util import EPOCH, build_state_repo, machine, seal_env
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
 
-from gitdag.core.model import Kind, Node  # noqa: E402
+from gitdag.core.model import Kind, Node
 
 DRIVER = r"""
 import sys, time
@@ -57,8 +58,17 @@ def nodes_for(shape: str, n: int) -> list[Node]:
             nid = f"c{chain}-{pos:05d}"
         else:
             nid = f"w-{i:05d}"
-        out.append(Node(id=nid, title=nid, kind=Kind.COMMAND, run="true", deps=deps,
-                        created_at=EPOCH + dt.timedelta(seconds=i), updated_at=EPOCH))  # fmt: skip
+        out.append(
+            Node(
+                id=nid,
+                title=nid,
+                kind=Kind.COMMAND,
+                run="true",
+                deps=deps,
+                created_at=EPOCH + dt.timedelta(seconds=i),
+                updated_at=EPOCH,
+            )
+        )
     return out
 
 
@@ -72,7 +82,9 @@ def true_cost(samples: int = 100) -> float:
     return statistics.median(times)
 
 
-def run_once(work: Path, shape: str, n: int, workers: int, t_true: float) -> tuple[float, float, int]:
+def run_once(
+    work: Path, shape: str, n: int, workers: int, t_true: float
+) -> tuple[float, float, int]:
     repo = work / f"{shape}-{n}-{workers}"
     built = build_state_repo(repo, nodes_for(shape, n))
     (repo / ".dagain").mkdir(exist_ok=True)
@@ -81,8 +93,12 @@ def run_once(work: Path, shape: str, n: int, workers: int, t_true: float) -> tup
     (repo / ".dagain/local").mkdir(parents=True, exist_ok=True)
     (repo / ".dagain/local/verified-head").write_text(built.head + "\n")
     (repo / ".dagain/config.yaml").write_text("schema_version: 1\n")
-    out = subprocess.run([sys.executable, "-c", DRIVER, str(repo), str(workers)],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(repo), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall_s, code = out.stdout.split()
     assert code == "0", out.stderr
     parallel = min(workers, 4) if shape == "chains" else workers
@@ -135,26 +151,38 @@ def main() -> None:
         print(machine())
         floor = floor_per_node(work)
         t_true = true_cost()
-        print(f"floor per node (2 CAS commits + sh -c true): {floor * 1000:.1f} ms; "
-              f"sh -c true alone: {t_true * 1000:.1f} ms")
+        print(
+            f"floor per node (2 CAS commits + sh -c true): {floor * 1000:.1f} ms; "
+            f"sh -c true alone: {t_true * 1000:.1f} ms"
+        )
         results: dict[tuple[str, int, int], float] = {}
-        print(f"{'shape':7} {'nodes':>6} {'workers':>7} {'wall s':>8} {'runners s':>9} "
-              f"{'overhead/node':>13} {'x floor':>7}")  # fmt: skip
+        print(
+            f"{'shape':7} {'nodes':>6} {'workers':>7} {'wall s':>8} {'runners s':>9} "
+            f"{'overhead/node':>13} {'x floor':>7}"
+        )
         for shape in args.shapes.split(","):
             for n in (int(x) for x in args.sizes.split(",")):
                 for workers in (int(x) for x in args.workers.split(",")):
                     wall, runners, count = run_once(work, shape, n, workers, t_true)
                     per = (wall - runners) / count
                     results[(shape, n, workers)] = per
-                    print(f"{shape:7} {n:>6} {workers:>7} {wall:>8.2f} {runners:>9.2f} "
-                          f"{per * 1000:>10.1f} ms {per / floor:>7.2f}", flush=True)  # fmt: skip
+                    print(
+                        f"{shape:7} {n:>6} {workers:>7} {wall:>8.2f} {runners:>9.2f} "
+                        f"{per * 1000:>10.1f} ms {per / floor:>7.2f}",
+                        flush=True,
+                    )
         sizes = sorted({k[1] for k in results})
         if len(sizes) > 1:
             for shape in args.shapes.split(","):
                 for workers in (int(x) for x in args.workers.split(",")):
-                    small, big = results[(shape, sizes[0], workers)], results[(shape, sizes[-1], workers)]
-                    print(f"growth {shape} workers={workers}: {sizes[0]} -> {sizes[-1]} nodes: "
-                          f"{big / small:.2f}x per node (target <= 1.2)")  # fmt: skip
+                    small, big = (
+                        results[(shape, sizes[0], workers)],
+                        results[(shape, sizes[-1], workers)],
+                    )
+                    print(
+                        f"growth {shape} workers={workers}: {sizes[0]} -> {sizes[-1]} nodes: "
+                        f"{big / small:.2f}x per node (target <= 1.2)"
+                    )
 
 
 if __name__ == "__main__":

@@ -141,14 +141,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument(
-        "--busy", action="store_true",
+        "--busy",
+        action="store_true",
         help="2%% of nodes running and 3%% failed instead of 16 running, 0.3%% failed",
     )
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"machine: {u.machine()}")
-    print(f"rounds per size: {args.rounds} (transition and floor alternate); graph shape: "
-          f"{'busy (2% running, 3% failed)' if args.busy else '16 running, 0.3% failed'}")
+    print(
+        f"rounds per size: {args.rounds} (transition and floor alternate); graph shape: "
+        f"{'busy (2% running, 3% failed)' if args.busy else '16 running, 0.3% failed'}"
+    )
     with tempfile.TemporaryDirectory(prefix="gitdag-bench-") as tmp:
         work = Path(tmp)
         u.seal_env(work / "home")
@@ -161,8 +164,10 @@ def main() -> None:
               f"{u.ms(r['tx_p90'])} {u.ms(r['floor'])} {r['ratio']:6.2f}")  # fmt: skip
     worst = max(r["ratio"] for r in rows)
     spread = max(r["tx"] for r in rows) / min(r["tx"] for r in rows)
-    print(f"worst ratio {worst:.2f} (target <= 1.5); transition time max/min across sizes "
-          f"{spread:.2f} (flat = close to 1)")
+    print(
+        f"worst ratio {worst:.2f} (target <= 1.5); transition time max/min across sizes "
+        f"{spread:.2f} (flat = close to 1)"
+    )
     sys.exit(0)
 
 

@@ -77,43 +77,76 @@ def script(tests_cmd: str) -> dict[str, object]:
         "plan-000": {
             "summary": "split the goal into four code tasks and a verification",
             "addNodes": [
-                {"id": "stats-mean", "title": "Add stats.mean with a test",
-                 "acceptance": ["mean([1, 2, 3]) == 2"]},
-                {"id": "stats-median", "title": "Add stats.median with a test",
-                 "acceptance": ["median([3, 1, 2]) == 2"]},
+                {
+                    "id": "stats-mean",
+                    "title": "Add stats.mean with a test",
+                    "acceptance": ["mean([1, 2, 3]) == 2"],
+                },
+                {
+                    "id": "stats-median",
+                    "title": "Add stats.median with a test",
+                    "acceptance": ["median([3, 1, 2]) == 2"],
+                },
                 {"id": "fmt-title", "title": "Add fmt.title_case with a test"},
                 {"id": "words-unique", "title": "Add words.unique_words with a test"},
-                {"id": "verify", "title": "Run the whole test suite on the integrated code",
-                 "kind": "verify", "verify": [tests_cmd],
-                 "deps": ["stats-mean", "stats-median", "fmt-title", "words-unique"]},
+                {
+                    "id": "verify",
+                    "title": "Run the whole test suite on the integrated code",
+                    "kind": "verify",
+                    "verify": [tests_cmd],
+                    "deps": ["stats-mean", "stats-median", "fmt-title", "words-unique"],
+                },
             ],
         },
         "stats-mean": {
-            "write": {"textkit/stats.py": MEAN,
-                      "tests/test_stats_mean.py": _test("stats", "mean", "mean([1, 2, 3])", "2")},
+            "write": {
+                "textkit/stats.py": MEAN,
+                "tests/test_stats_mean.py": _test("stats", "mean", "mean([1, 2, 3])", "2"),
+            },
             "summary": "mean() in textkit/stats.py, with a test",
         },
         # Rewrites the same lines as stats-mean; it finishes later, so its merge conflicts. The
         # retry starts from the new target tip (which has mean) and appends instead.
         "stats-median": [
-            {"sleep_s": 0.6, "write": {"textkit/stats.py": MEDIAN_ALONE,
-                                        "tests/test_stats_median.py": _test("stats", "median", "median([3, 1, 2])", "2")},
-             "summary": "median() in textkit/stats.py, with a test"},
-            {"append": {"textkit/stats.py": MEDIAN_APPENDED},
-             "write": {"tests/test_stats_median.py": _test("stats", "median", "median([3, 1, 2])", "2")},
-             "summary": "median() appended after mean(), resolving the conflict"},
+            {
+                "sleep_s": 0.6,
+                "write": {
+                    "textkit/stats.py": MEDIAN_ALONE,
+                    "tests/test_stats_median.py": _test(
+                        "stats", "median", "median([3, 1, 2])", "2"
+                    ),
+                },
+                "summary": "median() in textkit/stats.py, with a test",
+            },
+            {
+                "append": {"textkit/stats.py": MEDIAN_APPENDED},
+                "write": {
+                    "tests/test_stats_median.py": _test("stats", "median", "median([3, 1, 2])", "2")
+                },
+                "summary": "median() appended after mean(), resolving the conflict",
+            },
         ],
         "fmt-title": {
-            "write": {"textkit/fmt.py": '"""Formatting."""\n\n\ndef title_case(text: str) -> str:\n'
-                                        '    return " ".join(w.capitalize() for w in text.split())\n',
-                      "tests/test_fmt.py": _test("fmt", "title_case", 'title_case("hello world")', '"Hello World"')},
+            "write": {
+                "textkit/fmt.py": '"""Formatting."""\n\n\ndef title_case(text: str) -> str:\n'
+                '    return " ".join(w.capitalize() for w in text.split())\n',
+                "tests/test_fmt.py": _test(
+                    "fmt", "title_case", 'title_case("hello world")', '"Hello World"'
+                ),
+            },
             "commit": "fmt: title_case (committed by the agent itself)",
             "summary": "title_case() in textkit/fmt.py; the agent committed it itself",
         },
         "words-unique": {
-            "append": {"textkit/words.py": "\n\ndef unique_words(text: str) -> set[str]:\n"
-                                           "    return set(text.lower().split())\n"},
-            "write": {"tests/test_unique.py": _test("words", "unique_words", 'unique_words("A a b")', '{"a", "b"}')},
+            "append": {
+                "textkit/words.py": "\n\ndef unique_words(text: str) -> set[str]:\n"
+                "    return set(text.lower().split())\n"
+            },
+            "write": {
+                "tests/test_unique.py": _test(
+                    "words", "unique_words", 'unique_words("A a b")', '{"a", "b"}'
+                )
+            },
             "summary": "unique_words() in textkit/words.py, left uncommitted for gitdag to commit",
         },
         "verify": {"run": tests_cmd, "summary": "the whole suite passes on the integrated code"},
@@ -122,10 +155,21 @@ def script(tests_cmd: str) -> dict[str, object]:
 
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(
-        ["git", "-c", "user.name=gitdag demo", "-c", "user.email=demo@gitdag.invalid",
-         "-c", "init.defaultBranch=main", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            "git",
+            "-c",
+            "user.name=gitdag demo",
+            "-c",
+            "user.email=demo@gitdag.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            *args,
+        ],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def create(where: Path | None) -> Path:
@@ -168,8 +212,12 @@ def run_demo(where: Path | None, *, quiet: bool = False) -> int:
     out = Progress(quiet=quiet, stream=sys.stdout, live=False)
     out.event(f"demo repository: {root}")
     with StateStore.open(root) as store:
-        actions.init(store, GOAL, "dagain/integration",
-                     {"retry": {"max_attempts": 3, "backoff_s": 0, "backoff_max_s": 0}})  # fmt: skip
+        actions.init(
+            store,
+            GOAL,
+            "dagain/integration",
+            {"retry": {"max_attempts": 3, "backoff_s": 0, "backoff_max_s": 0}},
+        )
         configure(root)
         out.event(f"goal: {GOAL}")
         settings = load_settings(store.paths.dagain)
@@ -181,7 +229,7 @@ def run_demo(where: Path | None, *, quiet: bool = False) -> int:
             f"  git -C {q} log --oneline dagain/state        # every transition, one commit each\n"
             f"  git -C {q} log --oneline --graph dagain/integration   # the integrated code\n"
             f"  gitdag -C {q} status\n"
-            f"  gitdag -C {q} log stats-median               # the conflict, and the retry that resolved it\n"
+            f"  gitdag -C {q} log stats-median               # the conflict, and its retry\n"
             f"  gitdag -C {q} graph --format mermaid\n"
             f"Your own checkout of {root} was never touched: main is where it was.\n"
         )

@@ -7,9 +7,9 @@ GitdagError (1)
 │   ├── GraphError (2)         cycle, unknown node, duplicate id
 │   └── IncidentError (2)      something bypassed gitdag and moved dagain/state (a runner)
 ├── NotInitialisedError (2)    no dagain/state branch (run `gitdag init`)
-├── StoreError (3)             the state branch cannot be read or written (corrupt objects, lock trouble)
-│   └── StaleSnapshotError (3) the head moved under a compare-and-swap more times than the retry bound
-├── TransitionError (3)        an illegal status change reached the store: a bug, core should have refused
+├── StoreError (3)             the state branch cannot be read or written (corrupt objects, locks)
+│   └── StaleSnapshotError (3) the head kept moving under compare-and-swap past the retry bound
+├── TransitionError (3)        an illegal status change reached the store: a bug (core refuses them)
 ├── RunnerError (3)            a runner could not be launched for reasons outside the node
 ├── WorkspaceError (3)         worktree or merge trouble that is not an ordinary conflict
 ├── RemoteError (2)            a remote rejected a push or cannot be reached

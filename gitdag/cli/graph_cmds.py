@@ -9,20 +9,36 @@ import click
 from gitdag import actions
 from gitdag.cli._common import echo_json, open_store, split_list
 from gitdag.core import render
-from gitdag.core.model import Kind, Status
+from gitdag.core.model import Kind
 from gitdag.store import history
 
 
 @click.command()
 @click.option("--goal", default="", help="The goal; creates the root plan node plan-000.")
-@click.option("--target", default="dagain/integration", show_default=True,
-              help="The branch the merge queue integrates into (created at HEAD).")
-@click.option("--max-attempts", type=click.IntRange(1, 100), default=None,
-              help="Attempts per node before it fails (graph default; 3).")
-@click.option("--backoff", type=click.FloatRange(0, 86400), default=None,
-              help="Seconds before the first retry, doubling after each failure (5).")
-@click.option("--lease", type=click.IntRange(5, 86400), default=None,
-              help="Seconds a claim holds without renewal (600).")
+@click.option(
+    "--target",
+    default="dagain/integration",
+    show_default=True,
+    help="The branch the merge queue integrates into (created at HEAD).",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Attempts per node before it fails (graph default; 3).",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(0, 86400),
+    default=None,
+    help="Seconds before the first retry, doubling after each failure (5).",
+)
+@click.option(
+    "--lease",
+    type=click.IntRange(5, 86400),
+    default=None,
+    help="Seconds a claim holds without renewal (600).",
+)
 def init(goal: str, target: str, max_attempts: int | None, backoff: float | None,
          lease: int | None) -> None:  # fmt: skip
     """Create dagain/state, .dagain/ and the target branch."""
@@ -48,7 +64,9 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.command()
 @click.argument("node_id")
 @click.option("--title", required=True)
-@click.option("--kind", type=click.Choice([k.value for k in Kind]), default="task", show_default=True)
+@click.option(
+    "--kind", type=click.Choice([k.value for k in Kind]), default="task", show_default=True
+)
 @click.option("--deps", default="", help="Comma-separated ids that must be done first.")
 @click.option("--after", default="", help="Comma-separated ids that must be terminal first.")
 @click.option("--run", "run_cmd", default=None, help="Shell command (command nodes).")
@@ -58,7 +76,9 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.option("--ownership", default="", help="Comma-separated path globs this node may change.")
 @click.option("--labels", default="", help="Comma-separated worker labels this node needs.")
 @click.option("--acceptance", multiple=True, help="An acceptance criterion (repeatable).")
-@click.option("--verify", "verify_cmds", multiple=True, help="A command that checks it (repeatable).")
+@click.option(
+    "--verify", "verify_cmds", multiple=True, help="A command that checks it (repeatable)."
+)
 @click.option("--worktree/--no-worktree", default=False, help="command nodes: run in a worktree.")
 @click.option("--role", default=None)
 @click.option("--runner", default=None)
@@ -81,8 +101,12 @@ def add(node_id: str, title: str, kind: str, deps: str, after: str, run_cmd: str
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--remote", default=None, metavar="NAME",
-              help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).")
+@click.option(
+    "--remote",
+    default=None,
+    metavar="NAME",
+    help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).",
+)
 def status(as_json: bool, remote: str | None) -> None:
     """Counts per status; ready, blocked, running, and the merge queue."""
     if remote is not None:
@@ -113,7 +137,9 @@ def status(as_json: bool, remote: str | None) -> None:
 def _list(label: str, items: list[str], limit: int = 20) -> None:
     if not items:
         return
-    shown = ", ".join(items[:limit]) + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+    shown = ", ".join(items[:limit]) + (
+        f", … (+{len(items) - limit})" if len(items) > limit else ""
+    )
     click.echo(f"{label} ({len(items)}): {shown}")
 
 
@@ -182,8 +208,13 @@ def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
 
 
 @click.command("graph")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "json"]),
+    default="mermaid",
+    show_default=True,
+)
 def graph_cmd(fmt: str) -> None:
     """The graph as mermaid (GitHub renders it), Graphviz dot, or JSON."""
     with open_store() as store:
@@ -214,4 +245,3 @@ def validate(rev: str | None) -> None:
 def register(group: click.Group) -> None:
     for command in (init, add, status, show, ready, log, graph_cmd, validate):
         group.add_command(command)
-

@@ -13,18 +13,47 @@ from gitdag.supervisor.progress import Progress
 
 
 @click.command("work")
-@click.option("--remote", "remote", required=True, metavar="NAME",
-              help="The git remote whose dagain/state holds the graph (e.g. origin).")
-@click.option("--max-nodes", type=click.IntRange(1, None), default=None,
-              help="Stop after running this many nodes (and integrating their code).")
-@click.option("--idle-exit", type=click.FloatRange(0, None), default=None, metavar="SECONDS",
-              help="Stop after this long with nothing to do (default: wait while others work).")
-@click.option("--labels", default="", help="Comma-separated labels of this worker (a node "
-              "with labels only goes to workers that have them all).")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Nodes this worker runs at the same time.")
-@click.option("--poll", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
-              metavar="SECONDS", help="How often to fetch the remote while waiting.")
+@click.option(
+    "--remote",
+    "remote",
+    required=True,
+    metavar="NAME",
+    help="The git remote whose dagain/state holds the graph (e.g. origin).",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Stop after running this many nodes (and integrating their code).",
+)
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(0, None),
+    default=None,
+    metavar="SECONDS",
+    help="Stop after this long with nothing to do (default: wait while others work).",
+)
+@click.option(
+    "--labels",
+    default="",
+    help="Comma-separated labels of this worker (a node "
+    "with labels only goes to workers that have them all).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Nodes this worker runs at the same time.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(0.05, 600),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to fetch the remote while waiting.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: str, workers: int,
          poll: float, quiet: bool) -> None:  # fmt: skip

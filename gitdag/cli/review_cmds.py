@@ -51,9 +51,7 @@ def run_validate(spec: str | None) -> None:
     click.echo("ok")
 
 
-def validate_spec(
-    store: StateStore, spec: str | None
-) -> tuple[list[str], str | None, list[str]]:
+def validate_spec(store: StateStore, spec: str | None) -> tuple[list[str], str | None, list[str]]:
     """Return the problems of `validate [REV | A..B]` (one line each), a repair hint, and notes."""
     if spec is not None and ".." in spec:
         base, head = ranges.parse_range(store, spec)
@@ -92,8 +90,11 @@ def _report(outcome: Committed | Rejected | None, what: str, nothing: str) -> No
 
 @click.command()
 @click.argument("commit")
-@click.option("--force", is_flag=True,
-              help="Also revert the later transitions that build on COMMIT (listed in the commit).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also revert the later transitions that build on COMMIT (listed in the commit).",
+)
 def revert(commit: str, force: bool) -> None:
     """Undo the transition COMMIT with a new commit on dagain/state."""
     with open_store() as store:
@@ -133,12 +134,18 @@ def _indent(text: str) -> str:
 
 @click.command()
 @click.argument("name")
-@click.option("--from-file", "from_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML list of nodes (an existing id: an edit of the fields given).")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML list of nodes (an existing id: an edit of the fields given).",
+)
 @click.option("--add", "node_id", default=None, help="Add one node with this id (options below).")
 @click.option("--title", default=None)
-@click.option("--kind", type=click.Choice([k.value for k in Kind]), default="task",
-              show_default=True)
+@click.option(
+    "--kind", type=click.Choice([k.value for k in Kind]), default="task", show_default=True
+)
 @click.option("--deps", default="", help="Comma-separated ids that must be done first.")
 @click.option("--after", default="", help="Comma-separated ids that must be terminal first.")
 @click.option("--run", "run_cmd", default=None, help="Shell command (command nodes).")
@@ -148,8 +155,9 @@ def _indent(text: str) -> str:
 @click.option("--ownership", default="", help="Comma-separated path globs this node may change.")
 @click.option("--labels", default="", help="Comma-separated worker labels this node needs.")
 @click.option("--acceptance", multiple=True, help="An acceptance criterion (repeatable).")
-@click.option("--verify", "verify_cmds", multiple=True,
-              help="A command that checks it (repeatable).")
+@click.option(
+    "--verify", "verify_cmds", multiple=True, help="A command that checks it (repeatable)."
+)
 @click.option("--worktree/--no-worktree", default=False, help="command nodes: run in a worktree.")
 @click.option("--role", default=None)
 @click.option("--runner", default=None)
@@ -199,11 +207,18 @@ def hooks() -> None:
 
 @hooks.command("install")
 @click.option("--server", is_flag=True, help="Install the server-side hook (bare repositories).")
-@click.option("--hook", "names", multiple=True,
-              type=click.Choice([*hookfiles.CLIENT_HOOKS, *hookfiles.SERVER_HOOKS]),
-              help="Install exactly these hooks (repeatable).")
-@click.option("--ci", is_flag=True,
-              help="Also put the GitHub Actions workflow on dagain/state (.github/workflows/).")
+@click.option(
+    "--hook",
+    "names",
+    multiple=True,
+    type=click.Choice([*hookfiles.CLIENT_HOOKS, *hookfiles.SERVER_HOOKS]),
+    help="Install exactly these hooks (repeatable).",
+)
+@click.option(
+    "--ci",
+    is_flag=True,
+    help="Also put the GitHub Actions workflow on dagain/state (.github/workflows/).",
+)
 def hooks_install(server: bool, names: tuple[str, ...], ci: bool) -> None:
     """Install the pre-push hook (or with --server, pre-receive) without clobbering others."""
     from gitdag.store.repo import open_repo

@@ -12,8 +12,12 @@ from gitdag.supervisor.progress import Progress
 
 
 @click.command("run")
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Nodes run at the same time (default: config defaults.workers).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Nodes run at the same time (default: config defaults.workers).",
+)
 @click.option("--once", is_flag=True, help="Finish one node, then stop.")
 @click.option("--watch", is_flag=True, help="Keep waiting for new work until interrupted.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -74,11 +78,14 @@ def retry(node_id: str, force: bool) -> None:
     click.echo(f"reopened {node_id} ({committed.head[:12]})")
 
 
-
-
 @click.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Where to create the demo repository (default: a new temporary directory).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to create the demo repository (default: a new temporary directory).",
+)
 @click.option("--quiet", "-q", is_flag=True)
 def demo(directory: str | None, quiet: bool) -> None:
     """Run gitdag on a throwaway example repository, start to finish (no agent needed)."""
@@ -90,27 +97,41 @@ def demo(directory: str | None, quiet: bool) -> None:
 
 
 @click.command("gc")
-@click.option("--delete-unmerged", is_flag=True,
-              help="Also delete branches of failed/cancelled nodes (their only copy of that work).")
-@click.option("--runs-older-than", type=click.FloatRange(0), default=None, metavar="DAYS",
-              help="Also remove run directories (packets, logs) untouched for this many days.")
+@click.option(
+    "--delete-unmerged",
+    is_flag=True,
+    help="Also delete branches of failed/cancelled nodes (their only copy of that work).",
+)
+@click.option(
+    "--runs-older-than",
+    type=click.FloatRange(0),
+    default=None,
+    metavar="DAYS",
+    help="Also remove run directories (packets, logs) untouched for this many days.",
+)
 def gc_cmd(delete_unmerged: bool, runs_older_than: float | None) -> None:
-    """Remove leftover worktrees, scratch checkouts and integrated branches; report the disk freed."""
+    """Remove leftover worktrees, scratch checkouts and merged branches; report disk freed."""
     from gitdag.supervisor.housekeeping import collect_garbage
 
     with open_store() as store:
         report = collect_garbage(
-            store, delete_unmerged=delete_unmerged,
+            store,
+            delete_unmerged=delete_unmerged,
             runs_older_than_s=None if runs_older_than is None else runs_older_than * 86400,
-        )  # fmt: skip
-    for label, items in (("removed worktrees", report.removed_worktrees),
-                         ("removed scratch checkouts", report.removed_scratch),
-                         ("deleted branches", report.deleted_branches),
-                         ("archived branches", report.archived_branches),
-                         ("kept branches (unmerged work)", report.kept_branches),
-                         ("removed run directories", report.removed_runs)):  # fmt: skip
+        )
+    for label, items in (
+        ("removed worktrees", report.removed_worktrees),
+        ("removed scratch checkouts", report.removed_scratch),
+        ("deleted branches", report.deleted_branches),
+        ("archived branches", report.archived_branches),
+        ("kept branches (unmerged work)", report.kept_branches),
+        ("removed run directories", report.removed_runs),
+    ):
         if items:
-            click.echo(f"{label} ({len(items)}): {', '.join(items[:10])}" + (" …" if len(items) > 10 else ""))
+            click.echo(
+                f"{label} ({len(items)}): {', '.join(items[:10])}"
+                + (" …" if len(items) > 10 else "")
+            )
     click.echo(f"freed {report.bytes_freed / 1024 / 1024:.1f} MiB")
 
 

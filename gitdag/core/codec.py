@@ -35,9 +35,7 @@ class DecodeError(ValueError):
 
 # \Z, not $: "$" also matches before a final newline, which would let "a\n" go out plain.
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*(?: [A-Za-z0-9_./@+()-]+)*\Z")
-_RESERVED = frozenset(
-    {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
-)
+_RESERVED = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"})
 
 
 def _scalar(value: Any) -> str:
@@ -191,6 +189,8 @@ def _ruamel() -> Any:
 
         _yaml = YAML(typ="safe", pure=False)
     return _yaml
+
+
 # An anchor or alias starts a node: it follows a space, a line start or a flow indicator. Globs
 # such as `src/**` do not, so they do not cost a second parse.
 _MAYBE_ALIAS = re.compile(r"(?:^|[\s\[{,:?-])[&*]", re.MULTILINE)
@@ -283,9 +283,11 @@ def validation_message(exc: ValidationError) -> str:
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "required field is missing"
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(
-        errors
-    ) > 1 else ""
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        if len(errors) > 1
+        else ""
+    )
     return f"field {loc}: {_one_line(msg)}{more}"
 
 

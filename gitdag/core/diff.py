@@ -270,15 +270,14 @@ def render_text(diff: GraphDiff, *, limit: int = 200) -> str:
             lines.extend(
                 f"    {f.path}: {_show(f.new)}"
                 for f in change.fields
-                if f.path not in _SKIP_ON_ADD and not _is_default(f.new)
+                if f.path not in _SKIP_ON_ADD
+                and not _is_default(f.new)
                 and f.path not in ("title", "status")
             )
         elif change.change == "removed":
             lines.append(f"- {change.id} ({change.old_status}): {_show(change.title)}")
         else:
-            status = (
-                f" {change.old_status} -> {change.new_status}" if change.status_changed else ""
-            )
+            status = f" {change.old_status} -> {change.new_status}" if change.status_changed else ""
             lines.append(f"~ {change.id}{status}")
             lines.extend(
                 f"    {f.path}: {_show(f.old)} -> {_show(f.new)}"

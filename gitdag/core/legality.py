@@ -214,8 +214,10 @@ def _result_problems(old: Node, new: Node, verb: str | None, info: StepInfo) -> 
     if entered is Status.DONE and verb == "merge" and (new.work is None or not new.work.merged):
         problems.append(Violation("done by merge without the integrating commit", nid,
                                   "work.merged"))  # fmt: skip
-    if verb == "answer" and entered is not None and (
-        new.checkpoint is None or new.checkpoint.answer is None
+    if (
+        verb == "answer"
+        and entered is not None
+        and (new.checkpoint is None or new.checkpoint.answer is None)
     ):
         problems.append(Violation("answered without an answer", nid, "checkpoint.answer"))
     if entered is Status.FAILED and new.error is None:

@@ -81,14 +81,18 @@ def claim(
     )
 
 
-def renew_lease(node: Node, *, attempt: int, now: dt.datetime, lease_s: int) -> Transition | Rejected:
+def renew_lease(
+    node: Node, *, attempt: int, now: dt.datetime, lease_s: int
+) -> Transition | Rejected:
     """Extend the lease of a running attempt (running -> running)."""
     problem = _current(node, attempt)
     if problem is not None:
         return problem
     assert node.claim is not None
     new = _touch(
-        node, now, claim=node.claim.model_copy(update={"lease_until": now + dt.timedelta(seconds=lease_s)})
+        node,
+        now,
+        claim=node.claim.model_copy(update={"lease_until": now + dt.timedelta(seconds=lease_s)}),
     )
     return Transition(
         verb="lease", subject=node.id, summary="lease renewed", put=(new,), attempt=attempt
@@ -209,7 +213,9 @@ def fail(
             put=(new,),
             attempt=node.attempts,
         )
-    new = _touch(node, now, status=Status.FAILED, claim=None, error=error, pool=pool, not_before=None)
+    new = _touch(
+        node, now, status=Status.FAILED, claim=None, error=error, pool=pool, not_before=None
+    )
     escalation = escalate(new, nodes, graph_file, now=now)
     put: tuple[Node, ...] = (new,) if escalation is None else (new, escalation)
     return Transition(
@@ -260,8 +266,10 @@ def escalate(
         if existing.status in (Status.RUNNING, Status.MERGING, Status.NEEDS_HUMAN):
             return None
         # Reopened in place: a fresh budget, the new failure in its description.
-        return None if existing.status is Status.OPEN else _reopen_escalation(
-            esc_id, existing, description, now
+        return (
+            None
+            if existing.status is Status.OPEN
+            else _reopen_escalation(esc_id, existing, description, now)
         )
     return Node(
         id=esc_id,
@@ -276,12 +284,14 @@ def escalate(
     )
 
 
-def _reopen_escalation(esc_id: str, existing: NodeSummary, description: str, now: dt.datetime) -> Node:
+def _reopen_escalation(
+    esc_id: str, existing: NodeSummary, description: str, now: dt.datetime
+) -> Node:
     # The caller only has the summary; the supervisor re-reads the full node when it claims it,
     # so the rebuilt record carries what matters: open, fresh budget, the new description.
     return Node(
         id=esc_id,
-        title=f"Replan after {esc_id[len(ESCALATE_PREFIX):]} failed",
+        title=f"Replan after {esc_id[len(ESCALATE_PREFIX) :]} failed",
         description=description,
         kind=Kind.PLAN,
         status=Status.OPEN,
@@ -294,13 +304,19 @@ def _reopen_escalation(esc_id: str, existing: NodeSummary, description: str, now
     )
 
 
-def to_merging(node: Node, work: Work, *, attempt: int, summary: str, outputs: dict[str, str],
-               now: dt.datetime) -> Node:  # fmt: skip
+def to_merging(
+    node: Node, work: Work, *, attempt: int, summary: str, outputs: dict[str, str], now: dt.datetime
+) -> Node:
     """Return the node after a successful attempt with code to integrate."""
     return _touch(
-        node, now, status=Status.MERGING, claim=None, error=None, work=work,
+        node,
+        now,
+        status=Status.MERGING,
+        claim=None,
+        error=None,
+        work=work,
         outputs={**outputs, "summary": summary or outputs.get("summary") or "done"},
-    )  # fmt: skip
+    )
 
 
 def merged(node: Node, *, merged_commit: str, now: dt.datetime) -> Transition | Rejected:
@@ -338,19 +354,34 @@ def answer(
         return Rejected("the answer is empty", field="answer")
     recorded = cp.model_copy(update={"answer": text, "answered_by": by, "answered_at": now})
     if node.kind is Kind.CHECKPOINT:
-        new = _touch(node, now, status=Status.DONE, checkpoint=recorded,
-                     outputs={**node.outputs, "summary": text, "answer": text})  # fmt: skip
+        new = _touch(
+            node,
+            now,
+            status=Status.DONE,
+            checkpoint=recorded,
+            outputs={**node.outputs, "summary": text, "answer": text},
+        )
         to = "done"
     else:
         # The attempt that asked is over; the answer goes into the next attempt's packet and
         # does not use up the retry budget.
-        new = _touch(node, now, status=Status.OPEN, checkpoint=recorded, not_before=None,
-                     attempt_base=node.attempt_base + 1)  # fmt: skip
+        new = _touch(
+            node,
+            now,
+            status=Status.OPEN,
+            checkpoint=recorded,
+            not_before=None,
+            attempt_base=node.attempt_base + 1,
+        )
         to = "open"
     return Transition(
-        verb="answer", subject=node.id, from_status="needs_human", to_status=to, summary=text,
+        verb="answer",
+        subject=node.id,
+        from_status="needs_human",
+        to_status=to,
+        summary=text,
         put=(new,),
-    )  # fmt: skip
+    )
 
 
 def cancel(node: Node, *, by: str, now: dt.datetime) -> Transition | Rejected:
@@ -360,9 +391,13 @@ def cancel(node: Node, *, by: str, now: dt.datetime) -> Transition | Rejected:
     error = NodeError(kind=ErrorKind.CANCELLED, summary=f"cancelled by {by}", attempt=node.attempts)
     new = _touch(node, now, status=Status.CANCELLED, claim=None, error=error, not_before=None)
     return Transition(
-        verb="cancel", subject=node.id, from_status=node.status.value, to_status="cancelled",
-        summary=f"cancelled by {by}", put=(new,),
-    )  # fmt: skip
+        verb="cancel",
+        subject=node.id,
+        from_status=node.status.value,
+        to_status="cancelled",
+        summary=f"cancelled by {by}",
+        put=(new,),
+    )
 
 
 def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected:
@@ -371,12 +406,23 @@ def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected
     if node.status not in allowed:
         hint = " (use --force to rerun a done node)" if node.status is Status.DONE else ""
         return Rejected(f"{node.id} is {node.status.value}; cannot retry{hint}")
-    new = _touch(node, now, status=Status.OPEN, claim=None, not_before=None,
-                 attempt_base=node.attempts, pool=None)  # fmt: skip
+    new = _touch(
+        node,
+        now,
+        status=Status.OPEN,
+        claim=None,
+        not_before=None,
+        attempt_base=node.attempts,
+        pool=None,
+    )
     return Transition(
-        verb="retry", subject=node.id, from_status=node.status.value, to_status="open",
-        summary="reopened with a fresh retry budget", put=(new,),
-    )  # fmt: skip
+        verb="retry",
+        subject=node.id,
+        from_status=node.status.value,
+        to_status="open",
+        summary="reopened with a fresh retry budget",
+        put=(new,),
+    )
 
 
 def recover(node: Node, *, reason: str, now: dt.datetime) -> Transition | Rejected:
@@ -389,12 +435,24 @@ def recover(node: Node, *, reason: str, now: dt.datetime) -> Transition | Reject
     if node.status is not Status.RUNNING:
         return Rejected(f"{node.id} is {node.status.value}, not running")
     error = NodeError(kind=ErrorKind.LEASE_EXPIRED, summary=reason, attempt=node.attempts)
-    new = _touch(node, now, status=Status.OPEN, claim=None, error=error, not_before=None,
-                 attempt_base=node.attempt_base + 1)  # fmt: skip
+    new = _touch(
+        node,
+        now,
+        status=Status.OPEN,
+        claim=None,
+        error=error,
+        not_before=None,
+        attempt_base=node.attempt_base + 1,
+    )
     return Transition(
-        verb="lease", subject=node.id, from_status="running", to_status="open", summary=reason,
-        put=(new,), attempt=node.attempts,
-    )  # fmt: skip
+        verb="lease",
+        subject=node.id,
+        from_status="running",
+        to_status="open",
+        summary=reason,
+        put=(new,),
+        attempt=node.attempts,
+    )
 
 
 def set_paused(graph_file: GraphFile, paused: bool) -> Transition | Rejected:
@@ -406,6 +464,10 @@ def set_paused(graph_file: GraphFile, paused: bool) -> Transition | Rejected:
     )
     verb = "pause" if paused else "resume"
     return Transition(
-        verb=verb, subject="graph", from_status="active" if paused else "paused",
-        to_status="paused" if paused else "active", summary=f"graph {verb}d", graph=new,
-    )  # fmt: skip
+        verb=verb,
+        subject="graph",
+        from_status="active" if paused else "paused",
+        to_status="paused" if paused else "active",
+        summary=f"graph {verb}d",
+        graph=new,
+    )

@@ -77,31 +77,66 @@ def judge(
         return _fail(node, nodes, graph_file, ErrorKind.TASK_FAILURE, summary, attempt, now, pool)
     if result.status == "checkpoint":
         if result.checkpoint is None:
-            return _fail(node, nodes, graph_file, ErrorKind.INVALID_RESULT,
-                         "status checkpoint without a checkpoint question", attempt, now, pool)  # fmt: skip
-        cp = Checkpoint(question=result.checkpoint.question, options=tuple(result.checkpoint.options))
+            return _fail(
+                node,
+                nodes,
+                graph_file,
+                ErrorKind.INVALID_RESULT,
+                "status checkpoint without a checkpoint question",
+                attempt,
+                now,
+                pool,
+            )
+        cp = Checkpoint(
+            question=result.checkpoint.question, options=tuple(result.checkpoint.options)
+        )
         new = node.model_copy(
-            update={"status": Status.NEEDS_HUMAN, "claim": None, "checkpoint": cp,
-                    "outputs": _outputs(result), "updated_at": now}
-        )  # fmt: skip
+            update={
+                "status": Status.NEEDS_HUMAN,
+                "claim": None,
+                "checkpoint": cp,
+                "outputs": _outputs(result),
+                "updated_at": now,
+            }
+        )
         return Transition(
-            verb="checkpoint", subject=node.id, from_status="running", to_status="needs_human",
-            summary=cp.question, put=(new,), attempt=attempt,
-        )  # fmt: skip
+            verb="checkpoint",
+            subject=node.id,
+            from_status="running",
+            to_status="needs_human",
+            summary=cp.question,
+            put=(new,),
+            attempt=attempt,
+        )
     verdict = _check_proposal(node, nodes, full, result, now)
     if isinstance(verdict, Rejected):
-        return _fail(node, nodes, graph_file, ErrorKind.INVALID_RESULT,
-                     f"result rejected: {verdict}", attempt, now, pool)  # fmt: skip
+        return _fail(
+            node,
+            nodes,
+            graph_file,
+            ErrorKind.INVALID_RESULT,
+            f"result rejected: {verdict}",
+            attempt,
+            now,
+            pool,
+        )
     added, changed = verdict
     outputs = _outputs(result)
     if work is not None and node.changes_code():
-        done = lifecycle.to_merging(node, work, attempt=attempt, summary=result.summary,
-                                    outputs=outputs, now=now)  # fmt: skip
+        done = lifecycle.to_merging(
+            node, work, attempt=attempt, summary=result.summary, outputs=outputs, now=now
+        )
     else:
         done = node.model_copy(
-            update={"status": Status.DONE, "claim": None, "error": None, "outputs": outputs,
-                    "updated_at": now, **({"work": work} if work is not None else {})}
-        )  # fmt: skip
+            update={
+                "status": Status.DONE,
+                "claim": None,
+                "error": None,
+                "outputs": outputs,
+                "updated_at": now,
+                **({"work": work} if work is not None else {}),
+            }
+        )
     put = (done, *added, *changed)
     extra = ""
     if added:
@@ -109,38 +144,79 @@ def judge(
     if changed:
         extra += f" (set {', '.join(f'{n.id}={n.status.value}' for n in changed)})"
     return Transition(
-        verb="complete", subject=node.id, from_status="running", to_status=done.status.value,
-        summary=(result.summary or "done") + extra, put=put,
-        nodes=tuple(n.id for n in put), attempt=attempt,
-    )  # fmt: skip
+        verb="complete",
+        subject=node.id,
+        from_status="running",
+        to_status=done.status.value,
+        summary=(result.summary or "done") + extra,
+        put=put,
+        nodes=tuple(n.id for n in put),
+        attempt=attempt,
+    )
 
 
 def _outputs(result: RunnerResult) -> dict[str, str]:
     # Every finished node records a summary: dependents' packets show it, and a done node
     # without one is what a hand-made (illegal) edit looks like to `gitdag validate`.
     outputs = dict(result.outputs)
-    outputs["summary"] = result.summary or outputs.get("summary") or f"{result.status} (no summary given)"
+    outputs["summary"] = (
+        result.summary or outputs.get("summary") or f"{result.status} (no summary given)"
+    )
     return outputs
 
 
-def _fail(node: Node, nodes: Mapping[str, NodeSummary], graph_file: GraphFile, kind: ErrorKind,
-          summary: str, attempt: int, now: dt.datetime, pool: PoolRules) -> Transition | Rejected:  # fmt: skip
+def _fail(
+    node: Node,
+    nodes: Mapping[str, NodeSummary],
+    graph_file: GraphFile,
+    kind: ErrorKind,
+    summary: str,
+    attempt: int,
+    now: dt.datetime,
+    pool: PoolRules,
+) -> Transition | Rejected:
     return lifecycle.fail(
-        node, nodes, graph_file, kind=kind, summary=summary, now=now, attempt=attempt,
-        pool_size=pool.size, promote_on=pool.promote_on, promote_after=pool.promote_after,
-    )  # fmt: skip
+        node,
+        nodes,
+        graph_file,
+        kind=kind,
+        summary=summary,
+        now=now,
+        attempt=attempt,
+        pool_size=pool.size,
+        promote_on=pool.promote_on,
+        promote_after=pool.promote_after,
+    )
 
 
-def fail_attempt(node: Node, nodes: Mapping[str, NodeSummary], graph_file: GraphFile, *,
-                 kind: ErrorKind, summary: str, attempt: int, now: dt.datetime,
-                 pool: PoolRules = PoolRules(), paths: tuple[str, ...] = (),
-                 verb: str = "fail") -> Transition | Rejected:  # fmt: skip
+def fail_attempt(
+    node: Node,
+    nodes: Mapping[str, NodeSummary],
+    graph_file: GraphFile,
+    *,
+    kind: ErrorKind,
+    summary: str,
+    attempt: int,
+    now: dt.datetime,
+    pool: PoolRules = PoolRules(),
+    paths: tuple[str, ...] = (),
+    verb: str = "fail",
+) -> Transition | Rejected:
     """Record a failed attempt that produced no usable result (timeout, spawn error, ...)."""
     return lifecycle.fail(
-        node, nodes, graph_file, kind=kind, summary=summary, now=now, attempt=attempt, paths=paths,
-        pool_size=pool.size, promote_on=pool.promote_on, promote_after=pool.promote_after,
+        node,
+        nodes,
+        graph_file,
+        kind=kind,
+        summary=summary,
+        now=now,
+        attempt=attempt,
+        paths=paths,
+        pool_size=pool.size,
+        promote_on=pool.promote_on,
+        promote_after=pool.promote_after,
         verb=verb,
-    )  # fmt: skip
+    )
 
 
 def scope_of(nodes: Mapping[str, graph.NodeLike], node_id: str) -> set[str]:
@@ -168,7 +244,9 @@ def _check_proposal(
 ) -> tuple[list[Node], list[Node]] | Rejected:
     proposed = result.next.addNodes
     if len(proposed) > MAX_ADD_NODES:
-        return Rejected(f"adds {len(proposed)} nodes, more than {MAX_ADD_NODES}", field="next.addNodes")
+        return Rejected(
+            f"adds {len(proposed)} nodes, more than {MAX_ADD_NODES}", field="next.addNodes"
+        )
     added: list[Node] = []
     for index, proposal in enumerate(proposed):
         fields = proposal.to_fields()
@@ -180,7 +258,9 @@ def _check_proposal(
         if isinstance(built, Rejected):
             return Rejected(built.reason, field=f"{where}.{built.field}" if built.field else where)
         if built.parent != node.id and built.parent not in scope_of(nodes, node.id):
-            return Rejected(f"parent {built.parent!r} is outside this node's scope", field=f"{where}.parent")
+            return Rejected(
+                f"parent {built.parent!r} is outside this node's scope", field=f"{where}.parent"
+            )
         existing = nodes.get(built.id)
         if existing is not None:
             if existing.parent == built.parent and _same_request(full.get(built.id), built):
@@ -189,7 +269,10 @@ def _check_proposal(
         added.append(built)
     problem = check_additions(nodes, added)
     if problem is not None:
-        return Rejected(problem.reason, field=f"next.addNodes: {problem.field}" if problem.field else "next.addNodes")
+        return Rejected(
+            problem.reason,
+            field=f"next.addNodes: {problem.field}" if problem.field else "next.addNodes",
+        )
     merged: dict[str, graph.NodeLike] = dict(nodes)
     merged.update({n.id: summarize(n) for n in added})
     allowed = scope_of(merged, node.id)
@@ -198,24 +281,32 @@ def _check_proposal(
         where = f"next.setStatus[{index}]"
         item = change
         if item.id == node.id:
-            return Rejected("a node cannot set its own status; report it as the result's status", field=where)
+            return Rejected(
+                "a node cannot set its own status; report it as the result's status", field=where
+            )
         if item.id not in merged:
             return Rejected(f"unknown node {item.id!r}", field=f"{where}.id")
         if item.id not in allowed:
             return Rejected(f"node {item.id!r} is outside this node's scope", field=f"{where}.id")
         target = Status(item.status)
         if target not in SETTABLE:
-            return Rejected(f"status {target.value!r} cannot be set by a result (open or cancelled only)",
-                            field=f"{where}.status")  # fmt: skip
+            return Rejected(
+                f"status {target.value!r} cannot be set by a result (open or cancelled only)",
+                field=f"{where}.status",
+            )
         current = next((n for n in added if n.id == item.id), None) or full.get(item.id)
         if current is None:
             return Rejected(f"node {item.id!r} could not be read", field=f"{where}.id")
         if current.status is Status.RUNNING or current.status is Status.MERGING:
-            return Rejected(f"node {item.id!r} is {current.status.value}; it cannot be changed now",
-                            field=f"{where}.status")  # fmt: skip
+            return Rejected(
+                f"node {item.id!r} is {current.status.value}; it cannot be changed now",
+                field=f"{where}.status",
+            )
         if not can_move(current.status, target, "edit" if target is Status.OPEN else "cancel"):
-            return Rejected(f"{item.id}: {current.status.value} -> {target.value} is not allowed",
-                            field=f"{where}.status")  # fmt: skip
+            return Rejected(
+                f"{item.id}: {current.status.value} -> {target.value} is not allowed",
+                field=f"{where}.status",
+            )
         update: dict[str, object] = {"status": target, "updated_at": now, "not_before": None}
         if target is Status.OPEN:
             update["attempt_base"] = current.attempts  # reopened by a planner: a fresh budget
@@ -230,5 +321,15 @@ def _check_proposal(
 def _same_request(existing: Node | None, proposed: Node) -> bool:
     if existing is None:
         return False
-    keys = ("title", "description", "kind", "deps", "after", "run", "ownership", "acceptance", "verify")
+    keys = (
+        "title",
+        "description",
+        "kind",
+        "deps",
+        "after",
+        "run",
+        "ownership",
+        "acceptance",
+        "verify",
+    )
     return all(getattr(existing, k) == getattr(proposed, k) for k in keys)

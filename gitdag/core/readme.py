@@ -118,9 +118,7 @@ def _escape(text: str) -> str:
     return text
 
 
-def render(
-    data: ReadmeData, *, goal: str, target: str, paused: bool, links: bool = True
-) -> str:
+def render(data: ReadmeData, *, goal: str, target: str, paused: bool, links: bool = True) -> str:
     """Return the README text.
 
     Args:

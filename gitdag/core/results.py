@@ -225,9 +225,7 @@ def parse_result(text: str | bytes) -> RunnerResult | ResultProblem:
     if not decoded.strip():
         return ResultProblem(ErrorKind.MISSING_RESULT, "result is empty")
     try:
-        data = json.loads(
-            decoded, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
-        )
+        data = json.loads(decoded, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         return _invalid(f"malformed JSON at line {exc.lineno} col {exc.colno}: {exc.msg}")
     except _DuplicateKey as exc:

@@ -134,7 +134,8 @@ def plan_revert(
         ]
         if not force:
             return Rejected(
-                f"later transitions build on {_short(target)}: " + "; ".join(lines)
+                f"later transitions build on {_short(target)}: "
+                + "; ".join(lines)
                 + ". Revert them first, or use --force to revert them too",
                 nodes=tuple(sorted(target.nodes)),
             )

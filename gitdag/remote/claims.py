@@ -24,7 +24,12 @@ CLAIM_TRIES = 20  # lost races before a claim gives up for now (each one chooses
 
 
 def candidates(
-    snap: Snapshot, now: dt.datetime, *, labels: Collection[str], slots: int, spread: int,
+    snap: Snapshot,
+    now: dt.datetime,
+    *,
+    labels: Collection[str],
+    slots: int,
+    spread: int,
     in_flight: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Return (checkpoint nodes to open, nodes this worker may claim), in claim order."""

@@ -241,8 +241,11 @@ class Worker:
                                 f"ready node(s) need labels it lacks: {names}")  # fmt: skip
             return 0
         else:
-            why = "the graph is paused" if paused else (
-                "some nodes failed, are blocked or wait for a human")
+            why = (
+                "the graph is paused"
+                if paused
+                else ("some nodes failed, are blocked or wait for a human")
+            )
             self.progress.event(f"stopped: nothing more can run ({summary}); {why}")
         return code
 
@@ -517,8 +520,9 @@ class Worker:
             try:
                 self.push_node(flight.node_id, _give_back(flight.attempt, "worker interrupted"))
             except (RemoteError, StaleSnapshotError) as exc:
-                self.progress.error(f"{flight.node_id}: not given back ({exc}); "
-                                    "its lease will run out")
+                self.progress.error(
+                    f"{flight.node_id}: not given back ({exc}); its lease will run out"
+                )
         return 130
 
     def _shutdown(self) -> None:

@@ -288,7 +288,7 @@ def _answer_md(data: PacketData) -> str:
         "- `outputs`: string values only. `errors`: a list of strings.\n"
         "- `next.addNodes`: new nodes (`id`, `title`, `kind`, `description`, `deps`, `after`,\n"
         "  `ownership`, `acceptance`, `verify`, `inputs`, `run`, `priority`, `labels`);\n"
-        "  `next.setStatus`: `[{\"id\": ..., \"status\": \"open\" | \"cancelled\"}]` for nodes in\n"
+        '  `next.setStatus`: `[{"id": ..., "status": "open" | "cancelled"}]` for nodes in\n'
         "  this node's own subtree.\n"
         "- Never edit gitdag's state (the `dagain/state` branch, `.dagain/`) yourself: propose.\n"
         "- The whole result is rejected, and nothing of it applied, if the JSON is malformed\n"
@@ -399,18 +399,29 @@ def packet_dict(data: PacketData) -> dict[str, Any]:
             "run": node.run,
         },
         "deps": [
-            {"id": d.id, "title": d.title, "status": d.status, "summary": d.summary,
-             "outputs": dict(d.outputs)}
+            {
+                "id": d.id,
+                "title": d.title,
+                "status": d.status,
+                "summary": d.summary,
+                "outputs": dict(d.outputs),
+            }
             for d in data.deps
         ],
         "inputs": [{"node": i.node, "key": i.key, "value": i.value} for i in data.inputs],
         "decisions": [
-            {"node": d.node_id, "question": d.question, "answer": d.answer,
-             "answered_by": d.answered_by,
-             "answered_at": _iso(d.answered_at) if d.answered_at else None}
+            {
+                "node": d.node_id,
+                "question": d.question,
+                "answer": d.answer,
+                "answered_by": d.answered_by,
+                "answered_at": _iso(d.answered_at) if d.answered_at else None,
+            }
             for d in data.decisions
         ],
-        "resume": None if resume is None else {
+        "resume": None
+        if resume is None
+        else {
             "attempt": resume.attempt if resume.attempt is not None else data.attempt - 1,
             "error_kind": resume.error_kind,
             "summary": resume.summary,

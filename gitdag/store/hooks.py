@@ -226,7 +226,7 @@ def check_update(store: StateStore, ref: str, old: str, new: str) -> tuple[list[
     else:
         return [], None
     report = ranges.validate_range(store, base, new)
-    lines = [f"{ref[len('refs/heads/'):]}: {p}" for p in report.problems]
+    lines = [f"{ref[len('refs/heads/') :]}: {p}" for p in report.problems]
     bad = report.first_bad_commit()
     hint = ranges.repair_hint(bad, ranges.first_parent(store, bad)) if bad is not None else None
     return lines, hint

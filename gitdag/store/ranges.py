@@ -271,9 +271,7 @@ def validate_range(store: StateStore, base: str | None, head: str) -> RangeRepor
             report.repaired += found
         else:
             report.problems += found
-    report.problems += [
-        RangeProblem(None, str(p), p.node) for p in graph_problems_at(store, head)
-    ]
+    report.problems += [RangeProblem(None, str(p), p.node) for p in graph_problems_at(store, head)]
     return report
 
 

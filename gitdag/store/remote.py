@@ -358,8 +358,11 @@ class RemoteState:
             took = time.monotonic() - began
             if outcome.ok:
                 self._adopt(snap, new_snap, extra)
-                if not read_back or self._landed(outcome, snap.head or "", sha) or \
-                        self._confirm(sha):
+                if (
+                    not read_back
+                    or self._landed(outcome, snap.head or "", sha)
+                    or self._confirm(sha)
+                ):
                     self.contention.won(took)
                     self._last_landed = sha
                     return Committed(result, sha, new_snap, attempt)

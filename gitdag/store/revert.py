@@ -146,9 +146,7 @@ def _apply_plan(
         subject = next(iter(restored)) if len(restored) == 1 else "graph"
     summary = f"Revert {target.commit[:12]} ({target.title})."
     if len(plan.commits) > 1:
-        others = ", ".join(
-            f"{c[:12]} ({by_commit[c].touch.title})" for c in plan.commits[:-1]
-        )
+        others = ", ".join(f"{c[:12]} ({by_commit[c].touch.title})" for c in plan.commits[:-1])
         summary += f" Also reverted, because they built on it: {others}."
     return restore_transition(
         verb="revert",

@@ -1,4 +1,4 @@
-"""Control from any shell: answer, pause, resume, cancel, retry — each one commit on the state branch.
+"""Control from any shell: answer, pause, resume, cancel, retry — one state commit each.
 
 A running supervisor sees the new head within a second and acts on it (stops a cancelled node's
 runner, starts an answered node's next attempt, stops claiming while paused).
@@ -6,6 +6,7 @@ runner, starts an answered node's next attempt, stops claiming while paused).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from gitdag.core import lifecycle
@@ -14,10 +15,11 @@ from gitdag.errors import InputError
 from gitdag.store import repo as repos
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
-import datetime as dt
 
 
-def _apply(store: StateStore, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]) -> Committed:
+def _apply(
+    store: StateStore, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
+) -> Committed:
     outcome = store.transact(compute, actor=repos.human_actor(store.repo))
     if isinstance(outcome, Rejected):
         raise InputError(str(outcome))
@@ -26,8 +28,9 @@ def _apply(store: StateStore, compute: Callable[[Snapshot, dt.datetime], Transit
     return outcome
 
 
-def _node_op(store: StateStore, node_id: str,
-             op: Callable[..., Transition | Rejected], **kwargs: object) -> Committed:  # fmt: skip
+def _node_op(
+    store: StateStore, node_id: str, op: Callable[..., Transition | Rejected], **kwargs: object
+) -> Committed:
     def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
         if node_id not in snap.nodes:
             return Rejected(f"unknown node {node_id!r}")

@@ -77,9 +77,13 @@ def _host_supervisor(actor: str | None, host: str) -> bool:
 
 
 def check_new_commits(
-    store: StateStore, known_head: str | None, new_head: str, own_actor: str,
-    *, host: str | None = None,
-) -> Incident | None:  # fmt: skip
+    store: StateStore,
+    known_head: str | None,
+    new_head: str,
+    own_actor: str,
+    *,
+    host: str | None = None,
+) -> Incident | None:
     """Check the commits after `known_head` up to `new_head`, none of which this supervisor wrote.
 
     Args:
@@ -120,9 +124,12 @@ def still_open(store: StateStore, local: Path, head: str) -> Incident | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         incident = Incident(
-            str(data["head"]), str(data["commit"]), data.get("parent"),
-            tuple(str(p) for p in data["problems"]), str(data["hint"]),
-        )  # fmt: skip
+            str(data["head"]),
+            str(data["commit"]),
+            data.get("parent"),
+            tuple(str(p) for p in data["problems"]),
+            str(data["hint"]),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
@@ -140,9 +147,14 @@ def record(local: Path, incident: Incident, actor: str, now: dt.datetime | None 
     local.mkdir(parents=True, exist_ok=True)
     when = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
     entry = {
-        "time": when, "supervisor": actor, "head": incident.head, "commit": incident.commit,
-        "parent": incident.parent, "problems": list(incident.problems), "hint": incident.hint,
-    }  # fmt: skip
+        "time": when,
+        "supervisor": actor,
+        "head": incident.head,
+        "commit": incident.commit,
+        "parent": incident.parent,
+        "problems": list(incident.problems),
+        "hint": incident.hint,
+    }
     log = local / INCIDENTS_LOG
     with log.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry) + "\n")

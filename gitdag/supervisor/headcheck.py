@@ -8,6 +8,7 @@ legality before the next transition is built on them. The last verified head is 
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from pathlib import Path
 
@@ -39,10 +40,8 @@ class HeadCheck:
         return text or None
 
     def _save(self, head: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.path.write_text(head + "\n")
-        except OSError:
-            pass
 
     def wrote(self, head: str) -> None:
         """Record a commit this supervisor made (trusted, never re-checked)."""

@@ -9,9 +9,10 @@ from gitdag.supervisor.lock import SupervisorLock
 from gitdag.workspace.gc import GcReport, gc
 
 
-def collect_garbage(store: StateStore, *, delete_unmerged: bool = False,
-                    runs_older_than_s: float | None = None) -> GcReport:  # fmt: skip
-    """Remove leftover worktrees, scratch checkouts and branches; refuses while a supervisor runs."""
+def collect_garbage(
+    store: StateStore, *, delete_unmerged: bool = False, runs_older_than_s: float | None = None
+) -> GcReport:
+    """Remove leftover worktrees, scratch checkouts and branches; never while a supervisor runs."""
     snap = store.snapshot()
     live = {nid for nid, n in snap.nodes.items() if n.status in (Status.RUNNING, Status.MERGING)}
     done = [nid for nid, n in snap.nodes.items() if n.status is Status.DONE]
@@ -23,7 +24,12 @@ def collect_garbage(store: StateStore, *, delete_unmerged: bool = False,
     # worktrees are never pulled from under it (a second `run` meanwhile exits with code 4).
     with SupervisorLock(store.paths.ensure_local()):
         return gc(
-            store.paths.root, store.paths.git_dir, store.paths.local, live, integrated,
-            archive=settings.merge.archive_branches, delete_unmerged=delete_unmerged,
+            store.paths.root,
+            store.paths.git_dir,
+            store.paths.local,
+            live,
+            integrated,
+            archive=settings.merge.archive_branches,
+            delete_unmerged=delete_unmerged,
             runs_older_than_s=runs_older_than_s,
-        )  # fmt: skip
+        )

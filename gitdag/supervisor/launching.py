@@ -12,10 +12,17 @@ from pathlib import Path
 from gitdag.config import RunnerConfig, Settings
 from gitdag.core.model import Kind, Node, Work
 from gitdag.core.proposals import PoolRules
-from gitdag.core.results import RunnerResult
 from gitdag.errors import ConfigError
 from gitdag.runner.launch import LaunchSpec, RunHandle, launch, runner_command
-from gitdag.runner.packet import Decision, DepInfo, InputValue, PacketData, Resume, load_prompt, write_packet
+from gitdag.runner.packet import (
+    Decision,
+    DepInfo,
+    InputValue,
+    PacketData,
+    Resume,
+    load_prompt,
+    write_packet,
+)
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
@@ -71,8 +78,9 @@ class Launcher:
 
     def pool_rules(self, node: Node) -> PoolRules:
         pool = self.settings.pool
-        return PoolRules(len(self.pool_of(node)), frozenset(pool.promote_on),
-                         pool.promote_after_attempts)  # fmt: skip
+        return PoolRules(
+            len(self.pool_of(node)), frozenset(pool.promote_on), pool.promote_after_attempts
+        )
 
     def runner_for(self, node: Node) -> tuple[str, RunnerConfig]:
         pool = self.pool_of(node)
@@ -82,7 +90,9 @@ class Launcher:
         name = pool[index]
         config = self.settings.runners.get(name)
         if config is None:
-            raise ConfigError(f".dagain/config.yaml: runners: no runner named {name!r} (node {node.id})")
+            raise ConfigError(
+                f".dagain/config.yaml: runners: no runner named {name!r} (node {node.id})"
+            )
         return name, config
 
     # --- preparing -----------------------------------------------------------------------------
@@ -125,31 +135,56 @@ class Launcher:
             timeout = float(config.timeout_s or defaults.timeout_s)
             role = self.role_of(node) or "executor"
         result_path = run_dir / "result.json"
-        packet = write_packet(run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd))
+        packet = write_packet(
+            run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd)
+        )
         spec = LaunchSpec(
-            node_id=node.id, attempt=attempt, run_id=f"{node.id}.{attempt}", runner=runner_name,
-            cmd=cmd, env=env, cwd=cwd, run_dir=run_dir, packet=packet, result_path=result_path,
-            timeout_s=timeout, kill_grace_s=float(defaults.kill_grace_s),
+            node_id=node.id,
+            attempt=attempt,
+            run_id=f"{node.id}.{attempt}",
+            runner=runner_name,
+            cmd=cmd,
+            env=env,
+            cwd=cwd,
+            run_dir=run_dir,
+            packet=packet,
+            result_path=result_path,
+            timeout_s=timeout,
+            kill_grace_s=float(defaults.kill_grace_s),
             expect_result=node.kind is not Kind.COMMAND,
             gitdag_env={
-                "GITDAG_WORKTREE": str(cwd), "GITDAG_REPO": str(self.root),
-                "GITDAG_STATE_REF": STATE_REF.decode(), "GITDAG_TARGET": target,
+                "GITDAG_WORKTREE": str(cwd),
+                "GITDAG_REPO": str(self.root),
+                "GITDAG_STATE_REF": STATE_REF.decode(),
+                "GITDAG_TARGET": target,
             },
-        )  # fmt: skip
-        return Prepared(node.id, attempt, node.kind, cwd, run_dir, spec, timeout, code, base, branch, slot)
+        )
+        return Prepared(
+            node.id, attempt, node.kind, cwd, run_dir, spec, timeout, code, base, branch, slot
+        )
 
-    def _packet_data(self, snap: Snapshot, node: Node, role: str, run_dir: Path,
-                     result_path: Path, cwd: Path) -> PacketData:  # fmt: skip
+    def _packet_data(
+        self, snap: Snapshot, node: Node, role: str, run_dir: Path, result_path: Path, cwd: Path
+    ) -> PacketData:
         store = self.store
         deps = []
         for dep_id in node.deps + node.after:
             if dep_id in snap.nodes:
                 dep = store.node(snap, dep_id)
-                deps.append(DepInfo(dep.id, dep.title, dep.status.value,
-                                    dep.outputs.get("summary", ""), dict(dep.outputs)))  # fmt: skip
+                deps.append(
+                    DepInfo(
+                        dep.id,
+                        dep.title,
+                        dep.status.value,
+                        dep.outputs.get("summary", ""),
+                        dict(dep.outputs),
+                    )
+                )
         inputs = []
         for ref in node.inputs:
-            value = store.node(snap, ref.node).outputs.get(ref.key) if ref.node in snap.nodes else None
+            value = (
+                store.node(snap, ref.node).outputs.get(ref.key) if ref.node in snap.nodes else None
+            )
             inputs.append(InputValue(ref.node, ref.key, value))
         decisions = []
         concerned = [node.id, *node.deps, *node.after]
@@ -164,9 +199,15 @@ class Launcher:
                 continue
             cp = node.checkpoint if nid == node.id else store.node(snap, nid).checkpoint
             if cp is not None and cp.answer is not None:
-                decisions.append(Decision(nid, cp.question, cp.answer, cp.answered_by, cp.answered_at))
+                decisions.append(
+                    Decision(nid, cp.question, cp.answer, cp.answered_by, cp.answered_at)
+                )
         resume = None
-        if node.attempts > 1 or node.error is not None or (node.checkpoint and node.checkpoint.answer):
+        if (
+            node.attempts > 1
+            or node.error is not None
+            or (node.checkpoint and node.checkpoint.answer)
+        ):
             err = node.error
             cp = node.checkpoint
             resume = Resume(
@@ -180,11 +221,20 @@ class Launcher:
             )
         template = "" if role == "command" else load_prompt(self.store.paths.dagain, role)
         return PacketData(
-            goal=snap.graph.goal, node=node, role=role, attempt=node.attempts,
-            run_id=f"{node.id}.{node.attempts}", template=template, result_path=result_path,
-            worktree=cwd, deps=deps, inputs=inputs, decisions=decisions, resume=resume,
+            goal=snap.graph.goal,
+            node=node,
+            role=role,
+            attempt=node.attempts,
+            run_id=f"{node.id}.{node.attempts}",
+            template=template,
+            result_path=result_path,
+            worktree=cwd,
+            deps=deps,
+            inputs=inputs,
+            decisions=decisions,
+            resume=resume,
             max_bytes=self.settings.packet.max_bytes,
-        )  # fmt: skip
+        )
 
     def start(self, prepared: Prepared) -> RunHandle:
         return launch(prepared.spec)
@@ -195,14 +245,17 @@ class Launcher:
         if not prepared.code or prepared.branch is None:
             return None
         info = self.worktrees.commit_leftovers(
-            prepared.node_id, prepared.attempt,
+            prepared.node_id,
+            prepared.attempt,
             f"gitdag: {prepared.node_id} attempt {prepared.attempt}",
-        )  # fmt: skip
+        )
         if not info.changed:
             return None
         return Work(branch=prepared.branch, base=prepared.base, head=info.head)
 
-    def release(self, prepared: Prepared, *, keep_branch: bool = True, keep_worktree: bool = False) -> None:
+    def release(
+        self, prepared: Prepared, *, keep_branch: bool = True, keep_worktree: bool = False
+    ) -> None:
         if prepared.slot is not None:
             self.scratch.release(prepared.slot)
         if prepared.code and not keep_worktree:
@@ -211,23 +264,31 @@ class Launcher:
                 # attempt starts afresh from the target tip; `gitdag gc` keeps such branches).
                 try:
                     self.worktrees.commit_leftovers(
-                        prepared.node_id, prepared.attempt,
-                        f"gitdag: {prepared.node_id} attempt {prepared.attempt} (did not succeed; kept for inspection)",
-                    )  # fmt: skip
+                        prepared.node_id,
+                        prepared.attempt,
+                        f"gitdag: {prepared.node_id} attempt {prepared.attempt} "
+                        "(did not succeed; kept for inspection)",
+                    )
                 except Exception:  # best effort: the attempt is over either way
                     pass
             self.worktrees.remove(prepared.node_id, delete_branch=not keep_branch, archive=False)
 
-    # --- the merge queue ---------------------------------------------------------------------------
+    # --- the merge queue ------------------------------------------------------------------
 
     def integrate(self, snap: Snapshot, node: Node) -> MergeResult:
         assert node.work is not None
         merge = self.settings.merge
         return merge_queue.integrate(
-            self.root, self.git_dir, self.local, branch=node.work.branch, target=snap.graph.target,
-            check_cmd=merge.check, check_timeout_s=float(merge.check_timeout_s), node_id=node.id,
+            self.root,
+            self.git_dir,
+            self.local,
+            branch=node.work.branch,
+            target=snap.graph.target,
+            check_cmd=merge.check,
+            check_timeout_s=float(merge.check_timeout_s),
+            node_id=node.id,
             message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
-        )  # fmt: skip
+        )
 
     def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:
         if integrated:
@@ -235,5 +296,3 @@ class Launcher:
             self.worktrees.remove(node_id, delete_branch=True, archive=archive)
         else:
             self.worktrees.remove(node_id, delete_branch=False, archive=False)
-
-

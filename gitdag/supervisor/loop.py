@@ -7,6 +7,7 @@ background thread (a check command may take minutes) and its outcome is committe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import selectors
@@ -25,10 +26,10 @@ from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.store import repo as repos
+from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
-from gitdag.store.proposals import propose_nodes
 from gitdag.supervisor.headcheck import HeadCheck
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
@@ -73,9 +74,14 @@ class _Stats:
 class Supervisor:
     """Runs the graph of one repository until nothing more can be done (or forever with watch)."""
 
-    def __init__(self, store: StateStore, settings: Settings, options: RunOptions,
-                 progress: Progress | None = None,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: StateStore,
+        settings: Settings,
+        options: RunOptions,
+        progress: Progress | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.options = options
@@ -125,7 +131,12 @@ class Supervisor:
             self._honour_control(snap)
             snap = self._collect(snap)
             snap = self._merge_step(snap)
-            if self.options.once and self.stats.finished >= 1 and not self.flights and not self.merge:
+            if (
+                self.options.once
+                and self.stats.finished >= 1
+                and not self.flights
+                and not self.merge
+            ):
                 return self._once_code(snap)
             if not (self.options.once and (self.stats.finished or self.flights)):
                 snap = self._start_ready(snap)
@@ -153,8 +164,9 @@ class Supervisor:
             self._last_head = head
         return self.store.snapshot()
 
-    def _transact(self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
-                  ) -> Committed | Rejected | None:  # fmt: skip
+    def _transact(
+        self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
+    ) -> Committed | Rejected | None:
         """Every commit of this supervisor goes through here, so its own commits are known."""
         outcome = self.store.transact(compute, actor=self.actor)
         if isinstance(outcome, Committed):
@@ -196,18 +208,27 @@ class Supervisor:
         if self.options.once:
             capacity = min(capacity, 1)
         dispatches = scheduling.plan(
-            snap.nodes, capacity=capacity, now=self.store.clock(),
-            paused=snap.graph.control.paused, in_flight=list(self.flights),
-        )  # fmt: skip
+            snap.nodes,
+            capacity=capacity,
+            now=self.store.clock(),
+            paused=snap.graph.control.paused,
+            in_flight=list(self.flights),
+        )
         for dispatch in dispatches:
             if dispatch.action == "checkpoint":
-                snap = self._commit_node(dispatch.node_id, lambda n, now: lifecycle.checkpoint_open(n, now=now)) or snap
+                snap = (
+                    self._commit_node(
+                        dispatch.node_id, lambda n, now: lifecycle.checkpoint_open(n, now=now)
+                    )
+                    or snap
+                )
                 continue
             snap = self._launch(dispatch.node_id, snap)
         return snap
 
-    def _commit_node(self, node_id: str,
-                     op: Callable[[Node, dt.datetime], Transition | Rejected]) -> Snapshot | None:  # fmt: skip
+    def _commit_node(
+        self, node_id: str, op: Callable[[Node, dt.datetime], Transition | Rejected]
+    ) -> Snapshot | None:
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node_id not in snap.nodes:
                 return Rejected(f"{node_id} no longer exists")
@@ -237,7 +258,10 @@ class Supervisor:
             self._commit_node(node_id, _recover_attempt(attempt, "configuration error"))
             raise
         except Exception as exc:  # the node's environment could not be set up: its failure
-            return self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}") or claimed
+            return (
+                self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}")
+                or claimed
+            )
         flight = _Flight(node_id, attempt, handle, prepared)
         try:
             if handle.pid is None:
@@ -253,7 +277,7 @@ class Supervisor:
     # --- collecting results -----------------------------------------------------------------
 
     def _collect(self, snap: Snapshot) -> Snapshot:
-        for node_id, flight in list(self.flights.items()):
+        for flight in list(self.flights.values()):
             outcome = flight.handle.poll()
             if outcome is None:
                 continue
@@ -268,10 +292,8 @@ class Supervisor:
     def _forget(self, flight: _Flight) -> None:
         del self.flights[flight.node_id]
         if flight.pidfd is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(flight.pidfd)
-            except (KeyError, ValueError):
-                pass
             os.close(flight.pidfd)
 
     def _apply(self, flight: _Flight, outcome: RunOutcome) -> Snapshot | None:
@@ -288,18 +310,32 @@ class Supervisor:
             try:
                 work = self.launcher.finish_work(flight.prepared)
             except Exception as exc:
-                return self._fail(node_id, attempt, ErrorKind.TASK_FAILURE,
-                                  f"could not commit the worktree's changes: {exc}", flight)  # fmt: skip
+                return self._fail(
+                    node_id,
+                    attempt,
+                    ErrorKind.TASK_FAILURE,
+                    f"could not commit the worktree's changes: {exc}",
+                    flight,
+                )
         return self._judge(flight, verdict, work)
 
     def _judge(self, flight: _Flight, result: RunnerResult, work: Work | None) -> Snapshot | None:
         node_id, attempt = flight.node_id, flight.attempt
-        if (self.settings.review == "required" and flight.prepared.kind is Kind.PLAN
-                and result.status == "success" and result.next.addNodes):  # fmt: skip
+        if (
+            self.settings.review == "required"
+            and flight.prepared.kind is Kind.PLAN
+            and result.status == "success"
+            and result.next.addNodes
+        ):
             proposed = self._propose(node_id, attempt, result)
             if isinstance(proposed, Rejected):
-                return self._fail(node_id, attempt, ErrorKind.INVALID_RESULT,
-                                  f"proposal rejected: {proposed}", flight)  # fmt: skip
+                return self._fail(
+                    node_id,
+                    attempt,
+                    ErrorKind.INVALID_RESULT,
+                    f"proposal rejected: {proposed}",
+                    flight,
+                )
             result = proposed
 
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
@@ -310,19 +346,27 @@ class Supervisor:
             wanted += [a.id for a in result.next.addNodes if a.id in snap.nodes]
             full = self.store.nodes(snap, [i for i in dict.fromkeys(wanted) if i in snap.nodes])
             return proposals.judge(
-                node, snap.nodes, full, snap.graph, result, attempt=attempt, now=now, work=work,
+                node,
+                snap.nodes,
+                full,
+                snap.graph,
+                result,
+                attempt=attempt,
+                now=now,
+                work=work,
                 pool=self.launcher.pool_rules(node),
-            )  # fmt: skip
+            )
 
         outcome = self._transact(compute)
         return self._after(flight, outcome)
 
     def _propose(self, node_id: str, attempt: int, result: RunnerResult) -> RunnerResult | Rejected:
-        """`review: required`: a planner's new nodes go to a proposal branch for a person to apply."""
+        """`review: required`: a planner's new nodes go to a proposal branch a person applies."""
         name = f"{node_id}-a{attempt}"
         nodes = [p.to_fields() for p in result.next.addNodes]
-        outcome = propose_nodes(self.store, name, nodes, parent=node_id, actor=self.actor,
-                                summary=result.summary)  # fmt: skip
+        outcome = propose_nodes(
+            self.store, name, nodes, parent=node_id, actor=self.actor, summary=result.summary
+        )
         if isinstance(outcome, Rejected):
             return outcome
         ids = tuple(str(n["id"]) for n in nodes)
@@ -332,32 +376,52 @@ class Supervisor:
             f"(gitdag diff dagain/state dagain/proposals/{name}; gitdag apply-proposal {name})"
         )
         outputs = {**result.outputs, "proposal": f"dagain/proposals/{name}"}
-        summary = f"{result.summary or 'planned'} (proposed {len(ids)} node(s) on dagain/proposals/{name} for review)"
-        return result.model_copy(update={
-            "next": result.next.model_copy(update={"addNodes": ()}), "outputs": outputs,
-            "summary": summary,
-        })  # fmt: skip
+        summary = (
+            f"{result.summary or 'planned'} "
+            f"(proposed {len(ids)} node(s) on dagain/proposals/{name} for review)"
+        )
+        return result.model_copy(
+            update={
+                "next": result.next.model_copy(update={"addNodes": ()}),
+                "outputs": outputs,
+                "summary": summary,
+            }
+        )
 
     def _pending_proposals(self, snap: Snapshot) -> list[str]:
         return [name for name, ids in self.proposals if not any(i in snap.nodes for i in ids)]
 
-    def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
-              flight: _Flight | None = None) -> Snapshot | None:  # fmt: skip
+    def _fail(
+        self,
+        node_id: str,
+        attempt: int,
+        kind: ErrorKind,
+        summary: str,
+        flight: _Flight | None = None,
+    ) -> Snapshot | None:
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node_id not in snap.nodes:
                 return Rejected(f"{node_id} no longer exists")
             node = self.store.node(snap, node_id)
             return proposals.fail_attempt(
-                node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
+                node,
+                snap.nodes,
+                snap.graph,
+                kind=kind,
+                summary=summary,
+                attempt=attempt,
+                now=now,
                 pool=self.launcher.pool_rules(node),
-            )  # fmt: skip
+            )
 
         outcome = self._transact(compute)
         if flight is None:
             self.stats.finished += 1
         return self._after(flight, outcome)
 
-    def _after(self, flight: _Flight | None, outcome: Committed | Rejected | None) -> Snapshot | None:
+    def _after(
+        self, flight: _Flight | None, outcome: Committed | Rejected | None
+    ) -> Snapshot | None:
         if isinstance(outcome, Rejected):
             self.progress.event(f"result not applied: {outcome}")
             if flight is not None:
@@ -385,8 +449,10 @@ class Supervisor:
     def _merge_step(self, snap: Snapshot) -> Snapshot:
         merging = [nid for nid, n in snap.nodes.items() if n.status is Status.MERGING]
         known = set(self.queue)
-        extra = sorted((nid for nid in merging if nid not in known),
-                       key=lambda nid: (self.store.node(snap, nid).updated_at, nid))  # fmt: skip
+        extra = sorted(
+            (nid for nid in merging if nid not in known),
+            key=lambda nid: (self.store.node(snap, nid).updated_at, nid),
+        )
         self.queue = [nid for nid in self.queue if nid in merging] + extra
         if self.merge is not None:
             if not self.merge.future.done():
@@ -406,41 +472,74 @@ class Supervisor:
             node = self.store.node(snap, node_id)
             if node.work is None:
                 self.queue.pop(0)
-                return self._fail_merge(node_id, node.attempts, ErrorKind.CHECK_FAILED,
-                                        "merging without a work record", ()) or snap  # fmt: skip
-            self.merge = _Merge(node_id, node.attempts,
-                                self.pool.submit(self.launcher.integrate, snap, node))  # fmt: skip
+                return (
+                    self._fail_merge(
+                        node_id,
+                        node.attempts,
+                        ErrorKind.CHECK_FAILED,
+                        "merging without a work record",
+                        (),
+                    )
+                    or snap
+                )
+            self.merge = _Merge(
+                node_id, node.attempts, self.pool.submit(self.launcher.integrate, snap, node)
+            )
         return snap
 
     def _record_merge(self, job: _Merge, result: MergeResult) -> Snapshot | None:
         if result.status in ("merged", "already_merged") and result.merged:
             crash.crash_point("supervisor.before_merge_commit")
             snap = self._commit_node(
-                job.node_id, lambda n, now: lifecycle.merged(n, merged_commit=result.merged or "", now=now)
+                job.node_id,
+                lambda n, now: lifecycle.merged(n, merged_commit=result.merged or "", now=now),
             )
             if snap is not None:
                 self.launcher.after_merge(job.node_id, integrated=True)
             return snap
         if result.status == "conflict":
             paths = tuple(result.paths)
-            return self._fail_merge(job.node_id, job.attempt, ErrorKind.MERGE_CONFLICT,
-                                    "merge conflict in " + ", ".join(paths[:20]), paths)  # fmt: skip
+            return self._fail_merge(
+                job.node_id,
+                job.attempt,
+                ErrorKind.MERGE_CONFLICT,
+                "merge conflict in " + ", ".join(paths[:20]),
+                paths,
+            )
         if result.status == "check_failed":
-            return self._fail_merge(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
-                                    "check failed on the merged tree:\n" + result.output_tail[-3000:], ())  # fmt: skip
-        return self._fail_merge(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
-                                result.output_tail or f"merge refused: {result.status}", ())  # fmt: skip
+            return self._fail_merge(
+                job.node_id,
+                job.attempt,
+                ErrorKind.CHECK_FAILED,
+                "check failed on the merged tree:\n" + result.output_tail[-3000:],
+                (),
+            )
+        return self._fail_merge(
+            job.node_id,
+            job.attempt,
+            ErrorKind.CHECK_FAILED,
+            result.output_tail or f"merge refused: {result.status}",
+            (),
+        )
 
-    def _fail_merge(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
-                    paths: tuple[str, ...]) -> Snapshot | None:  # fmt: skip
+    def _fail_merge(
+        self, node_id: str, attempt: int, kind: ErrorKind, summary: str, paths: tuple[str, ...]
+    ) -> Snapshot | None:
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node_id not in snap.nodes:
                 return Rejected(f"{node_id} no longer exists")
             node = self.store.node(snap, node_id)
             return proposals.fail_attempt(
-                node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
-                paths=paths, verb="merge",
-            )  # fmt: skip
+                node,
+                snap.nodes,
+                snap.graph,
+                kind=kind,
+                summary=summary,
+                attempt=attempt,
+                now=now,
+                paths=paths,
+                verb="merge",
+            )
 
         outcome = self._transact(compute)
         if isinstance(outcome, Committed):
@@ -477,7 +576,9 @@ class Supervisor:
             blocked = graph.blocked(snap.nodes)
             if blocked:
                 why.append(f"{len(blocked)} node(s) blocked by failed deps")
-            why += [f"proposal {name} awaits review (gitdag apply-proposal {name})" for name in pending]
+            why += [
+                f"proposal {name} awaits review (gitdag apply-proposal {name})" for name in pending
+            ]
             self.progress.event(f"stopped: nothing more can run ({summary}); " + "; ".join(why))
         return code
 
@@ -488,7 +589,9 @@ class Supervisor:
         for flight in list(self.flights.values()):
             flight.handle.wait()
             self._forget(flight)
-            self._commit_node(flight.node_id, _recover_attempt(flight.attempt, "supervisor interrupted"))
+            self._commit_node(
+                flight.node_id, _recover_attempt(flight.attempt, "supervisor interrupted")
+            )
             self.launcher.release(flight.prepared, keep_branch=True)
         return 130
 
@@ -507,9 +610,9 @@ class Supervisor:
 
     def _announce(self, transition: Transition) -> None:
         t = transition
-        if t.verb in ("complete", "merge", "fail", "escalate", "checkpoint", "answer", "lease"):
-            if t.to_status in ("done", "failed", "needs_human", "merging", "open", "cancelled"):
-                self.stats.last_finished.append(t.subject)
+        ending = ("complete", "merge", "fail", "escalate", "checkpoint", "answer", "lease")
+        if t.verb in ending and t.to_status in ("done", "failed", "needs_human", "merging", "open"):
+            self.stats.last_finished.append(t.subject)
         text = f"{t.subject}: {t.from_status or '-'} -> {t.to_status or '-'}"
         if t.verb == "claim":
             text = f"{t.subject}: started (attempt {t.attempt})"
@@ -521,10 +624,14 @@ class Supervisor:
             self.progress.event(text)
 
     def _show(self, snap: Snapshot) -> None:
-        self.progress.status(graph.counts(snap.nodes.values()), sorted(self.flights), len(self.queue))
+        self.progress.status(
+            graph.counts(snap.nodes.values()), sorted(self.flights), len(self.queue)
+        )
 
 
-def _recover_attempt(attempt: int, reason: str) -> Callable[[Node, dt.datetime], Transition | Rejected]:
+def _recover_attempt(
+    attempt: int, reason: str
+) -> Callable[[Node, dt.datetime], Transition | Rejected]:
     def op(node: Node, now: dt.datetime) -> Transition | Rejected:
         if node.claim is None or node.claim.attempt != attempt:
             return Rejected(f"{node.id} moved on from attempt {attempt}")
@@ -533,8 +640,9 @@ def _recover_attempt(attempt: int, reason: str) -> Callable[[Node, dt.datetime],
     return op
 
 
-def run(store: StateStore, settings: Settings, options: RunOptions,
-        progress: Progress | None = None) -> int:  # fmt: skip
+def run(
+    store: StateStore, settings: Settings, options: RunOptions, progress: Progress | None = None
+) -> int:
     """Run the supervisor on a repository's store; return the exit code (spec §5)."""
     if options.workers < 1:
         raise InputError("--workers must be at least 1")

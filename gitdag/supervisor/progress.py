@@ -9,10 +9,11 @@ from typing import TextIO
 
 
 class Progress:
-    """Events as lines; on a terminal also a status line redrawn in place; `quiet` shows errors only."""
+    """Events as lines; on a terminal also a live status line; `quiet` shows errors only."""
 
-    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None,
-                 live: bool | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, *, quiet: bool = False, stream: TextIO | None = None, live: bool | None = None
+    ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.live = (self.stream.isatty() if live is None else live) and not quiet

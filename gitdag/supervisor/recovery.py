@@ -27,7 +27,11 @@ LOCAL_PREFIX = "supervisor@"
 
 
 def is_orphaned(node: Node, now: dt.datetime) -> bool:
-    """A local supervisor's claim is orphaned once we hold the lock; a remote one when its lease ran out."""
+    """Tell whether a claim's worker is gone.
+
+    Any local supervisor's claim is orphaned (we hold the lock now); a remote worker's claim
+    only once its lease ran out.
+    """
     claim = node.claim
     if claim is None:
         return True
@@ -49,17 +53,22 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         run_dir = store.paths.local / "runs" / node_id / str(attempt)
         info = read_pid_info(run_dir)
         alive = info is not None and is_alive(info)
-        if info is not None and not stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)):
+        if info is not None and not stop_orphan(
+            info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)
+        ):
             # Never two live processes for one node: if the orphan cannot be stopped, stop here.
-            raise RunnerError(f"{node_id}: the orphaned runner (pid {info.pid}) of attempt {attempt} "
-                              "could not be stopped; stop it by hand, then run again")  # fmt: skip
+            raise RunnerError(
+                f"{node_id}: the orphaned runner (pid {info.pid}) of attempt {attempt} "
+                "could not be stopped; stop it by hand, then run again"
+            )
         stopped = alive
         reason = f"attempt {attempt}: its supervisor is gone"
         if stopped:
             reason += " (its orphaned runner was stopped)"
 
-        def compute(s: Snapshot, t: dt.datetime, nid: str = node_id, a: int = attempt,
-                    why: str = reason) -> Transition | Rejected:  # fmt: skip
+        def compute(
+            s: Snapshot, t: dt.datetime, nid: str = node_id, a: int = attempt, why: str = reason
+        ) -> Transition | Rejected:
             if nid not in s.nodes:
                 return Rejected("gone")
             current = store.node(s, nid)
@@ -94,8 +103,9 @@ def stop_stray_runners(sup: Supervisor) -> list[str]:
         alive = is_alive(info)
         if stop_orphan(info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)) and alive:
             stopped.append(str(run_dir))
-            sup.progress.event(f"{info.node_id}: stopped the orphaned runner of attempt "
-                               f"{info.attempt}")  # fmt: skip
+            sup.progress.event(
+                f"{info.node_id}: stopped the orphaned runner of attempt {info.attempt}"
+            )
     return stopped
 
 
@@ -139,8 +149,11 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
             continue
         attempt = node.attempts if node is not None else 0
         try:
-            worktrees.commit_leftovers(node_id, attempt, f"gitdag: {node_id} attempt {attempt} "
-                                       "(cut short by a crash; kept for inspection)")  # fmt: skip
+            worktrees.commit_leftovers(
+                node_id,
+                attempt,
+                f"gitdag: {node_id} attempt {attempt} (cut short by a crash; kept for inspection)",
+            )
         except Exception:  # best effort: a half-made checkout has nothing worth keeping
             pass
         worktrees.remove(node_id, delete_branch=False, archive=False)

@@ -8,6 +8,7 @@ should not pay them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +44,8 @@ def _fingerprint(path: Path, git_dir: Path, name: str) -> tuple[int, int, str]:
                         stack.append(entry.path)
         except OSError:
             count += 1_000_000  # unreadable: treat as dirty
-        try:
+        with contextlib.suppress(OSError):
             newest = max(newest, os.stat(current).st_mtime_ns)
-        except OSError:
-            pass
     head_file = git_dir / "worktrees" / path.name / "HEAD"
     try:
         head = head_file.read_text().strip()

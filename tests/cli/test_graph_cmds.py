@@ -154,7 +154,15 @@ def test_graph_formats(repo: Path) -> None:
     assert '"lexer" -> "parser";' in dot and '"parser" -> "docs" [style=dashed];' in dot
     data = json.loads(run_gitdag(repo, "graph", "--format", "json").out)
     assert {n["id"] for n in data["nodes"]} == {
-        "plan-000", "lexer", "parser", "docs", "check", "flaky", "after-flaky", "busy"}
+        "plan-000",
+        "lexer",
+        "parser",
+        "docs",
+        "check",
+        "flaky",
+        "after-flaky",
+        "busy",
+    }
     assert {"from": "lexer", "to": "parser", "type": "deps"} in data["edges"]
     assert {"from": "parser", "to": "docs", "type": "after"} in data["edges"]
     assert {"from": "plan-000", "to": "check", "type": "deps"} in data["edges"]

@@ -36,7 +36,9 @@ def test_claim_starts_next_attempt_with_lease() -> None:
 
 def test_claim_refuses_backoff_and_non_open() -> None:
     later = NOW + dt.timedelta(seconds=5)
-    assert isinstance(lifecycle.claim(node(not_before=later), worker="w", now=NOW, lease_s=5), Rejected)
+    assert isinstance(
+        lifecycle.claim(node(not_before=later), worker="w", now=NOW, lease_s=5), Rejected
+    )
     assert isinstance(lifecycle.claim(claimed(node()), worker="w", now=NOW, lease_s=5), Rejected)
 
 
@@ -48,8 +50,15 @@ def test_fail_backs_off_exponentially_then_fails_and_escalates() -> None:
     for attempt in (1, 2, 3):
         running = claimed(n)
         nodes["a"] = summarize(running)
-        t = lifecycle.fail(running, nodes, GRAPH, kind=ErrorKind.TASK_FAILURE, summary="boom",
-                           now=NOW, attempt=attempt)
+        t = lifecycle.fail(
+            running,
+            nodes,
+            GRAPH,
+            kind=ErrorKind.TASK_FAILURE,
+            summary="boom",
+            now=NOW,
+            attempt=attempt,
+        )
         assert isinstance(t, Transition)
         n = t.put[0]
         if attempt < 3:
@@ -57,7 +66,9 @@ def test_fail_backs_off_exponentially_then_fails_and_escalates() -> None:
             waits.append((n.not_before - NOW).total_seconds())
             n = n.model_copy(update={"not_before": None})
     assert waits == [5, 10]
-    assert n.status is Status.FAILED and n.error is not None and n.error.kind is ErrorKind.TASK_FAILURE
+    assert (
+        n.status is Status.FAILED and n.error is not None and n.error.kind is ErrorKind.TASK_FAILURE
+    )
     assert t.verb == "escalate"
     esc = t.put[1]
     assert esc.id == "escalate-a" and esc.kind is Kind.PLAN and esc.after == ("a",)
@@ -79,16 +90,35 @@ def test_stale_attempt_is_rejected() -> None:
 
 def test_pool_promotion_immediate_on_timeout_and_after_task_failures() -> None:
     running = claimed(node(retry={"max_attempts": 9, "backoff_s": 0, "backoff_max_s": 0}))
-    t = lifecycle.fail(running, {}, GRAPH, kind=ErrorKind.TIMEOUT, summary="t", now=NOW, attempt=1,
-                       pool_size=3, promote_on=frozenset({ErrorKind.TIMEOUT}), promote_after=2)
+    t = lifecycle.fail(
+        running,
+        {},
+        GRAPH,
+        kind=ErrorKind.TIMEOUT,
+        summary="t",
+        now=NOW,
+        attempt=1,
+        pool_size=3,
+        promote_on=frozenset({ErrorKind.TIMEOUT}),
+        promote_after=2,
+    )
     assert isinstance(t, Transition) and t.put[0].pool is not None and t.put[0].pool.index == 1
     n = t.put[0]
     indexes = []
     for attempt in (2, 3, 4, 5):
         n = claimed(n)
-        t = lifecycle.fail(n, {}, GRAPH, kind=ErrorKind.TASK_FAILURE, summary="f", now=NOW,
-                           attempt=attempt, pool_size=3, promote_on=frozenset({ErrorKind.TIMEOUT}),
-                           promote_after=2)
+        t = lifecycle.fail(
+            n,
+            {},
+            GRAPH,
+            kind=ErrorKind.TASK_FAILURE,
+            summary="f",
+            now=NOW,
+            attempt=attempt,
+            pool_size=3,
+            promote_on=frozenset({ErrorKind.TIMEOUT}),
+            promote_after=2,
+        )
         assert isinstance(t, Transition)
         n = t.put[0]
         assert n.pool is not None
@@ -106,7 +136,9 @@ def test_checkpoint_answer_and_retry_budget() -> None:
     done = ans.put[0]
     assert done.status is Status.DONE and done.checkpoint is not None
     assert done.checkpoint.answer == "yes" and done.checkpoint.answered_by == "Ann <a@x>"
-    opts = waiting.model_copy(update={"checkpoint": waiting.checkpoint.model_copy(update={"options": ("a", "b")})})  # type: ignore[union-attr]
+    opts = waiting.model_copy(
+        update={"checkpoint": waiting.checkpoint.model_copy(update={"options": ("a", "b")})}
+    )  # type: ignore[union-attr]
     picked = lifecycle.answer(opts, text="", by="x", now=NOW, option=2)
     assert isinstance(picked, Transition) and picked.put[0].checkpoint.answer == "b"  # type: ignore[union-attr]
     assert isinstance(lifecycle.answer(opts, text="", by="x", now=NOW, option=3), Rejected)

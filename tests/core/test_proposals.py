@@ -29,7 +29,9 @@ def graph_with(*nodes: Node) -> dict[str, Node]:
     return {n.id: n for n in nodes}
 
 
-def judge(n: Node, full: dict[str, Node], result: dict[str, object], **kw: object) -> Transition | Rejected:
+def judge(
+    n: Node, full: dict[str, Node], result: dict[str, object], **kw: object
+) -> Transition | Rejected:
     parsed = RunnerResult.model_validate(result)
     summaries = {k: summarize(v) for k, v in full.items()}
     return proposals.judge(n, summaries, full, GRAPH, parsed, attempt=n.attempts, now=NOW, **kw)  # type: ignore[arg-type]
@@ -38,10 +40,21 @@ def judge(n: Node, full: dict[str, Node], result: dict[str, object], **kw: objec
 def test_plan_adds_nodes_in_one_transition() -> None:
     plan = running(node("plan", kind="plan"))
     full = graph_with(plan)
-    t = judge(plan, full, {"status": "success", "summary": "planned", "next": {"addNodes": [
-        {"id": "t1", "title": "one"}, {"id": "t2", "title": "two", "dependsOn": ["t1"]},
-        {"id": "v", "title": "verify", "type": "verify", "deps": ["t1", "t2"]},
-    ]}})
+    t = judge(
+        plan,
+        full,
+        {
+            "status": "success",
+            "summary": "planned",
+            "next": {
+                "addNodes": [
+                    {"id": "t1", "title": "one"},
+                    {"id": "t2", "title": "two", "dependsOn": ["t1"]},
+                    {"id": "v", "title": "verify", "type": "verify", "deps": ["t1", "t2"]},
+                ]
+            },
+        },
+    )
     assert isinstance(t, Transition) and t.verb == "complete"
     ids = [n.id for n in t.put]
     assert ids == ["plan", "t1", "t2", "v"]
@@ -53,14 +66,24 @@ def test_plan_adds_nodes_in_one_transition() -> None:
 @pytest.mark.parametrize(
     ("next_", "needle"),
     [
-        ({"addNodes": [{"id": "a", "title": "a", "deps": ["b"]}, {"id": "b", "title": "b", "deps": ["a"]}]}, "cycle"),
+        (
+            {
+                "addNodes": [
+                    {"id": "a", "title": "a", "deps": ["b"]},
+                    {"id": "b", "title": "b", "deps": ["a"]},
+                ]
+            },
+            "cycle",
+        ),
         ({"addNodes": [{"id": "a", "title": "a", "deps": ["ghost"]}]}, "unknown node 'ghost'"),
         ({"addNodes": [{"id": "other", "title": "different"}]}, "already exists"),
         ({"addNodes": [{"id": f"n{i}", "title": "x"} for i in range(101)]}, "more than 100"),
         ({"setStatus": [{"id": "other", "status": "cancelled"}]}, "outside this node's scope"),
     ],
 )
-def test_bad_proposals_fail_the_attempt_and_apply_nothing(next_: dict[str, object], needle: str) -> None:
+def test_bad_proposals_fail_the_attempt_and_apply_nothing(
+    next_: dict[str, object], needle: str
+) -> None:
     plan = running(node("plan", kind="plan"))
     other = node("other")
     t = judge(plan, graph_with(plan, other), {"status": "success", "next": next_})
@@ -74,20 +97,32 @@ def test_bad_proposals_fail_the_attempt_and_apply_nothing(next_: dict[str, objec
 def test_same_node_from_same_parent_is_idempotent() -> None:
     plan = running(node("plan", kind="plan"))
     t1 = node("t1", parent="plan")
-    t = judge(plan, graph_with(plan, t1), {"status": "success", "next": {"addNodes": [{"id": "t1", "title": "t1"}]}})
+    t = judge(
+        plan,
+        graph_with(plan, t1),
+        {"status": "success", "next": {"addNodes": [{"id": "t1", "title": "t1"}]}},
+    )
     assert isinstance(t, Transition) and [n.id for n in t.put] == ["plan"]
 
 
 def test_set_status_within_scope_and_escalation_reopens_target() -> None:
     plan = running(node("plan", kind="plan"))
     child = node("c", parent="plan", status="failed", attempts=3)
-    t = judge(plan, graph_with(plan, child), {"status": "success", "next": {"setStatus": [{"id": "c", "status": "open"}]}})
+    t = judge(
+        plan,
+        graph_with(plan, child),
+        {"status": "success", "next": {"setStatus": [{"id": "c", "status": "open"}]}},
+    )
     assert isinstance(t, Transition)
     reopened = t.put[1]
     assert reopened.status is Status.OPEN and reopened.attempt_base == 3
     esc = running(node("escalate-x", kind="plan", after=["x"]))
     x = node("x", status="failed")
-    t = judge(esc, graph_with(esc, x), {"status": "success", "next": {"setStatus": [{"id": "x", "status": "open"}]}})
+    t = judge(
+        esc,
+        graph_with(esc, x),
+        {"status": "success", "next": {"setStatus": [{"id": "x", "status": "open"}]}},
+    )
     assert isinstance(t, Transition) and t.put[1].status is Status.OPEN
 
 
@@ -96,7 +131,11 @@ def test_task_with_work_goes_to_merging_and_checkpoint_and_fail() -> None:
     work = Work(branch="dagain/work/t", base="a" * 40, head="b" * 40)
     t = judge(task, graph_with(task), {"status": "success", "summary": "did"}, work=work)
     assert isinstance(t, Transition) and t.put[0].status is Status.MERGING and t.put[0].work == work
-    t = judge(task, graph_with(task), {"status": "checkpoint", "checkpoint": {"question": "A or B?", "options": ["A", "B"]}})
+    t = judge(
+        task,
+        graph_with(task),
+        {"status": "checkpoint", "checkpoint": {"question": "A or B?", "options": ["A", "B"]}},
+    )
     assert isinstance(t, Transition) and t.put[0].status is Status.NEEDS_HUMAN
     t = judge(task, graph_with(task), {"status": "fail", "summary": "nope"})
     assert isinstance(t, Transition) and t.put[0].error is not None
@@ -106,7 +145,9 @@ def test_task_with_work_goes_to_merging_and_checkpoint_and_fail() -> None:
 def test_stale_attempt_changes_nothing() -> None:
     task = running(node("t"))
     parsed = RunnerResult.model_validate({"status": "success"})
-    out = proposals.judge(task, {"t": summarize(task)}, {}, GRAPH, parsed, attempt=task.attempts - 1 or 99, now=NOW)
+    out = proposals.judge(
+        task, {"t": summarize(task)}, {}, GRAPH, parsed, attempt=task.attempts - 1 or 99, now=NOW
+    )
     assert isinstance(out, Rejected)
 
 

@@ -49,8 +49,9 @@ def main() -> None:
             # A fresh backoff window each round: both push at once, a real race (a worker that
             # lost before would otherwise wait a little, and the race would be over first).
             remote.contention = Contention()
-            outcome = claims.claim(remote, worker=f"worker@{name}", labels=(), lease_s=600,
-                                   node_id=node_id)
+            outcome = claims.claim(
+                remote, worker=f"worker@{name}", labels=(), lease_s=600, node_id=node_id
+            )
             won = isinstance(outcome, Committed) and outcome.transition.subject == node_id
             lines.append(f"{r} {name} {'won' if won else 'lost'}")
             if won:

@@ -54,7 +54,9 @@ def test_two_racers_fifty_rounds(tmp_path: Path, daemons: list[Daemon]) -> None:
     assert all(n.status is Status.DONE and n.attempts == 1 for n in nodes.values())
     bodies = cluster.remote_git("log", "--format=%B%x00", "dagain/state").split("\0")
     claimed = Counter(
-        nid for body in bodies if parse_trailers(body).get("Gitdag-Transition") == ["claim"]
+        nid
+        for body in bodies
+        if parse_trailers(body).get("Gitdag-Transition") == ["claim"]
         for nid in parse_trailers(body).get("Gitdag-Node", [])
     )
     assert claimed == Counter({f"r{r:02d}": 1 for r in range(ROUNDS)})

@@ -49,7 +49,7 @@ def test_diff_graphs_added_removed_changed_and_graph_yaml() -> None:
     assert [f.path for f in diff.graph] == ["goal"]
     text = render_text(diff)
     assert "+ c (open)" in text and "- b (open)" in text and "~ a" in text
-    assert "goal: \"\" -> new goal" in text
+    assert 'goal: "" -> new goal' in text
     assert diff_graphs(old, old, g1, g1).is_empty()
 
 
@@ -131,4 +131,4 @@ def test_mermaid_is_well_formed_with_awkward_ids_and_titles() -> None:
     assert "#quot;hi#quot;" in text and "#lt;b#gt;" in text and "#35;1; #amp; go" in text
     edges = [line.strip() for line in lines if "->" in line]
     assert sorted(edges) == sorted(["n_a_hb --> n_a__b", "n_a__b -.-> n_a_db", "n_a_db --> n_end"])
-    assert all(line.startswith("  classDef ") for line in lines[len(node_lines) + 4:])
+    assert all(line.startswith("  classDef ") for line in lines[len(node_lines) + 4 :])

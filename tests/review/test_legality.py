@@ -144,8 +144,9 @@ def test_escalation_as_the_lifecycle_writes_it_is_legal() -> None:
     plan = node("plan", kind="plan", status="done", outputs={"summary": "x"})
     a = a.model_copy(update={"parent": "plan"})
     summaries = {n.id: summarize(n) for n in (a, plan)}
-    t = lifecycle.fail(a, summaries, graph, kind=ErrorKind.TASK_FAILURE, summary="no", now=NOW,
-                       attempt=3)
+    t = lifecycle.fail(
+        a, summaries, graph, kind=ErrorKind.TASK_FAILURE, summary="no", now=NOW, attempt=3
+    )
     assert isinstance(t, Transition) and t.verb == "escalate"
     assert check([a, plan], t) == []
 

@@ -1,4 +1,4 @@
-"""The state branch README carries a bounded sample of ids, so its cost does not grow with the graph."""
+"""The state-branch README carries a bounded sample of ids; its cost stays flat."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ def test_readme_data_stays_bounded_while_counts_stay_exact() -> None:
     data = readme.update(data, moves, "base")
     assert data.counts["running"] == 500
     assert len(data.lists["running"]) == readme.SHOWN
-    data = readme.update(data, [(f"n{i:04d}", Status.RUNNING, Status.DONE) for i in range(10)], "b2")
+    data = readme.update(
+        data, [(f"n{i:04d}", Status.RUNNING, Status.DONE) for i in range(10)], "b2"
+    )
     assert data.counts["running"] == 490 and data.counts["done"] == 10
     text = readme.render(data, goal="g", target="t", paused=False)
     assert "## Running (490)" in text

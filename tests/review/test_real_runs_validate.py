@@ -5,17 +5,30 @@ from __future__ import annotations
 from tests.supervisor.conftest import Project, project  # noqa: F401  (the fixture)
 
 PLAN = {
-    "plan-000": {"result": {"status": "success", "summary": "planned", "next": {"addNodes": [
-        {"id": "a", "title": "A", "kind": "command", "run": "true"},
-        {"id": "b", "title": "B", "kind": "command", "run": "true", "deps": ["a"]},
-        {"id": "t", "title": "T", "deps": ["a"]},
-        {"id": "flaky", "title": "flaky"},
-        {"id": "q", "title": "ask", "kind": "checkpoint"},
-    ]}}},
+    "plan-000": {
+        "result": {
+            "status": "success",
+            "summary": "planned",
+            "next": {
+                "addNodes": [
+                    {"id": "a", "title": "A", "kind": "command", "run": "true"},
+                    {"id": "b", "title": "B", "kind": "command", "run": "true", "deps": ["a"]},
+                    {"id": "t", "title": "T", "deps": ["a"]},
+                    {"id": "flaky", "title": "flaky"},
+                    {"id": "q", "title": "ask", "kind": "checkpoint"},
+                ]
+            },
+        }
+    },
     "t": {"result": {"status": "success"}},
     "flaky": {"result": {"status": "fail", "summary": "compiler exploded"}},
-    "escalate-flaky": {"result": {"status": "success", "summary": "gave up",
-                                  "next": {"setStatus": [{"id": "flaky", "status": "cancelled"}]}}},
+    "escalate-flaky": {
+        "result": {
+            "status": "success",
+            "summary": "gave up",
+            "next": {"setStatus": [{"id": "flaky", "status": "cancelled"}]},
+        }
+    },
 }
 
 

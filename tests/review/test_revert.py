@@ -138,8 +138,11 @@ def test_reset_to_an_earlier_graph_is_one_new_commit(repo: Path) -> None:
     for rev in (after_init, new_head):
         assert git(repo, "rev-parse", f"{rev}:graph.yaml")
     diff = git(repo, "diff", "-U0", after_init, new_head, "--", "graph.yaml", "nodes")
-    changed = [line for line in diff.splitlines()
-               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    changed = [
+        line
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
     assert changed and all(line[1:].startswith(("attempts:", "attempt_base:")) for line in changed)
     a_now = git(repo, "show", f"{new_head}:nodes/86/a.yaml")
     assert "status: open" in a_now and "attempts: 1" in a_now and "attempt_base: 1" in a_now

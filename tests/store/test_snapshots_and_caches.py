@@ -178,8 +178,7 @@ def test_parse_cache_is_keyed_by_blob(repo: Path) -> None:
 
     _init_with(repo, ["a", "b"])
     blobs = {
-        line.split()[2]
-        for line in git(repo, "ls-tree", "-r", "dagain/state", "nodes").splitlines()
+        line.split()[2] for line in git(repo, "ls-tree", "-r", "dagain/state", "nodes").splitlines()
     }
     db = sqlite3.connect(repo / ".dagain" / "local" / "cache" / "nodes.sqlite")
     stored = {row[0] for row in db.execute("SELECT blob FROM nodes")}

@@ -41,7 +41,9 @@ def test_init_and_three_adds_as_git_sees_them(repo: Path) -> None:
     assert titles == ["add docs: - -> open", "add parser: - -> open", "add lexer: - -> open",
                       "init graph"]  # fmt: skip
     for (_, _, author, body), verb, node in zip(
-        commits, ["add", "add", "add", "init"], ["docs", "parser", "lexer", "plan-000"],
+        commits,
+        ["add", "add", "add", "init"],
+        ["docs", "parser", "lexer", "plan-000"],
         strict=True,
     ):
         trailers = _trailers(body)
@@ -54,12 +56,17 @@ def test_init_and_three_adds_as_git_sees_them(repo: Path) -> None:
     text = git(repo, "cat-file", "-p", f"dagain/state:{node_path('parser')}")
     node = codec.load_node(text)
     assert (node.id, node.title, node.deps, node.status.value) == (
-        "parser", "Write the parser", ("lexer",), "open")
+        "parser",
+        "Write the parser",
+        ("lexer",),
+        "open",
+    )
     assert node_path("parser") == f"nodes/{node_path('parser').split('/')[1]}/parser.yaml"
     assert git(repo, "cat-file", "-p", "dagain/state:graph.yaml").startswith("schema_version: 1\n")
     files = git(repo, "ls-tree", "-r", "--name-only", "dagain/state").split()
     assert sorted(f for f in files if f.startswith("nodes/")) == sorted(
-        node_path(n) for n in ("plan-000", "lexer", "parser", "docs"))
+        node_path(n) for n in ("plan-000", "lexer", "parser", "docs")
+    )
 
     # An orphan: the root has no parent and shares no history with the code branch.
     roots = git(repo, "rev-list", "--max-parents=0", "dagain/state").split()
@@ -71,7 +78,8 @@ def test_init_and_three_adds_as_git_sees_them(repo: Path) -> None:
 
     # Nothing broken in the object database.
     fsck = subprocess.run(
-        ["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True, text=True)
+        ["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True, text=True
+    )
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert "error" not in fsck.stderr.lower() and "missing" not in fsck.stdout.lower()
 

@@ -29,7 +29,9 @@ def main() -> int:
     node = os.environ["GITDAG_NODE_ID"]
     attempt = os.environ["GITDAG_ATTEMPT"]
     plan = json.loads(pathlib.Path(os.environ["FAKE_PLAN"]).read_text())
-    entry = plan.get(node, plan.get("*", {"result": {"status": "success", "summary": f"{node} ok"}}))
+    entry = plan.get(
+        node, plan.get("*", {"result": {"status": "success", "summary": f"{node} ok"}})
+    )
     if isinstance(entry, list):
         entry = entry[min(int(attempt), len(entry)) - 1]
     # The handler first: a test that sees `start` may stop us at once, and must see `killed`.
@@ -61,7 +63,9 @@ def main() -> int:
     if "raw" in entry:
         result_path.write_text(entry["raw"])
     elif "big" in entry:
-        result_path.write_text('{"status": "success", "summary": "' + "x" * int(entry["big"]) + '"}')
+        result_path.write_text(
+            '{"status": "success", "summary": "' + "x" * int(entry["big"]) + '"}'
+        )
     elif not entry.get("no_result"):
         result = entry.get("result", {"status": "success", "summary": f"{node} ok"})
         result_path.write_text(json.dumps(result))

@@ -12,15 +12,28 @@ from tests.supervisor.conftest import Project
 
 
 def test_kill_9_with_three_runners_in_flight_recovers_without_overlap(project: Project) -> None:
-    project.plan({
-        "plan-000": {"result": {"status": "success", "next": {"addNodes": [
-            {"id": f"w{i}", "title": f"w{i}"} for i in range(3)] + [
-            {"id": "after", "title": "after", "deps": ["w0", "w1", "w2"]}]}}},
-        "w0": {"sleep": 3}, "w1": {"sleep": 3}, "w2": {"sleep": 3},
-    })
+    project.plan(
+        {
+            "plan-000": {
+                "result": {
+                    "status": "success",
+                    "next": {
+                        "addNodes": [{"id": f"w{i}", "title": f"w{i}"} for i in range(3)]
+                        + [{"id": "after", "title": "after", "deps": ["w0", "w1", "w2"]}]
+                    },
+                }
+            },
+            "w0": {"sleep": 3},
+            "w1": {"sleep": 3},
+            "w2": {"sleep": 3},
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gitdag", "run", "--workers", "3"], cwd=project.root,
-        env={**os.environ, **project.env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "gitdag", "run", "--workers", "3"],
+        cwd=project.root,
+        env={**os.environ, **project.env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -36,7 +49,7 @@ def test_kill_9_with_three_runners_in_flight_recovers_without_overlap(project: P
     rows = project.log()
     for node in ("w0", "w1", "w2"):
         spans: dict[int, list[float]] = {}
-        for kind, nid, attempt, _pid, t in rows:
+        for _kind, nid, attempt, _pid, t in rows:
             if nid == node:
                 spans.setdefault(attempt, []).append(t)
         assert sorted(spans) == [1, 2], spans  # the lost attempt, then a new one

@@ -33,7 +33,11 @@ def test_four_tasks_on_four_files_integrate_once_each_in_queue_order(project: Pr
     merges = [line for line in target_log(project) if line.startswith("gitdag: integrate")]
     assert sorted(merges) == sorted(set(merges)) and len(merges) == 4  # each exactly once
     entries = json.loads(project.gitdag("log", "--json").out)
-    queued = [e["nodes"][0] for e in reversed(entries) if e["verb"] == "complete" and e["nodes"][0] != "plan-000"]
+    queued = [
+        e["nodes"][0]
+        for e in reversed(entries)
+        if e["verb"] == "complete" and e["nodes"][0] != "plan-000"
+    ]
     merged = [e["nodes"][0] for e in reversed(entries) if e["verb"] == "merge"]
     assert merged == queued  # integrated in the order they entered the queue
     for nid in merged:
@@ -48,16 +52,23 @@ def test_four_tasks_on_four_files_integrate_once_each_in_queue_order(project: Pr
     )
 
 
-def test_same_lines_conflict_then_retry_integrates_without_markers(project: Project, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_same_lines_conflict_then_retry_integrates_without_markers(
+    project: Project, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     packet = tmp_path / "second-{attempt}.md"
-    project.plan({
-        **plan_tasks({"id": "first", "title": "first"}, {"id": "second", "title": "second"}),
-        "first": {"write": {"src/app.py": "x = 'first'\n"}},
-        "second": [
-            {"write": {"src/app.py": "x = 'second'\n"}, "sleep": 0.8},
-            {"copy_packet": str(packet), "write": {"src/app.py": "x = 'first'\ny = 'second'\n"}},
-        ],
-    })
+    project.plan(
+        {
+            **plan_tasks({"id": "first", "title": "first"}, {"id": "second", "title": "second"}),
+            "first": {"write": {"src/app.py": "x = 'first'\n"}},
+            "second": [
+                {"write": {"src/app.py": "x = 'second'\n"}, "sleep": 0.8},
+                {
+                    "copy_packet": str(packet),
+                    "write": {"src/app.py": "x = 'first'\ny = 'second'\n"},
+                },
+            ],
+        }
+    )
     res = project.gitdag("run", "--workers", "2")
     assert res.code == 0, res.err
     text = (tmp_path / "second-2.md").read_text()
@@ -72,11 +83,13 @@ def test_same_lines_conflict_then_retry_integrates_without_markers(project: Proj
 
 
 def test_agent_commit_and_uncommitted_leftovers_both_integrate(project: Project) -> None:
-    project.plan({
-        **plan_tasks({"id": "committer", "title": "c"}, {"id": "leaver", "title": "l"}),
-        "committer": {"write": {"c.txt": "committed\n"}, "commit": "agent's own commit"},
-        "leaver": {"write": {"l.txt": "left\n"}},
-    })
+    project.plan(
+        {
+            **plan_tasks({"id": "committer", "title": "c"}, {"id": "leaver", "title": "l"}),
+            "committer": {"write": {"c.txt": "committed\n"}, "commit": "agent's own commit"},
+            "leaver": {"write": {"l.txt": "left\n"}},
+        }
+    )
     assert project.gitdag("run", "--workers", "2").code == 0
     assert git(project.root, "show", "dagain/integration:c.txt") == "committed\n"
     assert git(project.root, "show", "dagain/integration:l.txt") == "left\n"
@@ -85,10 +98,12 @@ def test_agent_commit_and_uncommitted_leftovers_both_integrate(project: Project)
 
 def test_failing_check_keeps_the_target_and_retries(project: Project) -> None:
     project.config(extra="merge:\n  check: test ! -e broken.txt\n")
-    project.plan({
-        **plan_tasks({"id": "t", "title": "t"}),
-        "t": [{"write": {"broken.txt": "x\n"}}, {"write": {"fixed.txt": "y\n"}}],
-    })
+    project.plan(
+        {
+            **plan_tasks({"id": "t", "title": "t"}),
+            "t": [{"write": {"broken.txt": "x\n"}}, {"write": {"fixed.txt": "y\n"}}],
+        }
+    )
     tip = git(project.root, "rev-parse", "dagain/integration").strip()
     res = project.gitdag("run")
     assert res.code == 0, res.err
@@ -104,8 +119,14 @@ def test_failing_check_keeps_the_target_and_retries(project: Project) -> None:
 def test_crash_after_target_advanced_is_recorded_once_on_restart(project: Project) -> None:
     project.plan({**plan_tasks({"id": "t", "title": "t"}), "t": {"write": {"t.txt": "t\n"}}})
     env = {**os.environ, **project.env(), "GITDAG_CRASH_AT": "merge.after_advance"}
-    proc = subprocess.run([sys.executable, "-m", "gitdag", "run"], cwd=project.root, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitdag", "run"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 137
     assert project.show("t")["status"] == "merging"
     advanced = git(project.root, "rev-parse", "dagain/integration").strip()
@@ -133,19 +154,34 @@ def test_demo_runs_and_exits_0(tmp_path) -> None:  # type: ignore[no-untyped-def
 
 
 def test_gc_removes_leftovers_and_reports_freed_disk(project: Project) -> None:
-    project.plan({**plan_tasks({"id": "ok", "title": "ok"}, {"id": "bad", "title": "bad"}),
-                  "ok": {"write": {"ok.txt": "ok\n"}},
-                  "bad": {"write": {"bad.txt": "x" * 200_000}, "result": {"status": "fail", "summary": "no"}}})
+    project.plan(
+        {
+            **plan_tasks({"id": "ok", "title": "ok"}, {"id": "bad", "title": "bad"}),
+            "ok": {"write": {"ok.txt": "ok\n"}},
+            "bad": {
+                "write": {"bad.txt": "x" * 200_000},
+                "result": {"status": "fail", "summary": "no"},
+            },
+        }
+    )
     assert project.gitdag("run", "--workers", "2").code == 1  # bad failed for good
-    scratch = [p for p in (project.root / ".dagain/local/worktrees").iterdir() if p.name.startswith("_scratch")]
+    scratch = [
+        p
+        for p in (project.root / ".dagain/local/worktrees").iterdir()
+        if p.name.startswith("_scratch")
+    ]
     assert scratch  # the plan node's scratch checkout is still there
     res = project.gitdag("gc")
     assert res.code == 0, res.err
     assert "removed scratch checkouts" in res.out and "freed" in res.out
     assert "kept branches (unmerged work) (1): bad" in res.out  # the only copy of failed work
     assert git(project.root, "show", "dagain/work/bad:bad.txt") == "x" * 200_000
-    assert not any(p.name.startswith("_scratch") for p in (project.root / ".dagain/local/worktrees").iterdir())
+    assert not any(
+        p.name.startswith("_scratch") for p in (project.root / ".dagain/local/worktrees").iterdir()
+    )
     branches = git(project.root, "branch", "--list", "dagain/work/*")
     assert "dagain/work/ok" not in branches and "dagain/work/bad" in branches
     res = project.gitdag("gc", "--delete-unmerged")
-    assert res.code == 0 and "dagain/work/bad" not in git(project.root, "branch", "--list", "dagain/work/*")
+    assert res.code == 0 and "dagain/work/bad" not in git(
+        project.root, "branch", "--list", "dagain/work/*"
+    )

@@ -16,14 +16,30 @@ def hand_commit(project: Project, path: str, text: str, message: str) -> str:
     env = {**os.environ, "GIT_INDEX_FILE": str(root / ".git" / "hand-index")}
     head = git(root, "rev-parse", "dagain/state").strip()
     subprocess.run(["git", "read-tree", head], cwd=root, env=env, check=True)
-    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=root, input=text,
-                          text=True, capture_output=True, check=True).stdout.strip()  # fmt: skip
-    subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"],
-                   cwd=root, env=env, check=True)  # fmt: skip
-    tree = subprocess.run(["git", "write-tree"], cwd=root, env=env, capture_output=True,
-                          text=True, check=True).stdout.strip()  # fmt: skip
-    commit = subprocess.run(["git", "commit-tree", tree, "-p", head, "-m", message], cwd=root,
-                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        cwd=root,
+        input=text,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"],
+        cwd=root,
+        env=env,
+        check=True,
+    )
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=root, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "commit-tree", tree, "-p", head, "-m", message],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     git(root, "update-ref", "refs/heads/dagain/state", commit, head)
     return commit
 
@@ -35,7 +51,9 @@ def node_path(project: Project, node_id: str) -> str:
 
 
 def test_hand_made_done_without_result_is_refused_until_repaired(project: Project) -> None:
-    assert project.gitdag("add", "y", "--title", "y", "--kind", "command", "--run", "true").code == 0
+    assert (
+        project.gitdag("add", "y", "--title", "y", "--kind", "command", "--run", "true").code == 0
+    )
     init = git(project.root, "rev-list", "--max-parents=0", "dagain/state").strip()
     path = node_path(project, "y")
     text = git(project.root, "show", f"dagain/state:{path}").replace("status: open", "status: done")
@@ -55,9 +73,27 @@ def test_hand_made_done_without_result_is_refused_until_repaired(project: Projec
 
 
 def test_reset_to_after_init_reruns_a_finished_50_node_graph(project: Project) -> None:
-    project.plan({"plan-000": {"result": {"status": "success", "next": {"addNodes": [
-        {"id": f"n{i:02d}", "title": f"n{i}", "kind": "command", "run": "true",
-         "deps": [f"n{i - 1:02d}"] if i % 10 else []} for i in range(50)]}}}})
+    project.plan(
+        {
+            "plan-000": {
+                "result": {
+                    "status": "success",
+                    "next": {
+                        "addNodes": [
+                            {
+                                "id": f"n{i:02d}",
+                                "title": f"n{i}",
+                                "kind": "command",
+                                "run": "true",
+                                "deps": [f"n{i - 1:02d}"] if i % 10 else [],
+                            }
+                            for i in range(50)
+                        ]
+                    },
+                }
+            }
+        }
+    )
     assert project.gitdag("run", "--workers", "4").code == 0
     after_init = git(project.root, "rev-list", "--max-parents=0", "dagain/state").strip()
     before = int(git(project.root, "rev-list", "--count", "dagain/state"))
@@ -65,21 +101,46 @@ def test_reset_to_after_init_reruns_a_finished_50_node_graph(project: Project) -
     assert res.code == 0, res.err
     status = json.loads(project.gitdag("status", "--json").out)
     assert status["total"] == 1 and status["counts"]["open"] == 1  # the graph of REV: plan-000 only
-    assert int(git(project.root, "rev-list", "--count", "dagain/state")) == before + 1  # history kept
+    assert (
+        int(git(project.root, "rev-list", "--count", "dagain/state")) == before + 1
+    )  # history kept
     res = project.gitdag("run", "--workers", "4")
     assert res.code == 0, res.err
     status = json.loads(project.gitdag("status", "--json").out)
     assert status["counts"]["done"] == 51
-    claims = [e for e in json.loads(project.gitdag("log", "plan-000", "--json").out) if e["verb"] == "claim"]
+    claims = [
+        e
+        for e in json.loads(project.gitdag("log", "plan-000", "--json").out)
+        if e["verb"] == "claim"
+    ]
     assert len(claims) == 2  # planned once before the reset, once after
     assert project.gitdag("validate").code == 0
 
 
 def test_review_required_turns_a_plan_into_a_proposal_a_person_applies(project: Project) -> None:
     project.config(extra="review: required\n")
-    project.plan({"plan-000": {"result": {"status": "success", "summary": "two steps", "next": {"addNodes": [
-        {"id": "s1", "title": "step 1", "kind": "command", "run": "true"},
-        {"id": "s2", "title": "step 2", "kind": "command", "run": "true", "deps": ["s1"]}]}}}})
+    project.plan(
+        {
+            "plan-000": {
+                "result": {
+                    "status": "success",
+                    "summary": "two steps",
+                    "next": {
+                        "addNodes": [
+                            {"id": "s1", "title": "step 1", "kind": "command", "run": "true"},
+                            {
+                                "id": "s2",
+                                "title": "step 2",
+                                "kind": "command",
+                                "run": "true",
+                                "deps": ["s1"],
+                            },
+                        ]
+                    },
+                }
+            }
+        }
+    )
     res = project.gitdag("run")
     assert res.code == 1 and "proposal plan-000-a1 awaits review" in res.err
     status = json.loads(project.gitdag("status", "--json").out)

@@ -11,14 +11,27 @@ from tests.conftest import git
 from tests.supervisor.conftest import Project
 
 PLAN_OK = {
-    "plan-000": {"result": {"status": "success", "summary": "planned", "next": {"addNodes": [
-        {"id": "a", "title": "A", "kind": "command", "run": "sleep 0.4"},
-        {"id": "b", "title": "B", "kind": "command", "run": "sleep 0.4"},
-        {"id": "c", "title": "C", "kind": "command", "run": "sleep 0.4"},
-        {"id": "d", "title": "D", "kind": "command", "run": "true", "deps": ["a", "b"]},
-        {"id": "e", "title": "E", "kind": "command", "run": "true", "deps": ["d"]},
-        {"id": "v", "title": "verify", "kind": "verify", "deps": ["a", "b", "c", "d", "e"]},
-    ]}}},
+    "plan-000": {
+        "result": {
+            "status": "success",
+            "summary": "planned",
+            "next": {
+                "addNodes": [
+                    {"id": "a", "title": "A", "kind": "command", "run": "sleep 0.4"},
+                    {"id": "b", "title": "B", "kind": "command", "run": "sleep 0.4"},
+                    {"id": "c", "title": "C", "kind": "command", "run": "sleep 0.4"},
+                    {"id": "d", "title": "D", "kind": "command", "run": "true", "deps": ["a", "b"]},
+                    {"id": "e", "title": "E", "kind": "command", "run": "true", "deps": ["d"]},
+                    {
+                        "id": "v",
+                        "title": "verify",
+                        "kind": "verify",
+                        "deps": ["a", "b", "c", "d", "e"],
+                    },
+                ]
+            },
+        }
+    },
 }
 
 
@@ -37,7 +50,7 @@ def test_plan_adds_tasks_they_run_in_order_and_in_parallel(project: Project) -> 
     status = json.loads(project.gitdag("status", "--json").out)
     assert status["counts"]["done"] == 7 and status["total"] == 7
     entries = transitions(project)
-    # One commit per transition: every commit carries exactly one verb; claims and completes pair up.
+    # One commit per transition: each commit carries one verb; claims and completes pair up.
     verbs = [e["verb"] for e in entries]
     assert verbs.count("claim") == 7 and verbs.count("complete") == 7 and verbs[-1] == "init"
     assert len(entries) == 15
@@ -48,7 +61,9 @@ def test_plan_adds_tasks_they_run_in_order_and_in_parallel(project: Project) -> 
     # a, b, c ran at the same time: their run windows (from each run's log) overlap.
     windows = {}
     for nid in ("a", "b", "c"):
-        outcome = json.loads((project.root / ".dagain/local/runs" / nid / "1" / "outcome.json").read_text())
+        outcome = json.loads(
+            (project.root / ".dagain/local/runs" / nid / "1" / "outcome.json").read_text()
+        )
         windows[nid] = (outcome["started_at"], outcome["ended_at"])
     starts = sorted(w[0] for w in windows.values())
     ends = sorted(w[1] for w in windows.values())
@@ -63,17 +78,61 @@ def test_plan_adds_tasks_they_run_in_order_and_in_parallel(project: Project) -> 
         ({"no_result": True}, "missing_result", "result"),
         ({"result": {"status": "maybe"}}, "invalid_result", "status"),
         ({"big": 1_100_000}, "invalid_result", "1 MiB"),
-        ({"result": {"status": "success", "next": {"addNodes": [
-            {"id": "x1", "title": "x", "deps": ["x2"]}, {"id": "x2", "title": "x", "deps": ["x1"]}]}}},
-         "invalid_result", "cycle"),
-        ({"result": {"status": "success", "next": {"addNodes": [{"id": "x1", "title": "x", "deps": ["ghost"]}]}}},
-         "invalid_result", "unknown node 'ghost'"),
-        ({"result": {"status": "success", "next": {"addNodes": [{"id": "other", "title": "x"}]}}},
-         "invalid_result", "already exists"),
-        ({"result": {"status": "success", "next": {"addNodes": [{"id": f"n{i}", "title": "x"} for i in range(101)]}}},
-         "invalid_result", "more than 100"),
-        ({"result": {"status": "success", "next": {"setStatus": [{"id": "other", "status": "cancelled"}]}}},
-         "invalid_result", "outside this node's scope"),
+        (
+            {
+                "result": {
+                    "status": "success",
+                    "next": {
+                        "addNodes": [
+                            {"id": "x1", "title": "x", "deps": ["x2"]},
+                            {"id": "x2", "title": "x", "deps": ["x1"]},
+                        ]
+                    },
+                }
+            },
+            "invalid_result",
+            "cycle",
+        ),
+        (
+            {
+                "result": {
+                    "status": "success",
+                    "next": {"addNodes": [{"id": "x1", "title": "x", "deps": ["ghost"]}]},
+                }
+            },
+            "invalid_result",
+            "unknown node 'ghost'",
+        ),
+        (
+            {
+                "result": {
+                    "status": "success",
+                    "next": {"addNodes": [{"id": "other", "title": "x"}]},
+                }
+            },
+            "invalid_result",
+            "already exists",
+        ),
+        (
+            {
+                "result": {
+                    "status": "success",
+                    "next": {"addNodes": [{"id": f"n{i}", "title": "x"} for i in range(101)]},
+                }
+            },
+            "invalid_result",
+            "more than 100",
+        ),
+        (
+            {
+                "result": {
+                    "status": "success",
+                    "next": {"setStatus": [{"id": "other", "status": "cancelled"}]},
+                }
+            },
+            "invalid_result",
+            "outside this node's scope",
+        ),
         ({"exit": 3, "no_result": True}, "task_failure", "exited with code 3"),
         ({"sleep": 30}, "timeout", "timed out"),
     ],
@@ -81,11 +140,20 @@ def test_plan_adds_tasks_they_run_in_order_and_in_parallel(project: Project) -> 
 def test_bad_runner_outcomes_fail_the_attempt_and_apply_nothing(
     project: Project, behaviour: dict[str, object], kind: str, needle: str
 ) -> None:
-    assert project.gitdag("add", "other", "--title", "someone else's", "--kind", "command", "--run", "true").code == 0
+    assert (
+        project.gitdag(
+            "add", "other", "--title", "someone else's", "--kind", "command", "--run", "true"
+        ).code
+        == 0
+    )
     cancelled = project.gitdag("cancel", "other")
     assert cancelled.code == 0, cancelled.err
     if kind == "timeout":
-        cfg = (project.root / ".dagain/config.yaml").read_text().replace("timeout_s: 30", "timeout_s: 1")
+        cfg = (
+            (project.root / ".dagain/config.yaml")
+            .read_text()
+            .replace("timeout_s: 30", "timeout_s: 1")
+        )
         (project.root / ".dagain/config.yaml").write_text(cfg)
     project.plan({"plan-000": behaviour})
     res = project.gitdag("run", "--once")
@@ -103,7 +171,11 @@ def test_bad_runner_outcomes_fail_the_attempt_and_apply_nothing(
 
 
 def test_runner_command_that_does_not_exist_is_a_spawn_error(project: Project) -> None:
-    cfg = (project.root / ".dagain/config.yaml").read_text().replace("cmd: ", "cmd: /nonexistent/agent ")
+    cfg = (
+        (project.root / ".dagain/config.yaml")
+        .read_text()
+        .replace("cmd: ", "cmd: /nonexistent/agent ")
+    )
     (project.root / ".dagain/config.yaml").write_text(cfg)
     res = project.gitdag("run", "--once")
     assert res.code == 1
@@ -111,13 +183,25 @@ def test_runner_command_that_does_not_exist_is_a_spawn_error(project: Project) -
     assert isinstance(error, dict) and error["kind"] == "spawn_error"
 
 
-def test_failing_three_times_escalates_with_the_failure_in_the_packet(project: Project, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_failing_three_times_escalates_with_the_failure_in_the_packet(
+    project: Project, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     packet = tmp_path / "esc-packet.md"
-    project.plan({
-        "plan-000": {"result": {"status": "success", "next": {"addNodes": [{"id": "flaky", "title": "flaky"}]}}},
-        "flaky": {"result": {"status": "fail", "summary": "compiler exploded"}},
-        "escalate-flaky": {"copy_packet": str(packet), "result": {"status": "success", "summary": "gave up"}},
-    })
+    project.plan(
+        {
+            "plan-000": {
+                "result": {
+                    "status": "success",
+                    "next": {"addNodes": [{"id": "flaky", "title": "flaky"}]},
+                }
+            },
+            "flaky": {"result": {"status": "fail", "summary": "compiler exploded"}},
+            "escalate-flaky": {
+                "copy_packet": str(packet),
+                "result": {"status": "success", "summary": "gave up"},
+            },
+        }
+    )
     res = project.gitdag("run", "--workers", "2")
     assert res.code == 1  # flaky failed for good
     flaky = project.show("flaky")
@@ -138,7 +222,7 @@ def test_pool_promotes_to_second_runner_on_timeout(project: Project, tmp_path) -
     marker = tmp_path / "second-ran"
     project.config(
         runners=f"  slow:\n    cmd: sleep 30\n    timeout_s: 1\n"
-                f"  second:\n    cmd: touch {marker} && {sys.executable} {FAKE}\n",
+        f"  second:\n    cmd: touch {marker} && {sys.executable} {FAKE}\n",
         roles="  planner: [slow, second]\n  executor: fake\n  verifier: fake\n",
     )
     res = project.gitdag("run", "--once")
@@ -152,8 +236,11 @@ def test_pool_promotes_to_second_runner_on_timeout(project: Project, tmp_path) -
 def test_exit_code_and_output_of_a_second_supervisor(project: Project) -> None:
     project.plan({"plan-000": {"sleep": 3}})
     first = subprocess.Popen(
-        [__import__("sys").executable, "-m", "gitdag", "run"], cwd=project.root,
-        env={**__import__("os").environ, **project.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [__import__("sys").executable, "-m", "gitdag", "run"],
+        cwd=project.root,
+        env={**__import__("os").environ, **project.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         import time
