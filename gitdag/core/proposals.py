@@ -175,17 +175,8 @@ def _fail(
     now: dt.datetime,
     pool: PoolRules,
 ) -> Transition | Rejected:
-    return lifecycle.fail(
-        node,
-        nodes,
-        graph_file,
-        kind=kind,
-        summary=summary,
-        now=now,
-        attempt=attempt,
-        pool_size=pool.size,
-        promote_on=pool.promote_on,
-        promote_after=pool.promote_after,
+    return fail_attempt(
+        node, nodes, graph_file, kind=kind, summary=summary, attempt=attempt, now=now, pool=pool
     )
 
 

@@ -399,25 +399,32 @@ class Supervisor:
         summary: str,
         flight: _Flight | None = None,
     ) -> Snapshot | None:
+        outcome = self._transact(self._failure(node_id, attempt, kind, summary))
+        if flight is None:
+            self.stats.finished += 1
+        return self._after(flight, outcome)
+
+    def _failure(
+        self,
+        node_id: str,
+        attempt: int,
+        kind: ErrorKind,
+        summary: str,
+        paths: tuple[str, ...] = (),
+        verb: str = "fail",
+    ) -> Callable[[Snapshot, dt.datetime], Transition | Rejected]:
+        """The compute of a failed attempt (a runner's, or the merge queue's with `verb=merge`)."""
+
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node_id not in snap.nodes:
                 return Rejected(f"{node_id} no longer exists")
             node = self.store.node(snap, node_id)
             return proposals.fail_attempt(
-                node,
-                snap.nodes,
-                snap.graph,
-                kind=kind,
-                summary=summary,
-                attempt=attempt,
-                now=now,
-                pool=self.launcher.pool_rules(node),
-            )
+                node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt,
+                now=now, pool=self.launcher.pool_rules(node), paths=paths, verb=verb,
+            )  # fmt: skip
 
-        outcome = self._transact(compute)
-        if flight is None:
-            self.stats.finished += 1
-        return self._after(flight, outcome)
+        return compute
 
     def _after(
         self, flight: _Flight | None, outcome: Committed | Rejected | None
@@ -525,23 +532,7 @@ class Supervisor:
     def _fail_merge(
         self, node_id: str, attempt: int, kind: ErrorKind, summary: str, paths: tuple[str, ...]
     ) -> Snapshot | None:
-        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
-            if node_id not in snap.nodes:
-                return Rejected(f"{node_id} no longer exists")
-            node = self.store.node(snap, node_id)
-            return proposals.fail_attempt(
-                node,
-                snap.nodes,
-                snap.graph,
-                kind=kind,
-                summary=summary,
-                attempt=attempt,
-                now=now,
-                paths=paths,
-                verb="merge",
-            )
-
-        outcome = self._transact(compute)
+        outcome = self._transact(self._failure(node_id, attempt, kind, summary, paths, "merge"))
         if isinstance(outcome, Committed):
             self._announce(outcome.transition)
             status = outcome.snapshot.nodes.get(node_id)
