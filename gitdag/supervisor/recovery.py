@@ -7,6 +7,7 @@ result of the old one is rejected as superseded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from typing import TYPE_CHECKING
@@ -148,14 +149,13 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
             removed.append(node_id)
             continue
         attempt = node.attempts if node is not None else 0
-        try:
+        # Best effort: a half-made checkout has nothing worth keeping.
+        with contextlib.suppress(Exception):
             worktrees.commit_leftovers(
                 node_id,
                 attempt,
                 f"gitdag: {node_id} attempt {attempt} (cut short by a crash; kept for inspection)",
             )
-        except Exception:  # best effort: a half-made checkout has nothing worth keeping
-            pass
         worktrees.remove(node_id, delete_branch=False, archive=False)
         removed.append(node_id)
     return removed
