@@ -23,6 +23,7 @@ from gitdag.store import repo as repos
 from gitdag.store.cache import IndexCache, ParseCache
 from gitdag.store.layout import STATE_BRANCH, STATE_REF, RepoPaths
 from gitdag.store.read import PLACEHOLDER_GRAPH, load_snapshot
+from gitdag.store.readme import Memo, next_readme
 from gitdag.store.snapshot import Layered, Snapshot
 from gitdag.store.write import build_commit, compare_and_swap
 
@@ -63,8 +64,11 @@ class StateStore:
         readme: bool = True,
     ) -> None:
         self.repo = repo
-        # README.md on the state branch (spec §3), updated incrementally by each transition.
+        # README.md on the state branch (spec §3), updated incrementally by each transition;
+        # the memo holds the data of the last README this store wrote, with its commit.
         self.write_readme = readme
+        self._readme_memo: Memo | None = None
+        self._readme_next: Memo | None = None
         self.paths = paths
         self.ref = ref
         self.clock = clock
@@ -222,9 +226,14 @@ class StateStore:
     def _readme(self, snap: Snapshot, transition: Transition) -> str | None:
         if not self.write_readme:
             return None
-        from gitdag.store.readme import readme_for
+        text, data = next_readme(self.repo, snap, transition, self._readme_memo)
+        self._readme_next = ("", data)
+        return text
 
-        return readme_for(self.repo, snap, transition)
+    def _wrote(self, head: str | None) -> None:
+        # The README just committed describes `head`: the next transition starts from it.
+        if self._readme_next is not None and head is not None:
+            self._readme_memo = (head, self._readme_next[1])
 
     def init(self, transition: Transition, actor: str) -> Committed:
         """Create the orphan state branch with its first commit; race-free.
@@ -245,6 +254,7 @@ class StateStore:
                 "nothing was written (this repository is initialised)"
             )
         self._snap = snap
+        self._wrote(snap.head)
         return Committed(transition, snap.head or "", snap, 1)
 
     def transact(
@@ -294,6 +304,7 @@ class StateStore:
             ):
                 crash_point("store.after_cas")
                 self._snap = new_snap
+                self._wrote(new_snap.head)
                 self.known_head = new_snap.head
                 return Committed(result, new_snap.head or "", new_snap, attempt)
             time.sleep(delay * random.random())
