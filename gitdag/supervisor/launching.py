@@ -6,6 +6,7 @@ committing the worktree's leftovers, the merge queue's git work, removing worktr
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,15 +263,14 @@ class Launcher:
             if keep_branch and self.worktrees.path_for(prepared.node_id).is_dir():
                 # A failed or stopped attempt's work stays on its branch for inspection (the next
                 # attempt starts afresh from the target tip; `gitdag gc` keeps such branches).
-                try:
+                # Best effort: the attempt is over either way.
+                with contextlib.suppress(Exception):
                     self.worktrees.commit_leftovers(
                         prepared.node_id,
                         prepared.attempt,
                         f"gitdag: {prepared.node_id} attempt {prepared.attempt} "
                         "(did not succeed; kept for inspection)",
                     )
-                except Exception:  # best effort: the attempt is over either way
-                    pass
             self.worktrees.remove(prepared.node_id, delete_branch=not keep_branch, archive=False)
 
     # --- the merge queue ------------------------------------------------------------------
