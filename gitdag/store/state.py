@@ -245,8 +245,14 @@ class StateStore:
             raise InputError(f"{STATE_BRANCH} already exists: this repository is initialised")
         now = self.clock()
         commit, snap = build_commit(
-            self.repo, EMPTY, transition, actor=actor, author=self._author(), now=now,
-            cache=self.cache, readme=self._readme(EMPTY, transition),
+            self.repo,
+            EMPTY,
+            transition,
+            actor=actor,
+            author=self._author(),
+            now=now,
+            cache=self.cache,
+            readme=self._readme(EMPTY, transition),
         )
         if not compare_and_swap(self.repo, self.ref, None, commit.id.decode(), "gitdag: init"):
             raise InputError(
@@ -294,7 +300,13 @@ class StateStore:
             if result.is_empty():
                 return None
             commit, new_snap = build_commit(
-                self.repo, snap, result, actor=actor, author=author, now=now, cache=self.cache,
+                self.repo,
+                snap,
+                result,
+                actor=actor,
+                author=author,
+                now=now,
+                cache=self.cache,
                 readme=self._readme(snap, result),
             )
             reflog = f"gitdag: {result.verb} {result.subject}"
@@ -312,4 +324,3 @@ class StateStore:
         raise StaleSnapshotError(
             f"{STATE_BRANCH} moved under {max_tries} attempts in a row; nothing was written"
         )
-
