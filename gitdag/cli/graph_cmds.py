@@ -7,9 +7,9 @@ from typing import Any
 import click
 
 from gitdag import actions
-from gitdag.cli._common import echo_json, open_store, split_list
+from gitdag.cli._common import echo_json, open_store
+from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.core import render
-from gitdag.core.model import Kind
 from gitdag.store import history
 
 
@@ -63,37 +63,10 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 
 @click.command()
 @click.argument("node_id")
-@click.option("--title", required=True)
-@click.option(
-    "--kind", type=click.Choice([k.value for k in Kind]), default="task", show_default=True
-)
-@click.option("--deps", default="", help="Comma-separated ids that must be done first.")
-@click.option("--after", default="", help="Comma-separated ids that must be terminal first.")
-@click.option("--run", "run_cmd", default=None, help="Shell command (command nodes).")
-@click.option("--description", default="")
-@click.option("--parent", default=None)
-@click.option("--priority", type=int, default=0)
-@click.option("--ownership", default="", help="Comma-separated path globs this node may change.")
-@click.option("--labels", default="", help="Comma-separated worker labels this node needs.")
-@click.option("--acceptance", multiple=True, help="An acceptance criterion (repeatable).")
-@click.option(
-    "--verify", "verify_cmds", multiple=True, help="A command that checks it (repeatable)."
-)
-@click.option("--worktree/--no-worktree", default=False, help="command nodes: run in a worktree.")
-@click.option("--role", default=None)
-@click.option("--runner", default=None)
-def add(node_id: str, title: str, kind: str, deps: str, after: str, run_cmd: str | None,
-        description: str, parent: str | None, priority: int, ownership: str, labels: str,
-        acceptance: tuple[str, ...], verify_cmds: tuple[str, ...], worktree: bool,
-        role: str | None, runner: str | None) -> None:  # fmt: skip
+@node_options(title_required=True)
+def add(node_id: str, **node: Any) -> None:
     """Add node NODE_ID (one commit)."""
-    fields: dict[str, Any] = {
-        "id": node_id, "title": title, "kind": kind, "deps": split_list(deps),
-        "after": split_list(after), "run": run_cmd, "description": description, "parent": parent,
-        "priority": priority, "ownership": split_list(ownership), "labels": split_list(labels),
-        "acceptance": list(acceptance), "verify": list(verify_cmds), "worktree": worktree,
-        "role": role, "runner": runner,
-    }  # fmt: skip
+    fields = node_fields(node_id, node)
     with open_store() as store:
         committed = actions.add(store, fields)
     click.echo(f"added {node_id} ({committed.head[:12]})")

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from gitdag.cli._common import echo_json, open_store, split_list
+from gitdag.cli._common import echo_json, open_store
+from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.core import codec
 from gitdag.core.diff import render_text
-from gitdag.core.model import Kind
 from gitdag.core.transitions import Rejected
 from gitdag.core.transitions import title as title_line
 from gitdag.errors import GraphError, InputError
@@ -142,46 +142,20 @@ def _indent(text: str) -> str:
     help="YAML list of nodes (an existing id: an edit of the fields given).",
 )
 @click.option("--add", "node_id", default=None, help="Add one node with this id (options below).")
-@click.option("--title", default=None)
-@click.option(
-    "--kind", type=click.Choice([k.value for k in Kind]), default="task", show_default=True
-)
-@click.option("--deps", default="", help="Comma-separated ids that must be done first.")
-@click.option("--after", default="", help="Comma-separated ids that must be terminal first.")
-@click.option("--run", "run_cmd", default=None, help="Shell command (command nodes).")
-@click.option("--description", default="")
-@click.option("--parent", default=None)
-@click.option("--priority", type=int, default=0)
-@click.option("--ownership", default="", help="Comma-separated path globs this node may change.")
-@click.option("--labels", default="", help="Comma-separated worker labels this node needs.")
-@click.option("--acceptance", multiple=True, help="An acceptance criterion (repeatable).")
-@click.option(
-    "--verify", "verify_cmds", multiple=True, help="A command that checks it (repeatable)."
-)
-@click.option("--worktree/--no-worktree", default=False, help="command nodes: run in a worktree.")
-@click.option("--role", default=None)
-@click.option("--runner", default=None)
+@node_options(title_required=False)
 @click.option("-m", "--message", default="", help="The commit's summary paragraph.")
-def propose(name: str, from_file: str | None, node_id: str | None, title: str | None, kind: str,
-            deps: str, after: str, run_cmd: str | None, description: str, parent: str | None,
-            priority: int, ownership: str, labels: str, acceptance: tuple[str, ...],
-            verify_cmds: tuple[str, ...], worktree: bool, role: str | None, runner: str | None,
-            message: str) -> None:  # fmt: skip
+def propose(
+    name: str, from_file: str | None, node_id: str | None, message: str, **node: Any
+) -> None:
     """Write graph edits on dagain/proposals/NAME for review (a pull request into dagain/state)."""
-    if (from_file is None) == (node_id is None):
-        raise click.UsageError("give exactly one of --from-file FILE or --add ID")
-    if from_file is not None:
+    if from_file is not None and node_id is None:
         nodes = _read_nodes_file(from_file)
-    else:
-        if not title:
+    elif node_id is not None and from_file is None:
+        if not node["title"]:
             raise click.UsageError("--add needs --title")
-        nodes = [{
-            "id": node_id, "title": title, "kind": kind, "deps": split_list(deps),
-            "after": split_list(after), "run": run_cmd, "description": description,
-            "parent": parent, "priority": priority, "ownership": split_list(ownership),
-            "labels": split_list(labels), "acceptance": list(acceptance),
-            "verify": list(verify_cmds), "worktree": worktree, "role": role, "runner": runner,
-        }]  # fmt: skip
+        nodes = [node_fields(node_id, node)]
+    else:
+        raise click.UsageError("give exactly one of --from-file FILE or --add ID")
     with open_store() as store:
         outcome = proposals.propose_nodes(store, name, nodes, summary=message)
     if isinstance(outcome, Rejected):
