@@ -1,0 +1,62 @@
+"""Checks of the configuration and the state branch (its legality, open incidents)."""
+
+from __future__ import annotations
+
+from gitdag.config import load_settings
+from gitdag.doctor.findings import Finding
+from gitdag.errors import GitdagError
+from gitdag.store import ranges
+from gitdag.store.state import StateStore
+from gitdag.supervisor.guard import still_open
+
+VERIFIED_HEAD = "verified-head"  # written by supervisor/headcheck.py
+
+
+def check_config(store: StateStore) -> list[Finding]:
+    """`.dagain/config.yaml` loads."""
+    try:
+        load_settings(store.paths.dagain)
+    except GitdagError as exc:
+        return [Finding("config", str(exc), f"edit {store.paths.dagain / 'config.yaml'}")]
+    return []
+
+
+def check_state(store: StateStore) -> list[Finding]:
+    """The state branch exists, every commit since the last verified head is legal, no incident."""
+    head = store.head()
+    if head is None:
+        return [Finding("state", "no dagain/state branch", "gitdag init")]
+    found: list[Finding] = []
+    base = _verified_base(store, head)
+    invalid = ranges.first_invalid(store, base, head)
+    if invalid is not None:
+        first = invalid.problems[0] if invalid.problems else "invalid"
+        found.append(Finding("state", f"dagain/state: {first}", invalid.hint.removeprefix(
+            "repair with ")))  # fmt: skip
+    incident = still_open(store, store.paths.local, head)
+    if incident is not None:
+        found.append(Finding(
+            "incident",
+            f"open incident: commit {incident.commit[:12]} was written by something that bypassed "
+            f"the supervisor ({incident.problems[0]})",
+            incident.hint.removeprefix("repair with "),
+        ))  # fmt: skip
+    return found
+
+
+def _verified_base(store: StateStore, head: str) -> str | None:
+    """The last head a supervisor verified, when it is in head's history; else None (all of it)."""
+    try:
+        verified = (store.paths.local / VERIFIED_HEAD).read_text().strip()
+    except OSError:
+        return None
+    if not verified or verified == head:
+        return verified or None
+    try:
+        commits = ranges.commits_between(store, verified, head)
+    except GitdagError:
+        return None
+    first = commits[0] if commits else None
+    if first is None or ranges.first_parent(store, first) != verified:
+        return None  # not an ancestor (a reset): check everything
+    return verified
