@@ -128,27 +128,35 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
     from gitdag.store.remote import RemoteState
 
     wid = f"worker@bench:{os.getpid()}"
-    if os.environ.get("BENCH_TURN"):  # tuning the sit-out after a win (contention.TURN)
+    if os.environ.get("BENCH_IDLE"):  # tuning contention.IDLE / NEXT_NAP in the workers
         import gitdag.store.contention as c
 
-        c.TURN = float(os.environ["BENCH_TURN"])
-        c.LOST = float(os.environ.get("BENCH_LOST", c.LOST))
-        c.SUSPECT = float(os.environ.get("BENCH_SUSPECT", c.SUSPECT))
+        c.IDLE = float(os.environ["BENCH_IDLE"])
+        c.NEXT_NAP = float(os.environ.get("BENCH_NEXT_NAP", c.NEXT_NAP))
     results = []
     starved = 0.0  # how long the last attempt waited before finding nothing left to claim
     timings: list[tuple[str, float, int]] = []
     if os.environ.get("BENCH_VERBOSE"):
-        import gitdag.store.remote as r
+        import gitdag.store.transport as tr
 
-        once = r.RemoteState._git_once
+        def spying(cls: type, name: str) -> None:
+            real = getattr(cls, name)
 
-        def spy(self: r.RemoteState, args: list[str]) -> object:
-            t = time.perf_counter()
-            proc = once(self, args)
-            timings.append((args[0], time.perf_counter() - t, proc.returncode))
-            return proc
+            def spy(self: object, *args: object, **kwargs: object) -> object:
+                t = time.perf_counter()
+                ok = 0
+                try:
+                    out = real(self, *args, **kwargs)
+                    ok = int(getattr(out, "ok", 1))
+                    return out
+                finally:
+                    timings.append((f"{cls.__name__}.{name}", time.perf_counter() - t, ok))
 
-        r.RemoteState._git_once = spy  # type: ignore[method-assign,assignment]
+            setattr(cls, name, spy)
+
+        for cls in (tr.WireTransport, tr.CliTransport):
+            for name in ("fetch", "push", "refs"):
+                spying(cls, name)
     with RemoteState.open(clone, "origin") as remote:
         remote.fetch()
         while not go.exists():
@@ -238,7 +246,7 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
         calls: dict[str, list[float]] = {}
         for d in data:
             for cmd, secs, code in d["git"]:
-                calls.setdefault(f"{cmd} rc={code}", []).append(secs)
+                calls.setdefault(f"{cmd} ok={code}", []).append(secs)
         for key, vals in sorted(calls.items()):
             print(
                 f"   {key}: n={len(vals)} median {u.ms(statistics.median(vals))} "
@@ -266,6 +274,16 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3, metavar=("CLONE", "GO", "OUT"))
     args = parser.parse_args()
     if args.worker:
+        if os.environ.get("BENCH_PROFILE"):  # a cProfile of each worker, next to its output
+            import cProfile
+
+            out = Path(args.worker[2]).with_suffix(".prof")
+            cProfile.runctx("worker(Path(args.worker[0]), Path(args.worker[1]), "
+                            "Path(args.worker[2]), args.hold)", globals(), locals(),
+                            str(out))  # fmt: skip
+            os.makedirs(os.environ["BENCH_PROFILE"], exist_ok=True)
+            os.replace(out, Path(os.environ["BENCH_PROFILE"]) / out.name)
+            return
         worker(Path(args.worker[0]), Path(args.worker[1]), Path(args.worker[2]), args.hold)
         return
     print(u.machine())

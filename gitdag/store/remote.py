@@ -24,13 +24,16 @@ permission) or an unreachable remote raises `RemoteError` (exit 2); nothing loca
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from dulwich.objects import Commit, ObjectID
 
@@ -38,26 +41,25 @@ from gitdag.core.transitions import Rejected, Transition, parse_trailers
 from gitdag.errors import InputError, NotInitialisedError, RemoteError, StaleSnapshotError
 from gitdag.store import repo as repos
 from gitdag.store.contention import Contention
-from gitdag.store.gitpush import (
-    LostRef,
-    PushOutcome,
-    RefPush,
-    git_env,
-    parse_porcelain,
-    transient,
-)
+from gitdag.store.gitpush import LostRef, PushOutcome, RefPush
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
+from gitdag.store.transport import CliTransport, MissingRef, Transport, choose
+from gitdag.store.wire import NotV2
 from gitdag.store.write import build_commit, compare_and_swap
 
 TRACKING_PREFIX = "refs/gitdag/remotes/"
 MAX_TRIES = 12
 GIT_TIMEOUT_S = 120.0
-NET_RETRIES = 3
 STALE_LOCK_S = 5.0
 RIVALS_S = 3  # rivals are the other actors of the state commits of the last few seconds
 RIVALS_WALK = 32  # ... looking at no more commits than this
+MAX_TURN_S = 3.0  # never wait for a turn longer than this
+COMMIT_CACHE = 512
+HANDS = "refs/dagain/hands/"  # writers that keep losing raise a hand here (contention.py)
+HAND_S = 10  # a hand pointing at a state commit older than this (vs the head) was left behind
+_T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
@@ -89,9 +91,11 @@ class RemoteState:
         self.root = store.paths.root
         self.target: str | None = None  # the target branch's name, once the graph is known
         self._author: tuple[str, str] | None = None
-        self._retried = False  # a network command was retried after a dropped connection
+        self._transport: Transport | None = None  # chosen on first use (`transport`)
         self.contention = Contention()
-        self._last_landed: str | None = None  # our last commit known to have landed
+        self._fetch_s = 0.0  # how long our last fetch took (part of a write's cycle)
+        self._hand: str | None = None  # our raised hand's ref on the remote, if raised
+        self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:
@@ -116,7 +120,9 @@ class RemoteState:
         return cls(store, remote, **kwargs)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Persist caches and release the repository."""
+        """Close connections, persist caches and release the repository."""
+        if self._transport is not None:
+            self._transport.close()
         self.store.close()
 
     def __enter__(self) -> RemoteState:
@@ -127,46 +133,37 @@ class RemoteState:
 
     # --- git ----------------------------------------------------------------------------------
 
-    def git(self, *args: str, check: bool = True,
-            network: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        """Run a git command in the repository; network trouble becomes RemoteError.
+    @property
+    def transport(self) -> Transport:
+        """How this remote is reached (chosen on first use: in-process where possible)."""
+        if self._transport is None:
+            self._transport = choose(self.store.repo, self.root, self.remote, self.timeout_s,
+                                     self.clear_stale_locks)  # fmt: skip
+        return self._transport
 
-        A `network` command whose connection failed is retried a few times (briefly): fetches
-        and ls-remote are idempotent, and a push that may have landed is checked by the caller.
-        """
-        delay = 0.1
-        for _ in range(NET_RETRIES):
-            proc = self._git_once(args)
-            if not (network and proc.returncode != 0 and transient(proc)):
-                break
-            self._retried = True
-            time.sleep(delay)
-            delay *= 2
-        if check and proc.returncode != 0:
-            raise RemoteError(self._describe(args[0], proc))
-        return proc
+    def _cli(self) -> CliTransport:
+        """Fall back to the git CLI for good (a server without protocol v2)."""
+        if self._transport is not None:
+            self._transport.close()
+        self._transport = CliTransport(self.root, self.remote, self.timeout_s,
+                                       self.clear_stale_locks)  # fmt: skip
+        return self._transport
 
-    def _git_once(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def _using(self, call: Callable[[Transport], _T]) -> _T:
         try:
-            proc = subprocess.run(
-                ["git", *args], cwd=self.root, env=git_env(), capture_output=True,
-                encoding="utf-8", errors="surrogateescape", timeout=self.timeout_s,
-                stdin=subprocess.DEVNULL, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise RemoteError(
-                f"remote {self.remote}: `git {args[0]}` took more than {self.timeout_s:.0f} s; "
-                "nothing was changed locally"
-            ) from None
-        except OSError as exc:
-            raise RemoteError(f"cannot run git: {exc}") from None
-        return proc
+            return call(self.transport)
+        except NotV2:
+            return call(self._cli())
 
-    def _describe(self, what: str, proc: subprocess.CompletedProcess[str]) -> str:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-        useful = [ln for ln in lines if ln.startswith(("fatal:", "error:", "remote:"))] or lines
-        detail = "; ".join(useful[-3:]) or f"exit {proc.returncode}"
-        return f"remote {self.remote}: git {what} failed: {detail}"
+    @property
+    def _retried(self) -> bool:
+        return self.transport.retried
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a local git command in the repository (failure: RemoteError)."""
+        return CliTransport(self.root, self.remote, self.timeout_s, self.clear_stale_locks).git(
+            *args, check=check
+        )
 
     def local_ref(self, ref: str) -> str | None:
         """Return the commit a local ref points at, or None."""
@@ -190,38 +187,38 @@ class RemoteState:
           RemoteError: unreachable, or git failed.
           NotInitialisedError: the remote has no `dagain/state`.
         """
-        specs = [f"+{STATE_REF.decode()}:{self.state_ref}"]
+        specs = [(STATE_REF.decode(), self.state_ref)]
         if self.target is not None:
-            specs.append(f"+refs/heads/{self.target}:{self.target_ref}")
-        specs += [f"+{src}:{dst}" for src, dst in extra]
-        args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote, *specs)
-        proc = self.git(*args, check=False, network=True)
-        # A process killed while it updated one of our tracking refs (kill -9 of a worker)
-        # leaves its `.lock` behind for good; git holds such a lock for milliseconds.
-        locked = proc.returncode != 0 and "cannot lock ref" in proc.stderr
-        if locked and self.clear_stale_locks(STALE_LOCK_S):
-            proc = self.git(*args, check=False, network=True)
-        if proc.returncode != 0:
-            if f"couldn't find remote ref {STATE_REF.decode()}" in proc.stderr:
-                raise NotInitialisedError(
-                    f"remote {self.remote} has no {STATE_BRANCH} branch: run `gitdag init` and "
-                    f"push it (git push {self.remote} {STATE_BRANCH})"
-                )
-            if self.target is not None and "couldn't find remote ref" in proc.stderr:
-                raise RemoteError(
-                    f"remote {self.remote} has no target branch {self.target}: push it "
-                    f"(git push {self.remote} {self.target})"
-                )
-            raise RemoteError(self._describe("fetch", proc))
+            specs.append((f"refs/heads/{self.target}", self.target_ref))
+        specs += list(extra)
+        self._fetch(specs)
         head = self.local_ref(self.state_ref)
-        if head is None:  # pragma: no cover - git said it fetched it
+        if head is None:  # pragma: no cover - the transport said it fetched it
             raise RemoteError(f"remote {self.remote}: fetched no {STATE_BRANCH}")
         if self.target is None:
             # The target branch is named in the graph itself: known after the first fetch.
             self.target = self.store.snapshot_of(head).graph.target
-            self.git("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote,
-                     f"+refs/heads/{self.target}:{self.target_ref}", network=True)  # fmt: skip
+            self._fetch([(f"refs/heads/{self.target}", self.target_ref)])
         return head
+
+    def _fetch(self, specs: list[tuple[str, str]]) -> None:
+        haves = [h for h in (self.local_ref(self.state_ref), self.local_ref(self.target_ref)) if h]
+        try:
+            self._using(lambda t: t.fetch(specs, haves))
+        except MissingRef as missing:
+            if missing.ref == STATE_REF.decode():
+                raise NotInitialisedError(
+                    f"remote {self.remote} has no {STATE_BRANCH} branch: run `gitdag init` and "
+                    f"push it (git push {self.remote} {STATE_BRANCH})"
+                ) from None
+            if self.target is not None and missing.ref == f"refs/heads/{self.target}":
+                raise RemoteError(
+                    f"remote {self.remote} has no target branch {self.target}: push it "
+                    f"(git push {self.remote} {self.target})"
+                ) from None
+            raise RemoteError(
+                f"remote {self.remote}: git fetch failed: couldn't find remote ref {missing.ref}"
+            ) from None
 
     def clear_stale_locks(self, older_than_s: float = 0.0) -> int:
         """Remove `.lock` files of this remote's tracking refs older than `older_than_s`.
@@ -259,12 +256,7 @@ class RemoteState:
 
     def remote_ref(self, ref: str) -> str | None:
         """Ask the remote where one ref points now (`git ls-remote`), without fetching."""
-        out = self.git("ls-remote", self.remote, ref, network=True).stdout
-        for line in out.splitlines():
-            sha, _, name = line.partition("\t")
-            if name.strip() == ref:
-                return sha.strip()
-        return None
+        return self._using(lambda t: t.ref(ref))
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -274,25 +266,7 @@ class RemoteState:
         Raises:
           RemoteError: the remote cannot be reached, or git reports no ref at all.
         """
-        args = ["push", "--porcelain", "--no-verify"]
-        if atomic and len(updates) > 1:
-            args.append("--atomic")
-        specs = []
-        for up in updates:
-            if up.expect is None:
-                specs.append(f"+{up.src}:{up.dst}")
-            else:
-                args.append(f"--force-with-lease={up.dst}:{up.expect}")
-                specs.append(f"{up.src}:{up.dst}")
-        proc = self.git(*args, self.remote, *specs, check=False, network=True)
-        statuses = parse_porcelain(proc.stdout)
-        if not statuses:
-            raise RemoteError(self._describe("push", proc))
-        said = tuple(
-            line[len("remote:") :].strip() for line in (proc.stderr or "").splitlines()
-            if line.startswith("remote:") and line[len("remote:") :].strip()
-        )  # fmt: skip
-        return PushOutcome(statuses, said)
+        return self._using(lambda t: t.push(updates, atomic=atomic))
 
     def push_transition(
         self,
@@ -317,8 +291,8 @@ class RemoteState:
           read_back: make sure the remote's state history contains our commit (claims: their
             commit carries a unique nonce): from git's report of the push, else by a fetch.
           max_tries: the bound on recomputations.
-          polite: after a recent win with rivals about, sit out a turn and fetch before the
-            first push (claims: a push that can wait; results and renewals go at once).
+          polite: wait for our turn among the writers of this remote before pushing
+            (contention.py; claims: a push that can wait; results and renewals go at once).
 
         Returns:
           Committed (now the remote head as far as we know), or what compute returned, or LostRef.
@@ -328,34 +302,27 @@ class RemoteState:
           StaleSnapshotError: the remote head kept moving past the bound.
         """
         author = self._identity()
-        pause = self.contention.pause() if polite else 0.0
-        if pause:
-            # We won a moment ago and others are waiting: let them have their turn, then look
-            # at the head afresh (pushing on the head we knew would only lose).
-            time.sleep(pause)
-        if pause or (polite and self.contention.look()):
-            known = self.head()
-            if self._fetch_seeing(actor) == known and known == self._last_landed:
-                self.contention.quiet()
+        if polite:
+            self._look(actor)  # who is waiting (raised hands), and has the head moved?
+            self._take_turn(actor)
         for attempt in range(1, max_tries + 1):
+            began = time.monotonic()
             snap = self.snapshot()
             now = self.store.clock()
             result = compute(snap, now)
-            if result is None or isinstance(result, Rejected):
-                return result
-            if result.is_empty():
-                return None
+            if result is None or isinstance(result, Rejected) or result.is_empty():
+                self._lower_hand()
+                return result if isinstance(result, Rejected) else None
             commit, new_snap = build_commit(
                 self.store.repo, snap, result, actor=actor, author=author, now=now,
                 cache=self.store.cache, readme=self.store._readme(snap, result),
             )  # fmt: skip
             sha = commit.id.decode()
             extra = list(refs(snap) if callable(refs) else refs)
+            if self._hand is not None:
+                extra.append(RefPush("", self._hand))  # lowered as our write lands
             state = RefPush(sha, STATE_REF.decode(), snap.head or "")
-            self._retried = False
-            began = time.monotonic()
             outcome = self.push([state, *extra])
-            took = time.monotonic() - began
             if outcome.ok:
                 self._adopt(snap, new_snap, extra)
                 if (
@@ -363,8 +330,8 @@ class RemoteState:
                     or self._landed(outcome, snap.head or "", sha)
                     or self._confirm(sha)
                 ):
-                    self.contention.won(took)
-                    self._last_landed = sha
+                    self.contention.won(time.monotonic() - began + self._fetch_s)
+                    self._hand = None
                     return Committed(result, sha, new_snap, attempt)
             else:
                 refused = outcome.refusals()
@@ -382,11 +349,9 @@ class RemoteState:
             # small jitter, contention.py): look at what they did, decide again on that head.
             time.sleep(self.contention.lost())
             head = self._fetch_seeing(actor)
-            wait = self.contention.turn() if polite else 0.0
-            if wait:
-                # Writers that waited longer than us are about: they go first.
-                time.sleep(wait)
-                head = self._fetch_seeing(actor)
+            if polite:
+                self._raise_hand(actor, head)
+                head = self._take_turn(actor) or head
             if self._retried and not outcome.ok and self._contains(head, sha):
                 # The connection dropped after the push landed, and the retry found it there.
                 self._adopt(snap, new_snap, extra)
@@ -437,14 +402,94 @@ class RemoteState:
         """Read back whether our commit is on the remote's state branch (head or ancestor)."""
         return self._contains(self.fetch(), sha)
 
+    def _take_turn(self, actor: str) -> str | None:
+        """Wait while writers that landed before us take their turns (contention.py).
+
+        Sleeps `nap`, then looks at the remote head and the raised hands with `ls-refs` (no
+        objects) and fetches only if the head moved (which recounts the ranks). Stops at rank
+        0, when nobody has landed for `idle`, or after MAX_TURN_S. Returns the head last
+        fetched, if it fetched.
+        """
+        c = self.contention
+        fetched = None
+        start = last_move = time.monotonic()
+        while c.ahead():
+            time.sleep(c.nap())
+            now = time.monotonic()
+            moved = self._look(actor)
+            if moved is not None:
+                fetched, last_move = moved, now
+            elif now - last_move >= c.idle():
+                break  # nobody lands: those ahead of us are not claiming now
+            if now - start >= MAX_TURN_S:
+                break
+        return fetched
+
+    def _look(self, actor: str) -> str | None:
+        """Read the remote head and the raised hands; fetch if the head moved.
+
+        Returns the new head if it moved (and was fetched), else None.
+        """
+        if self._look_refs() == self.head():
+            return None
+        return self._fetch_seeing(actor)
+
+    def _look_refs(self) -> str | None:
+        """Read the remote head and count the raised hands ahead of us (ls-refs, no objects)."""
+        seen = self._using(lambda t: t.refs([STATE_REF.decode(), HANDS]))
+        head = self.head()
+        newest = self._commit(head).commit_time if head is not None else 0
+        hands = sorted(
+            name for name, sha in seen.items()
+            if name.startswith(HANDS) and name != self._hand and self._fresh(sha, newest)
+        )  # fmt: skip
+        if self._hand is not None:
+            hands = [h for h in hands if h < self._hand]  # among hands: in the order of names
+        self.contention.hands = len(hands)
+        return seen.get(STATE_REF.decode())
+
+    def _fresh(self, sha: str, newest: int) -> bool:
+        """A hand is fresh unless it points at a state commit well older than our head."""
+        try:
+            stamp: int = self._commit(sha).commit_time
+            return stamp >= newest - HAND_S
+        except (KeyError, RemoteError):
+            return True  # a commit we have not fetched yet: new
+
+    def _raise_hand(self, actor: str, head: str) -> None:
+        """Raise our hand on the remote if we keep losing unseen (contention.py)."""
+        if self._hand is not None or not self.contention.should_raise():
+            return
+        digest = hashlib.sha1(" ".join(actor.split()).encode()).hexdigest()[:16]
+        hand = HANDS + digest
+        outcome = self.push([RefPush(head, hand)], atomic=False)
+        if outcome.ok:
+            self._hand = hand
+
+    def _lower_hand(self) -> None:
+        """Lower our raised hand (we are leaving without a landed write): best effort."""
+        if self._hand is not None:
+            hand, self._hand = self._hand, None
+            with contextlib.suppress(RemoteError):
+                self.push([RefPush("", hand)], atomic=False)
+
     def _fetch_seeing(self, actor: str) -> str:
-        """Fetch, and count the rival writers of the history fetched (`Contention.seen`)."""
+        """Fetch, count the rival writers (`Contention.seen`) and the pace of their landings."""
+        began = time.monotonic()
         head = self.fetch()
+        self._fetch_s = time.monotonic() - began
         self.contention.seen(self._actors(head), " ".join(actor.split()))
         return head
 
     def _actors(self, head: str) -> list[str]:
-        """Return the actors of the last seconds' state commits, newest (latest commit) first."""
+        """Return the writers taking turns now, newest first (their latest commit).
+
+        The actors of the latest state commits, up to the first that appears twice: one full
+        round of turns.
+
+        A writer that stopped writing drops out of that round as soon as another has written
+        twice since, so nobody waits for it for long (contention.py).
+        """
         actors: dict[str, None] = {}
         current: str | None = head
         newest: int | None = None
@@ -456,14 +501,24 @@ class RemoteState:
             if commit.commit_time < newest - RIVALS_S:
                 break
             trailers = parse_trailers(commit.message.decode("utf-8", "replace"))
-            actors.update(dict.fromkeys(trailers.get("Gitdag-Actor", [])))
+            names = trailers.get("Gitdag-Actor", [])
+            if any(name in actors for name in names):
+                break
+            actors.update(dict.fromkeys(names))
             current = commit.parents[0].decode() if commit.parents else None
         return list(actors)
 
     def _commit(self, sha: str) -> Commit:
+        """Read a commit; state commits are read again and again while taking turns: cached."""
+        found = self._commits.get(sha)
+        if found is not None:
+            return found
         obj = self.store.repo.object_store[ObjectID(sha.encode())]
         if not isinstance(obj, Commit):
             raise RemoteError(f"remote {self.remote}: {sha[:12]} is not a commit")
+        if len(self._commits) >= COMMIT_CACHE:
+            self._commits.clear()
+        self._commits[sha] = obj
         return obj
 
     def _contains(self, head: str, sha: str, walk: int = 64) -> bool:

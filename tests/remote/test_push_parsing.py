@@ -1,4 +1,4 @@
-"""`git push --porcelain` as data, and the backoff window: pure, no git needed."""
+"""`git push --porcelain` as data, and taking turns on a remote: pure, no git needed."""
 
 from __future__ import annotations
 
@@ -62,24 +62,25 @@ def test_a_landed_push_is_proven_by_its_report_only_for_our_commit() -> None:
 
 
 def test_turn_taking() -> None:
-    t = [0.0]
-    c = Contention(rng=random.Random(1), clock=lambda: t[0])
-    assert c.pause() == 0.0 and not c.look()  # a writer that never won never waits
+    c = Contention(rng=random.Random(1))
+    assert c.ahead() == 0  # a writer nobody has seen land goes at once
     assert 0 <= c.lost() <= JITTER_S  # a lost race: retry promptly
-    c.won(0.1)
-    assert c.look() and c.pause() > 0  # back to back, alone as far as we know: look first
-    c.seen(["me"], "me")
-    t[0] += 0.3
-    c.quiet()
-    c.won(0.1)
-    assert c.pause() < 0.2  # alone: hardly any pause
-    c.seen(["b", "me", "a", "c"], "me")  # b landed after us, a and c before
-    assert (c.rivals, c.rank) == (3, 2) and c.turn() > 0
-    c.seen(["me", "a"], "me")
-    assert c.rank == 1
+    c.seen(["b", "me", "a", "c"], "me")  # b landed after us, a and c before: they go first
+    assert (c.rivals, c.rank, c.ahead()) == (3, 2, 2)
+    far = c.nap()
+    c.seen(["a", "me", "c"], "me")
+    assert c.rank == 1 and c.nap() < far  # next in line: look more often
     c.seen(["a", "b"], "me")  # we have not landed lately: we go first
-    assert c.rank == 0 and c.turn() == 0.0
-    c.won(0.1)
-    assert c.rank == 2 and c.pause() > 0.1  # just won among two rivals: sit out our turn
-    t[0] += MAX_S
-    assert c.pause() == 0.0 and not c.look()  # a node ran longer than any turn: claim at once
+    assert c.rank == 0 and c.ahead() == 0
+    c.won(0.2)
+    assert c.rank == 2 and c.cycle > 0.05  # just won: everybody else goes first; pace learnt
+    c.hands = 1  # a writer that keeps losing unseen raised its hand: it goes first too
+    assert c.ahead() == 3 and c.idle() > c.cycle
+    c.hands = 0
+    c.seen(["x"], "me")
+    assert not c.should_raise()
+    c.lost()
+    c.lost()
+    assert c.should_raise()  # lost twice and nobody can see us: raise a hand
+    c.won()
+    assert c.losses == 0 and c.cycle <= MAX_S

@@ -1,0 +1,334 @@
+"""How a remote is read and written: in-process over the wire, or through the git CLI.
+
+`RemoteState` (remote.py) decides what to fetch and push; a transport only moves refs and
+objects. `WireTransport` speaks the protocol itself (wire.py: `git://` and local paths, about ten
+times faster per round trip on loopback); `CliTransport` runs `git fetch` / `git push` for every
+other URL (ssh, http), for a server that does not speak protocol v2, and whenever
+`GITDAG_WIRE=cli` is set. Both report the same values (`PushOutcome`) and raise the same errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from dulwich.file import FileLocked
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import BaseRepo
+
+from gitdag.errors import RemoteError, StoreError
+from gitdag.store import wire
+from gitdag.store.gitpush import (
+    PushOutcome,
+    RefPush,
+    RefStatus,
+    git_env,
+    parse_porcelain,
+    transient,
+)
+from gitdag.store.packs import pack_for, store_pack
+
+NET_RETRIES = 3
+WIRE_ENV = "GITDAG_WIRE"  # "cli": always use the git CLI
+_MISSING = re.compile(r"couldn't find remote ref (\S+)")
+_R = TypeVar("_R")
+
+
+class MissingRef(Exception):
+    """A ref asked for is not on the remote (nothing was fetched)."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+
+
+class Transport:
+    """Moves refs and objects between our repository and one remote.
+
+    Attributes:
+      retried: the last push's connection failed after it was sent and was retried, so its
+        report may not be about it (the caller checks by fetching).
+    """
+
+    retried = False
+
+    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str]) -> None:
+        """Copy each remote ref `src` to our ref `dst` (forced), with the objects they need.
+
+        Raises:
+          MissingRef: a `src` is not on the remote.
+          RemoteError: unreachable, or the remote answered nonsense.
+        """
+        raise NotImplementedError
+
+    def push(self, updates: Sequence[RefPush], *, atomic: bool) -> PushOutcome:
+        """Push `updates` with their leases in one round trip (all or none when `atomic`)."""
+        raise NotImplementedError
+
+    def ref(self, name: str) -> str | None:
+        """Where one remote ref points now, without fetching (None: no such ref)."""
+        raise NotImplementedError
+
+    def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """Every remote ref whose name starts with one of `prefixes`, without fetching."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class CliTransport(Transport):
+    """`git fetch` / `git push --porcelain --force-with-lease` / `git ls-remote` (any URL)."""
+
+    def __init__(self, root: Path, remote: str, timeout_s: float,
+                 clear_locks: Callable[[float], int]) -> None:  # fmt: skip
+        self.root = root
+        self.remote = remote
+        self.timeout_s = timeout_s
+        self.clear_locks = clear_locks
+
+    def git(self, *args: str, check: bool = True,
+            network: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """Run git in the repository; a `network` command that failed to connect is retried."""
+        delay = 0.1
+        for _ in range(NET_RETRIES):
+            proc = self._git_once(args)
+            if not (network and proc.returncode != 0 and transient(proc)):
+                break
+            self.retried = True
+            time.sleep(delay)
+            delay *= 2
+        if check and proc.returncode != 0:
+            raise RemoteError(self.describe(args[0], proc))
+        return proc
+
+    def _git_once(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=self.root, env=git_env(), capture_output=True,
+                encoding="utf-8", errors="surrogateescape", timeout=self.timeout_s,
+                stdin=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise RemoteError(
+                f"remote {self.remote}: `git {args[0]}` took more than {self.timeout_s:.0f} s; "
+                "nothing was changed locally"
+            ) from None
+        except OSError as exc:
+            raise RemoteError(f"cannot run git: {exc}") from None
+
+    def describe(self, what: str, proc: subprocess.CompletedProcess[str]) -> str:
+        """A one-line error for a failed git command: its `fatal:`/`error:` lines."""
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
+        useful = [ln for ln in lines if ln.startswith(("fatal:", "error:", "remote:"))] or lines
+        detail = "; ".join(useful[-3:]) or f"exit {proc.returncode}"
+        return f"remote {self.remote}: git {what} failed: {detail}"
+
+    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str]) -> None:
+        """`git fetch` of `+src:dst` for each spec (git negotiates what we have itself)."""
+        args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote,
+                *(f"+{src}:{dst}" for src, dst in specs))  # fmt: skip
+        proc = self.git(*args, check=False, network=True)
+        # A process killed while it updated one of our tracking refs (kill -9 of a worker)
+        # leaves its `.lock` behind for good; git holds such a lock for milliseconds.
+        if proc.returncode != 0 and "cannot lock ref" in proc.stderr and self.clear_locks(5.0):
+            proc = self.git(*args, check=False, network=True)
+        if proc.returncode != 0:
+            missing = _MISSING.search(proc.stderr)
+            if missing:
+                raise MissingRef(missing.group(1))
+            raise RemoteError(self.describe("fetch", proc))
+
+    def push(self, updates: Sequence[RefPush], *, atomic: bool) -> PushOutcome:
+        """`git push --porcelain` with a `--force-with-lease` per ref."""
+        self.retried = False
+        args = ["push", "--porcelain", "--no-verify"]
+        if atomic and len(updates) > 1:
+            args.append("--atomic")
+        specs = []
+        for up in updates:
+            if up.expect is None:
+                specs.append(f"+{up.src}:{up.dst}")
+            else:
+                args.append(f"--force-with-lease={up.dst}:{up.expect}")
+                specs.append(f"{up.src}:{up.dst}")
+        proc = self.git(*args, self.remote, *specs, check=False, network=True)
+        statuses = parse_porcelain(proc.stdout)
+        if not statuses:
+            raise RemoteError(self.describe("push", proc))
+        said = tuple(
+            line[len("remote:") :].strip() for line in (proc.stderr or "").splitlines()
+            if line.startswith("remote:") and line[len("remote:") :].strip()
+        )  # fmt: skip
+        return PushOutcome(statuses, said)
+
+    def ref(self, name: str) -> str | None:
+        """`git ls-remote` of one ref."""
+        return self.refs([name]).get(name)
+
+    def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """`git ls-remote` with a pattern per prefix, filtered to the refs under them."""
+        patterns = [p + "*" if p.endswith("/") else p for p in prefixes]
+        out = self.git("ls-remote", self.remote, *patterns, network=True).stdout
+        found = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            name = name.strip()
+            if any(name == p or (p.endswith("/") and name.startswith(p)) for p in prefixes):
+                found[name] = sha.strip()
+        return found
+
+
+class WireTransport(Transport):
+    """The protocol spoken in-process (wire.py): one connection per fetch, one per push.
+
+    Raises wire.NotV2 from its first call when the server is too old for protocol v2 (the
+    caller then switches to the CLI).
+    """
+
+    def __init__(self, repo: BaseRepo, root: Path, remote: str, end: wire.Endpoint,
+                 timeout_s: float, clear_locks: Callable[[float], int]) -> None:  # fmt: skip
+        self.repo = repo
+        self.root = root
+        self.remote = remote
+        self.end = end
+        self.timeout_s = timeout_s
+        self.clear_locks = clear_locks
+
+    def _retrying(self, what: str, call: Callable[[], _R]) -> _R:
+        delay = 0.1
+        for attempt in range(NET_RETRIES):
+            try:
+                return call()
+            except wire.WireError as exc:
+                if not exc.transient or attempt == NET_RETRIES - 1:
+                    raise RemoteError(f"remote {self.remote}: git {what} failed: {exc}") from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str]) -> None:
+        """ls-refs, then fetch only the commits we lack (one connection), then set our refs."""
+        names = list(dict.fromkeys(src for src, _ in specs))
+        store = self.repo.object_store
+        known = [h for h in dict.fromkeys(haves) if h]
+
+        def once() -> tuple[dict[str, str], bytes]:
+            with wire.Upload(self.end, timeout_s=self.timeout_s) as up:
+                found = up.ls_refs(names)
+                missing = [s for s in names if s not in found]
+                if missing:
+                    return found, b""
+                wants = sorted(
+                    {found[s] for s in names if ObjectID(found[s].encode()) not in store}
+                )
+                return found, up.fetch(wants, known)
+
+        found, data = self._retrying("fetch", once)
+        for src in names:
+            if src not in found:
+                raise MissingRef(src)
+        try:
+            store_pack(self.repo, data)
+        except StoreError as exc:
+            raise RemoteError(f"remote {self.remote}: git fetch failed: {exc}") from None
+        for src, dst in specs:
+            self._set(dst, found[src])
+
+    def _set(self, ref: str, sha: str) -> None:
+        """Point our ref at `sha` (forced, like `+src:dst`), clearing a killed process's lock."""
+        for attempt in range(2):
+            try:
+                self.repo.refs.set_if_equals(Ref(ref.encode()), None, ObjectID(sha.encode()))
+                return
+            except FileLocked:
+                if attempt or not self.clear_locks(5.0):
+                    raise RemoteError(
+                        f"remote {self.remote}: git fetch failed: cannot lock ref '{ref}': "
+                        "another process is updating it"
+                    ) from None
+
+    def push(self, updates: Sequence[RefPush], *, atomic: bool) -> PushOutcome:
+        """One receive-pack session (wire.push); a dropped one is reported as a lost race."""
+        self.retried = False
+
+        def make(commits: Sequence[str], remote_has: Sequence[str]) -> bytes:
+            return pack_for(self.repo, self.root, commits, remote_has)
+
+        def once() -> PushOutcome:
+            try:
+                return wire.push(self.end, updates, atomic=atomic, make_pack=make,
+                                 timeout_s=self.timeout_s)  # fmt: skip
+            except wire.WireError as exc:
+                if not exc.dropped:
+                    raise
+            # The connection failed after the push was sent: it may or may not have landed.
+            # Reported as a lost race of the state ref, so the caller fetches and looks.
+            self.retried = True
+            first, *rest = updates
+            lost = RefStatus(first.dst, "!", "[rejected] (connection dropped; fetch first)")
+            rest_ = [RefStatus(u.dst, "!", "[rejected] (atomic push failed)") for u in rest]
+            return PushOutcome((lost, *rest_))
+
+        return self._retrying("push", once)
+
+    def ref(self, name: str) -> str | None:
+        """ls-refs of one ref on the open connection."""
+        return self.refs([name]).get(name)
+
+    def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """ls-refs of the refs under `prefixes` (a full name is its own prefix), one connection."""
+
+        def once() -> dict[str, str]:
+            with wire.Upload(self.end, timeout_s=self.timeout_s) as up:
+                return up.ls_refs(prefixes, prefixes=True)
+
+        found = self._retrying("ls-remote", once)
+        return {
+            name: sha for name, sha in found.items()
+            if any(name == p or (p.endswith("/") and name.startswith(p)) for p in prefixes)
+        }  # fmt: skip
+
+
+def choose(repo: BaseRepo, root: Path, remote: str, timeout_s: float,
+           clear_locks: Callable[[float], int]) -> Transport:  # fmt: skip
+    """The transport for `remote`: in-process where wire.py speaks its URL, else the git CLI.
+
+    The git CLI is kept whenever the configuration could send git elsewhere than the URL says
+    (`url.*.insteadOf`, a separate `pushurl`), so both always talk to the same place.
+    """
+    cli = CliTransport(root, remote, timeout_s, clear_locks)
+    if os.environ.get(WIRE_ENV, "").lower() == "cli":
+        return cli
+    config = repo.get_config_stack()
+    name = remote.encode()
+    try:
+        url = config.get((b"remote", name), b"url").decode()
+    except KeyError:
+        return cli
+    try:
+        config.get((b"remote", name), b"pushurl")
+        return cli
+    except KeyError:
+        pass
+    if any(section[0] == b"url" for section in _sections(config)):
+        return cli
+    end = wire.endpoint(url, root)
+    if end is None:
+        return cli
+    return WireTransport(repo, root, remote, end, timeout_s, clear_locks)
+
+
+def _sections(config: object) -> list[tuple[bytes, ...]]:
+    found: list[tuple[bytes, ...]] = []
+    for backend in getattr(config, "backends", [config]):
+        sections = getattr(backend, "sections", None)
+        if callable(sections):
+            found.extend(sections())
+    return found

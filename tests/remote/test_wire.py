@@ -1,0 +1,155 @@
+"""The wire protocol spoken in-process (store/wire.py, transport.py, packs.py), against real git.
+
+Every other remote test goes through it too (git:// and local paths are spoken in-process);
+these pin down what those cannot see: which transport a URL gets, each way a push can end,
+big fetches kept as packs, and a raised hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitdag.remote import claims
+from gitdag.store import wire
+from gitdag.store.gitpush import RefPush
+from gitdag.store.remote import HANDS, RemoteState
+from gitdag.store.state import Committed
+from gitdag.store.transport import CliTransport, WireTransport
+from tests.conftest import git
+from tests.remote.conftest import Daemon, build_cluster, command
+
+STATE = "refs/heads/dagain/state"
+
+
+def test_endpoints(tmp_path: Path) -> None:
+    (tmp_path / "bare.git").mkdir()
+    tcp = wire.endpoint("git://127.0.0.1:9999/project.git", tmp_path)
+    assert tcp == wire.Endpoint("tcp", "/project.git", "127.0.0.1", 9999)
+    assert wire.endpoint("git://example.org/x.git", tmp_path) == wire.Endpoint(
+        "tcp", "/x.git", "example.org", 9418
+    )
+    local = wire.Endpoint("local", str(tmp_path / "bare.git"))
+    assert wire.endpoint(str(tmp_path / "bare.git"), tmp_path) == local
+    assert wire.endpoint("bare.git", tmp_path) == local  # relative to the repository
+    assert wire.endpoint(f"file://{tmp_path}/bare.git", tmp_path) == local
+    for other in ("git@github.com:o/r.git", "ssh://h/r.git", "https://h/r.git", "missing.git"):
+        assert wire.endpoint(other, tmp_path) is None, other  # left to the git CLI
+
+
+def test_which_transport(tmp_path: Path, daemons: list[Daemon],
+                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
+    clone = cluster.clone("w0")
+    with RemoteState.open(clone, "origin") as remote:
+        assert isinstance(remote.transport, WireTransport)
+    git(clone, "config", "remote.origin.pushurl", cluster.url)
+    with RemoteState.open(clone, "origin") as remote:
+        assert isinstance(remote.transport, CliTransport)  # pushes may go elsewhere: git decides
+    git(clone, "config", "--unset", "remote.origin.pushurl")
+    git(clone, "config", "url.git://127.0.0.1/.insteadOf", "mirror:")
+    with RemoteState.open(clone, "origin") as remote:
+        assert isinstance(remote.transport, CliTransport)  # URL rewriting: git decides
+    git(clone, "config", "--remove-section", "url.git://127.0.0.1/")
+    monkeypatch.setenv("GITDAG_WIRE", "cli")
+    with RemoteState.open(clone, "origin") as remote:
+        assert isinstance(remote.transport, CliTransport)
+        head = remote.fetch()  # and it works the same way
+        assert head == cluster.state_head()
+
+
+@pytest.mark.parametrize("serve", [True, False], ids=["daemon", "path"])
+def test_every_way_a_push_ends(tmp_path: Path, daemons: list[Daemon], serve: bool) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=serve)
+    clone = cluster.clone("w0")
+    with RemoteState.open(clone, "origin") as remote:
+        assert isinstance(remote.transport, WireTransport)
+        head = remote.fetch()
+        tree = git(clone, "rev-parse", f"{head}^{{tree}}").strip()
+        mine = git(clone, "commit-tree", tree, "-p", head, "-m", "mine").strip()
+        # A lease that fails against the advertisement: nothing is sent, nothing moves.
+        stale = remote.push([RefPush(mine, STATE, mine)])
+        assert stale.stale_refs() == (STATE,) and cluster.state_head() == head
+        # Atomic: one stale lease refuses the other ref too (collateral, not a race).
+        both = remote.push([RefPush(mine, "refs/heads/side", ""), RefPush(mine, STATE, mine)])
+        assert not both.ok and both.stale_refs() == (STATE,) and not both.refusals()
+        assert cluster.remote_git("branch", "--list", "side") == ""
+        # Landed: git's report proves our commit replaced the expected head.
+        landed = remote.push([RefPush(mine, STATE, head), RefPush(mine, "refs/heads/side", "")])
+        assert landed.ok and landed.statuses[0].moved(head, mine)
+        assert landed.statuses[1].flag == "*" and cluster.state_head() == mine
+        # Already there: "up to date", not proof of anything.
+        again = remote.push([RefPush(mine, STATE, mine)])
+        assert again.ok and not again.statuses[0].moved(mine, mine)
+        # Deleting a ref.
+        gone = remote.push([RefPush("", "refs/heads/side", mine)])
+        assert gone.ok and cluster.remote_git("branch", "--list", "side") == ""
+        # A hook's refusal is a refusal, with what the hook said.
+        hook = cluster.bare / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\necho 'closed for the night' >&2\nexit 1\n")
+        hook.chmod(0o755)
+        newer = git(clone, "commit-tree", tree, "-p", mine, "-m", "newer").strip()
+        refused = remote.push([RefPush(newer, STATE, mine)])
+        assert [s.summary for s in refused.refusals()] == [
+            "[remote rejected] (pre-receive hook declined)"
+        ]
+        assert "closed for the night" in refused.remote_says
+        assert cluster.state_head() == mine
+    assert git(cluster.bare, "fsck", "--strict").strip() == ""
+
+
+def test_a_big_fetch_is_kept_as_a_pack(tmp_path: Path, daemons: list[Daemon]) -> None:
+    log = tmp_path / "runs.log"
+    cluster = build_cluster(tmp_path, daemons, [command(f"n{i:03d}", log) for i in range(150)])
+    clone = tmp_path / "fresh"  # has none of the remote's objects
+    git(tmp_path, "init", "-q", str(clone))
+    git(clone, "remote", "add", "origin", cluster.url)
+    packs = set((clone / ".git" / "objects" / "pack").glob("*.pack"))
+    with RemoteState.open(clone, "origin") as remote:
+        head = remote.fetch()
+        assert len(remote.snapshot().nodes) == 150
+    assert len(set((clone / ".git" / "objects" / "pack").glob("*.pack")) - packs) == 1
+    assert git(clone, "rev-parse", "refs/gitdag/remotes/origin/state").strip() == head
+    assert git(clone, "fsck", "--strict", "--no-dangling").strip() == ""
+
+
+def test_each_fetch_sees_the_newest_head(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """A long-lived upload-pack would keep the refs it read first (git caches them): not us."""
+    log = tmp_path / "runs.log"
+    cluster = build_cluster(tmp_path, daemons, [command(f"n{i}", log) for i in range(4)])
+    with (
+        RemoteState.open(cluster.clone("a"), "origin") as a,
+        RemoteState.open(cluster.clone("b"), "origin") as b,
+    ):
+        b.fetch()
+        for _ in range(3):
+            won = claims.claim(a, worker="a", labels=(), lease_s=60)
+            assert isinstance(won, Committed)
+            assert b.fetch() == won.head == cluster.state_head()
+            assert b.remote_ref(STATE) == won.head
+
+
+def test_a_writer_that_keeps_losing_raises_its_hand(tmp_path: Path, daemons: list[Daemon]) -> None:
+    log = tmp_path / "runs.log"
+    cluster = build_cluster(tmp_path, daemons, [command(f"n{i}", log) for i in range(4)])
+    with (
+        RemoteState.open(cluster.clone("a"), "origin") as a,
+        RemoteState.open(cluster.clone("b"), "origin") as b,
+    ):
+        assert isinstance(claims.claim(a, worker="a", labels=(), lease_s=60), Committed)
+        head = b.fetch()
+        b.contention.lost()
+        b.contention.lost()  # two lost races, and b never landed: nobody can see it waiting
+        b._raise_hand("b", head)
+        hands = [r for r in cluster.remote_git("for-each-ref", "--format=%(refname)").split()
+                 if r.startswith(HANDS)]  # fmt: skip
+        assert len(hands) == 1
+        a._look_refs()
+        assert a.contention.hands == 1 and a.contention.ahead() >= 1  # a lets b go first
+        won = claims.claim(b, worker="b", labels=(), lease_s=60)
+        assert isinstance(won, Committed)
+        # Lowered in the same atomic push as b's claim.
+        assert HANDS not in cluster.remote_git("for-each-ref", "--format=%(refname)")
+        a._look_refs()
+        assert a.contention.hands == 0
