@@ -12,7 +12,7 @@ its own (they have waited longer: they go first).
 - Rank 0 pushes at once. So does a writer that has never landed (nobody can see it waiting):
   compare-and-swap settles its race, and once it has landed it takes turns like the rest.
 - A writer that keeps losing without ever landing raises its hand: a ref of its own under
-  `refs/dagain/hands/` (one small push, never contended), lowered in the same atomic push as
+  `refs/heads/dagain/hands/` (one small push, never contended), lowered in the same atomic push as
   its next landed write. Everybody looks at the raised hands with the head (`ls-refs`), and a
   raised hand goes before every writer in the round (among hands, in the order of their names):
   a writer that lands again and again without fetching can no longer starve one it cannot see.

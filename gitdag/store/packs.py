@@ -53,6 +53,13 @@ def pack_for(repo: BaseRepo, root: Path, commits: Sequence[str],
     return out.getvalue()
 
 
+def pack_of(repo: BaseRepo, objects: Sequence[ShaFile]) -> bytes:
+    """Return a pack of exactly `objects` (a transition's new objects, not yet on disk)."""
+    out = io.BytesIO()
+    write_pack_objects(out, list(objects), repo.object_store.object_format)
+    return out.getvalue()
+
+
 def _one_step(repo: BaseRepo, sha: str, has: set[str]) -> dict[bytes, ShaFile] | None:
     """The objects of commit `sha` its parents lack, if all its parents are on the remote."""
     if sha in has:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from dulwich.objects import Commit, ObjectID
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 
 from gitdag.core.transitions import Rejected, Transition, parse_trailers
 from gitdag.errors import InputError, NotInitialisedError, RemoteError, StaleSnapshotError
@@ -47,7 +47,7 @@ from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.store.transport import CliTransport, MissingRef, Transport, choose
 from gitdag.store.wire import NotV2
-from gitdag.store.write import build_commit, compare_and_swap
+from gitdag.store.write import add_object, build_commit, compare_and_swap
 
 TRACKING_PREFIX = "refs/gitdag/remotes/"
 MAX_TRIES = 12
@@ -57,7 +57,9 @@ RIVALS_S = 3  # rivals are the other actors of the state commits of the last few
 RIVALS_WALK = 32  # ... looking at no more commits than this
 MAX_TURN_S = 3.0  # never wait for a turn longer than this
 COMMIT_CACHE = 512
-HANDS = "refs/dagain/hands/"  # writers that keep losing raise a hand here (contention.py)
+# Writers that keep losing raise a hand here (contention.py); a branch, so the push rights a
+# worker needs stay "dagain/* branches only".
+HANDS = "refs/heads/dagain/hands/"
 HAND_S = 10  # a hand pointing at a state commit older than this (vs the head) was left behind
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -260,13 +262,20 @@ class RemoteState:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def push(self, updates: Sequence[RefPush], *, atomic: bool = True) -> PushOutcome:
+    def push(self, updates: Sequence[RefPush], *, atomic: bool = True,
+             objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """Push several refs in one round trip, each with its lease; all or none when `atomic`.
+
+        Args:
+          updates: the refs, their new commits and leases.
+          atomic: all or none.
+          objects: everything the remote lacks for `updates`, not written to our repository
+            yet (only a transport that `sends_unwritten`; else they must be on disk).
 
         Raises:
           RemoteError: the remote cannot be reached, or git reports no ref at all.
         """
-        return self._using(lambda t: t.push(updates, atomic=atomic))
+        return self._using(lambda t: t.push(updates, atomic=atomic, objects=objects))
 
     def push_transition(
         self,
@@ -313,16 +322,25 @@ class RemoteState:
             if result is None or isinstance(result, Rejected) or result.is_empty():
                 self._lower_hand()
                 return result if isinstance(result, Rejected) else None
+            extra = list(refs(snap) if callable(refs) else refs)
+            # A transition alone goes straight from memory to the remote, and only one that
+            # landed is written here: a lost race costs no disk writes, and the race window
+            # is shorter by them. Anything else travels with other commits: written first.
+            unwritten: list[Blob | Tree | Commit] | None = None
+            if self.transport.sends_unwritten and all(not up.src for up in extra):
+                unwritten = []
             commit, new_snap = build_commit(
                 self.store.repo, snap, result, actor=actor, author=author, now=now,
-                cache=self.store.cache, readme=self.store._readme(snap, result),
+                cache=self.store.cache, readme=self.store._readme(snap, result), sink=unwritten,
             )  # fmt: skip
             sha = commit.id.decode()
-            extra = list(refs(snap) if callable(refs) else refs)
             if self._hand is not None:
                 extra.append(RefPush("", self._hand))  # lowered as our write lands
             state = RefPush(sha, STATE_REF.decode(), snap.head or "")
-            outcome = self.push([state, *extra])
+            outcome = self.push([state, *extra], objects=unwritten or ())
+            if unwritten and (outcome.ok or self._retried):
+                for obj in unwritten:  # landed (or may have): ours to keep
+                    add_object(self.store.repo, obj)
             if outcome.ok:
                 self._adopt(snap, new_snap, extra)
                 if (

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from dulwich.file import FileLocked
-from dulwich.objects import ObjectID
+from dulwich.objects import ObjectID, ShaFile
 from dulwich.refs import Ref
 from dulwich.repo import BaseRepo
 
@@ -32,7 +32,7 @@ from gitdag.store.gitpush import (
     parse_porcelain,
     transient,
 )
-from gitdag.store.packs import pack_for, store_pack
+from gitdag.store.packs import pack_for, pack_of, store_pack
 
 NET_RETRIES = 3
 WIRE_ENV = "GITDAG_WIRE"  # "cli": always use the git CLI
@@ -67,8 +67,15 @@ class Transport:
         """
         raise NotImplementedError
 
-    def push(self, updates: Sequence[RefPush], *, atomic: bool) -> PushOutcome:
-        """Push `updates` with their leases in one round trip (all or none when `atomic`)."""
+    # Whether `push` can send objects not yet in the repository (`objects`).
+    sends_unwritten = False
+
+    def push(self, updates: Sequence[RefPush], *, atomic: bool,
+             objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
+        """Push `updates` with their leases in one round trip (all or none when `atomic`).
+
+        `objects`: when given (and `sends_unwritten`), everything the remote lacks for them.
+        """
         raise NotImplementedError
 
     def ref(self, name: str) -> str | None:
@@ -145,8 +152,9 @@ class CliTransport(Transport):
                 raise MissingRef(missing.group(1))
             raise RemoteError(self.describe("fetch", proc))
 
-    def push(self, updates: Sequence[RefPush], *, atomic: bool) -> PushOutcome:
-        """`git push --porcelain` with a `--force-with-lease` per ref."""
+    def push(self, updates: Sequence[RefPush], *, atomic: bool,
+             objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
+        """`git push --porcelain` with a `--force-with-lease` per ref (objects: on disk)."""
         self.retried = False
         args = ["push", "--porcelain", "--no-verify"]
         if atomic and len(updates) > 1:
@@ -254,11 +262,16 @@ class WireTransport(Transport):
                         "another process is updating it"
                     ) from None
 
-    def push(self, updates: Sequence[RefPush], *, atomic: bool) -> PushOutcome:
+    sends_unwritten = True
+
+    def push(self, updates: Sequence[RefPush], *, atomic: bool,
+             objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """One receive-pack session (wire.push); a dropped one is reported as a lost race."""
         self.retried = False
 
         def make(commits: Sequence[str], remote_has: Sequence[str]) -> bytes:
+            if objects:
+                return pack_of(self.repo, objects)
             return pack_for(self.repo, self.root, commits, remote_has)
 
         def once() -> PushOutcome:

@@ -91,6 +91,7 @@ def build_commit(
     now: dt.datetime,
     readme: str | None = None,
     cache: ParseCache | None = None,
+    sink: list[Blob | Tree | Commit] | None = None,
 ) -> tuple[Commit, Snapshot]:
     """Write the objects of one transition and return the (unreferenced) commit and the snapshot.
 
@@ -106,6 +107,8 @@ def build_commit(
       now: the commit time.
       readme: new content of `README.md`, when it changes.
       cache: where to remember the nodes just written, so reading them back costs nothing.
+      sink: collect the new objects here instead of writing them (a push to a remote sends
+        them first, and only a push that landed writes them: a lost race writes nothing).
     """
     objects: list[Blob | Tree | Commit] = []
     root = _tree(repo, base.tree.encode() if base.tree else None)
@@ -181,8 +184,11 @@ def build_commit(
     commit.encoding = b"UTF-8"
     commit.message = message(transition, actor).encode()
     objects.append(commit)
-    for obj in objects:
-        add_object(repo, obj)
+    if sink is not None:
+        sink.extend(objects)
+    else:
+        for obj in objects:
+            add_object(repo, obj)
     snap = Snapshot(
         head=commit.id.decode(),
         tree=root.id.decode(),
