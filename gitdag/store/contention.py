@@ -11,7 +11,7 @@ its own (they have waited longer: they go first).
 
 - Rank 0 pushes at once. So does a writer that has never landed (nobody can see it waiting):
   compare-and-swap settles its race, and once it has landed it takes turns like the rest.
-- A writer that keeps losing without ever landing raises its hand: a ref of its own under
+- A writer that loses without being seen in the round raises its hand: a ref of its own under
   `refs/heads/dagain/hands/` (one small push, never contended), lowered in the same atomic push as
   its next landed write. Everybody looks at the raised hands with the head (`ls-refs`), and a
   raised hand goes before every writer in the round (among hands, in the order of their names):
@@ -41,7 +41,7 @@ MIN_NAP_S = 0.003  # never look at the remote more often than this
 MAX_S = 3.0  # never wait for a turn longer than this, however many rivals
 NEXT_NAP = 0.25  # the writer next in line looks every quarter cycle
 IDLE = 2.5  # cycles without anybody landing: the rivals ahead are not claiming now
-RAISE_AFTER = 2  # races lost in a row, unseen, before a writer raises its hand
+RAISE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
 
 
 class Contention:

@@ -30,7 +30,7 @@ import hashlib
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -98,6 +98,7 @@ class RemoteState:
         self._fetch_s = 0.0  # how long our last fetch took (part of a write's cycle)
         self._hand: str | None = None  # our raised hand's ref on the remote, if raised
         self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
+        self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_look_refs`)
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:
@@ -176,11 +177,13 @@ class RemoteState:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def fetch(self, *, extra: Sequence[tuple[str, str]] = ()) -> str:
+    def fetch(self, *, extra: Sequence[tuple[str, str]] = (),
+              known: Mapping[str, str] | None = None) -> str:  # fmt: skip
         """Fetch the remote's state branch (and its target branch) into the tracking refs.
 
         Args:
           extra: more (remote ref, local ref) pairs to fetch in the same round trip, forced.
+          known: where the remote's refs were a moment ago (a look just made): not asked again.
 
         Returns:
           The remote state head.
@@ -193,7 +196,7 @@ class RemoteState:
         if self.target is not None:
             specs.append((f"refs/heads/{self.target}", self.target_ref))
         specs += list(extra)
-        self._fetch(specs)
+        self._fetch(specs, known)
         head = self.local_ref(self.state_ref)
         if head is None:  # pragma: no cover - the transport said it fetched it
             raise RemoteError(f"remote {self.remote}: fetched no {STATE_BRANCH}")
@@ -203,10 +206,11 @@ class RemoteState:
             self._fetch([(f"refs/heads/{self.target}", self.target_ref)])
         return head
 
-    def _fetch(self, specs: list[tuple[str, str]]) -> None:
+    def _fetch(self, specs: list[tuple[str, str]],
+               known: Mapping[str, str] | None = None) -> None:  # fmt: skip
         haves = [h for h in (self.local_ref(self.state_ref), self.local_ref(self.target_ref)) if h]
         try:
-            self._using(lambda t: t.fetch(specs, haves))
+            self._using(lambda t: t.fetch(specs, haves, known))
         except MissingRef as missing:
             if missing.ref == STATE_REF.decode():
                 raise NotInitialisedError(
@@ -368,7 +372,8 @@ class RemoteState:
             time.sleep(self.contention.lost())
             head = self._fetch_seeing(actor)
             if polite:
-                self._raise_hand(actor, head)
+                if self._raise_hand(actor, head):
+                    self._look_refs()  # the hands raised before ours go first
                 head = self._take_turn(actor) or head
             if self._retried and not outcome.ok and self._contains(head, sha):
                 # The connection dropped after the push landed, and the retry found it there.
@@ -450,11 +455,14 @@ class RemoteState:
         """
         if self._look_refs() == self.head():
             return None
-        return self._fetch_seeing(actor)
+        return self._fetch_seeing(actor, self._seen)
 
     def _look_refs(self) -> str | None:
         """Read the remote head and count the raised hands ahead of us (ls-refs, no objects)."""
-        seen = self._using(lambda t: t.refs([STATE_REF.decode(), HANDS]))
+        names = [STATE_REF.decode(), HANDS]
+        if self.target is not None:
+            names.append(f"refs/heads/{self.target}")
+        seen = self._seen = self._using(lambda t: t.refs(names))
         head = self.head()
         newest = self._commit(head).commit_time if head is not None else 0
         hands = sorted(
@@ -474,15 +482,16 @@ class RemoteState:
         except (KeyError, RemoteError):
             return True  # a commit we have not fetched yet: new
 
-    def _raise_hand(self, actor: str, head: str) -> None:
-        """Raise our hand on the remote if we keep losing unseen (contention.py)."""
+    def _raise_hand(self, actor: str, head: str) -> bool:
+        """Raise our hand on the remote if we keep losing unseen (contention.py); True if we did."""
         if self._hand is not None or not self.contention.should_raise():
-            return
+            return False
         digest = hashlib.sha1(" ".join(actor.split()).encode()).hexdigest()[:16]
         hand = HANDS + digest
         outcome = self.push([RefPush(head, hand)], atomic=False)
         if outcome.ok:
             self._hand = hand
+        return outcome.ok
 
     def _lower_hand(self) -> None:
         """Lower our raised hand (we are leaving without a landed write): best effort."""
@@ -491,10 +500,10 @@ class RemoteState:
             with contextlib.suppress(RemoteError):
                 self.push([RefPush("", hand)], atomic=False)
 
-    def _fetch_seeing(self, actor: str) -> str:
-        """Fetch, count the rival writers (`Contention.seen`) and the pace of their landings."""
+    def _fetch_seeing(self, actor: str, known: Mapping[str, str] | None = None) -> str:
+        """Fetch, and count the rival writers of the history fetched (`Contention.seen`)."""
         began = time.monotonic()
-        head = self.fetch()
+        head = self.fetch(known=known)
         self._fetch_s = time.monotonic() - began
         self.contention.seen(self._actors(head), " ".join(actor.split()))
         return head

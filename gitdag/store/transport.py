@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,8 +58,11 @@ class Transport:
 
     retried = False
 
-    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str]) -> None:
+    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str],
+              known: Mapping[str, str] | None = None) -> None:  # fmt: skip
         """Copy each remote ref `src` to our ref `dst` (forced), with the objects they need.
+
+        `known`: where the remote's refs were a moment ago (a look just made), to skip asking.
 
         Raises:
           MissingRef: a `src` is not on the remote.
@@ -137,7 +140,8 @@ class CliTransport(Transport):
         detail = "; ".join(useful[-3:]) or f"exit {proc.returncode}"
         return f"remote {self.remote}: git {what} failed: {detail}"
 
-    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str]) -> None:
+    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str],
+              known: Mapping[str, str] | None = None) -> None:  # fmt: skip
         """`git fetch` of `+src:dst` for each spec (git negotiates what we have itself)."""
         args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote,
                 *(f"+{src}:{dst}" for src, dst in specs))  # fmt: skip
@@ -221,22 +225,26 @@ class WireTransport(Transport):
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str]) -> None:
-        """ls-refs, then fetch only the commits we lack (one connection), then set our refs."""
+    def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str],
+              known: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        """ls-refs (unless `known` has them), fetch what we lack, then set our refs."""
         names = list(dict.fromkeys(src for src, _ in specs))
         store = self.repo.object_store
-        known = [h for h in dict.fromkeys(haves) if h]
+        ours = [h for h in dict.fromkeys(haves) if h]
 
         def once() -> tuple[dict[str, str], bytes]:
             with wire.Upload(self.end, timeout_s=self.timeout_s) as up:
-                found = up.ls_refs(names)
+                if known is not None and all(n in known for n in names):
+                    found = {n: known[n] for n in names}
+                else:
+                    found = up.ls_refs(names)
                 missing = [s for s in names if s not in found]
                 if missing:
                     return found, b""
                 wants = sorted(
                     {found[s] for s in names if ObjectID(found[s].encode()) not in store}
                 )
-                return found, up.fetch(wants, known)
+                return found, up.fetch(wants, ours)
 
         found, data = self._retrying("fetch", once)
         for src in names:

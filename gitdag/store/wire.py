@@ -32,6 +32,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from gitdag.store.gitpush import PushOutcome, RefPush, RefStatus, git_env
 ZERO = "0" * 40
 AGENT = b"agent=gitdag\n"
 DEFAULT_PORT = 9418
+CONNECT_S = 0.2  # the first connection attempt's timeout (see `_connect`)
 _FLUSH = b"0000"
 _DELIM = b"0001"
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -136,12 +138,8 @@ class TcpChannel(Channel):
     """A `git://` connection (what `git daemon` serves), acknowledging every segment at once."""
 
     def __init__(self, end: Endpoint, service: str, extra: bytes, timeout_s: float) -> None:
-        try:
-            self.sock = socket.create_connection((end.host, end.port), timeout=timeout_s)
-        except OSError as exc:
-            raise WireError(
-                f"unable to connect to {end.describe()}: {exc.strerror or exc}", transient=True
-            ) from None
+        self.sock = _connect(end, timeout_s)
+        self.sock.settimeout(timeout_s)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         host = end.host if end.port == DEFAULT_PORT else f"{end.host}:{end.port}"
@@ -170,6 +168,32 @@ class TcpChannel(Channel):
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
+
+
+def _connect(end: Endpoint, timeout_s: float) -> socket.socket:
+    """Connect, giving up on a connection attempt after a short while and trying again.
+
+    `git daemon` listens with a backlog of 5: when more clients connect at once, the kernel
+    drops their SYNs, and the client's own retry comes only after its 1 s initial timeout.
+    A fresh attempt after CONNECT_S (doubling, up to `timeout_s` in all) gets in at once.
+    """
+    deadline = time.monotonic() + timeout_s
+    wait = CONNECT_S
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return socket.create_connection(
+                (end.host, end.port), timeout=min(wait, max(left, 0.01))
+            )
+        except TimeoutError:
+            if time.monotonic() + wait >= deadline:
+                raise WireError(f"unable to connect to {end.describe()}: timed out",
+                                transient=True) from None  # fmt: skip
+            wait *= 2
+        except OSError as exc:
+            raise WireError(
+                f"unable to connect to {end.describe()}: {exc.strerror or exc}", transient=True
+            ) from None
 
 
 class PipeChannel(Channel):
