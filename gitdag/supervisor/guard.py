@@ -1,23 +1,32 @@
-"""A runner may not bypass the supervisor: commits on `dagain/state` it did not write are checked.
+"""The one legality check of `dagain/state` commits this supervisor did not write (spec §7).
 
-Runners propose; only the supervisor writes the graph. But a runner is a process with the user's
-rights, and nothing stops it from running `git update-ref refs/heads/dagain/state <sha>` in its
-worktree. While a supervisor holds the lock, every commit that appears on the branch and is not
-its own (the store tells: it knows the last head it read or wrote) must be:
+Runners propose; only the supervisor writes the graph. But people write too (`gitdag answer`,
+`gitdag cancel`, a hand-made `git commit`), so do remote workers, and a runner is a process with
+the user's rights: nothing stops it from running `git update-ref refs/heads/dagain/state <sha>`
+in its worktree. Before anything is built on a head, every commit since the last head known to be
+good that this supervisor did not write is checked, exactly once, here:
 
-- legal (`store.ranges.first_invalid`: schema, ids, cycles, the legality of each transition), and
-- not signed as a supervisor of this host (`Gitdag-Actor: supervisor@<this host>:<pid>`): no
-  other local supervisor can write while we hold the lock, so such a commit is forged, even a
-  legal one. Commits of people (`gitdag answer`, `gitdag cancel`, ...) and of remote workers are
-  fine when legal.
+- **At start** (the first head a supervisor reads): the commits since the *verified head* — the
+  last head a supervisor of this checkout knew to be legal, kept in `.dagain/local/verified-head`
+  so a restart does not re-check the whole history — must be legal
+  (`store.ranges.first_invalid`: schema, ids, cycles, the legality of each transition). When the
+  verified head is no longer in the head's history (the branch was reset with `git branch -f`:
+  a deliberate reset) only the graph at the head is checked. A failure exits 2 with the repair
+  (`gitdag revert <commit>` / `gitdag reset --to <parent>`); it is no incident: no runner ran.
+- **While it runs** (the branch moved under the store: it knows the last head it read or wrote,
+  so its own commits are never re-checked): the new commits must be legal and not signed as a
+  supervisor of this host (`Gitdag-Actor: supervisor@<this host>:<pid>`): no other local
+  supervisor can write while we hold the lock, so such a commit is forged, even a legal one.
+  Otherwise the supervisor records an incident (stderr and `.dagain/local/incidents.log`), keeps
+  the offending commit in `incident.json` so a restart refuses too until the commit is repaired,
+  and exits with code 2.
 
-Otherwise the supervisor refuses to build on the head: it records an incident (stderr and
-`.dagain/local/incidents.log`), keeps the offending commit in `incident.json` so a restart refuses
-too until the commit is repaired (`gitdag revert` / `gitdag reset --to`), and exits with code 2.
+Every head that passed (and every head the supervisor wrote itself) becomes the verified head.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -25,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitdag.core.legality import step_info
-from gitdag.errors import IncidentError, StoreError
+from gitdag.errors import IncidentError, InputError, StoreError
 from gitdag.store.delta import commit_of
 from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.ranges import (
@@ -40,6 +49,8 @@ from gitdag.store.state import StateStore
 SUPERVISOR_PREFIX = "supervisor@"
 INCIDENTS_LOG = "incidents.log"
 OPEN_INCIDENT = "incident.json"
+VERIFIED_HEAD = "verified-head"  # under .dagain/local/; `gitdag doctor` checks from it too
+WALK_LIMIT = 20_000  # first parents walked back to the verified head before calling it unreachable
 
 
 @dataclass(frozen=True)
@@ -162,24 +173,57 @@ def record(local: Path, incident: Incident, actor: str, now: dt.datetime | None 
     return log
 
 
+def load_verified(local: Path) -> str | None:
+    """Return the verified head recorded under `local` (None: none recorded)."""
+    try:
+        text = (local / VERIFIED_HEAD).read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def _descends(store: StateStore, head: str, ancestor: str) -> bool:
+    """Tell whether `ancestor` is on `head`'s first-parent line (within `WALK_LIMIT` commits)."""
+    current: str | None = head
+    for _ in range(WALK_LIMIT):
+        if current is None:
+            return False
+        if current == ancestor:
+            return True
+        try:
+            current = first_parent(store, current)
+        except StoreError:
+            return False  # a missing object: the walk cannot reach it
+    return False
+
+
 class Guard:
-    """Watches one store for heads this supervisor did not write, from the moment it is made."""
+    """Checks every head a supervisor is about to build on, from the moment it is made."""
 
     def __init__(self, store: StateStore, actor: str) -> None:
         self.store = store
         self.actor = actor
         self.local = store.paths.local
+        self.verified: str | None = load_verified(self.local)
         self._passed: tuple[str | None, str] | None = None
+        # A head the store read before the guard existed was never checked: forget it, so the
+        # first read goes through `on_moved(None, head)` and the check from the verified head.
+        store.known_head = None
         store.on_moved = self.on_moved
 
     def check(self, head: str) -> None:
-        """Check `head` against the last head the store knew (the supervisor's `_snapshot`).
+        """Check `head` (the supervisor's `_snapshot`), then remember it as the verified head.
+
+        A head equal to the store's known head needs no check: the guard passed it, or this
+        supervisor wrote it.
 
         Raises:
-          IncidentError: the head must not be built on.
+          IncidentError: the branch moved under the supervisor to a head it must not build on.
+          InputError: at start, a commit since the verified head breaks the rules.
         """
         if head != self.store.known_head:
             self.on_moved(self.store.known_head, head)
+        self._verified(head)
 
     def on_moved(self, known: str | None, head: str) -> None:
         """The store's hook: called before anything is built on a head that moved under it."""
@@ -188,11 +232,43 @@ class Guard:
         incident = still_open(self.store, self.local, head)
         if incident is not None:
             raise IncidentError(incident.message())
-        if known is not None:
-            # Before the first read (known is None) the commits are not ours to judge by actor:
-            # a crashed supervisor of this host wrote some of them; the head check verifies them.
+        if known is None:
+            # The first read: a crashed supervisor of this host wrote some of these commits, so
+            # they are not judged by actor, only by legality since the verified head.
+            self._check_since_verified(head)
+        else:
             incident = check_new_commits(self.store, known, head, self.actor)
             if incident is not None:
                 record(self.local, incident, self.actor)
                 raise IncidentError(incident.message())
         self._passed = (known, head)
+        self._verified(head)
+
+    def settle(self) -> None:
+        """Record the store's known head as verified: the guard passed it, or we wrote it.
+
+        Called when the supervisor stops, so its last commits (made after its last `check`)
+        are not checked again by the next supervisor.
+        """
+        if self.store.known_head is not None:
+            self._verified(self.store.known_head)
+
+    def _check_since_verified(self, head: str) -> None:
+        if head == self.verified:
+            return
+        base = self.verified
+        if base is not None and not _descends(self.store, head, base):
+            base = head  # a deliberate reset: the graph it shows must still be valid
+        invalid = first_invalid(self.store, base, head)
+        if invalid is not None:
+            raise InputError(
+                f"{STATE_BRANCH} at {head[:12]} fails validation: {invalid}; "
+                "nothing more is built on it until then"
+            )
+
+    def _verified(self, head: str) -> None:
+        if head == self.verified:
+            return
+        self.verified = head
+        with contextlib.suppress(OSError):  # losing it only costs a longer check on restart
+            (self.local / VERIFIED_HEAD).write_text(head + "\n")

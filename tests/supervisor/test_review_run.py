@@ -152,3 +152,34 @@ def test_review_required_turns_a_plan_into_a_proposal_a_person_applies(project: 
     res = project.gitdag("run")
     assert res.code == 0, res.err
     assert project.show("s2")["status"] == "done" and project.show("s2")["parent"] == "plan-000"
+
+
+def test_the_verified_head_persists_across_restarts(project: Project) -> None:
+    """A restart checks only the commits since the persisted verified head, not all history."""
+    verified = project.root / ".dagain" / "local" / "verified-head"
+    assert (
+        project.gitdag("add", "y", "--title", "y", "--kind", "command", "--run", "true").code == 0
+    )
+    assert project.gitdag("run").code == 0
+    ran = git(project.root, "rev-parse", "dagain/state").strip()
+    assert verified.read_text().strip() == ran  # the supervisor's own last commit is verified
+    assert (
+        project.gitdag("add", "z", "--title", "z", "--kind", "command", "--run", "true").code == 0
+    )
+    path = node_path(project, "z")
+    text = git(project.root, "show", f"dagain/state:{path}").replace("status: open", "status: done")
+    bad = hand_commit(project, path, text, "mark z done by hand")  # illegal; the graph is valid
+    refused = project.gitdag("run")
+    assert refused.code == 2 and f"gitdag revert {bad[:12]}" in refused.err
+    assert verified.read_text().strip() == ran  # a refused head is never recorded as verified
+    # As if a supervisor had verified `bad` before: a restart does not re-validate it, so it runs
+    # (were all history re-checked, or the check made from the branch's root, it would refuse).
+    verified.write_text(bad + "\n")
+    assert project.gitdag("run").code == 0
+    assert verified.read_text().strip() == bad  # nothing new to build: the head is unchanged
+    assert git(project.root, "rev-parse", "dagain/state").strip() == bad
+    # Without the record, the same restart checks from the root and refuses again.
+    verified.unlink()
+    again = project.gitdag("run")
+    assert again.code == 2 and f"gitdag revert {bad[:12]}" in again.err
+    assert not verified.exists()
