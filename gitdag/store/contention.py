@@ -17,8 +17,9 @@ its own (they have waited longer: they go first).
   raised hand goes before every writer in the round (among hands, in the order of their names):
   a writer that lands again and again without fetching can no longer starve one it cannot see.
 - Rank above 0 waits: it sleeps about one cycle per writer ahead of it but one, then looks at
-  the remote head cheaply (`ls-refs`, no objects) every quarter cycle, fetches when the head
-  moved (which recounts the ranks exactly), and pushes when its rank is 0. So a writer fetches
+  the remote head cheaply (`ls-refs`, no objects): next in line, from 0.7 cycle after the last
+  landing it saw, every tenth of a cycle. It fetches when the head moved (which recounts the
+  ranks exactly), and pushes when its rank is 0. So a writer fetches
   about twice per round of turns, not once per turn.
 - It stops waiting when nobody has landed for `idle` (the rivals ahead of it stopped claiming:
   their nodes run, or they left), and in any case after MAX_S.
@@ -39,7 +40,8 @@ from collections.abc import Callable
 JITTER_S = 0.005  # after a lost race: spread the losers' next looks a little
 MIN_NAP_S = 0.003  # never look at the remote more often than this
 MAX_S = 3.0  # never wait for a turn longer than this, however many rivals
-NEXT_NAP = 0.25  # the writer next in line looks every quarter cycle
+NEXT_NAP = 0.1  # the writer next in line looks every tenth of a cycle ...
+EXPECT = 0.7  # ... from this far into the cycle of the writer ahead of it
 IDLE = 2.5  # cycles without anybody landing: the rivals ahead are not claiming now
 RAISE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
 
@@ -87,11 +89,17 @@ class Contention:
         self.rivals = len(others)
         self.rank = len(actors) - actors.index(me) - 1 if me in actors else 0
 
-    def nap(self) -> float:
-        """Return how long to wait before looking at the remote head again (rank > 0)."""
-        # Next in line: look often. Further back: sleep until about one writer is left ahead.
-        share = NEXT_NAP if self.ahead() <= 1 else self.ahead() - 1
-        return max(MIN_NAP_S, share * self.cycle * self.rng.uniform(0.8, 1.2))
+    def nap(self, since_move: float = 0.0) -> float:
+        """Return how long to wait before looking at the remote head again (rank > 0).
+
+        Further back: sleep until about one writer is left ahead. Next in line: the writer
+        ahead lands about a cycle after the last landing we saw (`since_move` ago), so sleep
+        until shortly before that, then look often.
+        """
+        if self.ahead() > 1:
+            return max(MIN_NAP_S, (self.ahead() - 1) * self.cycle * self.rng.uniform(0.8, 1.2))
+        early = EXPECT * self.cycle - since_move
+        return max(MIN_NAP_S, early if early > 0 else NEXT_NAP * self.cycle)
 
     def idle(self) -> float:
         """Return how long the head may stay still before we stop waiting for those ahead.

@@ -437,7 +437,7 @@ class RemoteState:
         fetched = None
         start = last_move = time.monotonic()
         while c.ahead():
-            time.sleep(c.nap())
+            time.sleep(c.nap(time.monotonic() - last_move))
             now = time.monotonic()
             moved = self._look(actor)
             if moved is not None:
