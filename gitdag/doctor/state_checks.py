@@ -7,7 +7,8 @@ from gitdag.doctor.findings import Finding
 from gitdag.errors import GitdagError
 from gitdag.store import ranges
 from gitdag.store.state import StateStore
-from gitdag.supervisor.guard import VERIFIED_HEAD, still_open
+from gitdag.supervisor.guard import VERIFIED_HEAD as VERIFIED_HEAD
+from gitdag.supervisor.guard import still_open
 
 
 def check_config(store: StateStore) -> list[Finding]:
