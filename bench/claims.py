@@ -201,6 +201,16 @@ def claims_on_remote(bare: Path) -> Counter[str]:
     return found
 
 
+def cpu_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far (Linux /proc/stat; zeros elsewhere)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
@@ -226,10 +236,13 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
         for c, o in zip(clones, outs, strict=True)
     ]
     time.sleep(1.0 + 0.4 * workers)  # let every process start and fetch before the barrier
+    busy0 = cpu_busy()
     go.write_text("go")
     for proc in procs:
         if proc.wait(600) != 0:
             raise SystemExit("a worker failed")
+    busy = cpu_busy()
+    use = (busy[0] - busy0[0]) / max(busy[1] - busy0[1], 1)
     data = [json.loads(o.read_text()) for o in outs]
     latencies = [c["latency"] for d in data for c in d["claims"]]
     won = [c["node"] for d in data for c in d["claims"]]
@@ -257,6 +270,8 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
                 f"max {u.ms(max(vals))}"
             )
     med, p95 = statistics.median(latencies), pct(latencies, 0.95)
+    if os.environ.get("BENCH_VERBOSE"):
+        print(f"   CPU busy while claiming: {use:.0%} of the machine")
     print(f"{workers} worker(s): {len(won)} claims (per worker {per_worker[0]}-{per_worker[-1]}), "
           f"{lost} give-ups, longest fruitless wait {u.ms(starved)}, {rate:6.2f} claims/s, "
           f"latency median {u.ms(med)} p95 {u.ms(p95)} | floor push {u.ms(base)} | "

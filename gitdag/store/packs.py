@@ -6,9 +6,10 @@ walking only the changed subtrees takes well under a millisecond and no process.
 node's work branch, a merge of the target) goes through `git pack-objects --revs`, which knows
 how to subtract all of the remote's history.
 
-Receiving: a small pack (a few transitions) is exploded into loose objects, like git's own
-`fetch.unpackLimit`; a big one (a first fetch of a large graph) is kept as a pack with its index,
-so thousands of objects do not become thousands of files.
+Receiving: a small pack (one or two transitions) is exploded into loose objects, like git's own
+`fetch.unpackLimit`; a bigger one (a worker catching up after its rivals' turns, a first fetch of
+a large graph) is kept as a pack with its index, and when packs pile up the small ones are
+merged (`git repack --geometric=2`, which leaves big packs alone).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from gitdag.errors import StoreError
 from gitdag.store.gitpush import git_env
 from gitdag.store.write import add_object
 
-UNPACK_LIMIT = 100  # git's fetch.unpackLimit: fewer objects than this are stored loose
+# Fewer objects than this are stored loose (git's fetch.unpackLimit is 100; ours is lower: a
+# worker waiting for its turn catches up on several transitions at once, and writing one pack is
+# much cheaper than writing dozens of loose objects).
+UNPACK_LIMIT = 16
+MAX_PACKS = 32  # more packs than this and small ones are merged (`git repack --geometric`)
 
 
 def pack_for(repo: BaseRepo, root: Path, commits: Sequence[str],
@@ -125,7 +130,21 @@ def _pack_objects(root: Path, commits: Sequence[str], remote_has: Sequence[str])
     return data
 
 
-def store_pack(repo: BaseRepo, data: bytes) -> int:
+def _merge_small_packs(repo: BaseRepo, root: Path) -> None:
+    """Merge small packs once there are many (each lookup looks at every pack): best effort."""
+    folder = Path(repo.object_store.path) / "pack"  # type: ignore[attr-defined]
+    try:
+        count = sum(1 for p in folder.iterdir() if p.suffix == ".pack")
+    except OSError:
+        return
+    if count <= MAX_PACKS:
+        return
+    subprocess.run(["git", "repack", "-d", "-q", "--geometric=2"], cwd=root, env=git_env(),
+                   capture_output=True, check=False)  # fmt: skip
+    repo.object_store._update_pack_cache()  # type: ignore[attr-defined]
+
+
+def store_pack(repo: BaseRepo, data: bytes, root: Path | None = None) -> int:
     """Add the objects of a fetched pack to our object store; return how many there were.
 
     Raises:
@@ -146,6 +165,8 @@ def store_pack(repo: BaseRepo, data: bytes) -> int:
                 abort()
                 raise
             commit()
+            if root is not None:
+                _merge_small_packs(repo, root)
             return count
         for obj in PackInflater.for_pack_data(pack, store.get_raw):
             add_object(repo, obj)  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from gitdag.store.gitpush import (
 from gitdag.store.packs import pack_for, pack_of, store_pack
 
 NET_RETRIES = 3
+HOLD_S = 0.5  # how long the connection of a look stays open for the fetch that may follow
 WIRE_ENV = "GITDAG_WIRE"  # "cli": always use the git CLI
 _MISSING = re.compile(r"couldn't find remote ref (\S+)")
 _R = TypeVar("_R")
@@ -212,6 +213,25 @@ class WireTransport(Transport):
         self.end = end
         self.timeout_s = timeout_s
         self.clear_locks = clear_locks
+        # The connection of the last `refs`, kept open for a moment: a fetch of what it saw
+        # (`known`) right after it goes over the same connection (one process less on the
+        # server). Never asked for refs again: upload-pack answers from what it read first.
+        self._held: tuple[wire.Upload, float] | None = None
+
+    def _take_held(self) -> wire.Upload | None:
+        held, self._held = self._held, None
+        if held is None:
+            return None
+        if time.monotonic() - held[1] > HOLD_S:
+            held[0].close()
+            return None
+        return held[0]
+
+    def close(self) -> None:
+        """Close the held connection, if any."""
+        held = self._take_held()
+        if held is not None:
+            held.close()
 
     def _retrying(self, what: str, call: Callable[[], _R]) -> _R:
         delay = 0.1
@@ -232,8 +252,12 @@ class WireTransport(Transport):
         store = self.repo.object_store
         ours = [h for h in dict.fromkeys(haves) if h]
 
+        held = self._take_held() if known is not None else None
+
         def once() -> tuple[dict[str, str], bytes]:
-            with wire.Upload(self.end, timeout_s=self.timeout_s) as up:
+            nonlocal held
+            up, held = held or wire.Upload(self.end, timeout_s=self.timeout_s), None
+            with up:
                 if known is not None and all(n in known for n in names):
                     found = {n: known[n] for n in names}
                 else:
@@ -251,7 +275,7 @@ class WireTransport(Transport):
             if src not in found:
                 raise MissingRef(src)
         try:
-            store_pack(self.repo, data)
+            store_pack(self.repo, data, self.root)
         except StoreError as exc:
             raise RemoteError(f"remote {self.remote}: git fetch failed: {exc}") from None
         for src, dst in specs:
@@ -276,6 +300,7 @@ class WireTransport(Transport):
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """One receive-pack session (wire.push); a dropped one is reported as a lost race."""
         self.retried = False
+        self.close()
 
         def make(commits: Sequence[str], remote_has: Sequence[str]) -> bytes:
             if objects:
@@ -305,10 +330,17 @@ class WireTransport(Transport):
 
     def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
         """ls-refs of the refs under `prefixes` (a full name is its own prefix), one connection."""
+        self.close()
 
         def once() -> dict[str, str]:
-            with wire.Upload(self.end, timeout_s=self.timeout_s) as up:
-                return up.ls_refs(prefixes, prefixes=True)
+            up = wire.Upload(self.end, timeout_s=self.timeout_s)
+            try:
+                found = up.ls_refs(prefixes, prefixes=True)
+            except BaseException:
+                up.close()
+                raise
+            self._held = (up, time.monotonic())
+            return found
 
         found = self._retrying("ls-remote", once)
         return {
