@@ -29,8 +29,8 @@ before claiming the next (default 0: back-to-back claims, the saturated case the
 about).
 
 Usage: python bench/claims.py [--workers 1,4,8] [--claims 48] [--repeat 1] [--hold 0]
-Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP override contention.IDLE and NEXT_NAP in the
-workers; BENCH_VERBOSE=1 prints per-claim latencies and transport call counts and times;
+Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP, BENCH_EXPECT override contention.IDLE, NEXT_NAP
+and EXPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies and transport call counts and times;
 BENCH_PROFILE=DIR writes a cProfile of each worker there.
 """
 
@@ -137,6 +137,7 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
 
         c.IDLE = float(os.environ["BENCH_IDLE"])
         c.NEXT_NAP = float(os.environ.get("BENCH_NEXT_NAP", c.NEXT_NAP))
+        c.EXPECT = float(os.environ.get("BENCH_EXPECT", c.EXPECT))
     results = []
     starved = 0.0  # how long the last attempt waited before finding nothing left to claim
     timings: list[tuple[str, float, int]] = []

@@ -18,7 +18,7 @@ its own (they have waited longer: they go first).
   a writer that lands again and again without fetching can no longer starve one it cannot see.
 - Rank above 0 waits: it sleeps about one cycle per writer ahead of it but one, then looks at
   the remote head cheaply (`ls-refs`, no objects): next in line, from 0.7 cycle after the last
-  landing it saw, every tenth of a cycle. It fetches when the head moved (which recounts the
+  landing it saw, every twentieth of a cycle. It fetches when the head moved (which recounts the
   ranks exactly), and pushes when its rank is 0. So a writer fetches
   about twice per round of turns, not once per turn.
 - It stops waiting when nobody has landed for `idle` (the rivals ahead of it stopped claiming:
@@ -40,7 +40,7 @@ from collections.abc import Callable
 JITTER_S = 0.005  # after a lost race: spread the losers' next looks a little
 MIN_NAP_S = 0.003  # never look at the remote more often than this
 MAX_S = 3.0  # never wait for a turn longer than this, however many rivals
-NEXT_NAP = 0.1  # the writer next in line looks every tenth of a cycle ...
+NEXT_NAP = 0.05  # the writer next in line looks every twentieth of a cycle ...
 EXPECT = 0.7  # ... from this far into the cycle of the writer ahead of it
 IDLE = 2.5  # cycles without anybody landing: the rivals ahead are not claiming now
 RAISE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
