@@ -29,8 +29,9 @@ before claiming the next (default 0: back-to-back claims, the saturated case the
 about).
 
 Usage: python bench/claims.py [--workers 1,4,8] [--claims 48] [--repeat 1] [--hold 0]
-Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP, BENCH_EXPECT override contention.IDLE, NEXT_NAP
-and EXPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies and transport call counts and times;
+Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP, BENCH_EXPECT override contention.IDLE,
+NEXT_NAP and EXPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies, transport calls
+and the machine's CPU use;
 BENCH_PROFILE=DIR writes a cProfile of each worker there.
 """
 
