@@ -80,6 +80,21 @@ def test_four_workers_sixty_nodes(tmp_path: Path, daemons: list[Daemon]) -> None
     validate_remote_range(cluster)
 
 
+def test_two_workers_through_the_git_cli(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """ssh and http remotes go through `git fetch` / `git push` (transport.py): the same run."""
+    cluster = build_cluster(tmp_path, daemons, graph_of(6, tmp_path / "runs.log"))
+    clones = [cluster.clone(f"w{i}") for i in range(2)]
+    procs = [cluster.work(c, "--idle-exit", "20", GITDAG_WIRE="cli") for c in clones]
+    try:
+        for proc in procs:
+            code, err = finish(proc, timeout=120)
+            assert code == 0, err
+    finally:
+        cluster.stop_all()
+    check_outcome(cluster, 6, 2)
+    validate_remote_range(cluster)
+
+
 def test_local_path_remote_and_status(tmp_path: Path, daemons: list[Daemon]) -> None:
     log = tmp_path / "runs.log"
     nodes = [task("a"), command("b", log, deps=["a"]), task("c", deps=["b"])]
