@@ -23,7 +23,7 @@ from dulwich.refs import Ref
 from dulwich.repo import BaseRepo
 
 from gitdag.errors import RemoteError, StoreError
-from gitdag.store import wire
+from gitdag.store import receive, wire
 from gitdag.store.gitpush import (
     PushOutcome,
     RefPush,
@@ -33,6 +33,7 @@ from gitdag.store.gitpush import (
     transient,
 )
 from gitdag.store.packs import pack_for, pack_of, store_pack
+from gitdag.store.upload import Upload
 
 NET_RETRIES = 3
 HOLD_S = 0.5  # how long the connection of a look stays open for the fetch that may follow
@@ -216,9 +217,9 @@ class WireTransport(Transport):
         # The connection of the last `refs`, kept open for a moment: a fetch of what it saw
         # (`known`) right after it goes over the same connection (one process less on the
         # server). Never asked for refs again: upload-pack answers from what it read first.
-        self._held: tuple[wire.Upload, float] | None = None
+        self._held: tuple[Upload, float] | None = None
 
-    def _take_held(self) -> wire.Upload | None:
+    def _take_held(self) -> Upload | None:
         held, self._held = self._held, None
         if held is None:
             return None
@@ -256,7 +257,7 @@ class WireTransport(Transport):
 
         def once() -> tuple[dict[str, str], bytes]:
             nonlocal held
-            up, held = held or wire.Upload(self.end, timeout_s=self.timeout_s), None
+            up, held = held or Upload(self.end, timeout_s=self.timeout_s), None
             with up:
                 if known is not None and all(n in known for n in names):
                     found = {n: known[n] for n in names}
@@ -298,7 +299,7 @@ class WireTransport(Transport):
 
     def push(self, updates: Sequence[RefPush], *, atomic: bool,
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
-        """One receive-pack session (wire.push); a dropped one is reported as a lost race."""
+        """One receive-pack session (receive.push); a dropped one is reported as a lost race."""
         self.retried = False
         self.close()
 
@@ -309,7 +310,7 @@ class WireTransport(Transport):
 
         def once() -> PushOutcome:
             try:
-                return wire.push(self.end, updates, atomic=atomic, make_pack=make,
+                return receive.push(self.end, updates, atomic=atomic, make_pack=make,
                                  timeout_s=self.timeout_s)  # fmt: skip
             except wire.WireError as exc:
                 if not exc.dropped:
@@ -333,7 +334,7 @@ class WireTransport(Transport):
         self.close()
 
         def once() -> dict[str, str]:
-            up = wire.Upload(self.end, timeout_s=self.timeout_s)
+            up = Upload(self.end, timeout_s=self.timeout_s)
             try:
                 found = up.ls_refs(prefixes, prefixes=True)
             except BaseException:
