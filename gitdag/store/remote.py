@@ -24,9 +24,7 @@ permission) or an unreachable remote raises `RemoteError` (exit 2); nothing loca
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
 import re
 import subprocess
 import time
@@ -37,7 +35,7 @@ from typing import TypeVar
 
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 
-from gitdag.core.transitions import Rejected, Transition, parse_trailers
+from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import InputError, NotInitialisedError, RemoteError, StaleSnapshotError
 from gitdag.store import repo as repos
 from gitdag.store.contention import Contention
@@ -46,6 +44,8 @@ from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.store.transport import CliTransport, MissingRef, Transport, choose
+from gitdag.store.turns import HANDS as HANDS
+from gitdag.store.turns import TakingTurns
 from gitdag.store.wire import NotV2
 from gitdag.store.write import add_object, build_commit, compare_and_swap
 
@@ -53,14 +53,7 @@ TRACKING_PREFIX = "refs/gitdag/remotes/"
 MAX_TRIES = 12
 GIT_TIMEOUT_S = 120.0
 STALE_LOCK_S = 5.0
-RIVALS_S = 3  # rivals are the other actors of the state commits of the last few seconds
-RIVALS_WALK = 32  # ... looking at no more commits than this
-MAX_TURN_S = 3.0  # never wait for a turn longer than this
 COMMIT_CACHE = 512
-# Writers that keep losing raise a hand here (contention.py); a branch, so the push rights a
-# worker needs stay "dagain/* branches only".
-HANDS = "refs/heads/dagain/hands/"
-HAND_S = 10  # a hand pointing at a state commit older than this (vs the head) was left behind
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -72,7 +65,7 @@ def tracking_ref(remote: str, what: str) -> str:
     return f"{TRACKING_PREFIX}{remote}/{what}"
 
 
-class RemoteState:
+class RemoteState(TakingTurns):
     """One remote's state branch, mirrored into a tracking ref and written by CAS pushes.
 
     Not thread-safe (like the StateStore it wraps): one per thread.
@@ -424,116 +417,6 @@ class RemoteState:
     def _confirm(self, sha: str) -> bool:
         """Read back whether our commit is on the remote's state branch (head or ancestor)."""
         return self._contains(self.fetch(), sha)
-
-    def _take_turn(self, actor: str) -> str | None:
-        """Wait while writers that landed before us take their turns (contention.py).
-
-        Sleeps `nap`, then looks at the remote head and the raised hands with `ls-refs` (no
-        objects) and fetches only if the head moved (which recounts the ranks). Stops at rank
-        0, when nobody has landed for `idle`, or after MAX_TURN_S. Returns the head last
-        fetched, if it fetched.
-        """
-        c = self.contention
-        fetched = None
-        start = last_move = time.monotonic()
-        while c.ahead():
-            time.sleep(c.nap(time.monotonic() - last_move))
-            now = time.monotonic()
-            moved = self._look(actor)
-            if moved is not None:
-                fetched, last_move = moved, now
-            elif now - last_move >= c.idle():
-                break  # nobody lands: those ahead of us are not claiming now
-            if now - start >= MAX_TURN_S:
-                break
-        return fetched
-
-    def _look(self, actor: str) -> str | None:
-        """Read the remote head and the raised hands; fetch if the head moved.
-
-        Returns the new head if it moved (and was fetched), else None.
-        """
-        if self._look_refs() == self.head():
-            return None
-        return self._fetch_seeing(actor, self._seen)
-
-    def _look_refs(self) -> str | None:
-        """Read the remote head and count the raised hands ahead of us (ls-refs, no objects)."""
-        names = [STATE_REF.decode(), HANDS]
-        if self.target is not None:
-            names.append(f"refs/heads/{self.target}")
-        seen = self._seen = self._using(lambda t: t.refs(names))
-        head = self.head()
-        newest = self._commit(head).commit_time if head is not None else 0
-        hands = sorted(
-            name for name, sha in seen.items()
-            if name.startswith(HANDS) and name != self._hand and self._fresh(sha, newest)
-        )  # fmt: skip
-        if self._hand is not None:
-            hands = [h for h in hands if h < self._hand]  # among hands: in the order of names
-        self.contention.hands = len(hands)
-        return seen.get(STATE_REF.decode())
-
-    def _fresh(self, sha: str, newest: int) -> bool:
-        """A hand is fresh unless it points at a state commit well older than our head."""
-        try:
-            stamp: int = self._commit(sha).commit_time
-            return stamp >= newest - HAND_S
-        except (KeyError, RemoteError):
-            return True  # a commit we have not fetched yet: new
-
-    def _raise_hand(self, actor: str, head: str) -> bool:
-        """Raise our hand on the remote if we keep losing unseen (contention.py); True if we did."""
-        if self._hand is not None or not self.contention.should_raise():
-            return False
-        digest = hashlib.sha1(" ".join(actor.split()).encode()).hexdigest()[:16]
-        hand = HANDS + digest
-        outcome = self.push([RefPush(head, hand)], atomic=False)
-        if outcome.ok:
-            self._hand = hand
-        return outcome.ok
-
-    def _lower_hand(self) -> None:
-        """Lower our raised hand (we are leaving without a landed write): best effort."""
-        if self._hand is not None:
-            hand, self._hand = self._hand, None
-            with contextlib.suppress(RemoteError):
-                self.push([RefPush("", hand)], atomic=False)
-
-    def _fetch_seeing(self, actor: str, known: Mapping[str, str] | None = None) -> str:
-        """Fetch, and count the rival writers of the history fetched (`Contention.seen`)."""
-        began = time.monotonic()
-        head = self.fetch(known=known)
-        self._fetch_s = time.monotonic() - began
-        self.contention.seen(self._actors(head), " ".join(actor.split()))
-        return head
-
-    def _actors(self, head: str) -> list[str]:
-        """Return the writers taking turns now, newest first (their latest commit).
-
-        The actors of the latest state commits, up to the first that appears twice: one full
-        round of turns.
-
-        A writer that stopped writing drops out of that round as soon as another has written
-        twice since, so nobody waits for it for long (contention.py).
-        """
-        actors: dict[str, None] = {}
-        current: str | None = head
-        newest: int | None = None
-        for _ in range(RIVALS_WALK):
-            if current is None:
-                break
-            commit = self._commit(current)
-            newest = commit.commit_time if newest is None else newest
-            if commit.commit_time < newest - RIVALS_S:
-                break
-            trailers = parse_trailers(commit.message.decode("utf-8", "replace"))
-            names = trailers.get("Gitdag-Actor", [])
-            if any(name in actors for name in names):
-                break
-            actors.update(dict.fromkeys(names))
-            current = commit.parents[0].decode() if commit.parents else None
-        return list(actors)
 
     def _commit(self, sha: str) -> Commit:
         """Read a commit; state commits are read again and again while taking turns: cached."""
