@@ -28,7 +28,8 @@ runs at most a minute apart: this machine's speed drifts by 2x over minutes.
 before claiming the next (default 0: back-to-back claims, the saturated case the targets are
 about).
 
-Usage: python bench/claims.py [--workers 1,4,8] [--claims 48] [--repeat 1] [--hold 0]
+Usage: python bench/claims.py [--workers 1,4,8] [--claims 96] [--repeat 3] [--hold 0]
+(--claims 48 weighs the start of a run, when all workers race once, twice as much.)
 Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP, BENCH_EXPECT override contention.IDLE,
 NEXT_NAP and EXPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies, transport calls
 and the machine's CPU use;
@@ -284,9 +285,11 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", default="1,4,8")
-    parser.add_argument("--claims", type=int, default=48)
+    # 96 claims: 12 per worker at 8 workers, so that the start of a run (every worker races
+    # once, before any turn order exists) does not dominate a rate meant for steady claiming.
+    parser.add_argument("--claims", type=int, default=96)
     parser.add_argument("--floor-rounds", type=int, default=15)
-    parser.add_argument("--repeat", type=int, default=1, help="repetitions of the whole set")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the whole set")
     parser.add_argument(
         "--hold",
         type=float,
