@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -50,7 +51,7 @@ class MissingRef(Exception):
         self.ref = ref
 
 
-class Transport:
+class Transport(ABC):
     """Moves refs and objects between our repository and one remote.
 
     Attributes:
@@ -60,6 +61,7 @@ class Transport:
 
     retried = False
 
+    @abstractmethod
     def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str],
               known: Mapping[str, str] | None = None) -> None:  # fmt: skip
         """Copy each remote ref `src` to our ref `dst` (forced), with the objects they need.
@@ -70,28 +72,27 @@ class Transport:
           MissingRef: a `src` is not on the remote.
           RemoteError: unreachable, or the remote answered nonsense.
         """
-        raise NotImplementedError
 
     # Whether `push` can send objects not yet in the repository (`objects`).
     sends_unwritten = False
 
+    @abstractmethod
     def push(self, updates: Sequence[RefPush], *, atomic: bool,
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """Push `updates` with their leases in one round trip (all or none when `atomic`).
 
         `objects`: when given (and `sends_unwritten`), everything the remote lacks for them.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def ref(self, name: str) -> str | None:
         """Where one remote ref points now, without fetching (None: no such ref)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
         """Every remote ref whose name starts with one of `prefixes`, without fetching."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: only some transports hold a connection
         """Release connections."""
 
 

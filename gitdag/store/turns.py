@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -33,7 +34,7 @@ HAND_S = 10  # a hand pointing at a state commit older than this (vs the head) w
 _T = TypeVar("_T")
 
 
-class TakingTurns:
+class TakingTurns(ABC):
     """The turn-taking half of `RemoteState` (which provides everything declared here)."""
 
     contention: Contention
@@ -42,25 +43,27 @@ class TakingTurns:
     _seen: dict[str, str]
     _fetch_s: float
 
+    @abstractmethod
     def head(self) -> str | None:
         """The remote head as last fetched or pushed (RemoteState)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fetch(self, *, extra: Sequence[tuple[str, str]] = (),
               known: Mapping[str, str] | None = None) -> str:  # fmt: skip
         """Fetch the remote's state (RemoteState)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def push(self, updates: Sequence[RefPush], *, atomic: bool = True,
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """Push refs with leases (RemoteState)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _using(self, call: Callable[[Transport], _T]) -> _T:
-        raise NotImplementedError
+        """Run `call` on the transport, falling back to the git CLI (RemoteState)."""
 
+    @abstractmethod
     def _commit(self, sha: str) -> Commit:
-        raise NotImplementedError
+        """Read a state commit, cached (RemoteState)."""
 
     def _take_turn(self, actor: str) -> str | None:
         """Wait while writers that landed before us take their turns (contention.py).

@@ -36,6 +36,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +119,18 @@ def _scp_like(url: str) -> bool:
 # --- channels -------------------------------------------------------------------------------
 
 
-class Channel:
+class Channel(ABC):
     """A byte stream to one git service process: read exactly `n` bytes, write everything."""
 
+    @abstractmethod
     def read(self, n: int) -> bytes:
         """Read exactly `n` bytes (EOFError if the stream ends first)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write(self, data: bytes) -> None:
         """Write all of `data`."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: overridden by every real channel
         """Close the stream (idempotent)."""
 
     def stderr(self) -> str:
