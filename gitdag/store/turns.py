@@ -105,14 +105,19 @@ class TakingTurns(ABC):
         seen = self._seen = self._using(lambda t: t.refs(names))
         head = self.head()
         newest = self._commit(head).commit_time if head is not None else 0
-        hands = sorted(
-            name for name, sha in seen.items()
-            if name.startswith(HANDS) and name != self._hand and self._fresh(sha, newest)
-        )  # fmt: skip
+        raised = {n: sha for n, sha in seen.items() if n.startswith(HANDS) and n != self._hand}
+        hands = sorted(n for n, sha in raised.items() if self._fresh(sha, newest))
+        self._sweep({n: sha for n, sha in raised.items() if n not in hands})
         if self._hand is not None:
             hands = [h for h in hands if h < self._hand]  # among hands: in the order of names
         self.contention.hands = len(hands)
         return seen.get(STATE_REF.decode())
+
+    def _sweep(self, stale: Mapping[str, str]) -> None:
+        """Delete hands left behind by killed workers (each with its lease): best effort."""
+        if stale:
+            with contextlib.suppress(RemoteError):
+                self.push([RefPush("", name, sha) for name, sha in stale.items()], atomic=False)
 
     def _fresh(self, sha: str, newest: int) -> bool:
         """A hand is fresh unless it points at a state commit well older than our head."""

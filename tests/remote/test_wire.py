@@ -7,6 +7,8 @@ big fetches kept as packs, and a raised hand.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,21 @@ def test_a_writer_that_keeps_losing_raises_its_hand(tmp_path: Path, daemons: lis
         assert HANDS not in cluster.remote_git("for-each-ref", "--format=%(refname)")
         a._look_refs()
         assert a.contention.hands == 0
+
+
+def test_a_hand_left_by_a_killed_worker_is_swept(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
+    clone = cluster.clone("w0")
+    with RemoteState.open(clone, "origin") as remote:
+        head = remote.fetch()
+        tree = git(clone, "rev-parse", f"{head}^{{tree}}").strip()
+        old = subprocess.run(
+            ["git", "commit-tree", tree, "-p", head, "-m", "long ago"], cwd=clone, check=True,
+            capture_output=True, text=True,
+            env={**os.environ, "GIT_COMMITTER_DATE": "2001-01-01T00:00:00Z"},
+        ).stdout.strip()  # fmt: skip
+        left = HANDS + "0123456789abcdef"
+        assert remote.push([RefPush(old, left)], atomic=False).ok
+        remote._look_refs()
+        assert remote.contention.hands == 0  # too old to wait for
+    assert left not in cluster.remote_git("for-each-ref", "--format=%(refname)")
