@@ -235,7 +235,7 @@ def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[
         raise DecodeError("nesting is too deep") from None
     if not isinstance(data, dict):
         raise DecodeError(f"expected a mapping at the top level, got {type(data).__name__}")
-    if _depth(data, 0) > MAX_DEPTH:
+    if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
         raise DecodeError(f"nesting is deeper than {MAX_DEPTH} levels")
     return data
 
@@ -253,13 +253,17 @@ def _has_alias(text: str) -> bool:
     return False
 
 
-def _depth(value: Any, level: int) -> int:
-    if level > MAX_DEPTH:
+def nesting_depth(value: Any, limit: int, level: int = 0) -> int:
+    """Return how deeply `value` (parsed YAML or JSON) nests dicts and lists, up to past `limit`.
+
+    Stops descending once past `limit`, so a hostile document costs no more than the limit.
+    """
+    if level > limit:
         return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+        return max((nesting_depth(v, limit, level + 1) for v in value.values()), default=level + 1)
     if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
+        return max((nesting_depth(v, limit, level + 1) for v in value), default=level + 1)
     return level
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from gitdag.core.codec import nesting_depth
 from gitdag.core.model import (
     ErrorKind,
     InputRef,
@@ -236,7 +237,7 @@ def parse_result(text: str | bytes) -> RunnerResult | ResultProblem:
         return _invalid("malformed JSON: nesting is too deep")
     if not isinstance(data, dict):
         return _invalid(f"result must be a JSON object, not {_json_type(data)}")
-    if _depth(data, 0) > MAX_JSON_DEPTH:
+    if nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return _invalid(f"result nesting is deeper than {MAX_JSON_DEPTH} levels")
     try:
         return RunnerResult.model_validate(data)
@@ -264,16 +265,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise _BadConstant(name)
-
-
-def _depth(value: Any, level: int) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
 
 
 def _invalid(reason: str) -> ResultProblem:
