@@ -31,7 +31,7 @@ from types import FrameType
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
 from gitdag.core.model import ErrorKind, Node, Status, Work
-from gitdag.core.results import ResultProblem, RunnerResult
+from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError, RemoteError, StaleSnapshotError
 from gitdag.remote import claims, mirror
@@ -405,19 +405,13 @@ class Worker:
                 with contextlib.suppress(RemoteError, StaleSnapshotError):
                     self.push_node(node_id, _give_back(attempt, f"attempt {attempt}: {LAPSED}"))
             return
-        verdict = outcome.verdict()
-        if isinstance(verdict, ResultProblem):
-            self._push_fail(node_id, attempt, verdict.kind, verdict.reason, flight)
+        settled = self.launcher.settle(flight.prepared, outcome)
+        if settled.problem is not None:
+            problem = settled.problem
+            self._push_fail(node_id, attempt, problem.kind, problem.reason, flight)
             return
-        work = None
-        if verdict.status == "success":
-            try:
-                work = self.launcher.finish_work(flight.prepared)
-            except Exception as exc:
-                why = f"could not commit the worktree's changes: {exc}"
-                self._push_fail(node_id, attempt, ErrorKind.TASK_FAILURE, why, flight)
-                return
-        self._push_result(flight, verdict, work)
+        assert settled.result is not None
+        self._push_result(flight, settled.result, settled.work)
 
     def _push_result(self, flight: _Flight, result: RunnerResult, work: Work | None) -> None:
         node_id, attempt = flight.node_id, flight.attempt

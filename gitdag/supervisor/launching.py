@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitdag.config import RunnerConfig, Settings
-from gitdag.core.model import Kind, Node, Work
+from gitdag.core.model import ErrorKind, Kind, Node, Work
 from gitdag.core.proposals import PoolRules
+from gitdag.core.results import ResultProblem, RunnerResult
 from gitdag.errors import ConfigError
-from gitdag.runner.launch import LaunchSpec, RunHandle, launch, runner_command
+from gitdag.runner.launch import LaunchSpec, RunHandle, RunOutcome, launch, runner_command
 from gitdag.runner.packet import (
     Decision,
     DepInfo,
@@ -50,6 +51,15 @@ class Prepared:
     base: str | None  # the target commit the worktree started from
     branch: str | None
     slot: str | None  # the scratch checkout it borrowed
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A finished attempt: its `result` (and `work`, a success's branch), or its `problem`."""
+
+    result: RunnerResult | None = None
+    work: Work | None = None
+    problem: ResultProblem | None = None
 
 
 class Launcher:
@@ -241,6 +251,24 @@ class Launcher:
         return launch(prepared.spec)
 
     # --- after the runner ------------------------------------------------------------------------
+
+    def settle(self, prepared: Prepared, outcome: RunOutcome) -> Settled:
+        """What a finished attempt came to: its result and work, or why it cannot be used.
+
+        Shared by `gitdag run` and `gitdag work`: the runner's answer is read (`verdict`), and
+        a success's leftover changes in its worktree are committed to its branch.
+        """
+        verdict = outcome.verdict()
+        if isinstance(verdict, ResultProblem):
+            return Settled(problem=verdict)
+        work = None
+        if verdict.status == "success":
+            try:
+                work = self.finish_work(prepared)
+            except Exception as exc:  # a worktree git could not commit: the attempt failed
+                why = f"could not commit the worktree's changes: {exc}"
+                return Settled(problem=ResultProblem(ErrorKind.TASK_FAILURE, why))
+        return Settled(result=verdict, work=work)
 
     def finish_work(self, prepared: Prepared) -> Work | None:
         if not prepared.code or prepared.branch is None:

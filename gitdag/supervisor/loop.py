@@ -21,7 +21,7 @@ from gitdag import crash
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
 from gitdag.core.model import ErrorKind, Kind, Node, Status, Work
-from gitdag.core.results import ResultProblem, RunnerResult
+from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError
 from gitdag.runner.launch import RunHandle, RunOutcome
@@ -298,22 +298,12 @@ class Supervisor:
             self.launcher.release(flight.prepared, keep_branch=True)
             self.progress.event(f"{node_id}: runner stopped")
             return None
-        verdict = outcome.verdict()
-        if isinstance(verdict, ResultProblem):
-            return self._fail(node_id, attempt, verdict.kind, verdict.reason, flight)
-        work = None
-        if verdict.status == "success":
-            try:
-                work = self.launcher.finish_work(flight.prepared)
-            except Exception as exc:
-                return self._fail(
-                    node_id,
-                    attempt,
-                    ErrorKind.TASK_FAILURE,
-                    f"could not commit the worktree's changes: {exc}",
-                    flight,
-                )
-        return self._judge(flight, verdict, work)
+        settled = self.launcher.settle(flight.prepared, outcome)
+        if settled.problem is not None:
+            problem = settled.problem
+            return self._fail(node_id, attempt, problem.kind, problem.reason, flight)
+        assert settled.result is not None
+        return self._judge(flight, settled.result, settled.work)
 
     def _judge(self, flight: _Flight, result: RunnerResult, work: Work | None) -> Snapshot | None:
         node_id, attempt = flight.node_id, flight.attempt
