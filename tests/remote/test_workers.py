@@ -7,8 +7,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gitdag.core.model import Kind, Status
 from tests.conftest import git
 from tests.remote.conftest import TARGET, Cluster, Daemon, build_cluster, command, finish, task
@@ -65,14 +63,6 @@ def validate_remote_range(cluster: Cluster) -> None:
     assert res.code == 0, res.out + res.err
 
 
-def test_four_workers_ten_nodes(tmp_path: Path, daemons: list[Daemon]) -> None:
-    cluster = build_cluster(tmp_path, daemons, graph_of(10, tmp_path / "runs.log"))
-    run_workers(cluster, 4)
-    check_outcome(cluster, 10, 4)
-    validate_remote_range(cluster)
-
-
-@pytest.mark.slow
 def test_four_workers_sixty_nodes(tmp_path: Path, daemons: list[Daemon]) -> None:
     cluster = build_cluster(tmp_path, daemons, graph_of(60, tmp_path / "runs.log"))
     run_workers(cluster, 4)
