@@ -372,8 +372,10 @@ class RemoteState(TakingTurns):
                 # The connection dropped after the push landed, and the retry found it there.
                 self._adopt(snap, new_snap, extra)
                 self.contention.won()
+                self._hand = None  # lowered by that same push
                 return Committed(result, sha, new_snap, attempt)
-            if head == snap.head and not outcome.ok:
+            if head == snap.head and not outcome.ok and not self._retried:
+                # (A dropped connection whose push did not land is simply tried again.)
                 why = next((s.summary for s in outcome.statuses if s.stale), "refused")
                 raise RemoteError(
                     f"remote {self.remote} refused {STATE_REF.decode()} although it did not "

@@ -7,8 +7,11 @@ big fetches kept as packs, and a raised hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,66 @@ def test_a_hand_left_by_a_killed_worker_is_swept(tmp_path: Path, daemons: list[D
         remote._look_refs()
         assert remote.contention.hands == 0  # too old to wait for
     assert left not in cluster.remote_git("for-each-ref", "--format=%(refname)")
+
+
+class DropReport:
+    """A TCP relay to git daemon that loses the first push's report: it lands, unheard of."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.dropped = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        first = client.recv(65536)
+        server.sendall(first)
+        cut = b"git-receive-pack" in first and self.dropped == 0
+        if cut:
+            self.dropped += 1
+        sent_commands = threading.Event()
+
+        def upstream() -> None:
+            with contextlib.suppress(OSError):
+                while data := client.recv(65536):
+                    sent_commands.set()
+                    server.sendall(data)
+
+        threading.Thread(target=upstream, daemon=True).start()
+        while data := server.recv(65536):
+            if not (cut and sent_commands.is_set()):
+                client.sendall(data)  # the advertisement; after the push, nothing more
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)  # a FIN now, even with upstream() still reading
+        client.close()
+        server.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_push_whose_report_was_lost_is_found_landed(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
+    relay = DropReport(daemons[-1].port)
+    try:
+        clone = cluster.clone("w0", f"git://127.0.0.1:{relay.port}/project.git")
+        with RemoteState.open(clone, "origin") as remote:
+            won = claims.claim(remote, worker="w", labels=(), lease_s=60)
+            assert relay.dropped == 1
+            assert isinstance(won, Committed) and won.head == cluster.state_head()
+    finally:
+        relay.close()
+    log = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
+    assert sum(s.startswith("claim a") for s in log) == 1  # landed once, not pushed twice
