@@ -17,7 +17,7 @@ its own (they have waited longer: they go first).
   raised hand goes before every writer in the round (among hands, in the order of their names):
   a writer that lands again and again without fetching can no longer starve one it cannot see.
 - Rank above 0 waits: it sleeps about one cycle per writer ahead of it but one, then looks at
-  the remote head cheaply (`ls-refs`, no objects): next in line, from 0.7 cycle after the last
+  the remote head cheaply (`ls-refs`, no objects): next in line, from half a cycle after the last
   landing it saw, every twentieth of a cycle. It fetches when the head moved (which recounts the
   ranks exactly), and pushes when its rank is 0. So a writer fetches
   about twice per round of turns, not once per turn.
@@ -41,7 +41,7 @@ JITTER_S = 0.005  # after a lost race: spread the losers' next looks a little
 MIN_NAP_S = 0.003  # never look at the remote more often than this
 MAX_S = 3.0  # never wait for a turn longer than this, however many rivals
 NEXT_NAP = 0.05  # the writer next in line looks every twentieth of a cycle ...
-EXPECT = 0.7  # ... from this far into the cycle of the writer ahead of it
+EXPECT = 0.5  # ... from this far into the cycle of the writer ahead of it
 IDLE = 2.5  # cycles without anybody landing: the rivals ahead are not claiming now
 RAISE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
 
