@@ -5,16 +5,17 @@ only lock (spec §8). Reading: `fetch` copies the remote's state branch (and the
 into refs of our own, `refs/gitdag/remotes/<remote>/state` and `.../target`, so nothing the user
 owns moves, and a `StateStore` opened on the tracking ref reads snapshots from it as usual.
 Writing: `push_transition` computes a transition on the snapshot of the remote head we know,
-builds its commit locally (`build_commit`) and pushes it with
-`git push --porcelain --atomic --force-with-lease=refs/heads/dagain/state:<expected>`. The server
+builds its commit (`build_commit`) and pushes it with a lease on `refs/heads/dagain/state`
+(the protocol spoken in-process, or `git push --porcelain --atomic --force-with-lease=...`:
+transport.py decides which). The server
 checks the expected value under its ref lock, so exactly one of several racing pushes lands; the
 others are told `stale info` (or `cannot lock ref`), which is a value here: fetch, recompute on
 the new head, try again (bounded, jittered). A claim must be known to have landed: its commit
 carries a unique nonce, so git's own report that the push moved the ref from the expected head to
 our commit is the proof; only when that report is ambiguous (a dropped connection retried, "up to
 date") is it read back with a fetch. After a landed push our tracking ref is our commit, so the
-next write pushes on it directly and fetches only after a lost race (contention.py decides when
-a writer that keeps winning sits out its turn).
+next write pushes on it directly after a cheap look, and fetches only when the head moved
+(contention.py and turns.py decide when a writer takes its turn).
 
 Other refs can ride along in the same atomic push (a node's work branch with its result, the
 target branch with the merge transition), each with its own lease, so code and graph never
