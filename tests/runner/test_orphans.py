@@ -19,6 +19,7 @@ from gitdag.runner.orphans import (
     stop_orphan,
     wait_orphan,
 )
+from tests.timing import within
 
 from .helpers import spec
 
@@ -80,7 +81,7 @@ def test_an_orphan_that_ignores_term_is_killed(tmp_path: Path) -> None:
     [info] = find_orphans(runs)
     start = time.monotonic()
     assert stop_orphan(info, grace_s=0.3)
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < within(3)
     assert gone(leader)
 
 
@@ -126,7 +127,7 @@ def test_pid_json_brackets_the_runners_start_time(tmp_path: Path) -> None:
         assert info is not None and actual is not None
         assert info.start_ticks is not None and info.start_ticks_max is not None
         assert info.start_ticks <= actual <= info.start_ticks_max
-        assert info.start_ticks_max - info.start_ticks <= 2
+        assert info.start_ticks_max - info.start_ticks <= within(2)  # 10 ms ticks
         assert is_alive(info)
     finally:
         handle.cancel()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from tests.conftest import git
 from tests.supervisor.conftest import Project
+from tests.timing import within
 
 
 @contextmanager
@@ -156,7 +157,7 @@ def test_cancel_stops_the_runner_within_two_seconds(project: Project) -> None:
         t0 = time.monotonic()
         assert project.gitdag("cancel", "slow").code == 0
         wait_for(lambda: runner_gone(project, "slow"), timeout=10)
-        assert time.monotonic() - t0 < 2.0 + 0.6  # the CLI process start is in the measurement too
+        assert time.monotonic() - t0 < within(2.0 + 0.6)  # the CLI process start is in it too
         assert proc.wait(timeout=20) == 0  # cancelled nodes settle the graph
     assert status_of(project, "slow") == "cancelled"
 
@@ -256,7 +257,7 @@ def test_reset_from_another_shell_stops_runners_the_new_graph_does_not_run(
         res = project.gitdag("reset", "--to", root_commit)
         assert res.code == 0, res.err
         wait_for(lambda: runner_gone(project, "slow"), timeout=10)
-        assert time.monotonic() - t0 < 2.6
+        assert time.monotonic() - t0 < within(2.6)
         assert proc.wait(timeout=30) == 0  # plan-000 reran on the reset graph and settled it
     ids = {n["id"] for n in json.loads(project.gitdag("graph", "--format", "json").out)["nodes"]}
     assert ids == {"plan-000"}
