@@ -81,7 +81,7 @@ def add(node_id: str, **node: Any) -> None:
     help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).",
 )
 def status(as_json: bool, remote: str | None) -> None:
-    """Counts per status; ready, blocked, running, and the merge queue."""
+    """Counts per status; ready, blocked, waiting, running nodes, the merge queue, proposals."""
     if remote is not None:
         from gitdag.store.remote import fetched
 
@@ -100,11 +100,23 @@ def status(as_json: bool, remote: str | None) -> None:
     click.echo(f"{report['total']} nodes: " + " · ".join(f"{k} {v}" for k, v in counts.items()))
     _list("ready", report["ready"])
     _list("blocked", report["blocked"])
-    running = [f"{r['id']} (attempt {r['attempt']}, {r['worker']})" for r in report["running"]]
+    waiting = [f"{w['id']} ({'; '.join(w['for'])})" for w in report["waiting"]]
+    _list("waiting", waiting)
+    running = [
+        f"{r['id']} (attempt {r['attempt']}, {r['worker']}"
+        + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
+        + ")"
+        for r in report["running"]
+    ]
     _list("running", running)
     _list("merge queue", report["merge_queue"])
     _list("needs human", report["needs_human"])
     _list("failed", report["failed"])
+    for p in report["proposals"]:
+        what = ", ".join(p["nodes"][:10]) + (" …" if len(p["nodes"]) > 10 else "")
+        click.echo(f"proposal {p['name']} awaits review ({what}): {p['review']}; then {p['apply']}")
+        if p["conflict"]:
+            click.echo(f"  applying it now would be refused: {p['conflict']}")
 
 
 def _list(label: str, items: list[str], limit: int = 20) -> None:
