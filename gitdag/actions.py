@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dulwich.objects import Commit
 from dulwich.refs import Ref
@@ -15,8 +15,11 @@ from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError, InputError
 from gitdag.store import repo as repos
 from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX, branch_ref
-from gitdag.store.snapshot import Problem
+from gitdag.store.snapshot import Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
+
+if TYPE_CHECKING:
+    from gitdag.store.proposals import Pending
 from gitdag.template import copy_template
 
 
@@ -68,8 +71,11 @@ def add(store: StateStore, fields: dict[str, Any]) -> Committed:
 
 
 def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Return counts per status; the ready, blocked, waiting, running and merging nodes; the
-    nodes that need a person; and the proposals waiting for review."""
+    """Return counts per status, the nodes in each list `gitdag status` shows, and proposals.
+
+    The lists: ready, blocked, waiting (with what each waits for), running (with elapsed time),
+    the merge queue, needs-human and failed nodes, and the proposals waiting for review.
+    """
     snap = store.snapshot()
     now = now or store.clock()
     nodes = snap.nodes
@@ -115,17 +121,23 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
         "needs_human": human,
         "failed": failed,
         "proposals": [
-            {"name": p.name, "branch": p.branch, "head": p.head, "nodes": list(p.nodes),
-             "conflict": p.conflict, "review": f"gitdag diff dagain/state {p.branch}",
-             "apply": f"gitdag apply-proposal {p.name}"}
+            {
+                "name": p.name,
+                "branch": p.branch,
+                "head": p.head,
+                "nodes": list(p.nodes),
+                "conflict": p.conflict,
+                "review": f"gitdag diff dagain/state {p.branch}",
+                "apply": f"gitdag apply-proposal {p.name}",
+            }
             for p in _pending_proposals(store, snap)
-        ],  # fmt: skip
+        ],
     }
 
 
-def _pending_proposals(store: StateStore, snap: Any) -> list[Any]:
+def _pending_proposals(store: StateStore, snap: Snapshot) -> list[Pending]:
     # Most repositories have no proposal branch: one ref listing, and the merge code stays unloaded.
-    if not store.repo.refs.keys(base=("refs/heads/" + PROPOSAL_BRANCH_PREFIX).encode()):
+    if not store.repo.refs.keys(base=Ref(("refs/heads/" + PROPOSAL_BRANCH_PREFIX).encode())):
         return []
     from gitdag.store import proposals
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dulwich.graph import find_merge_base
+from dulwich.refs import Ref
 
 from gitdag.core.legality import StepInfo, check_graph, check_step, edges_changed
 from gitdag.core.merge3 import merge_graphs
@@ -169,7 +170,7 @@ def pending(store: StateStore, snap: Snapshot) -> list[Pending]:
     per proposal it is one merge-base walk and a tree diff of the nodes the proposal touched.
     """
     prefix = ("refs/heads/" + PROPOSAL_BRANCH_PREFIX).encode()
-    names = sorted(ref.decode() for ref in store.repo.refs.keys(base=prefix))
+    names = sorted(ref.decode() for ref in store.repo.refs.keys(base=Ref(prefix)))
     found: list[Pending] = []
     for name in names:
         head = _ref_head(store, prefix + name.encode())
