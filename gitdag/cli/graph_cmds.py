@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
 
 from gitdag import actions
 from gitdag.cli._common import echo_json, open_store
+from gitdag.cli.complete import complete_node_id
 from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.core import render
 from gitdag.store import history
@@ -129,19 +131,59 @@ def _list(label: str, items: list[str], limit: int = 20) -> None:
 
 
 @click.command()
-@click.argument("node_id")
+@click.argument("node_id", shell_complete=complete_node_id)
 @click.option("--json", "as_json", is_flag=True)
 def show(node_id: str, as_json: bool) -> None:
-    """Show one node: its file as stored, and why it last failed."""
+    """Show one node: its file as stored, then (as YAML comments) its attempts' durations and
+    where its runner output is (`gitdag logs NODE_ID`)."""
     from gitdag.core import codec
+    from gitdag.runner import runs
 
     with open_store() as store:
         snap = store.snapshot()
         node = store.node(snap, node_id)
+        now = store.clock()
+        times = []
+        if node.attempts and snap.head is not None:
+            times = history.attempt_times(store.repo, snap.head, node_id, since=node.created_at)
+        runs_dir = store.paths.local / "runs"
+        local = runs.attempts(runs_dir, node_id)
+    timing = _timing(times, now)
+    logs = {
+        "command": f"gitdag logs {node_id}",
+        "dir": str(runs_dir / node_id) if local else None,
+        "attempts": local,
+    }
     if as_json:
-        echo_json(node.model_dump(mode="json"))
+        echo_json({**node.model_dump(mode="json"), "timing": timing, "logs": logs})
         return
     click.echo(codec.dump(node), nl=False)
+    if timing["attempts"]:
+        parts = []
+        for a in timing["attempts"]:
+            if a["seconds"] is None:
+                parts.append(f"{a['attempt']} running {render.duration(a['elapsed_s'])}")
+            else:
+                parts.append(f"{a['attempt']} {a['ended_by']} {render.duration(a['seconds'])}")
+        click.echo("# attempts: " + ", ".join(parts))
+        click.echo(f"# total: {render.duration(timing['total_s'])} over "
+                   f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
+    if local:
+        click.echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
+
+
+def _timing(times: list[history.AttemptTime], now: dt.datetime) -> dict[str, Any]:
+    """Durations per attempt from commit times: a running attempt counts until `now`."""
+    rows = []
+    total = 0.0
+    for t in times:
+        elapsed = (now - t.started).total_seconds() if t.ended is None else None
+        total += t.seconds if t.seconds is not None else max(0.0, elapsed or 0.0)
+        rows.append({"attempt": t.attempt, "started": t.started.isoformat(),
+                     "ended": t.ended.isoformat() if t.ended else None, "ended_by": t.verb,
+                     "seconds": t.seconds,
+                     "elapsed_s": None if elapsed is None else round(elapsed, 1)})  # fmt: skip
+    return {"attempts": rows, "total_s": total}
 
 
 @click.command()

@@ -595,6 +595,8 @@ class Supervisor:
             text = f"{t.subject}: started (attempt {t.attempt})"
         elif t.summary and t.verb != "claim":
             text += f" — {' '.join(t.summary.split())[:160]}"
+        if t.verb in ("fail", "escalate") and t.from_status == "running":
+            text += f" (see: gitdag logs {t.subject})"  # what the runner printed
         if t.to_status == "failed":
             self.progress.error(text)
         else:
