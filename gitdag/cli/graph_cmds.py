@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from gitdag import actions
-from gitdag.cli._common import echo_json, open_store
+from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
 from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.core import render
@@ -66,11 +66,15 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.command()
 @click.argument("node_id")
 @node_options(title_required=True)
-def add(node_id: str, **node: Any) -> None:
+@json_option
+def add(node_id: str, as_json: bool, **node: Any) -> None:
     """Add node NODE_ID (one commit)."""
     fields = node_fields(node_id, node)
     with open_store() as store:
         committed = actions.add(store, fields)
+    if as_json:
+        echo_json(committed_data(committed))
+        return
     click.echo(f"added {node_id} ({committed.head[:12]})")
 
 
@@ -203,7 +207,7 @@ def ready(as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("node_id", required=False)
+@click.argument("node_id", required=False, shell_complete=complete_node_id)
 @click.option("-n", "--max-count", type=int, default=None, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True)
 def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
@@ -242,8 +246,11 @@ def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
     default="mermaid",
     show_default=True,
 )
-def graph_cmd(fmt: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def graph_cmd(fmt: str, as_json: bool) -> None:
     """The graph as mermaid (GitHub renders it), Graphviz dot, or JSON."""
+    if as_json:
+        fmt = "json"
     with open_store() as store:
         snap = store.snapshot()
         titles: dict[str, str] = {}
@@ -259,14 +266,15 @@ def graph_cmd(fmt: str) -> None:
 
 @click.command()
 @click.argument("rev", required=False)
-def validate(rev: str | None) -> None:
+@json_option
+def validate(rev: str | None, as_json: bool) -> None:
     """Check the graph at REV (default: the head); for A..B also each commit's legality.
 
-    Exit 0, or 2 with every problem on its own line.
+    Exit 0, or 2 with every problem on its own line (with --json: in the document on stdout).
     """
     from gitdag.cli.review_cmds import run_validate
 
-    run_validate(rev)
+    run_validate(rev, as_json=as_json)
 
 
 def register(group: click.Group) -> None:

@@ -113,9 +113,20 @@ def follow(
 
 
 def last_line(directory: Path, limit: int = 4096) -> str:
-    """Return the last non-empty line the runner printed (stdout, else stderr), read cheaply."""
+    """Return the last non-empty line the runner printed.
+
+    From whichever of stdout and stderr it wrote to last; only the end of the file is read.
+    """
+    newest: list[tuple[float, Path]] = []
     for name in (STDOUT_FILE, STDERR_FILE):
         path = directory / name
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if info.st_size:
+            newest.append((info.st_mtime, path))
+    for _, path in sorted(newest, reverse=True):
         try:
             with open(path, "rb") as handle:
                 size = handle.seek(0, os.SEEK_END)

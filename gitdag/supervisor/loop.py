@@ -32,7 +32,7 @@ from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
-from gitdag.supervisor.progress import Progress
+from gitdag.supervisor.progress import Progress, Running
 from gitdag.supervisor.recovery import recover_orphans
 from gitdag.workspace.merge_queue import MergeResult
 
@@ -603,9 +603,13 @@ class Supervisor:
             self.progress.event(text)
 
     def _show(self, snap: Snapshot) -> None:
-        self.progress.status(
-            graph.counts(snap.nodes.values()), sorted(self.flights), len(self.queue)
-        )
+        if not self.progress.live:  # plain output: nothing to compute each turn of the loop
+            return
+        rows = [
+            Running(f.node_id, f.prepared.spec.runner, f.handle.started_at, f.prepared.run_dir)
+            for _, f in sorted(self.flights.items())
+        ]
+        self.progress.status(graph.counts(snap.nodes.values()), rows, len(self.queue))
 
 
 def _recover_attempt(
