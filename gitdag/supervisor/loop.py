@@ -590,17 +590,7 @@ class Supervisor:
         ending = ("complete", "merge", "fail", "escalate", "checkpoint", "answer", "lease")
         if t.verb in ending and t.to_status in ("done", "failed", "needs_human", "merging", "open"):
             self.stats.last_finished.append(t.subject)
-        text = f"{t.subject}: {t.from_status or '-'} -> {t.to_status or '-'}"
-        if t.verb == "claim":
-            text = f"{t.subject}: started (attempt {t.attempt})"
-        elif t.summary and t.verb != "claim":
-            text += f" — {' '.join(t.summary.split())[:160]}"
-        if t.verb in ("fail", "escalate") and t.from_status == "running":
-            text += f" (see: gitdag logs {t.subject})"  # what the runner printed
-        if t.to_status == "failed":
-            self.progress.error(text)
-        else:
-            self.progress.event(text)
+        self.progress.transition(t)
 
     def _show(self, snap: Snapshot) -> None:
         if not self.progress.live:  # plain output: nothing to compute each turn of the loop

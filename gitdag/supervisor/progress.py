@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gitdag.core.render import duration
+from gitdag.core.transitions import Transition
 
 REDRAW_S = 0.25
 
@@ -80,6 +81,20 @@ class Progress:
             self.stream.write(f"gitdag: {text}\n")
         self.stream.flush()
         self._next_draw = 0.0
+
+    def transition(self, t: Transition) -> None:
+        """One committed transition as an event line (an error line when it failed the node)."""
+        text = f"{t.subject}: {t.from_status or '-'} -> {t.to_status or '-'}"
+        if t.verb == "claim":
+            text = f"{t.subject}: started (attempt {t.attempt})"
+        elif t.summary:
+            text += f" — {' '.join(t.summary.split())[:160]}"
+        if t.verb in ("fail", "escalate") and t.from_status == "running":
+            text += f" (see: gitdag logs {t.subject})"  # what the runner printed
+        if t.to_status == "failed":
+            self.error(text)
+        else:
+            self.event(text)
 
     # --- the live block ---------------------------------------------------------------------
 

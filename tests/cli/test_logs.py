@@ -63,6 +63,13 @@ def test_logs_follow_shows_a_line_while_the_runner_runs(repo: Path, tmp_path: Pa
         assert line == b"hello from the agent\n"
         assert follow.poll() is None  # still following: the runner still runs
         assert not (run_dir / "outcome.json").exists()
+        # While it runs: status and show give its elapsed time.
+        (running,) = json.loads(run_gitdag(repo, "status", "--json").out)["running"]
+        assert running["id"] == "a" and running["elapsed_s"] >= 0
+        timing = json.loads(run_gitdag(repo, "show", "a", "--json").out)["timing"]
+        (now,) = timing["attempts"]
+        assert now["ended"] is None and now["seconds"] is None and now["elapsed_s"] >= 0
+        assert "# attempts: 1 running " in run_gitdag(repo, "show", "a").out
         (tmp_path / "flag").write_text("go")
         out, err = follow.communicate(timeout=120)
         assert follow.returncode == 0, err
