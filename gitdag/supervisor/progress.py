@@ -107,7 +107,7 @@ class Progress:
             return
         self._next_draw = now + REDRAW_S
         width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-        lines = [_summary(counts, len(running), merging)]
+        lines = [_summary(counts, len(running), merging, width)]
         wall = dt.datetime.now(dt.UTC)
         shown = running[:12]
         id_w = max((len(r.node_id) for r in shown), default=0)
@@ -139,18 +139,25 @@ class Progress:
             self.stream.flush()
 
 
-def _summary(counts: dict[str, int], running: int, merging: int) -> str:
+def _summary(counts: dict[str, int], running: int, merging: int, width: int) -> str:
+    """The block's first line, cut to whole parts that fit `width` (colour codes take no room)."""
     total = sum(counts.values())
-    parts = [f"{_GREEN}done {counts.get('done', 0)}/{total}{_RESET}"]
+    parts = [(f"done {counts.get('done', 0)}/{total}", _GREEN)]
     if running:
-        parts.append(f"{_YELLOW}running {running}{_RESET}")
+        parts.append((f"running {running}", _YELLOW))
     if merging:
-        parts.append(f"merge queue {merging}")
+        parts.append((f"merge queue {merging}", ""))
     if counts.get("failed"):
-        parts.append(f"{_RED}failed {counts['failed']}{_RESET}")
+        parts.append((f"failed {counts['failed']}", _RED))
     if counts.get("needs_human"):
-        parts.append(f"{_CYAN}needs_human {counts['needs_human']}{_RESET}")
-    return f"{_BOLD}gitdag run{_RESET} · " + " · ".join(parts)
+        parts.append((f"needs_human {counts['needs_human']}", _CYAN))
+    line, used = f"{_BOLD}gitdag run{_RESET}", len("gitdag run")
+    for text, colour in parts:
+        if used + 3 + len(text) > width:
+            break
+        line += f" · {colour}{text}{_RESET}" if colour else f" · {text}"
+        used += 3 + len(text)
+    return line
 
 
 def _colour_event(text: str) -> str:
