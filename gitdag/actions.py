@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dulwich.objects import Commit
 from dulwich.refs import Ref
@@ -14,9 +14,12 @@ from gitdag.core.model import Status
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError, InputError
 from gitdag.store import repo as repos
-from gitdag.store.layout import branch_ref
-from gitdag.store.snapshot import Problem
+from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX, branch_ref
+from gitdag.store.snapshot import Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
+
+if TYPE_CHECKING:
+    from gitdag.store.proposals import Pending
 from gitdag.template import copy_template
 
 
@@ -68,14 +71,23 @@ def add(store: StateStore, fields: dict[str, Any]) -> Committed:
 
 
 def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Return counts per status, and the ready, blocked, running and merging nodes."""
+    """Return counts per status, the nodes in each list `gitdag status` shows, and proposals.
+
+    The lists: ready, blocked, waiting (with what each waits for), running (with elapsed time),
+    the merge queue, needs-human and failed nodes, and the proposals waiting for review.
+    """
     snap = store.snapshot()
     now = now or store.clock()
     nodes = snap.nodes
-    running = sorted(nid for nid, n in nodes.items() if n.status is Status.RUNNING)
-    merging = [nid for nid, n in nodes.items() if n.status is Status.MERGING]
-    human = sorted(nid for nid, n in nodes.items() if n.status is Status.NEEDS_HUMAN)
-    failed = sorted(nid for nid, n in nodes.items() if n.status is Status.FAILED)
+    paused = snap.graph.control.paused
+    # One pass sorts every node into its status (status runs on graphs of 100k nodes).
+    by_status: dict[Status, list[str]] = {s: [] for s in Status}
+    for nid, n in nodes.items():
+        by_status[n.status].append(nid)
+    running = sorted(by_status[Status.RUNNING])
+    merging = by_status[Status.MERGING]
+    human = sorted(by_status[Status.NEEDS_HUMAN])
+    failed = sorted(by_status[Status.FAILED])
     running_detail = []
     for nid in running:
         node = store.node(snap, nid)
@@ -86,25 +98,50 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
                 "attempt": claim.attempt if claim else node.attempts,
                 "worker": claim.worker if claim else None,
                 "since": claim.since.isoformat() if claim else None,
+                "elapsed_s": round((now - claim.since).total_seconds(), 1) if claim else None,
             }
         )
     queue = sorted(
         merging, key=lambda nid: (store.node(snap, nid).updated_at, nid)
     )  # queue order: when they entered `merging`
+    blocked = graph.blocked(nodes, failed + by_status[Status.CANCELLED])
+    ready, waiting = graph.open_sets(nodes, now, paused=paused, blocked_ids=blocked)
     return {
         "head": snap.head,
         "goal": snap.graph.goal,
         "target": snap.graph.target,
-        "paused": snap.graph.control.paused,
+        "paused": paused,
         "total": len(nodes),
-        "counts": graph.counts(nodes.values()),
-        "ready": graph.ready(nodes, now, paused=snap.graph.control.paused),
-        "blocked": graph.blocked(nodes),
+        "counts": {s.value: len(ids) for s, ids in by_status.items()},
+        "ready": ready,
+        "blocked": blocked,
+        "waiting": [{"id": nid, "for": list(why)} for nid, why in waiting.items()],
         "running": running_detail,
         "merge_queue": queue,
         "needs_human": human,
         "failed": failed,
+        "proposals": [
+            {
+                "name": p.name,
+                "branch": p.branch,
+                "head": p.head,
+                "nodes": list(p.nodes),
+                "conflict": p.conflict,
+                "review": f"gitdag diff dagain/state {p.branch}",
+                "apply": f"gitdag apply-proposal {p.name}",
+            }
+            for p in _pending_proposals(store, snap)
+        ],
     }
+
+
+def _pending_proposals(store: StateStore, snap: Snapshot) -> list[Pending]:
+    # Most repositories have no proposal branch: one ref listing, and the merge code stays unloaded.
+    if not store.repo.refs.keys(base=Ref(("refs/heads/" + PROPOSAL_BRANCH_PREFIX).encode())):
+        return []
+    from gitdag.store import proposals
+
+    return list(proposals.pending(store, snap))
 
 
 def validate(store: StateStore, rev: str | None) -> list[Problem]:

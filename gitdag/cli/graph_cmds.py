@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
 
 from gitdag import actions
-from gitdag.cli._common import echo_json, open_store
+from gitdag.cli._common import committed_data, echo_json, json_option, open_store
+from gitdag.cli.complete import complete_node_id
 from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.core import render
 from gitdag.store import history
@@ -64,11 +66,15 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.command()
 @click.argument("node_id")
 @node_options(title_required=True)
-def add(node_id: str, **node: Any) -> None:
+@json_option
+def add(node_id: str, as_json: bool, **node: Any) -> None:
     """Add node NODE_ID (one commit)."""
     fields = node_fields(node_id, node)
     with open_store() as store:
         committed = actions.add(store, fields)
+    if as_json:
+        echo_json(committed_data(committed))
+        return
     click.echo(f"added {node_id} ({committed.head[:12]})")
 
 
@@ -81,7 +87,7 @@ def add(node_id: str, **node: Any) -> None:
     help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).",
 )
 def status(as_json: bool, remote: str | None) -> None:
-    """Counts per status; ready, blocked, running, and the merge queue."""
+    """Counts per status; ready, blocked, waiting, running nodes, the merge queue, proposals."""
     if remote is not None:
         from gitdag.store.remote import fetched
 
@@ -100,11 +106,23 @@ def status(as_json: bool, remote: str | None) -> None:
     click.echo(f"{report['total']} nodes: " + " · ".join(f"{k} {v}" for k, v in counts.items()))
     _list("ready", report["ready"])
     _list("blocked", report["blocked"])
-    running = [f"{r['id']} (attempt {r['attempt']}, {r['worker']})" for r in report["running"]]
+    waiting = [f"{w['id']} ({'; '.join(w['for'])})" for w in report["waiting"]]
+    _list("waiting", waiting)
+    running = [
+        f"{r['id']} (attempt {r['attempt']}, {r['worker']}"
+        + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
+        + ")"
+        for r in report["running"]
+    ]
     _list("running", running)
     _list("merge queue", report["merge_queue"])
     _list("needs human", report["needs_human"])
     _list("failed", report["failed"])
+    for p in report["proposals"]:
+        what = ", ".join(p["nodes"][:10]) + (" …" if len(p["nodes"]) > 10 else "")
+        click.echo(f"proposal {p['name']} awaits review ({what}): {p['review']}; then {p['apply']}")
+        if p["conflict"]:
+            click.echo(f"  applying it now would be refused: {p['conflict']}")
 
 
 def _list(label: str, items: list[str], limit: int = 20) -> None:
@@ -117,19 +135,59 @@ def _list(label: str, items: list[str], limit: int = 20) -> None:
 
 
 @click.command()
-@click.argument("node_id")
+@click.argument("node_id", shell_complete=complete_node_id)
 @click.option("--json", "as_json", is_flag=True)
 def show(node_id: str, as_json: bool) -> None:
-    """Show one node: its file as stored, and why it last failed."""
+    """Show one node: its file as stored, then (as YAML comments) its attempts' durations and
+    where its runner output is (`gitdag logs NODE_ID`)."""
     from gitdag.core import codec
+    from gitdag.runner import runs
 
     with open_store() as store:
         snap = store.snapshot()
         node = store.node(snap, node_id)
+        now = store.clock()
+        times = []
+        if node.attempts and snap.head is not None:
+            times = history.attempt_times(store.repo, snap.head, node_id, since=node.created_at)
+        runs_dir = store.paths.local / "runs"
+        local = runs.attempts(runs_dir, node_id)
+    timing = _timing(times, now)
+    logs = {
+        "command": f"gitdag logs {node_id}",
+        "dir": str(runs_dir / node_id) if local else None,
+        "attempts": local,
+    }
     if as_json:
-        echo_json(node.model_dump(mode="json"))
+        echo_json({**node.model_dump(mode="json"), "timing": timing, "logs": logs})
         return
     click.echo(codec.dump(node), nl=False)
+    if timing["attempts"]:
+        parts = []
+        for a in timing["attempts"]:
+            if a["seconds"] is None:
+                parts.append(f"{a['attempt']} running {render.duration(a['elapsed_s'])}")
+            else:
+                parts.append(f"{a['attempt']} {a['ended_by']} {render.duration(a['seconds'])}")
+        click.echo("# attempts: " + ", ".join(parts))
+        click.echo(f"# total: {render.duration(timing['total_s'])} over "
+                   f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
+    if local:
+        click.echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
+
+
+def _timing(times: list[history.AttemptTime], now: dt.datetime) -> dict[str, Any]:
+    """Durations per attempt from commit times: a running attempt counts until `now`."""
+    rows = []
+    total = 0.0
+    for t in times:
+        elapsed = (now - t.started).total_seconds() if t.ended is None else None
+        total += t.seconds if t.seconds is not None else max(0.0, elapsed or 0.0)
+        rows.append({"attempt": t.attempt, "started": t.started.isoformat(),
+                     "ended": t.ended.isoformat() if t.ended else None, "ended_by": t.verb,
+                     "seconds": t.seconds,
+                     "elapsed_s": None if elapsed is None else round(elapsed, 1)})  # fmt: skip
+    return {"attempts": rows, "total_s": total}
 
 
 @click.command()
@@ -149,7 +207,7 @@ def ready(as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("node_id", required=False)
+@click.argument("node_id", required=False, shell_complete=complete_node_id)
 @click.option("-n", "--max-count", type=int, default=None, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True)
 def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
@@ -188,8 +246,11 @@ def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
     default="mermaid",
     show_default=True,
 )
-def graph_cmd(fmt: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def graph_cmd(fmt: str, as_json: bool) -> None:
     """The graph as mermaid (GitHub renders it), Graphviz dot, or JSON."""
+    if as_json:
+        fmt = "json"
     with open_store() as store:
         snap = store.snapshot()
         titles: dict[str, str] = {}
@@ -205,14 +266,15 @@ def graph_cmd(fmt: str) -> None:
 
 @click.command()
 @click.argument("rev", required=False)
-def validate(rev: str | None) -> None:
+@json_option
+def validate(rev: str | None, as_json: bool) -> None:
     """Check the graph at REV (default: the head); for A..B also each commit's legality.
 
-    Exit 0, or 2 with every problem on its own line.
+    Exit 0, or 2 with every problem on its own line (with --json: in the document on stdout).
     """
     from gitdag.cli.review_cmds import run_validate
 
-    run_validate(rev)
+    run_validate(rev, as_json=as_json)
 
 
 def register(group: click.Group) -> None:

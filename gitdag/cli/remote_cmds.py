@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitdag.cli._common import split_list
+from gitdag.cli._common import echo_json, json_option, split_list
 from gitdag.config import load_settings
 from gitdag.errors import ConfigError
 from gitdag.remote.worker import WorkOptions, run_worker
@@ -55,8 +55,10 @@ from gitdag.supervisor.progress import Progress
     help="How often to fetch the remote while waiting.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--no-color", is_flag=True, help="Plain lines, no colour or live view (or NO_COLOR).")
+@json_option
 def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: str, workers: int,
-         poll: float, quiet: bool) -> None:  # fmt: skip
+         poll: float, quiet: bool, no_color: bool, as_json: bool) -> None:  # fmt: skip
     """Take ready nodes from the remote's graph, run them, push their results (exit 0 done or
     stopped as asked, 1 nothing more can run and some node failed, 2 remote or input error,
     4 another worker or supervisor runs in this clone)."""
@@ -69,7 +71,12 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
             raise ConfigError(f"{config}: missing; check out the branch that has .dagain/ "
                               "(the one `gitdag init` ran on, e.g. main)")  # fmt: skip
         settings = load_settings(state.store.paths.dagain)
-        code = run_worker(state, settings, options, Progress(quiet=quiet))
+        progress = Progress(quiet=quiet or as_json, plain=no_color)
+        code = run_worker(state, settings, options, progress)
+        if as_json:
+            from gitdag import actions
+
+            echo_json({"exit_code": code, "status": actions.status(state.store)})
     raise SystemExit(code)
 
 

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from gitdag.cli._common import echo_json, open_store
+from gitdag.cli._common import (
+    committed_data,
+    echo_json,
+    json_option,
+    open_store,
+    transition_data,
+)
 from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.core import codec
 from gitdag.core.diff import render_text
@@ -37,10 +43,15 @@ def diff(rev1: str, rev2: str, as_json: bool) -> None:
         click.echo(render_text(result), nl=False)
 
 
-def run_validate(spec: str | None) -> None:
+def run_validate(spec: str | None, *, as_json: bool = False) -> None:
     """`gitdag validate [REV | A..B]`: print `ok`, or every problem and exit 2."""
     with open_store() as store:
         problems, hint, notes = validate_spec(store, spec)
+    if as_json:
+        echo_json({"ok": not problems, "problems": problems, "hint": hint, "notes": notes})
+        if problems:
+            raise SystemExit(2)
+        return
     for line in notes:
         click.echo(f"note: {line}")
     if problems:
@@ -73,12 +84,25 @@ def validate_spec(store: StateStore, spec: str | None) -> tuple[list[str], str |
     return [str(p) for p in ranges.graph_problems_at(store, commit)], None, []
 
 
-def _report(outcome: Committed | Rejected | None, what: str, nothing: str) -> None:
+def _report(outcome: Committed | Rejected | None, what: str, nothing: str,
+            as_json: bool = False) -> None:  # fmt: skip
+    if isinstance(outcome, Rejected):
+        raise GraphError(f"{what} refused, nothing written: {outcome}")
+    if as_json:
+        data: dict[str, Any] = {"changed": outcome is not None, "message": None, "head": None,
+                                "transition": None, "reverted": [], "stopped": []}  # fmt: skip
+        if outcome is None:
+            data["message"] = nothing
+        else:
+            data.update(committed_data(outcome))
+            pairs = outcome.transition.trailers
+            data["reverted"] = [v for k, v in pairs if k == "Gitdag-Reverts"]
+            data["stopped"] = [v for k, v in pairs if k == "Gitdag-Stop"]
+        echo_json(data)
+        return
     if outcome is None:
         click.echo(nothing)
         return
-    if isinstance(outcome, Rejected):
-        raise GraphError(f"{what} refused, nothing written: {outcome}")
     transition = outcome.transition
     click.echo(f"{title_line(transition)} ({outcome.head[:12]})")
     for key, value in transition.trailers:
@@ -95,20 +119,23 @@ def _report(outcome: Committed | Rejected | None, what: str, nothing: str) -> No
     is_flag=True,
     help="Also revert the later transitions that build on COMMIT (listed in the commit).",
 )
-def revert(commit: str, force: bool) -> None:
+@json_option
+def revert(commit: str, force: bool, as_json: bool) -> None:
     """Undo the transition COMMIT with a new commit on dagain/state."""
     with open_store() as store:
         outcome = recovery.revert(store, commit, actor=repos.human_actor(store.repo), force=force)
-    _report(outcome, "revert", "nothing to revert: the graph already has that change undone")
+    _report(outcome, "revert", "nothing to revert: the graph already has that change undone",
+            as_json)  # fmt: skip
 
 
 @click.command()
 @click.option("--to", "rev", required=True, help="The revision whose graph to restore.")
-def reset(rev: str) -> None:
+@json_option
+def reset(rev: str, as_json: bool) -> None:
     """Make the graph equal to its state at REV, as one new commit (history is kept)."""
     with open_store() as store:
         outcome = recovery.reset(store, rev, actor=repos.human_actor(store.repo))
-    _report(outcome, "reset", f"nothing to reset: the graph already equals {rev}'s")
+    _report(outcome, "reset", f"nothing to reset: the graph already equals {rev}'s", as_json)
 
 
 def _read_nodes_file(path: str) -> list[Any]:
@@ -144,9 +171,11 @@ def _indent(text: str) -> str:
 @click.option("--add", "node_id", default=None, help="Add one node with this id (options below).")
 @node_options(title_required=False)
 @click.option("-m", "--message", default="", help="The commit's summary paragraph.")
+@json_option
 def propose(
-    name: str, from_file: str | None, node_id: str | None, message: str, **node: Any
-) -> None:
+    name: str, from_file: str | None, node_id: str | None, message: str, as_json: bool,
+    **node: Any,
+) -> None:  # fmt: skip
     """Write graph edits on dagain/proposals/NAME for review (a pull request into dagain/state)."""
     if from_file is not None and node_id is None:
         nodes = _read_nodes_file(from_file)
@@ -160,6 +189,12 @@ def propose(
         outcome = proposals.propose_nodes(store, name, nodes, summary=message)
     if isinstance(outcome, Rejected):
         raise GraphError(f"proposal refused, nothing written: {outcome}")
+    if as_json:
+        echo_json({"name": outcome.name, "branch": outcome.branch, "head": outcome.head,
+                   "base": outcome.base, "transition": transition_data(outcome.transition),
+                   "review": f"gitdag diff dagain/state {outcome.branch}",
+                   "apply": f"gitdag apply-proposal {name}"})  # fmt: skip
+        return
     click.echo(f"{title_line(outcome.transition)} on {outcome.branch} ({outcome.head[:12]})")
     click.echo(f"review: gitdag diff dagain/state {outcome.branch}")
     click.echo(f"share:  git push <remote> {outcome.branch}   apply: gitdag apply-proposal {name}")
@@ -167,11 +202,13 @@ def propose(
 
 @click.command("apply-proposal")
 @click.argument("name")
-def apply_proposal(name: str) -> None:
+@json_option
+def apply_proposal(name: str, as_json: bool) -> None:
     """Merge the proposal NAME into dagain/state (semantic three-way merge, one commit)."""
     with open_store() as store:
         outcome = proposals.apply_proposal(store, name, actor=repos.human_actor(store.repo))
-    _report(outcome, "apply-proposal", f"nothing to apply: dagain/state already holds {name}")
+    _report(outcome, "apply-proposal", f"nothing to apply: dagain/state already holds {name}",
+            as_json)  # fmt: skip
 
 
 @click.group()
@@ -193,18 +230,22 @@ def hooks() -> None:
     is_flag=True,
     help="Also put the GitHub Actions workflow on dagain/state (.github/workflows/).",
 )
-def hooks_install(server: bool, names: tuple[str, ...], ci: bool) -> None:
+@json_option
+def hooks_install(server: bool, names: tuple[str, ...], ci: bool, as_json: bool) -> None:
     """Install the pre-push hook (or with --server, pre-receive) without clobbering others."""
     from gitdag.store.repo import open_repo
     from gitdag.template import template_dir
 
+    data: dict[str, Any] = {"ci": None, "hooks": []}
     if ci:
         text = (template_dir() / "ci" / "validate-state.yml").read_text(encoding="utf-8")
         with open_store() as store:
             head = hookfiles.install_ci(store, text, repos.human_actor(store.repo))
         where = "dagain/state:.github/workflows/validate-state.yml"
-        click.echo(f"wrote {where} ({head[:12]}); push dagain/state" if head
-                   else f"{where} is up to date")  # fmt: skip
+        data["ci"] = {"path": where, "head": head}
+        if not as_json:
+            click.echo(f"wrote {where} ({head[:12]}); push dagain/state" if head
+                       else f"{where} is up to date")  # fmt: skip
 
     wanted = names or (("pre-receive",) if server else hookfiles.CLIENT_HOOKS)
     repo, paths = open_repo(".")
@@ -212,6 +253,15 @@ def hooks_install(server: bool, names: tuple[str, ...], ci: bool) -> None:
         done = hookfiles.install(repo, paths, wanted)
     finally:
         repo.close()
+    if as_json:
+        data["hooks"] = [
+            {"name": item.name, "path": str(item.path), "action": item.action,
+             "active": item.action != "alongside",
+             "chain_hint": hookfiles.chain_hint(item) if item.action == "alongside" else None}
+            for item in done
+        ]  # fmt: skip
+        echo_json(data)
+        return
     for item in done:
         if item.action == "alongside":
             click.echo(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
-from gitdag.cli._common import open_store
+from gitdag import actions
+from gitdag.cli._common import committed_data, echo_json, json_option, open_store
+from gitdag.cli.complete import complete_node_id
 from gitdag.config import load_settings
+from gitdag.store.state import Committed
 from gitdag.supervisor import control
 from gitdag.supervisor.loop import RunOptions, run
 from gitdag.supervisor.progress import Progress
@@ -21,61 +26,83 @@ from gitdag.supervisor.progress import Progress
 @click.option("--once", is_flag=True, help="Finish one node, then stop.")
 @click.option("--watch", is_flag=True, help="Keep waiting for new work until interrupted.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def run_cmd(workers: int | None, once: bool, watch: bool, quiet: bool) -> None:
-    """Run ready nodes until nothing more can run (exit 0 all done, 1 failed/blocked, 4 locked)."""
+@click.option("--no-color", is_flag=True, help="Plain lines, no colour or live view (or NO_COLOR).")
+@json_option
+def run_cmd(workers: int | None, once: bool, watch: bool, quiet: bool, no_color: bool,
+            as_json: bool) -> None:  # fmt: skip
+    """Run ready nodes until nothing more can run (exit 0 all done, 1 failed/blocked, 4 locked).
+
+    With --json the progress lines are not printed (errors still go to stderr) and stdout gets
+    one document at the end: the exit code and the final `gitdag status --json`.
+    """
     with open_store() as store:
         settings = load_settings(store.paths.dagain)
         options = RunOptions(workers=workers or settings.defaults.workers, once=once, watch=watch)
-        code = run(store, settings, options, Progress(quiet=quiet))
+        progress = Progress(quiet=quiet or as_json, plain=no_color)
+        code = run(store, settings, options, progress)
+        if as_json:
+            echo_json({"exit_code": code, "status": actions.status(store)})
     raise SystemExit(code)
 
 
 @click.command()
-@click.argument("node_id")
+@click.argument("node_id", shell_complete=complete_node_id)
 @click.argument("text", required=False, default="")
 @click.option("--option", "option", type=int, default=None, help="Pick the N-th option (1-based).")
-def answer(node_id: str, text: str, option: int | None) -> None:
+@json_option
+def answer(node_id: str, text: str, option: int | None, as_json: bool) -> None:
     """Answer NODE_ID's question (TEXT, or --option N)."""
     if not text and option is None:
         raise click.UsageError("give the answer TEXT or --option N")
     with open_store() as store:
         committed = control.answer(store, node_id, text, option)
-    click.echo(f"answered {node_id} ({committed.head[:12]})")
+    _done(committed, f"answered {node_id}", as_json)
 
 
 @click.command()
-def pause() -> None:
+@json_option
+def pause(as_json: bool) -> None:
     """Pause the graph: running nodes finish, nothing new starts."""
     with open_store() as store:
         committed = control.set_paused(store, True)
-    click.echo(f"paused ({committed.head[:12]})")
+    _done(committed, "paused", as_json)
 
 
 @click.command()
-def resume() -> None:
+@json_option
+def resume(as_json: bool) -> None:
     """Resume a paused graph."""
     with open_store() as store:
         committed = control.set_paused(store, False)
-    click.echo(f"resumed ({committed.head[:12]})")
+    _done(committed, "resumed", as_json)
 
 
 @click.command()
-@click.argument("node_id")
-def cancel(node_id: str) -> None:
+@click.argument("node_id", shell_complete=complete_node_id)
+@json_option
+def cancel(node_id: str, as_json: bool) -> None:
     """Cancel NODE_ID; a supervisor running it stops its runner within 2 s."""
     with open_store() as store:
         committed = control.cancel(store, node_id)
-    click.echo(f"cancelled {node_id} ({committed.head[:12]})")
+    _done(committed, f"cancelled {node_id}", as_json)
 
 
 @click.command()
-@click.argument("node_id")
+@click.argument("node_id", shell_complete=complete_node_id)
 @click.option("--force", is_flag=True, help="Also rerun a node that is done.")
-def retry(node_id: str, force: bool) -> None:
+@json_option
+def retry(node_id: str, force: bool, as_json: bool) -> None:
     """Reopen a failed or cancelled node with a fresh retry budget."""
     with open_store() as store:
         committed = control.retry(store, node_id, force)
-    click.echo(f"reopened {node_id} ({committed.head[:12]})")
+    _done(committed, f"reopened {node_id}", as_json)
+
+
+def _done(committed: Committed, what: str, as_json: bool) -> None:
+    if as_json:
+        echo_json(committed_data(committed))
+    else:
+        click.echo(f"{what} ({committed.head[:12]})")
 
 
 @click.command()
@@ -109,7 +136,8 @@ def demo(directory: str | None, quiet: bool) -> None:
     metavar="DAYS",
     help="Also remove run directories (packets, logs) untouched for this many days.",
 )
-def gc_cmd(delete_unmerged: bool, runs_older_than: float | None) -> None:
+@json_option
+def gc_cmd(delete_unmerged: bool, runs_older_than: float | None, as_json: bool) -> None:
     """Remove leftover worktrees, scratch checkouts and merged branches; report disk freed."""
     from gitdag.supervisor.housekeeping import collect_garbage
 
@@ -119,6 +147,9 @@ def gc_cmd(delete_unmerged: bool, runs_older_than: float | None) -> None:
             delete_unmerged=delete_unmerged,
             runs_older_than_s=None if runs_older_than is None else runs_older_than * 86400,
         )
+    if as_json:
+        echo_json(dataclasses.asdict(report))
+        return
     for label, items in (
         ("removed worktrees", report.removed_worktrees),
         ("removed scratch checkouts", report.removed_scratch),

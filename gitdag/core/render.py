@@ -20,6 +20,22 @@ _MERMAID_CLASS = {
 }
 
 
+def duration(seconds: float) -> str:
+    """Return a short human duration: `0.4s`, `42s`, `3m05s`, `2h07m`, `3d04h`."""
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
 def _mid(node_id: str) -> str:
     # Mermaid ids must stay plain words; ids may hold '.', '-' and '_', so escape them injectively
     # ('a-b' and 'a_b' must not become the same node) and prefix so no id is a keyword (`end`).

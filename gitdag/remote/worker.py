@@ -268,16 +268,7 @@ class Worker:
         return outcome
 
     def announce(self, transition: Transition) -> None:
-        t = transition
-        text = f"{t.subject}: {t.from_status or '-'} -> {t.to_status or '-'}"
-        if t.verb == "claim":
-            text = f"{t.subject}: started (attempt {t.attempt})"
-        elif t.summary:
-            text += f" — {' '.join(t.summary.split())[:160]}"
-        if t.to_status == "failed":
-            self.progress.error(text)
-        else:
-            self.progress.event(text)
+        self.progress.transition(transition)
 
     # --- claiming ---------------------------------------------------------------------------
 

@@ -86,3 +86,49 @@ def node_log(repo: BaseRepo, head: str, node_id: str, limit: int | None = None) 
             if limit is not None and len(found) >= limit:
                 break
     return found
+
+
+@dataclass(frozen=True)
+class AttemptTime:
+    """When one attempt of a node ran, from the commit times of its claim and what ended it."""
+
+    attempt: int
+    started: dt.datetime
+    ended: dt.datetime | None  # None: still running (no later commit of this attempt)
+    verb: str | None  # the transition that ended it: complete, fail, escalate, checkpoint, ...
+
+    @property
+    def seconds(self) -> float | None:
+        """The attempt's length (whole seconds: commit times have that resolution)."""
+        return None if self.ended is None else (self.ended - self.started).total_seconds()
+
+
+def attempt_times(
+    repo: BaseRepo, head: str, node_id: str, since: dt.datetime | None = None
+) -> list[AttemptTime]:
+    """Return the attempts of `node_id` with their start and end times, oldest first.
+
+    An attempt starts at its `claim` commit and ends at the next commit of the same attempt that
+    names the node (its result, failure, checkpoint or a lease/cancel/recover). The walk stops
+    at commits older than `since` (the node's `created_at`), so its cost is the history since
+    the node was created, not the whole branch.
+    """
+    floor = None if since is None else int(since.timestamp())
+    entries: list[LogEntry] = []
+    for entry in walk(repo, head):
+        if floor is not None and entry.time.timestamp() < floor:
+            break
+        if node_id in entry.nodes:
+            entries.append(entry)
+    found: dict[int, AttemptTime] = {}
+    for entry in reversed(entries):
+        if entry.attempt is None:
+            continue
+        if entry.verb == "claim":
+            found[entry.attempt] = AttemptTime(entry.attempt, entry.time, None, None)
+            continue
+        known = found.get(entry.attempt)
+        if known is not None and known.ended is None:
+            found[entry.attempt] = AttemptTime(known.attempt, known.started, entry.time,
+                                               entry.verb)  # fmt: skip
+    return [found[n] for n in sorted(found)]

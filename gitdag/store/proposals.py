@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dulwich.graph import find_merge_base
+from dulwich.refs import Ref
 
 from gitdag.core.legality import StepInfo, check_graph, check_step, edges_changed
 from gitdag.core.merge3 import merge_graphs
@@ -149,6 +150,41 @@ def find_proposal(store: StateStore, name: str) -> tuple[str, str]:
         raise InputError(f"proposal {name!r} exists on several remotes ({names}): fetch one as "
                          f"{branch}")  # fmt: skip
     raise InputError(f"no proposal {name!r} (no branch {branch}; fetch it from the remote first)")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A local proposal branch whose changes are not (all) on the state branch yet."""
+
+    name: str
+    branch: str
+    head: str
+    nodes: tuple[str, ...]  # the nodes applying it would add or change
+    conflict: str | None  # why applying it would be refused now, else None
+
+
+def pending(store: StateStore, snap: Snapshot) -> list[Pending]:
+    """Return the local `dagain/proposals/*` branches that `apply-proposal` would still change.
+
+    Costs nothing when there are no proposal branches (one listing of the refs under a prefix);
+    per proposal it is one merge-base walk and a tree diff of the nodes the proposal touched.
+    """
+    prefix = ("refs/heads/" + PROPOSAL_BRANCH_PREFIX).encode()
+    names = sorted(ref.decode() for ref in store.repo.refs.keys(base=Ref(prefix)))
+    found: list[Pending] = []
+    for name in names:
+        head = _ref_head(store, prefix + name.encode())
+        if head is None or name_problem(name) is not None:
+            continue
+        outcome = merge_transition(store, snap, name, head)
+        if outcome is None:
+            continue
+        if isinstance(outcome, Rejected):
+            nodes, conflict = tuple(outcome.nodes), str(outcome)
+        else:
+            nodes, conflict = tuple(outcome.node_ids()), None
+        found.append(Pending(name, branch_of(name), head, nodes, conflict))
+    return found
 
 
 def merge_transition(

@@ -32,7 +32,7 @@ from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
-from gitdag.supervisor.progress import Progress
+from gitdag.supervisor.progress import Progress, Running
 from gitdag.supervisor.recovery import recover_orphans
 from gitdag.workspace.merge_queue import MergeResult
 
@@ -590,20 +590,16 @@ class Supervisor:
         ending = ("complete", "merge", "fail", "escalate", "checkpoint", "answer", "lease")
         if t.verb in ending and t.to_status in ("done", "failed", "needs_human", "merging", "open"):
             self.stats.last_finished.append(t.subject)
-        text = f"{t.subject}: {t.from_status or '-'} -> {t.to_status or '-'}"
-        if t.verb == "claim":
-            text = f"{t.subject}: started (attempt {t.attempt})"
-        elif t.summary and t.verb != "claim":
-            text += f" — {' '.join(t.summary.split())[:160]}"
-        if t.to_status == "failed":
-            self.progress.error(text)
-        else:
-            self.progress.event(text)
+        self.progress.transition(t)
 
     def _show(self, snap: Snapshot) -> None:
-        self.progress.status(
-            graph.counts(snap.nodes.values()), sorted(self.flights), len(self.queue)
-        )
+        if not self.progress.live:  # plain output: nothing to compute each turn of the loop
+            return
+        rows = [
+            Running(f.node_id, f.prepared.spec.runner, f.handle.started_at, f.prepared.run_dir)
+            for _, f in sorted(self.flights.items())
+        ]
+        self.progress.status(graph.counts(snap.nodes.values()), rows, len(self.queue))
 
 
 def _recover_attempt(

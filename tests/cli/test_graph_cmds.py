@@ -85,8 +85,15 @@ def test_status_json(repo: Path) -> None:
     # Claim order: priority first (parser has 2 but waits for lexer), then kind: verify last.
     assert report["ready"] == ["lexer", "check"]
     assert report["blocked"] == ["after-flaky"]
-    assert report["running"] == [{"id": "busy", "attempt": 1, "worker": "supervisor@box:42",
-                                  "since": "2025-01-01T00:00:00+00:00"}]  # fmt: skip
+    (running,) = report["running"]
+    assert running["elapsed_s"] > 300 * 86400  # claimed on 2025-01-01: elapsed since then
+    del running["elapsed_s"]
+    assert running == {"id": "busy", "attempt": 1, "worker": "supervisor@box:42",
+                       "since": "2025-01-01T00:00:00+00:00"}  # fmt: skip
+    # parser waits for lexer (open); docs runs after parser (open).
+    assert report["waiting"] == [{"id": "docs", "for": ["after parser: open"]},
+                                 {"id": "parser", "for": ["dep lexer: open"]}]  # fmt: skip
+    assert report["proposals"] == []
     assert report["failed"] == ["flaky"]
     assert report["paused"] is False
 
@@ -98,7 +105,8 @@ def test_status_human(repo: Path) -> None:
     assert "8 nodes: open 5 · running 1 · merging 0 · done 1 · failed 1" in r.out
     assert "ready (2): lexer, check" in r.out
     assert "blocked (1): after-flaky" in r.out
-    assert "running (1): busy (attempt 1, supervisor@box:42)" in r.out
+    assert "running (1): busy (attempt 1, supervisor@box:42, " in r.out
+    assert "waiting (2): docs (after parser: open), parser (dep lexer: open)" in r.out
 
 
 def test_ready_json_and_plain(repo: Path) -> None:

@@ -70,6 +70,27 @@ def test_blocked_equals_brute_force(dag: Dag) -> None:
     assert set(graph.blocked(dag.nodes)) == brute_blocked(dag.nodes)
 
 
+@given(dags(), st.booleans())
+def test_open_nodes_are_ready_blocked_or_waiting_with_a_reason(dag: Dag, paused: bool) -> None:
+    """Every open node is in exactly one of ready, blocked, waiting; waiting ones say why."""
+    blocked = graph.blocked(dag.nodes)
+    stopped = [n for n, s in dag.nodes.items() if s.status in (Status.FAILED, Status.CANCELLED)]
+    assert graph.blocked(dag.nodes, stopped) == blocked
+    ready, waiting = graph.open_sets(dag.nodes, dag.now, paused=paused, blocked_ids=blocked)
+    assert ready == graph.ready(dag.nodes, dag.now, paused=paused)
+    opened = {nid for nid, n in dag.nodes.items() if n.status is Status.OPEN}
+    assert set(ready) | set(blocked) | set(waiting) == opened
+    assert not (set(ready) & set(waiting)) and not (set(blocked) & set(waiting))
+    for nid, reasons in waiting.items():
+        node = dag.nodes[nid]
+        assert reasons
+        assert ("graph paused" in reasons) == paused
+        for dep in node.deps:
+            if dep in dag.nodes and dag.nodes[dep].status is not Status.DONE:
+                shown = "blocked" if dep in blocked else dag.nodes[dep].status.value
+                assert f"dep {dep}: {shown}" in reasons
+
+
 @given(dags())
 def test_topological_order_respects_every_edge(dag: Dag) -> None:
     order = graph.topological_order(dag.nodes)
