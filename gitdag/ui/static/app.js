@@ -192,18 +192,19 @@ async function openPanel(id) {
     tt.append(el("tr", {}, el("td", {}, when(e.ts)), el("td", {}, el("div", {}, e.title), el("div", { class: "trailers" }, trailers), e.summary ? el("div", {}, e.summary) : null)));
   }
   kids.push(tt, el("h3", {}, "runner output"));
-  const runs = el("div", { id: "panel-runs", class: "log" });
+  const runs = el("div", { id: "panel-runs", class: "log" }), tails = [];
   for (const r of d.runs || []) {
     for (const name of ["stdout", "stderr", "log"]) {
       const pre = el("pre", { dataset: { attempt: r.attempt, file: name } }, r.texts ? (r.texts[name] || "") : "");
       runs.append(el("div", {}, `attempt ${r.attempt} · ${name}${r.finished ? "" : " (live)"}`), pre);
-      if (!EXPORT) tail(id, r.attempt, name, pre, 0);
+      if (!EXPORT) tails.push(() => tail(id, r.attempt, name, pre, 0));
     }
   }
   if (!(d.runs || []).length) runs.append("no run directory here (runs of other machines stay there)");
   kids.push(runs);
   panel.replaceChildren(...kids);
   panel.hidden = false;
+  for (const start of tails) start();
 }
 
 async function tail(id, attempt, name, pre, offset) {
