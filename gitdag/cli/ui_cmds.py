@@ -14,13 +14,27 @@ INSTALL_HINT = "gitdag ui needs Starlette and uvicorn: pip install 'gitdag[ui]'"
 
 
 @click.command("ui")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port to listen on (default 8737, or a free one if taken; 0: any free one).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; off loopback, reads need the token too.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (default 8737, or a free one if taken; 0: any free one).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; off loopback, reads need the token too.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
-              metavar="DIR", help="Write a static copy that opens from file:// instead of serving.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Write a static copy that opens from file:// instead of serving.",
+)
 def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | None) -> None:
     """Serve a local web page of the graph: live, steerable, with its whole history.
 

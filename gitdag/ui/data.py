@@ -7,6 +7,7 @@ at a commit is the store's snapshot of that commit, the history is `gitdag log`'
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,7 +106,9 @@ def entry_data(entry: LogEntry) -> dict[str, Any]:
     }
 
 
-def log_entries(store: StateStore, stop: str | None = None, limit: int = LOG_LIMIT) -> list[LogEntry]:
+def log_entries(
+    store: StateStore, stop: str | None = None, limit: int = LOG_LIMIT
+) -> list[LogEntry]:
     """Return the state branch's transitions newest first, back to `stop` (excluded)."""
     head = store.head()
     if head is None:
@@ -143,9 +146,16 @@ def timeline(entries: Iterable[LogEntry]) -> list[dict[str, Any]]:
             if entry.verb == "claim":
                 if current is not None:
                     current["end"] = entry.time.timestamp()
-                bar = {"node": nid, "attempt": entry.attempt, "phase": "run",
-                       "start": entry.time.timestamp(), "end": None, "worker": entry.actor,
-                       "outcome": None, "commit": entry.commit}  # fmt: skip
+                bar = {
+                    "node": nid,
+                    "attempt": entry.attempt,
+                    "phase": "run",
+                    "start": entry.time.timestamp(),
+                    "end": None,
+                    "worker": entry.actor,
+                    "outcome": None,
+                    "commit": entry.commit,
+                }
                 bars.append(bar)
                 open_bars[nid] = bar
                 continue
@@ -155,9 +165,16 @@ def timeline(entries: Iterable[LogEntry]) -> list[dict[str, Any]]:
             current["outcome"] = f"{entry.verb}" + (f" -> {moves[1]}" if moves else "")
             del open_bars[nid]
             if entry.verb == "complete" and moves is not None and moves[1] == "merging":
-                bar = {"node": nid, "attempt": current["attempt"], "phase": "merge",
-                       "start": entry.time.timestamp(), "end": None, "worker": None,
-                       "outcome": None, "commit": entry.commit}  # fmt: skip
+                bar = {
+                    "node": nid,
+                    "attempt": current["attempt"],
+                    "phase": "merge",
+                    "start": entry.time.timestamp(),
+                    "end": None,
+                    "worker": None,
+                    "outcome": None,
+                    "commit": entry.commit,
+                }
                 bars.append(bar)
                 open_bars[nid] = bar
     return bars
@@ -169,15 +186,24 @@ def merge_queue(store: StateStore, entries: list[LogEntry], recent: int = 20) ->
     merging = [nid for nid, s in snap.nodes.items() if s.status is Status.MERGING]
     nodes = {nid: store.node(snap, nid) for nid in merging}
     waiting = sorted(merging, key=lambda nid: (nodes[nid].updated_at, nid))
+
+    def branch(nid: str) -> str | None:
+        work = nodes[nid].work
+        return work.branch if work is not None else None
+
     merges = [e for e in entries if e.verb == "merge"]
     conflicts = [e for e in merges if "merge_conflict" in e.summary or "check_failed" in e.summary]
     return {
         "target": snap.graph.target,
         "waiting": [
-            {"id": nid, "title": nodes[nid].title, "since": nodes[nid].updated_at.isoformat(),
-             "branch": nodes[nid].work.branch if nodes[nid].work else None}
+            {
+                "id": nid,
+                "title": nodes[nid].title,
+                "since": nodes[nid].updated_at.isoformat(),
+                "branch": branch(nid),
+            }
             for nid in waiting
-        ],  # fmt: skip
+        ],
         "merged": [entry_data(e) for e in merges if " -> done" in e.title][:recent],
         "conflicts": [entry_data(e) for e in conflicts][:recent],
     }
@@ -189,7 +215,9 @@ def node_data(
     """Return one node: its file as stored, its transitions, its attempts and its run files."""
     node = store.node(snap, node_id)
     transitions = [entry_data(e) for e in entries if node_id in e.nodes]
-    attempts = [b for b in timeline(e for e in entries if node_id in e.nodes) if b["node"] == node_id]
+    attempts = [
+        b for b in timeline(e for e in entries if node_id in e.nodes) if b["node"] == node_id
+    ]
     return {
         "id": node_id,
         "commit": snap.head,
@@ -217,17 +245,19 @@ def runs_of(store: StateStore, node_id: str) -> list[dict[str, Any]]:
         if not item.name.isdigit() or not item.is_dir():
             continue
         outcome: Any = None
-        try:
+        with contextlib.suppress(OSError, ValueError):  # not finished, or being written
             outcome = json.loads((item / "outcome.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-        files = {name: (item / name).stat().st_size for name in RUN_FILES if (item / name).is_file()}
+        files = {
+            name: (item / name).stat().st_size for name in RUN_FILES if (item / name).is_file()
+        }
         found.append({"attempt": int(item.name), "files": files, "outcome": outcome,
                       "finished": outcome is not None})  # fmt: skip
     return found
 
 
-def run_file(store: StateStore, node_id: str, attempt: int, name: str, offset: int) -> dict[str, Any]:
+def run_file(
+    store: StateStore, node_id: str, attempt: int, name: str, offset: int
+) -> dict[str, Any]:
     """Return a run file from byte `offset` (at most RUN_READ_CAP bytes), for live tailing.
 
     Only the files a launch writes (RUN_FILES) of `runs/<id>/<attempt>/` can be read.

@@ -133,6 +133,7 @@ class TokenGuard:
         self.ui = ui
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a guarded request without the token; pass everything else through."""
         if scope["type"] == "http":
             request = Request(scope)
             mutating = request.method not in ("GET", "HEAD")
@@ -140,7 +141,9 @@ class TokenGuard:
             if mutating or reading_api:
                 given = request.headers.get(TOKEN_HEADER, "")
                 if not secrets.compare_digest(given.encode(), self.ui.token.encode()):
-                    refused = JSONResponse({"error": f"missing or wrong {TOKEN_HEADER} header"}, 403)
+                    refused = JSONResponse(
+                        {"error": f"missing or wrong {TOKEN_HEADER} header"}, 403
+                    )
                     await refused(scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -180,7 +183,9 @@ def build_app(ui: UIServer) -> Starlette:
         at = request.query_params.get("at")
         with_titles = request.query_params.get("titles", "1") != "0"
         return await run(
-            lambda s: data.graph_data(s, data.snapshot_at(s, at), ui.titles if with_titles else None)
+            lambda s: data.graph_data(
+                s, data.snapshot_at(s, at), ui.titles if with_titles else None
+            )
         )
 
     async def statuses(request: Request) -> Response:
@@ -216,7 +221,9 @@ def build_app(ui: UIServer) -> Starlette:
 
     async def events(request: Request) -> Response:
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(ui.events(request), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(
+            ui.events(request), media_type="text/event-stream", headers=headers
+        )
 
     async def steer_pause(request: Request) -> Response:
         return await run(lambda s: steer.pause(s, True))
@@ -336,7 +343,11 @@ def serve(
 
         webbrowser.open(url)
     config = uvicorn.Config(
-        build_app(ui), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        build_app(ui),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])

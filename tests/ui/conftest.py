@@ -108,7 +108,9 @@ def serve(root: Path, env: dict[str, str] | None = None) -> Served:
     found = re.search(r"(http://[^#\s]+)#token=(\S+)", line)
     if found is None:
         proc.kill()
-        raise AssertionError(f"gitdag ui printed {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}")
+        raise AssertionError(
+            f"gitdag ui printed {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        )
     return Served(found.group(1), found.group(2), proc)
 
 

@@ -75,7 +75,9 @@ def test_slider_before_a_completion_shows_the_node_running_and_diff_matches_the_
     page: Any, demo_repo: Path
 ) -> None:
     lines = git(demo_repo, "log", "--format=%H %s", "dagain/state").splitlines()
-    done = next(i for i, line in enumerate(lines) if line.endswith("complete verify: running -> done"))
+    done = next(
+        i for i, line in enumerate(lines) if line.endswith("complete verify: running -> done")
+    )
     before = lines[done + 1].split()[0]  # the commit just before verify completed
     served = serve(demo_repo)
     try:
@@ -121,7 +123,9 @@ def test_export_opens_from_file_and_shows_the_same_graph(
     assert all(url.startswith("file://") for url in requests), requests
     # History works offline: before verify completed it was running.
     lines = git(demo_repo, "log", "--format=%H %s", "dagain/state").splitlines()
-    done = next(i for i, line in enumerate(lines) if line.endswith("complete verify: running -> done"))
+    done = next(
+        i for i, line in enumerate(lines) if line.endswith("complete verify: running -> done")
+    )
     _slide_to(page, lines[done + 1].split()[0])
     page.wait_for_selector("#nodes li[data-id=verify][data-status=running]", timeout=5000)
     page.click("#nodes li[data-id=words-unique]")
