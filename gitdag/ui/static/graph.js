@@ -73,14 +73,17 @@ function layered(nodes, edges) {
   return { pos, width, height: y };
 }
 
-// Returns { pos: Map id -> {x, y}, clusters: [{id, x, y, w, h}] } for nodes [{id, parent, deps, after}].
+// Returns { pos: Map id -> {x, y}, clusters: [{id, x, y, w, h}], refine } for nodes
+// [{id, parent, deps, after}]. A big graph is first laid out quickly (every cluster by layered());
+// `refine(done)` then lays the small clusters out by dagre a few at a time between frames, so the
+// first paint does not wait for dagre, and calls done(layout) with the better layout.
 function layoutGraph(nodes) {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const has = (id) => byId.has(id);
   const parentEdges = nodes.filter((n) => n.parent && has(n.parent)).map((n) => [n.parent, n.id]);
   if (nodes.length <= WHOLE_LIMIT) {
     const { pos } = dagreLayout(nodes, edgeList(nodes, has), parentEdges);
-    return { pos, clusters: [] };
+    return { pos, clusters: [], refine: null };
   }
   const groups = new Map();
   for (const n of nodes) {
@@ -88,19 +91,38 @@ function layoutGraph(nodes) {
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(n);
   }
-  const boxes = new Map();
+  const work = new Map(), boxes = new Map();
   for (const [key, members] of groups) {
     const set = new Set(members.map((n) => n.id));
-    const inside = (id) => set.has(id);
-    const edges = edgeList(members, inside);
-    boxes.set(key, members.length <= CLUSTER_DAGRE_LIMIT ? dagreLayout(members, edges, []) : layered(members, edges));
+    const edges = edgeList(members, (id) => set.has(id));
+    work.set(key, { members, edges });
+    boxes.set(key, layered(members, edges));
   }
-  // Clusters as boxes, laid out by dagre: a cluster follows the cluster holding its planner.
+  const clusterOf = (id) => { const n = byId.get(id); return n && n.parent && has(n.parent) ? n.parent : ""; };
+  const laid = arrange(boxes, clusterOf);
+  const small = [...work.keys()].filter((k) => work.get(k).members.length <= CLUSTER_DAGRE_LIMIT);
+  laid.refine = small.length ? (done, alive) => {
+    let i = 0;
+    const step = () => {
+      if (!alive()) return;
+      const t0 = performance.now();
+      while (i < small.length && performance.now() - t0 < 12) {
+        const { members, edges } = work.get(small[i++]);
+        boxes.set(small[i - 1], dagreLayout(members, edges, []));
+      }
+      if (i < small.length) setTimeout(step, 0); else done(arrange(boxes, clusterOf));
+    };
+    setTimeout(step, 0);
+  } : null;
+  return laid;
+}
+
+// Clusters as boxes, laid out by dagre: a cluster follows the cluster holding its planner.
+function arrange(boxes, clusterOf) {
   const cg = new dagre.graphlib.Graph();
   cg.setGraph({ rankdir: "TB", nodesep: 40, ranksep: 60 });
   cg.setDefaultEdgeLabel(() => ({}));
   for (const [key, box] of boxes) cg.setNode("c:" + key, { width: box.width, height: box.height + 18 });
-  const clusterOf = (id) => { const n = byId.get(id); return n && n.parent && has(n.parent) ? n.parent : ""; };
   for (const key of boxes.keys()) if (key) { const from = clusterOf(key); if (from !== key) cg.setEdge("c:" + from, "c:" + key); }
   dagre.layout(cg);
   const pos = new Map(), clusters = [];
@@ -109,7 +131,7 @@ function layoutGraph(nodes) {
     clusters.push({ id: key, x: left, y: top - 18, w: c.width, h: c.height });
     for (const [id, p] of box.pos) pos.set(id, { x: left + p.x, y: top + p.y });
   }
-  return { pos, clusters };
+  return { pos, clusters, refine: null };
 }
 
 class GraphView {
@@ -132,6 +154,14 @@ class GraphView {
       this.layoutMs = performance.now() - t0;
       this.pos = laid.pos; this.clusters = laid.clusters; this.shapeKey = key;
       if (!known) this.fit();
+      this.refined = laid.refine ? 0 : performance.now();
+      if (laid.refine) {
+        laid.refine((better) => {
+          this.pos = better.pos; this.clusters = better.clusters; this.refined = performance.now();
+          if (!known && !this.touched) this.fit();
+          this.redraw();
+        }, () => this.shapeKey === key);
+      }
     }
     this.status = new Map(nodes.map((n) => [n.id, statusOf ? statusOf(n) : n.status]));
     this.redraw();
@@ -238,7 +268,7 @@ class GraphView {
   _bind() {
     const c = this.canvas;
     let drag = null;
-    c.addEventListener("mousedown", (e) => { drag = { x: e.clientX, y: e.clientY, tx: this.tx, ty: this.ty, moved: false }; });
+    c.addEventListener("mousedown", (e) => { this.touched = true; drag = { x: e.clientX, y: e.clientY, tx: this.tx, ty: this.ty, moved: false }; });
     window.addEventListener("mousemove", (e) => {
       if (!drag) return;
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
@@ -254,7 +284,7 @@ class GraphView {
       drag = null;
     });
     c.addEventListener("wheel", (e) => {
-      e.preventDefault();
+      e.preventDefault(); this.touched = true;
       const r = c.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;
       const k = Math.exp(-e.deltaY * 0.0015), s = Math.min(4, Math.max(0.02, this.scale * k));
       this.tx = mx - ((mx - this.tx) * s) / this.scale; this.ty = my - ((my - this.ty) * s) / this.scale;
