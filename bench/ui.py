@@ -46,8 +46,10 @@ from gitdag.core.model import Kind, Node, Status
 from gitdag.core.transitions import Transition
 from gitdag.store.state import Committed, StateStore
 
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -128,7 +130,9 @@ def commit_claim(store: StateStore) -> str:
     return done.transition.subject
 
 
-def transition_latency(browser: Any, root: Path, url: str, repeat: int) -> tuple[list[float], float]:
+def transition_latency(
+    browser: Any, root: Path, url: str, repeat: int
+) -> tuple[list[float], float]:
     """Seconds from a claim's commit to the page showing the node running; and the fetch floor."""
     page = browser.new_page(viewport={"width": 1400, "height": 850})
     page.goto(url)
@@ -139,19 +143,25 @@ def transition_latency(browser: Any, root: Path, url: str, repeat: int) -> tuple
         for _ in range(repeat):
             nid = commit_claim(store)
             t0 = time.perf_counter()
-            page.wait_for_function(f"window.gitdag.status.get('{nid}') === 'running'", timeout=10000)
+            page.wait_for_function(
+                f"window.gitdag.status.get('{nid}') === 'running'", timeout=10000
+            )
             times.append(time.perf_counter() - t0)
             time.sleep(0.3)
-    fetches = [page.evaluate("""async () => { const t = performance.now();
+    fetch = """async () => { const t = performance.now();
         const r = await fetch('api/graph', {headers: {'X-Gitdag-Token': window.gitdag.token}});
-        await r.json(); return performance.now() - t; }""") / 1000 for _ in range(repeat)]  # fmt: skip
+        await r.json(); return performance.now() - t; }"""
+    fetches = [page.evaluate(fetch) / 1000 for _ in range(repeat)]
     page.close()
     return times, u.med(fetches)
 
 
 def travel(page: Any, commit: str | None) -> float:
     """Seconds from moving the slider to `commit` (None: the head) to the repainted graph."""
-    return float(page.evaluate("""(commit) => new Promise((done) => {
+    return (
+        float(
+            page.evaluate(
+                """(commit) => new Promise((done) => {
         const G = window.gitdag, s = document.querySelector('#slider');
         const i = commit ? G.log.findIndex(e => e.commit === commit) : 0;
         const t0 = performance.now();
@@ -159,7 +169,12 @@ def travel(page: Any, commit: str | None) -> float:
             done((performance.now() - t0) / 1000)), {once: true});
         s.value = String(G.log.length - 1 - i);
         s.dispatchEvent(new Event('input'));
-    })""", commit)) - 0.04  # fmt: skip  (less the slider's 40 ms debounce)
+    })""",
+                commit,
+            )
+        )
+        - 0.04
+    )  # fmt: skip  (less the slider's 40 ms debounce)
 
 
 def main() -> None:

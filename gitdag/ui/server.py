@@ -64,7 +64,8 @@ class UIServer:
     def open(self) -> None:
         """Open the store on its own thread (raises the store's errors at once, before serving)."""
         self.store = self.executor.submit(StateStore.open, self.root).result()
-        self.head = self.executor.submit(self._store().head).result()
+        # Reading the graph now fails early on a repository without dagain/state (and warms up).
+        self.head = self.executor.submit(lambda: self._store().snapshot().head).result()
 
     def close(self) -> None:
         """Close the store on its thread and stop the thread."""
@@ -331,9 +332,14 @@ def serve(
     """Serve the UI of the repository at `root` until interrupted; announce its URL first."""
     import uvicorn
 
-    ui = UIServer(root=root, host=host)
-    ui.open()
     sock = listen(host, port)
+    ui = UIServer(root=root, host=host)
+    try:
+        ui.open()
+    except BaseException:
+        sock.close()
+        ui.close()
+        raise
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/#token={ui.token}"

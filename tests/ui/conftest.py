@@ -97,10 +97,11 @@ class Served:
         return f"{self.url}#token={self.token}"
 
 
-def serve(root: Path, env: dict[str, str] | None = None) -> Served:
+def serve(root: Path, env: dict[str, str] | None = None, host: str | None = None) -> Served:
     """Start the real `gitdag ui --port 0` in `root` and wait for the URL it prints."""
+    where = ["--host", host] if host else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gitdag", "ui", "--port", "0"],
+        [sys.executable, "-m", "gitdag", "ui", "--port", "0", *where],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
