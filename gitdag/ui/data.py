@@ -18,7 +18,7 @@ from gitdag.core.ids import id_problem
 from gitdag.core.model import Status
 from gitdag.errors import InputError
 from gitdag.store import history
-from gitdag.store.delta import diff_revisions
+from gitdag.store.delta import commit_delta, diff_revisions
 from gitdag.store.history import LogEntry
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
@@ -88,6 +88,30 @@ def graph_data(store: StateStore, snap: Snapshot, titles: Titles | None) -> dict
 def statuses(snap: Snapshot) -> dict[str, Any]:
     """Return the status of every node at a snapshot (what time travel repaints)."""
     return {"head": snap.head, "status": {nid: s.status.value for nid, s in snap.nodes.items()}}
+
+
+def moved(store: StateStore, old: str | None, new: str) -> dict[str, Any]:
+    """Return what changed from `old` to `new` for a page showing `old`: each changed node's status
+    (None: removed), and whether the drawing must change beyond colours (`shape`).
+    """
+    if old is None:
+        return {"status": {}, "shape": True, "paused": None}
+    delta = commit_delta(store, old, new)
+    status: dict[str, str | None] = {}
+    shape = bool(delta.problems)
+    for nid in delta.ids:
+        before, after = delta.before.get(nid), delta.after.get(nid)
+        status[nid] = after.status.value if after is not None else None
+        if before is None or after is None or (before.deps, before.after, before.parent, before.title, before.kind) != (
+            after.deps,
+            after.after,
+            after.parent,
+            after.title,
+            after.kind,
+        ):
+            shape = True
+    paused = delta.graph_after.control.paused if delta.graph_after is not None else None
+    return {"status": status, "shape": shape, "paused": paused}
 
 
 def entry_data(entry: LogEntry) -> dict[str, Any]:

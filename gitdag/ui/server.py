@@ -91,7 +91,9 @@ class UIServer:
             return None
         old, self.head = self.head, head
         entries = data.log_entries(store, stop=old, limit=500)
-        return {"head": head, "previous": old, "entries": [data.entry_data(e) for e in entries]}
+        change = data.moved(store, old, head)
+        return {"head": head, "previous": old, **change,
+                "entries": [data.entry_data(e) for e in entries]}  # fmt: skip
 
     async def watch(self) -> None:
         """Push every new head of `dagain/state` to the open streams (a ref read per 0.2 s)."""

@@ -3,6 +3,7 @@
 "use strict";
 
 const EXPORT = window.GITDAG_EXPORT || null;
+const LIST_LIMIT = 300;
 const STATUSES = ["open", "running", "merging", "done", "failed", "needs_human", "cancelled"];
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...kids) => {
@@ -21,6 +22,7 @@ const G = {
   token: null, head: null, base: null, log: [], at: null, status: new Map(),
   selected: null, tab: "graph", filter: new Set(STATUSES), search: "", pollRun: null,
 };
+window.gitdagRender = () => render();
 window.gitdag = G; // for people poking at the page, and for the browser tests
 
 // --- data sources ---------------------------------------------------------------------------
@@ -99,14 +101,19 @@ function render() {
   const counts = {};
   for (const st of G.status.values()) counts[st] = (counts[st] || 0) + 1;
   $("#counts").textContent = STATUSES.filter((s) => counts[s]).map((s) => `${s} ${counts[s]}`).join(" · ");
+  // The list holds at most LIST_LIMIT entries: a list of 10k is read by nobody, and laying it out
+  // costs the browser far more than drawing 10k boxes on the canvas.
   const list = $("#nodes"), items = [];
+  let more = 0;
   for (const n of G.base.nodes) {
     const st = G.status.get(n.id);
     if (st === "absent" || !vis.has(n.id)) continue;
+    if (items.length >= LIST_LIMIT && n.id !== G.selected) { more++; continue; }
     const li = el("li", { dataset: { id: n.id, status: st }, title: n.title }, el("span", { class: "st s-" + st }, st), n.id);
     if (n.id === G.selected) li.className = "selected";
     items.push(li);
   }
+  if (more) items.push(el("li", { class: "more" }, `… and ${more} more: search or filter to narrow`));
   list.replaceChildren(...items);
 }
 
@@ -237,7 +244,7 @@ async function steer(path, body) {
   } catch (err) { banner("refused: " + err.message, true); }
 }
 
-$("#nodes").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) select(li.dataset.id); });
+$("#nodes").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li && li.dataset.id) select(li.dataset.id); });
 $("#pause").addEventListener("click", () => steer("pause"));
 $("#resume").addEventListener("click", () => steer("resume"));
 $("#request-go").addEventListener("click", async () => {
@@ -336,12 +343,22 @@ $("#legend").replaceChildren(...STATUSES.map((s) => el("span", {}, el("i", { cla
 // --- live updates ---------------------------------------------------------------------------
 
 async function refreshLive(event) {
+  // A move that only changes statuses (most transitions) is applied from the event itself; one
+  // that adds, removes or rewires nodes fetches the graph again and lays it out.
+  const follows = event.previous && G.head === event.previous && G.log.length && G.log[0].commit === event.previous;
   G.head = event.head;
-  const graph = await api("graph");
-  const entries = event.entries || [];
-  const follows = event.previous && G.log.length && G.log[0].commit === event.previous;
-  setLog(follows ? [...entries, ...G.log] : await api("log"));
-  if (!G.at) { applyGraph(graph); } else { G.base = graph; view.setGraph(graph.nodes, (n) => G.status.get(n.id) || "absent"); updateHeader(graph.paused); }
+  if (follows && !event.shape) {
+    for (const n of G.base.nodes) if (n.id in event.status) n.status = event.status[n.id];
+    G.base.head = event.head;
+    if (event.paused !== null && event.paused !== undefined) G.base.paused = event.paused;
+    setLog([...event.entries, ...G.log]);
+    if (!G.at) { G.status = new Map(G.base.nodes.map((n) => [n.id, n.status])); render(); }
+    updateHeader(G.base.paused);
+  } else {
+    const graph = await api("graph");
+    setLog(follows ? [...event.entries, ...G.log] : await api("log"));
+    if (!G.at) { applyGraph(graph); } else { G.base = graph; view.setGraph(graph.nodes, (n) => G.status.get(n.id) || "absent"); updateHeader(graph.paused); }
+  }
   if (G.selected && !G.at) openPanel(G.selected);
   if (G.tab === "timeline") renderTimeline();
   if (G.tab === "queue") renderQueue();

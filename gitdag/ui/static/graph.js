@@ -225,26 +225,53 @@ class GraphView {
       }
       ctx.stroke();
     };
-    drawEdges("parent", "#c8c8d8", [2, 3]);
+    // Far out, planner edges are what the cluster boxes already say, and dashes cost a segment
+    // per dash: both are drawn only when zoomed in enough to tell them apart.
+    const near = this.scale > 0.3;
+    if (near || !this.clusters.length) drawEdges("parent", "#c8c8d8", near ? [2, 3] : []);
     drawEdges("deps", "#777", []);
-    drawEdges("after", "#777", [6, 4]);
+    drawEdges("after", "#777", near ? [6, 4] : []);
     ctx.setLineDash([]);
+    // Nodes in one path per status and dimming (a few fills and strokes for 10k boxes), then the
+    // outlines of matches and the selection, the plan bars and the labels on top.
     let drawn = 0;
-    const labels = this.scale > 0.45, titles = this.scale > 0.9;
+    const batches = new Map(), plans = [], marked = [], shownNodes = [];
     for (const n of this.nodes) {
       const st = this.status.get(n.id); if (st === "absent") continue;
       const p = this.pos.get(n.id); if (!p || !inView(p)) continue;
       drawn++;
+      const dim = this.visible && !this.visible.has(n.id);
+      const key = st + (dim ? ":dim" : "");
+      if (!batches.has(key)) batches.set(key, []);
+      batches.get(key).push(p);
+      if (n.kind === "plan") plans.push([p, st, dim]);
+      if (n.id === this.selected || (this.match && this.match.has(n.id))) marked.push([p, n.id === this.selected]);
+      shownNodes.push([n, p, st]);
+    }
+    ctx.lineWidth = 1.2;
+    for (const [key, points] of batches) {
+      const [st, dim] = key.split(":");
       const [fill, stroke] = STATUS_COLOURS[st] || ["#fff", "#000"];
-      const dim = (this.visible && !this.visible.has(n.id)) ? 0.18 : 1;
-      ctx.globalAlpha = dim;
-      ctx.fillStyle = fill; ctx.strokeStyle = stroke;
-      const x = p.x - NODE_W / 2, y = p.y - NODE_H / 2;
-      ctx.lineWidth = n.id === this.selected ? 4 : (this.match && this.match.has(n.id) ? 3 : 1.2);
-      if (this.match && this.match.has(n.id)) ctx.strokeStyle = "#e08000";
-      ctx.fillRect(x, y, NODE_W, NODE_H); ctx.strokeRect(x, y, NODE_W, NODE_H);
-      if (n.kind === "plan") { ctx.fillStyle = stroke; ctx.fillRect(x, y, 4, NODE_H); }
-      if (labels) {
+      ctx.globalAlpha = dim ? 0.18 : 1;
+      ctx.beginPath();
+      for (const p of points) ctx.rect(p.x - NODE_W / 2, p.y - NODE_H / 2, NODE_W, NODE_H);
+      ctx.fillStyle = fill; ctx.fill(); ctx.strokeStyle = stroke; ctx.stroke();
+    }
+    for (const [p, st, dim] of plans) {
+      ctx.globalAlpha = dim ? 0.18 : 1;
+      ctx.fillStyle = (STATUS_COLOURS[st] || ["", "#000"])[1];
+      ctx.fillRect(p.x - NODE_W / 2, p.y - NODE_H / 2, 4, NODE_H);
+    }
+    ctx.globalAlpha = 1;
+    for (const [p, selected] of marked) {
+      ctx.lineWidth = selected ? 4 : 3; ctx.strokeStyle = selected ? "#222" : "#e08000";
+      ctx.strokeRect(p.x - NODE_W / 2, p.y - NODE_H / 2, NODE_W, NODE_H);
+    }
+    const labels = this.scale > 0.45, titles = this.scale > 0.9;
+    if (labels) {
+      for (const [n, p, st] of shownNodes) {
+        const x = p.x - NODE_W / 2, y = p.y - NODE_H / 2;
+        ctx.globalAlpha = this.visible && !this.visible.has(n.id) ? 0.18 : 1;
         ctx.fillStyle = "#222"; ctx.font = (titles ? "bold " : "") + "11px sans-serif";
         ctx.fillText(clip(n.id, 22), x + 7, y + (titles ? 12 : 19));
         if (titles) { ctx.font = "10px sans-serif"; ctx.fillStyle = "#555"; ctx.fillText(clip(n.title || st, 26), x + 7, y + 25); }
