@@ -15,7 +15,7 @@ from typing import Any
 
 from gitdag.core import codec
 from gitdag.core.ids import id_problem
-from gitdag.core.model import Status
+from gitdag.core.model import Node, Status
 from gitdag.errors import InputError
 from gitdag.store import history
 from gitdag.store.delta import commit_delta, diff_revisions
@@ -90,9 +90,16 @@ def statuses(snap: Snapshot) -> dict[str, Any]:
     return {"head": snap.head, "status": {nid: s.status.value for nid, s in snap.nodes.items()}}
 
 
+def _drawn(node: Node) -> tuple[Any, ...]:
+    # What the page draws of a node besides its colour: a change here means a new layout.
+    return (node.deps, node.after, node.parent, node.title, node.kind)
+
+
 def moved(store: StateStore, old: str | None, new: str) -> dict[str, Any]:
-    """Return what changed from `old` to `new` for a page showing `old`: each changed node's status
-    (None: removed), and whether the drawing must change beyond colours (`shape`).
+    """Return what changed from `old` to `new` for a page showing `old`.
+
+    Each changed node's status (None: removed), whether the drawing must change beyond colours
+    (`shape`), and the paused switch when `graph.yaml` changed.
     """
     if old is None:
         return {"status": {}, "shape": True, "paused": None}
@@ -102,14 +109,7 @@ def moved(store: StateStore, old: str | None, new: str) -> dict[str, Any]:
     for nid in delta.ids:
         before, after = delta.before.get(nid), delta.after.get(nid)
         status[nid] = after.status.value if after is not None else None
-        if before is None or after is None or (before.deps, before.after, before.parent, before.title, before.kind) != (
-            after.deps,
-            after.after,
-            after.parent,
-            after.title,
-            after.kind,
-        ):
-            shape = True
+        shape = shape or before is None or after is None or _drawn(before) != _drawn(after)
     paused = delta.graph_after.control.paused if delta.graph_after is not None else None
     return {"status": status, "shape": shape, "paused": paused}
 

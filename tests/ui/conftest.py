@@ -146,6 +146,7 @@ def wait_graph(page: Any) -> None:
 def listed(page: Any) -> dict[str, str]:
     """The node list as the page shows it: id -> status."""
     items = page.evaluate(
-        "[...document.querySelectorAll('#nodes li[data-id]')].map(l => [l.dataset.id, l.dataset.status])"
+        "[...document.querySelectorAll('#nodes li[data-id]')]"
+        ".map(l => [l.dataset.id, l.dataset.status])"
     )
     return dict(items)

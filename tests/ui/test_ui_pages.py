@@ -134,3 +134,43 @@ def test_export_opens_from_file_and_shows_the_same_graph(
     page.screenshot(path=str(artifacts / "export.png"))
     again = run_gitdag(demo_repo, "ui", "--export", str(out))
     assert again.code == 2 and "not an empty directory" in again.err
+
+
+def test_a_big_graph_is_drawn_in_planner_clusters_searchable_and_filterable(
+    page: Any, repo: Path, tmp_path: Path, artifacts: Path
+) -> None:
+    assert run_gitdag(repo, "init").code == 0
+    lines = ["nodes:", "  - {id: p0, title: root plan, kind: plan}"]
+    for p in range(1, 11):
+        lines.append(f"  - {{id: p{p}, title: plan {p}, kind: plan, parent: p0}}")
+        for t in range(40):
+            deps = f", deps: [p{p}-t{t - 1}]" if t % 4 else ""
+            lines.append(f"  - {{id: p{p}-t{t}, title: task {t} of plan {p}, parent: p{p}{deps}}}")
+    (tmp_path / "nodes.yaml").write_text("\n".join(lines) + "\n")
+    assert run_gitdag(repo, "propose", "big", "--from-file", str(tmp_path / "nodes.yaml")).code == 0
+    assert run_gitdag(repo, "apply-proposal", "big").code == 0
+    assert run_gitdag(repo, "cancel", "p3-t7").code == 0
+    served = serve(repo)
+    try:
+        page.goto(served.page_url)
+        wait_graph(page)
+        assert page.evaluate("window.gitdagView.pos.size") == 411
+        # One box per planner: p0's (the sub-plans) and each sub-plan's 40 tasks, plus the top.
+        clusters = page.evaluate("window.gitdagView.clusters.map(c => c.id).sort()")
+        assert clusters == sorted(["", "p0", *(f"p{p}" for p in range(1, 11))])
+        page.wait_for_function("window.gitdagView.refined", timeout=15000)
+        assert len(listed(page)) == 300
+        assert "and 111 more" in page.inner_text("#nodes li.more")
+        page.screenshot(path=str(artifacts / "graph-411-nodes.png"))
+
+        page.fill("#search", "of plan 10")
+        page.wait_for_function("document.querySelectorAll('#nodes li[data-id]').length === 40")
+        assert set(listed(page)) == {f"p10-t{t}" for t in range(40)}
+        assert page.evaluate("window.gitdagView.match.size") == 40
+        page.fill("#search", "")
+        page.uncheck("#filters input[data-status=open]")
+        page.wait_for_function("document.querySelectorAll('#nodes li[data-id]').length === 1")
+        assert listed(page) == {"p3-t7": "cancelled"}
+        assert page.evaluate("window.gitdagView.visible.size") == 1
+    finally:
+        stop(served)

@@ -3,7 +3,7 @@
 // Small graphs are laid out whole by dagre. Big ones are laid out in clusters, one per planner
 // (the nodes a plan node added): each cluster by dagre when it is small, by a linear-time layered
 // placement when it is big (dagre's crossing reduction grows much faster than linearly), then the
-// clusters themselves by dagre. A canvas draws only what is in view, so 10k nodes pan smoothly.
+// clusters are packed in rows. A canvas draws only what is in view, so 10k nodes pan smoothly.
 "use strict";
 
 const STATUS_COLOURS = {
@@ -117,19 +117,39 @@ function layoutGraph(nodes) {
   return laid;
 }
 
-// Clusters as boxes, laid out by dagre: a cluster follows the cluster holding its planner.
+// Clusters as boxes, packed in rows in the planners' order (breadth first from the top level,
+// so a planner's cluster comes before the clusters of the plans it added); rows about as wide as
+// the whole is tall, so the graph fits a screen instead of one very long rank of siblings.
 function arrange(boxes, clusterOf) {
-  const cg = new dagre.graphlib.Graph();
-  cg.setGraph({ rankdir: "TB", nodesep: 40, ranksep: 60 });
-  cg.setDefaultEdgeLabel(() => ({}));
-  for (const [key, box] of boxes) cg.setNode("c:" + key, { width: box.width, height: box.height + 18 });
-  for (const key of boxes.keys()) if (key) { const from = clusterOf(key); if (from !== key) cg.setEdge("c:" + from, "c:" + key); }
-  dagre.layout(cg);
+  const children = new Map();
+  for (const key of boxes.keys()) {
+    if (!key) continue;
+    const from = clusterOf(key);
+    if (!children.has(from)) children.set(from, []);
+    children.get(from).push(key);
+  }
+  const order = [], seen = new Set();
+  const queue = boxes.has("") ? [""] : [];
+  for (const key of boxes.keys()) if (!boxes.has(clusterOf(key)) || clusterOf(key) === key) queue.push(key);
+  while (queue.length) {
+    const key = queue.shift();
+    if (seen.has(key) || !boxes.has(key)) continue;
+    seen.add(key); order.push(key);
+    for (const kid of children.get(key) || []) queue.push(kid);
+  }
+  for (const key of boxes.keys()) if (!seen.has(key)) order.push(key);
+  const GAP = 40, HEAD = 18;
+  let area = 0, widest = 0;
+  for (const box of boxes.values()) { area += (box.width + GAP) * (box.height + HEAD + GAP); widest = Math.max(widest, box.width); }
+  const rowWidth = Math.max(widest, Math.sqrt(area * 1.6) * 1.3); // about a screen's shape
   const pos = new Map(), clusters = [];
-  for (const [key, box] of boxes) {
-    const c = cg.node("c:" + key), left = c.x - c.width / 2, top = c.y - c.height / 2 + 18;
-    clusters.push({ id: key, x: left, y: top - 18, w: c.width, h: c.height });
-    for (const [id, p] of box.pos) pos.set(id, { x: left + p.x, y: top + p.y });
+  let x = 0, y = 0, rowHeight = 0;
+  for (const key of order) {
+    const box = boxes.get(key), w = box.width, h = box.height + HEAD;
+    if (x > 0 && x + w > rowWidth) { x = 0; y += rowHeight + GAP; rowHeight = 0; }
+    clusters.push({ id: key, x, y, w, h });
+    for (const [id, p] of box.pos) pos.set(id, { x: x + p.x, y: y + HEAD + p.y });
+    x += w + GAP; rowHeight = Math.max(rowHeight, h);
   }
   return { pos, clusters, refine: null };
 }
