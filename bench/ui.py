@@ -221,6 +221,8 @@ def main() -> None:
                 page.goto(url)
                 page.wait_for_function("window.gitdag && window.gitdag.firstPaint && "
                                        "window.gitdag.log.length", timeout=120000)  # fmt: skip
+                # Warm: the layout is refined (no dagre work left between frames) before timing.
+                page.wait_for_function("window.gitdagView.refined", timeout=300000)
                 log = page.evaluate("window.gitdag.log.map(e => e.commit)")
                 back = log[min(args.history, len(log) - 1)]
                 cold = travel(page, back)

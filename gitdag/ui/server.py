@@ -18,12 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -55,6 +61,20 @@ class UIServer:
     titles: data.Titles = field(default_factory=data.Titles)
     head: str | None = None
     listeners: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+
+    def host_allowed(self, header: str) -> bool:
+        """Tell whether a Host header names this server (loopback names, or the --host given).
+
+        A page on another site that reaches this server through DNS rebinding sends its own
+        name; it is refused. Listening on every address (0.0.0.0, ::) accepts any name.
+        """
+        if self.host in ("0.0.0.0", "::"):
+            return True
+        try:
+            name = urlsplit("//" + header).hostname
+        except ValueError:
+            return False
+        return name is not None and name in {*LOOPBACK, self.host.strip("[]").lower()}
 
     @property
     def reads_need_token(self) -> bool:
@@ -92,7 +112,9 @@ class UIServer:
         old, self.head = self.head, head
         entries = data.log_entries(store, stop=old, limit=500)
         change = data.moved(store, old, head)
-        return {"head": head, "previous": old, **change,
+        # `complete`: the entries reach back to `previous` (the page may prepend them to its log).
+        complete = bool(entries) and entries[-1].parents[:1] == ((old,) if old else ())
+        return {"head": head, "previous": old, "complete": complete, **change,
                 "entries": [data.entry_data(e) for e in entries]}  # fmt: skip
 
     async def watch(self) -> None:
@@ -127,6 +149,8 @@ class UIServer:
 class TokenGuard:
     """Every request that changes something needs the token in a header; reads too off loopback.
 
+    And every request must name this server in its Host header (see `UIServer.host_allowed`).
+
     A plain ASGI middleware (event streams pass through untouched). A refused request gets 403
     before any handler runs, so nothing is changed.
     """
@@ -139,6 +163,9 @@ class TokenGuard:
         """Refuse a guarded request without the token; pass everything else through."""
         if scope["type"] == "http":
             request = Request(scope)
+            if not self.ui.host_allowed(request.headers.get("host", "")):
+                await PlainTextResponse("Invalid host header", 400)(scope, receive, send)
+                return
             mutating = request.method not in ("GET", "HEAD")
             reading_api = self.ui.reads_need_token and request.url.path.startswith("/api/")
             if mutating or reading_api:
@@ -287,13 +314,8 @@ def build_app(ui: UIServer) -> Starlette:
         Route("/api/propose", propose, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    hosts = sorted({*LOOPBACK, ui.host, "[::1]"}) if ui.host not in ("0.0.0.0", "::") else ["*"]
-    middleware = [
-        # A page on another site cannot reach this server through DNS rebinding: the Host header
-        # must name this server; and it cannot send the token header across origins (no CORS).
-        Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
-        Middleware(TokenGuard, ui=ui),
-    ]
+    # No CORS headers are ever sent, so a page of another origin cannot send the token header.
+    middleware = [Middleware(TokenGuard, ui=ui)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

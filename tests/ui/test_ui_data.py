@@ -124,6 +124,14 @@ def test_off_loopback_reads_need_the_token_too(repo: Path) -> None:
             assert json.loads(response.read())["nodes"] == []
         with urllib.request.urlopen(served.url, timeout=10) as response:  # the page itself
             assert b"gitdag" in response.read()
+        # A page reached through DNS rebinding names another host: refused before anything runs.
+        port = served.url.rsplit(":", 1)[1].strip("/")
+        for host, code in ((f"evil.example:{port}", 400), (f"127.0.0.2:{port}", 403)):
+            request = urllib.request.Request(served.url + "api/pause", data=b"{}", method="POST",
+                                             headers={"Host": host})  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == code
     finally:
         stop(served)
 

@@ -345,7 +345,7 @@ $("#legend").replaceChildren(...STATUSES.map((s) => el("span", {}, el("i", { cla
 async function refreshLive(event) {
   // A move that only changes statuses (most transitions) is applied from the event itself; one
   // that adds, removes or rewires nodes fetches the graph again and lays it out.
-  const follows = event.previous && G.head === event.previous && G.log.length && G.log[0].commit === event.previous;
+  const follows = event.complete && G.head === event.previous && G.log.length && G.log[0].commit === event.previous;
   G.head = event.head;
   if (follows && !event.shape) {
     for (const n of G.base.nodes) if (n.id in event.status) n.status = event.status[n.id];
