@@ -215,3 +215,34 @@ def test_free_text_becomes_a_plan_node_proposed_for_review(page: Any, ran: Path)
     assert fields["kind"] == "plan" and "token bucket" in fields["description"]
     actor = git(ran, "log", "-1", "--format=%(trailers:key=Gitdag-Actor,valueonly)", branch)
     assert actor.strip().startswith("ui@")
+
+
+def test_the_runner_output_shows_in_the_panel_while_it_runs(page: Any, repo: Path) -> None:
+    _ok(repo, "init")
+    run = "echo started; sleep 3; echo finished"
+    _ok(repo, "add", "slow", "--title", "talks slowly", "--kind", "command", "--run", run)
+    served = serve(repo)
+    supervisor = subprocess.Popen([sys.executable, "-m", "gitdag", "run", "-q"], cwd=repo,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        page.goto(served.page_url)
+        wait_graph(page)
+        page.click("#nodes li[data-id=slow]")
+        live = "#panel-runs pre[data-attempt='1'][data-file=stdout]"
+        page.wait_for_function(
+            f"(document.querySelector(\"{live}\") || {{}}).textContent === 'started\\n'",
+            timeout=15000,
+        )
+        # The attempt is still running when its first line is on the page.
+        assert page.get_attribute("#nodes li[data-id=slow]", "data-status") == "running"
+        page.wait_for_function(
+            f"(document.querySelector(\"{live}\") || {{}}).textContent === 'started\\nfinished\\n'",
+            timeout=15000,
+        )
+        assert supervisor.wait(timeout=30) == 0
+        page.wait_for_selector("#nodes li[data-id=slow][data-status=done]", timeout=5000)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+        stop(served)
