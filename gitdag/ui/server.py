@@ -60,7 +60,8 @@ class UIServer:
     store: StateStore | None = None
     titles: data.Titles = field(default_factory=data.Titles)
     head: str | None = None
-    listeners: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    listeners: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def host_allowed(self, header: str) -> bool:
         """Tell whether a Host header names this server (loopback names, or the --host given).
@@ -117,8 +118,17 @@ class UIServer:
         return {"head": head, "previous": old, "complete": complete, **change,
                 "entries": [data.entry_data(e) for e in entries]}  # fmt: skip
 
+    def end_streams(self) -> None:
+        """Close every open event stream (the server is stopping; thread-safe)."""
+        loop = self.loop
+        if loop is None:
+            return
+        for queue in list(self.listeners):
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
     async def watch(self) -> None:
         """Push every new head of `dagain/state` to the open streams (a ref read per 0.2 s)."""
+        self.loop = asyncio.get_running_loop()
         while True:
             try:
                 event = await self.call(self._moved)
@@ -131,7 +141,7 @@ class UIServer:
 
     async def events(self, request: Request) -> AsyncIterator[str]:
         """One client's stream: the current head first, then each move, with keep-alives."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.listeners.add(queue)
         try:
             yield f"event: hello\ndata: {json.dumps({'head': self.head})}\n\n"
@@ -141,6 +151,8 @@ class UIServer:
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if event is None:
+                    return
                 yield f"event: head\ndata: {json.dumps(event, default=str)}\n\n"
         finally:
             self.listeners.discard(queue)
@@ -379,8 +391,18 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=1,
     )
+
+    class Server(uvicorn.Server):
+        # Open event streams would hold a graceful shutdown until uvicorn's timeout (and an
+        # error line); they are ended first, so Ctrl-C stops at once and quietly.
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            ui.end_streams()
+            super().handle_exit(sig, frame)
+
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn raises the signal again once it has stopped: Ctrl-C is how this ends
     finally:
         sock.close()
         ui.close()
