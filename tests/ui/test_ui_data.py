@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -146,3 +147,13 @@ def test_a_bad_port_is_one_line_and_exit_2(repo: Path) -> None:
         assert res.err.startswith(f"gitdag: error: --port {port}: cannot listen on 127.0.0.1")
     finally:
         stop(first)
+
+
+def test_ctrl_c_stops_the_server_quietly_with_exit_0(repo: Path) -> None:
+    assert run_gitdag(repo, "init").code == 0
+    served = serve(repo)
+    with urllib.request.urlopen(served.url + "api/events", timeout=10) as stream:
+        assert stream.readline().startswith(b"event: hello")  # a stream is open
+        served.proc.send_signal(signal.SIGINT)
+        assert served.proc.wait(timeout=15) == 0
+    assert served.proc.stderr is not None and served.proc.stderr.read() == ""
