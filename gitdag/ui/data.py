@@ -8,6 +8,7 @@ at a commit is the store's snapshot of that commit, the history is `gitdag log`'
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -201,6 +202,36 @@ def timeline(entries: Iterable[LogEntry]) -> list[dict[str, Any]]:
                 }
                 bars.append(bar)
                 open_bars[nid] = bar
+    return bars
+
+
+def _stamp(value: Any) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def with_run_times(store: StateStore, bars: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give the run bars of attempts that ran on this machine the runner's own start and end.
+
+    Commit times are whole seconds; `outcome.json` of a run directory has the runner's start and
+    end to the microsecond. A bar keeps its commit times when the run is not here, or when the
+    run's times do not fall inside the bar (a run directory left from an older history).
+    """
+    for bar in bars:
+        if bar["phase"] != "run" or bar["attempt"] is None or bar["end"] is None:
+            continue
+        try:
+            folder = _run_root(store, bar["node"]) / str(int(bar["attempt"]))
+            outcome = json.loads((folder / "outcome.json").read_text(encoding="utf-8"))
+        except (InputError, OSError, ValueError):
+            continue
+        start, end = _stamp(outcome.get("started_at")), _stamp(outcome.get("ended_at"))
+        if start is None or end is None:
+            continue
+        if bar["start"] - 1 <= start <= end <= bar["end"] + 1:
+            bar["start"], bar["end"], bar["timed_by"] = start, end, "runner"
     return bars
 
 

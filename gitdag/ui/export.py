@@ -72,7 +72,9 @@ def export_data(store: StateStore) -> dict[str, Any]:
         nodes[nid] = {
             "file": codec.dump(node),
             "node": node.model_dump(mode="json"),
-            "attempts": [b for b in data.timeline(mine) if b["node"] == nid],
+            "attempts": data.with_run_times(
+                store, [b for b in data.timeline(mine) if b["node"] == nid]
+            ),
             "runs": runs,
         }
     return {
@@ -81,7 +83,7 @@ def export_data(store: StateStore) -> dict[str, Any]:
         "graph": data.graph_data(store, snap, data.Titles()),
         "log": [data.entry_data(e) for e in entries],
         "changes": status_changes(store, entries),
-        "timeline": data.timeline(entries),
+        "timeline": data.with_run_times(store, data.timeline(entries)),
         "queue": data.merge_queue(store, entries),
         "nodes": nodes,
     }

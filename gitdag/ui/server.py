@@ -256,7 +256,7 @@ def build_app(ui: UIServer) -> Starlette:
         return await run(lambda s: data.diff_data(s, a, b))
 
     async def timeline(request: Request) -> Response:
-        return await run(lambda s: data.timeline(data.log_entries(s)))
+        return await run(lambda s: data.with_run_times(s, data.timeline(data.log_entries(s))))
 
     async def queue(request: Request) -> Response:
         return await run(lambda s: data.merge_queue(s, data.log_entries(s, limit=2000)))

@@ -157,3 +157,24 @@ def test_ctrl_c_stops_the_server_quietly_with_exit_0(repo: Path) -> None:
         served.proc.send_signal(signal.SIGINT)
         assert served.proc.wait(timeout=15) == 0
     assert served.proc.stderr is not None and served.proc.stderr.read() == ""
+
+
+def test_run_bars_take_the_runners_own_times_when_the_run_is_here(repo: Path) -> None:
+    assert run_gitdag(repo, "init").code == 0
+    t = T0.timestamp()
+    bars = [
+        {"node": "a", "attempt": 1, "phase": "run", "start": t + 1, "end": t + 3},
+        {"node": "b", "attempt": 1, "phase": "run", "start": t + 1, "end": t + 3},
+        {"node": "c", "attempt": 1, "phase": "run", "start": t + 1, "end": t + 3},
+    ]
+    with StateStore.open(repo) as store:
+        # a ran inside its bar; b's run directory is from another history (outside the bar).
+        for node, start, end in (("a", "01.250000", "02.500000"), ("b", "30.000000", "31.000000")):
+            folder = store.paths.local / "runs" / node / "1"
+            folder.mkdir(parents=True)
+            (folder / "outcome.json").write_text(json.dumps({
+                "started_at": f"2026-01-01T00:00:{start}Z",
+                "ended_at": f"2026-01-01T00:00:{end}Z",
+            }))  # fmt: skip
+        got = data.with_run_times(store, bars)
+    assert [(b["start"] - t, b["end"] - t) for b in got] == [(1.25, 2.5), (1, 3), (1, 3)]

@@ -16,6 +16,7 @@ const el = (tag, attrs = {}, ...kids) => {
   return e;
 };
 const short = (sha) => (sha || "").slice(0, 10);
+const seconds = (s) => (s < 10 ? s.toFixed(2) : s.toFixed(0)) + " s";
 const when = (ts) => new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 19);
 
 const G = {
@@ -191,7 +192,7 @@ async function openPanel(id) {
   kids.push(el("h3", {}, "file as stored" + (G.at ? " at " + short(G.at) : "")), el("pre", { id: "panel-file" }, d.file || ""));
   kids.push(el("h3", {}, "attempts"));
   const at = el("table", { id: "panel-attempts" }, el("tr", {}, el("th", {}, "#"), el("th", {}, "phase"), el("th", {}, "started"), el("th", {}, "duration"), el("th", {}, "outcome")));
-  for (const b of d.attempts || []) at.append(el("tr", {}, el("td", {}, b.attempt), el("td", {}, b.phase), el("td", {}, when(b.start)), el("td", {}, b.end ? (b.end - b.start).toFixed(0) + " s" : "running"), el("td", {}, b.outcome || "")));
+  for (const b of d.attempts || []) at.append(el("tr", {}, el("td", {}, b.attempt), el("td", {}, b.phase), el("td", {}, when(b.start)), el("td", {}, b.end ? seconds(b.end - b.start) : "running"), el("td", {}, b.outcome || "")));
   kids.push(at, el("h3", {}, "transitions"));
   const tt = el("table", { id: "panel-transitions" });
   for (const e of d.transitions || []) {
@@ -273,7 +274,7 @@ async function renderTimeline() {
       row.append(el("div", {
         class: `tl-bar ${b.phase}${b.end ? "" : " open-bar"}${failed ? " failed" : ""}`,
         style: `left:${px(b.start)}px;width:${Math.max(2, px(end) - px(b.start))}px`,
-        title: `${node} attempt ${b.attempt} ${b.phase}: ${(end - b.start).toFixed(0)} s ${b.outcome || "(running)"} ${b.worker || ""}`,
+        title: `${node} attempt ${b.attempt} ${b.phase}: ${seconds(end - b.start)} ${b.outcome || "(running)"} ${b.worker || ""}`,
         dataset: { node, attempt: b.attempt, phase: b.phase, start: b.start, end: b.end || "" },
       }));
     }
