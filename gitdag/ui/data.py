@@ -270,9 +270,8 @@ def node_data(
     """Return one node: its file as stored, its transitions, its attempts and its run files."""
     node = store.node(snap, node_id)
     transitions = [entry_data(e) for e in entries if node_id in e.nodes]
-    attempts = [
-        b for b in timeline(e for e in entries if node_id in e.nodes) if b["node"] == node_id
-    ]
+    mine = timeline(e for e in entries if node_id in e.nodes)
+    attempts = with_run_times(store, [b for b in mine if b["node"] == node_id])
     return {
         "id": node_id,
         "commit": snap.head,

@@ -245,10 +245,18 @@ class GraphView {
       }
       ctx.stroke();
     };
-    // Far out, planner edges are what the cluster boxes already say, and dashes cost a segment
-    // per dash: both are drawn only when zoomed in enough to tell them apart.
+    // In clusters, a planner's edges to the nodes it added are one edge to their box (the box
+    // says "added by"); dashes cost a segment per dash, so far out every edge is solid.
     const near = this.scale > 0.3;
-    if (near || !this.clusters.length) drawEdges("parent", "#c8c8d8", near ? [2, 3] : []);
+    if (!this.clusters.length) drawEdges("parent", "#c8c8d8", near ? [2, 3] : []);
+    else {
+      ctx.strokeStyle = "#b8b8d0"; ctx.setLineDash(near ? [2, 3] : []); ctx.beginPath();
+      for (const k of this.clusters) {
+        const a = this.pos.get(k.id); if (!a || !shown(k.id)) continue;
+        ctx.moveTo(a.x, a.y + NODE_H / 2); ctx.lineTo(k.x + k.w / 2, k.y);
+      }
+      ctx.stroke();
+    }
     drawEdges("deps", "#777", []);
     drawEdges("after", "#777", near ? [6, 4] : []);
     ctx.setLineDash([]);
