@@ -18,9 +18,11 @@ from gitdag.store.state import Committed, StateStore
 
 
 def _apply(
-    store: StateStore, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
+    store: StateStore,
+    compute: Callable[[Snapshot, dt.datetime], Transition | Rejected],
+    actor: str | None = None,
 ) -> Committed:
-    outcome = store.transact(compute, actor=repos.human_actor(store.repo))
+    outcome = store.transact(compute, actor=actor or repos.human_actor(store.repo))
     if isinstance(outcome, Rejected):
         raise InputError(str(outcome))
     if outcome is None:
@@ -29,32 +31,50 @@ def _apply(
 
 
 def _node_op(
-    store: StateStore, node_id: str, op: Callable[..., Transition | Rejected], **kwargs: object
+    store: StateStore,
+    node_id: str,
+    op: Callable[..., Transition | Rejected],
+    actor: str | None = None,
+    **kwargs: object,
 ) -> Committed:
     def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
         if node_id not in snap.nodes:
             return Rejected(f"unknown node {node_id!r}")
         return op(store.node(snap, node_id), now=now, **kwargs)
 
-    return _apply(store, compute)
+    return _apply(store, compute, actor)
 
 
-def answer(store: StateStore, node_id: str, text: str, option: int | None = None) -> Committed:
+# `actor` is who the commit names (default: the git user, as for a command typed in a shell);
+# `gitdag ui` passes `ui@<host>` so that steering from the page is told apart in the history.
+
+
+def answer(
+    store: StateStore,
+    node_id: str,
+    text: str,
+    option: int | None = None,
+    *,
+    actor: str | None = None,
+) -> Committed:
     """Answer a node waiting for a human (text, or the N-th of its options, 1-based)."""
-    by = repos.human_actor(store.repo)
-    return _node_op(store, node_id, lifecycle.answer, text=text, by=by, option=option)
+    by = actor or repos.human_actor(store.repo)
+    return _node_op(store, node_id, lifecycle.answer, by, text=text, by=by, option=option)
 
 
-def cancel(store: StateStore, node_id: str) -> Committed:
+def cancel(store: StateStore, node_id: str, *, actor: str | None = None) -> Committed:
     """Cancel a node; a supervisor running it stops its runner within 2 s."""
-    return _node_op(store, node_id, lifecycle.cancel, by=repos.human_actor(store.repo))
+    by = actor or repos.human_actor(store.repo)
+    return _node_op(store, node_id, lifecycle.cancel, by, by=by)
 
 
-def retry(store: StateStore, node_id: str, force: bool = False) -> Committed:
+def retry(
+    store: StateStore, node_id: str, force: bool = False, *, actor: str | None = None
+) -> Committed:
     """Reopen a failed or cancelled node (a done one with force) with a fresh budget."""
-    return _node_op(store, node_id, lifecycle.retry, force=force)
+    return _node_op(store, node_id, lifecycle.retry, actor, force=force)
 
 
-def set_paused(store: StateStore, paused: bool) -> Committed:
+def set_paused(store: StateStore, paused: bool, *, actor: str | None = None) -> Committed:
     """Pause (nothing new starts; running nodes finish) or resume the graph."""
-    return _apply(store, lambda snap, now: lifecycle.set_paused(snap.graph, paused))
+    return _apply(store, lambda snap, now: lifecycle.set_paused(snap.graph, paused), actor)

@@ -1,0 +1,66 @@
+"""`gitdag ui`: watch and steer the graph in a browser, or export a static copy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gitdag.cli._common import open_store
+from gitdag.errors import InputError
+
+INSTALL_HINT = "gitdag ui needs Starlette and uvicorn: pip install 'gitdag[ui]'"
+
+
+@click.command("ui")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (default 8737, or a free one if taken; 0: any free one).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; off loopback, reads need the token too.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Write a static copy that opens from file:// instead of serving.",
+)
+def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | None) -> None:
+    """Serve a local web page of the graph: live, steerable, with its whole history.
+
+    Prints the URL with a token made for this start; every request that changes something must
+    carry it (the page does).
+    """
+    if export_dir is not None:
+        from gitdag.ui.export import export
+
+        with open_store() as store:
+            index = export(store, Path(export_dir))
+        click.echo(f"exported to {index} (open it from file://)")
+        return
+    try:
+        from gitdag.ui import server
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+
+    def announce(url: str) -> None:
+        click.echo(f"gitdag ui: {url}")
+        click.echo("(the token in the URL is needed to steer; Ctrl-C stops)")
+        sys.stdout.flush()
+
+    chosen = server.DEFAULT_PORT if port is None else port
+    server.serve(Path("."), host, chosen, announce=announce, open_browser=open_browser)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ui_cmd)
