@@ -5,7 +5,7 @@ What is timed:
     not counted), each claiming nodes until none is ready, exactly as `gitdag work` claims
     (`gitdag.remote.claims`: choose at random among the first 4 ready nodes of the head it knows,
     push the claim transition with a lease and a unique nonce, confirmed by the push's own
-    `<expected>..<ours>` report; taking turns as `gitdag.store.contention` says; the remote spoken
+    `<expected>..<ours>` report; taking turns as `gitdag.core.contention` says; the remote spoken
     to in-process, `gitdag.store.wire`). Latency = from choosing to the confirmation, lost races
     and waiting for a turn included. Throughput = all claims / (last confirmation - first start).
     "give-ups": claims that hit their bound of lost races and started over.
@@ -135,7 +135,7 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
 
     wid = f"worker@bench:{os.getpid()}"
     if os.environ.get("BENCH_IDLE"):  # tuning contention.IDLE / NEXT_NAP in the workers
-        import gitdag.store.contention as c
+        import gitdag.core.contention as c
 
         c.IDLE = float(os.environ["BENCH_IDLE"])
         c.NEXT_NAP = float(os.environ.get("BENCH_NEXT_NAP", c.NEXT_NAP))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from gitdag.cli._common import split_list
@@ -69,8 +71,14 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
             raise ConfigError(f"{config}: missing; check out the branch that has .dagain/ "
                               "(the one `gitdag init` ran on, e.g. main)")  # fmt: skip
         settings = load_settings(state.store.paths.dagain)
+        state.retry_for(settings.remote.retry_for_s)
         code = run_worker(state, settings, options, Progress(quiet=quiet))
     raise SystemExit(code)
+
+
+def retry_for_s(dagain: Path) -> float:
+    """`remote.retry_for_s` of the clone's config (the default when it has none)."""
+    return float(load_settings(dagain).remote.retry_for_s)
 
 
 def register(group: click.Group) -> None:

@@ -38,13 +38,13 @@ from gitdag.remote import claims, mirror
 from gitdag.remote.merging import RemoteMerges
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
-from gitdag.store.gitpush import LostRef, RefPush
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
+from gitdag.transport.outcomes import LostRef, RefPush
 
 CLOCK_SKEW_S = 2.0  # how far apart the workers' clocks may be without two runs overlapping
 FETCH_FAILURES = 3  # consecutive failed fetches an idle worker tolerates before giving up

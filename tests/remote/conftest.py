@@ -97,6 +97,8 @@ roles:
   verifier: fake
 defaults:
   kill_grace_s: 1
+remote:
+  retry_for_s: 3
 """
 
 
