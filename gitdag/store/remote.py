@@ -38,7 +38,13 @@ from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 
 from gitdag.core.contention import Contention
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import InputError, NotInitialisedError, RemoteError, StaleSnapshotError
+from gitdag.errors import (
+    InputError,
+    NotInitialisedError,
+    RefRefused,
+    RemoteError,
+    StaleSnapshotError,
+)
 from gitdag.store import repo as repos
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
@@ -341,14 +347,8 @@ class RemoteState(TakingTurns):
                     self._hand = None
                     return Committed(result, sha, new_snap, attempt)
             else:
-                refused = outcome.refusals()
-                if refused:
-                    first = refused[0]
-                    why = f" ({'; '.join(outcome.remote_says[-3:])})" if outcome.remote_says else ""
-                    raise RemoteError(
-                        f"remote {self.remote} refused {first.ref}: {first.summary}{why}; "
-                        "nothing was changed locally"
-                    )
+                if outcome.refusals():
+                    raise self._refusal(outcome, extra)
                 lost = [r for r in outcome.stale_refs() if r != STATE_REF.decode()]
                 if lost:
                     return LostRef(lost[0])
@@ -377,6 +377,33 @@ class RemoteState(TakingTurns):
             f"remote {self.remote}: {STATE_BRANCH} moved under {max_tries} attempts in a row; "
             "nothing was written"
         )
+
+    def _refusal(self, outcome: PushOutcome, extra: Sequence[RefPush]) -> RefRefused:
+        """The error for a push refused for a reason other than a lost race, naming the ref.
+
+        A hook that refuses a whole push (pre-receive) refuses every ref of it alike; then the
+        node branches that rode along are pushed alone (forced, no lease) to tell whose fault it
+        was: a branch refused alone is the culprit; else it was the state branch itself, and
+        the branches pushed alone are deleted again (each with its lease).
+        """
+        state = STATE_REF.decode()
+        refused = outcome.refusals()
+        others = [s for s in refused if s.ref != state]
+        if others and len(others) < len(refused):
+            branches = {s.ref for s in others}
+            alone = [u for u in extra if u.dst in branches and u.src and u.expect is None]
+            if alone:
+                probe = self.push(alone, atomic=False)
+                if probe.refusals():
+                    outcome, others = probe, list(probe.refusals())
+                else:  # not theirs: taken back, so that no branch lands without its result
+                    others = []
+                    self.push([RefPush("", u.dst, u.src) for u in alone], atomic=False)
+        first = others[0] if others else next(s for s in refused if s.ref == state)
+        said = "; ".join(outcome.remote_says[-3:])
+        reason = first.summary + (f" ({said})" if said else "")
+        return RefRefused(f"remote {self.remote} refused {first.ref}: {reason}; nothing was "
+                          "changed locally", first.ref, reason)  # fmt: skip
 
     def _identity(self) -> tuple[str, str]:
         if self._author is None:

@@ -64,8 +64,8 @@ def test_which_transport(tmp_path: Path, daemons: list[Daemon],
         assert head == cluster.state_head()
 
 
-@pytest.mark.parametrize("serve", [True, False], ids=["daemon", "path"])
-def test_every_way_a_push_ends(tmp_path: Path, daemons: list[Daemon], serve: bool) -> None:
+@pytest.mark.parametrize("serve", ["http", "daemon", False], ids=["http", "daemon", "path"])
+def test_every_way_a_push_ends(tmp_path: Path, daemons: list[Daemon], serve: str | bool) -> None:
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=serve)
     clone = cluster.clone("w0")
     with RemoteState.open(clone, "origin") as remote:
