@@ -169,3 +169,27 @@ def test_a_server_down_for_a_moment_is_waited_for(tmp_path: Path, daemons: list[
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "1 nodes" in out
+
+
+def test_workers_outlive_a_server_outage(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """The HTTP server stops for a few seconds mid-run: no worker exits, each node runs once."""
+    from tests.remote.conftest import finish, task, wait_for
+
+    cluster = build_cluster(tmp_path, daemons, [task(f"t{i}") for i in range(5)], serve="http")
+    server = daemons[-1]
+    clones = [cluster.clone(f"w{i}") for i in range(2)]
+    for clone in clones:
+        config = clone / ".dagain" / "config.yaml"
+        config.write_text(config.read_text().replace("retry_for_s: 3", "retry_for_s: 120"))
+    workers = [cluster.work(clone, SLOW_NODE="t0", SLOW_SECONDS="3") for clone in clones]
+    wait_for(lambda: any(r[0] == "t0" for r in cluster.rows()), 60, "t0 to start")
+    server.stop()
+    time.sleep(3)
+    assert all(proc.poll() is None for proc in workers)  # waiting for the server, not gone
+    server.restart()
+    for proc in workers:
+        code, err = finish(proc, timeout=180)
+        assert code == 0, err
+    nodes = cluster.nodes()
+    assert all(n.status.value == "done" for n in nodes.values()), nodes
+    assert sorted(r[0] for r in cluster.rows()) == [f"t{i}" for i in range(5)]  # once each
