@@ -417,12 +417,13 @@ def _network(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    """One line for an exception of the client, with its type (it often says the most)."""
     if isinstance(exc, ConnectionRefusedError | socket.gaierror | socket.timeout):
         return f"unable to connect: {exc}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, HangupException) and not str(exc).strip():
-        text = "the remote end hung up unexpectedly"
-    return text if text != type(exc).__name__ else f"{text} (the remote end hung up unexpectedly)"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, HangupException | EOFError) and not text:
+        return "the remote end hung up unexpectedly"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _leases(updates: Sequence[RefPush], advertised: Mapping[str, str], *,

@@ -39,7 +39,8 @@ _REFUSED = (
     "authentication failed", "permission denied", "http resp 401", "http resp 403",
     "returned error: 401", "returned error: 403", "unauthorized", "forbidden",
     "repository not found", "does not appear to be a git repository", "not found",
-    "not a git repository", "access denied", "could not read username",
+    "not a git repository", "access denied", "could not read username", "notgitrepository",
+    "httpunauthorized", "no valid credentials",
 )  # fmt: skip
 # Why a ref was refused, as `git push --porcelain` words it, when the cause is that the ref was
 # not where we expected (a lost race): the client-side lease check, or the server's own check

@@ -193,3 +193,31 @@ def test_workers_outlive_a_server_outage(tmp_path: Path, daemons: list[Daemon]) 
     nodes = cluster.nodes()
     assert all(n.status.value == "done" for n in nodes.values()), nodes
     assert sorted(r[0] for r in cluster.rows()) == [f"t{i}" for i in range(5)]  # once each
+
+
+def test_wrong_credentials_are_refused_at_once(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve="http")
+    clone = cluster.clone("w0")
+    config = clone / ".dagain" / "config.yaml"
+    config.write_text(config.read_text().replace("retry_for_s: 3", "retry_for_s: 600"))
+    wrong = daemons[-1].url("project.git").replace(":s3cret@", ":wrong@")
+    subprocess.run(["git", "remote", "set-url", "origin", wrong], cwd=clone, check=True)
+    began = time.monotonic()
+    res = cluster.gitdag(clone, "status", "--remote", "origin", timeout=300)
+    assert res.code == 2 and "remote origin" in res.err, res.err
+    assert "Unauthorized" in res.err and "gave up" not in res.err
+    assert time.monotonic() - began < 120  # not retried for remote.retry_for_s (600 s)
+
+
+def test_credentials_from_a_credential_helper(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from tests.remote.conftest import HTTP_PASSWORD, HTTP_USER
+
+    cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve="http")
+    clone = cluster.clone("w0")
+    bare_url = daemons[-1].url("project.git", credentials=False)
+    subprocess.run(["git", "remote", "set-url", "origin", bare_url], cwd=clone, check=True)
+    helper = f"!f() {{ echo username={HTTP_USER}; echo password={HTTP_PASSWORD}; }}; f"
+    subprocess.run(["git", "config", "credential.helper", helper], cwd=clone, check=True)
+    res = cluster.gitdag(clone, "status", "--remote", "origin")
+    assert res.code == 0, res.err
+    assert "1 nodes" in res.out
