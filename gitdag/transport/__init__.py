@@ -4,10 +4,10 @@ This package knows git remotes, not gitdag's state: `store/remote.py` decides wh
 push, a transport only moves it. `choose` picks one per remote:
 
 - `ClientTransport` (client.py): `dulwich.client` in-process, for `http(s)://` (smart HTTP),
-  `git://` and local paths;
-- `CliTransport` (cli.py): the git CLI, for ssh (one shared connection per worker: ssh's
-  ControlMaster) and whenever the configuration could send git elsewhere than the URL says
-  (`url.*.insteadOf`, a separate `pushurl`), or `GITDAG_WIRE=cli` is set.
+  `git://`, ssh (one shared connection per worker: ssh's ControlMaster) and local paths;
+- `CliTransport` (cli.py): the git CLI, whenever the configuration could send git elsewhere than
+  the URL says (`url.*.insteadOf`, a separate `pushurl`), or `GITDAG_WIRE=cli` is set (over ssh
+  with the same shared connection).
 
 Both report `PushOutcome` values (outcomes.py), retry transient failures for a bounded time
 (retry.py), and raise `RemoteError` for everything else.

@@ -12,7 +12,9 @@ The server's report becomes the `RefStatus` values `git push --porcelain` gives 
 git:// goes through a small subclass of dulwich's TCP client that gives up on a connection
 attempt after `timeout_s` and acknowledges every segment at once (TCP_QUICKACK): git writes its
 pkt-lines as small segments, and with delayed ACKs each waits 40 ms for the previous one.
-Local paths spawn `git upload-pack` / `git receive-pack` (so the remote's hooks run).
+Local paths spawn `git upload-pack` / `git receive-pack` (so the remote's hooks run). ssh runs
+`ssh HOST git-upload-pack PATH` through the worker's one shared connection (ssh's ControlMaster,
+cli.ssh_command): no git process on our side, no new login per call.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from dulwich.client import GitClient, SubprocessGitClient, TCPGitClient, Urllib3HttpGitClient
+from dulwich.client import (
+    GitClient,
+    SSHGitClient,
+    SubprocessGitClient,
+    TCPGitClient,
+    Urllib3HttpGitClient,
+)
 from dulwich.config import Config, StackedConfig
 from dulwich.errors import ChecksumMismatch, HangupException
 from dulwich.file import FileLocked
@@ -39,6 +47,7 @@ from dulwich.repo import BaseRepo
 
 from gitdag.errors import RemoteError
 from gitdag.transport.base import Transport, under
+from gitdag.transport.cli import ssh_command
 from gitdag.transport.outcomes import (
     Failure,
     MissingRef,
@@ -123,13 +132,35 @@ def client_for(url: str, root: Path, timeout_s: float,
         return _http(url, root, timeout_s, config or StackedConfig.default())
     if url.startswith("file://"):
         local = Path(unquote(urlsplit(url).path))
-    elif "://" in url or _scp_like(url):
-        return None  # ssh and the rest: the git CLI
+    elif url.startswith(("ssh://", "git+ssh://", "ssh+git://")) or (
+        "://" not in url and _scp_like(url)
+    ):
+        return _ssh(url, root, config)
+    elif "://" in url:
+        return None  # anything else: the git CLI
     else:
         local = Path(url) if os.path.isabs(url) else root / url
     if not local.is_dir():
         return None  # a bundle, or missing: the git CLI says what is wrong
     return SubprocessGitClient(), str(local)
+
+
+def _ssh(url: str, root: Path, config: Config | None) -> tuple[GitClient, str] | None:
+    """ssh: dulwich runs `ssh HOST git-upload-pack PATH` through the worker's shared connection."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host, port, user, path = parts.hostname, parts.port, parts.username, unquote(parts.path)
+        if path.startswith("/~"):
+            path = path[1:]
+    else:
+        where, _, path = url.partition(":")
+        user, _, host = where.rpartition("@")
+        port, user = None, user or None
+    if not host or not path:
+        return None
+    client = SSHGitClient(host, port=port, username=user, ssh_command=ssh_command(root),
+                          config=config)  # fmt: skip
+    return client, path
 
 
 def _http(url: str, root: Path, timeout_s: float, stack: Config) -> tuple[GitClient, str]:

@@ -39,7 +39,10 @@ def test_endpoints(tmp_path: Path) -> None:
         assert found is not None and found[1] == local, url
     http = client_for("https://user:secret@example.org/o/r.git", tmp_path, 5)
     assert http is not None and http[1] == "/o/r.git"
-    for other in ("git@github.com:o/r.git", "ssh://h/r.git", "missing.git"):
+    for ssh in ("git@github.com:o/r.git", "ssh://git@h:2222/o/r.git"):
+        found = client_for(ssh, tmp_path, 5)
+        assert found is not None and found[1] == ("o/r.git" if "://" not in ssh else "/o/r.git")
+    for other in ("missing.git", "ftp://h/r.git"):
         assert client_for(other, tmp_path, 5) is None, other  # left to the git CLI
 
 
