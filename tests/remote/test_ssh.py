@@ -42,3 +42,6 @@ def test_workers_over_ssh_reuse_one_connection(tmp_path: Path, daemons: list[Dae
     assert sorted(r[0] for r in cluster.rows()) == [f"t{i}" for i in range(4)]  # once each
     # Dozens of fetches, looks and pushes; a login or two per worker.
     assert server.logins() - before <= 4, server.log.read_text()
+    # The git CLI over the same kind of shared connection (GITDAG_WIRE=cli) reads it alike.
+    res = cluster.gitdag(clones[0], "status", "--remote", "origin", GITDAG_WIRE="cli")
+    assert res.code == 0 and "4 nodes" in res.out, res.err
