@@ -376,7 +376,9 @@ class ClientTransport(Transport):
             lost = RefStatus(first.dst, "!", "[rejected] (connection dropped; fetch first)")
             others = [RefStatus(u.dst, "!", "[rejected] (atomic push failed)") for u in rest]
             return PushOutcome((lost, *others))
-        self.retried = self.retry.retried
+        # Tries before this one failed before their commands went (else _Dropped): the report
+        # is about this push alone.
+        self.retried = False
         return outcome
 
     def _push_once(self, updates: Sequence[RefPush], atomic: bool,
