@@ -6,8 +6,7 @@ into refs of our own, `refs/gitdag/remotes/<remote>/state` and `.../target`, so 
 owns moves, and a `StateStore` opened on the tracking ref reads snapshots from it as usual.
 Writing: `push_transition` computes a transition on the snapshot of the remote head we know,
 builds its commit (`build_commit`) and pushes it with a lease on `refs/heads/dagain/state`
-(the protocol spoken in-process, or `git push --porcelain --atomic --force-with-lease=...`:
-transport.py decides which). The server
+(through `gitdag.transport`: `dulwich.client` in-process, or the git CLI). The server
 checks the expected value under its ref lock, so exactly one of several racing pushes lands; the
 others are told `stale info` (or `cannot lock ref`), which is a value here: fetch, recompute on
 the new head, try again (bounded, jittered). A claim must be known to have landed: its commit
@@ -20,7 +19,9 @@ next write pushes on it directly after a cheap look, and fetches only when the h
 Other refs can ride along in the same atomic push (a node's work branch with its result, the
 target branch with the merge transition), each with its own lease, so code and graph never
 disagree on the remote. A refusal for any other reason (a hook, a read-only remote, no
-permission) or an unreachable remote raises `RemoteError` (exit 2); nothing local is lost.
+permission) raises `RefRefused` naming the ref it was about (`_refusal`: the node whose branch
+was refused fails, a refused state branch stops the worker); a remote unreachable past
+`remote.retry_for_s` raises `RemoteError` (exit 2); nothing local is lost.
 """
 
 from __future__ import annotations

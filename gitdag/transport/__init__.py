@@ -23,7 +23,8 @@ from dulwich.repo import BaseRepo
 
 from gitdag.transport.base import Transport
 from gitdag.transport.cli import CliTransport
-from gitdag.transport.client import ClientTransport, client_for
+from gitdag.transport.client import ClientTransport
+from gitdag.transport.endpoints import client_for
 from gitdag.transport.retry import Retry
 
 WIRE_ENV = "GITDAG_WIRE"  # "cli": always use the git CLI

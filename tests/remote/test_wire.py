@@ -20,7 +20,7 @@ from gitdag.remote import claims
 from gitdag.store.remote import HANDS, RemoteState
 from gitdag.store.state import Committed
 from gitdag.transport import ClientTransport, CliTransport
-from gitdag.transport.client import QuickTcpClient, client_for
+from gitdag.transport.endpoints import QuickTcpClient, client_for
 from gitdag.transport.outcomes import RefPush
 from tests.conftest import git
 from tests.remote.conftest import Daemon, build_cluster, command
