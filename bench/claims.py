@@ -5,19 +5,25 @@ What is timed:
     not counted), each claiming nodes until none is ready, exactly as `gitdag work` claims
     (`gitdag.remote.claims`: choose at random among the first 4 ready nodes of the head it knows,
     push the claim transition with a lease and a unique nonce, confirmed by the push's own
-    `<expected>..<ours>` report; taking turns as `gitdag.store.contention` says; the remote spoken
+    `<expected>..<ours>` report; taking turns as `gitdag.core.contention` says; the remote spoken
     to in-process, `gitdag.store.wire`). Latency = from choosing to the confirmation, lost races
     and waiting for a turn included. Throughput = all claims / (last confirmation - first start).
     "give-ups": claims that hit their bound of lost races and started over.
   A worker that never wins records no latency: "longest fruitless wait" is the longest time a
   worker's last attempt waited before finding nothing left (starvation the p95 cannot show).
   floor: a bare `git push --porcelain --force-with-lease=<ref>:<old>` of one new commit (made
-    beforehand with `git commit-tree`) to the same git daemon, measured right before each run.
-    (It is mostly a 40 ms delayed-ACK stall that gitdag's own transport avoids, so claims can
-    take less than the floor: see docs/many-machines.md, "How the remote is spoken to".)
-The remote is a bare repository served by `git daemon` on 127.0.0.1, fresh for each run, with
-independent `command` nodes. After each run every node's claim commits are counted on the remote:
-a node claimed twice fails the benchmark.
+    beforehand with `git commit-tree`) to the same server, measured right before each run.
+The remote is a bare repository on 127.0.0.1, fresh for each run, with independent `command`
+nodes, served by each transport of `--transports` in turn (interleaved with the worker counts):
+  http: smart HTTP, `git http-backend` behind a threaded WSGI server with basic auth
+    (tests/remote/httpd.py);
+  daemon: `git daemon`;
+  delay: the same HTTP server behind a relay that holds every chunk 50 ms each way (100 ms
+    added round trip);
+  ssh: `sshd` from the distribution on a port of its own, key authentication (the git CLI with
+    ssh's ControlMaster: one connection per worker); only where /usr/sbin/sshd exists.
+After each run every node's claim commits are counted on the remote: a node claimed twice
+fails the benchmark.
 
 Targets: no double claim ever; p95 claim latency <= 2 s with 8 workers; aggregate claims/s at
 8 workers >= 50% of the single-worker rate. With `--repeat N` every worker count runs N times,
@@ -28,7 +34,8 @@ runs at most a minute apart: this machine's speed drifts by 2x over minutes.
 before claiming the next (default 0: back-to-back claims, the saturated case the targets are
 about).
 
-Usage: python bench/claims.py [--workers 1,4,8] [--claims 96] [--repeat 3] [--hold 0]
+Usage: python bench/claims.py [--transports http,daemon] [--workers 1,4,8] [--claims 96]
+       [--repeat 3] [--hold 0]
 (--claims 48 weighs the start of a run, when all workers race once, twice as much.)
 Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP, BENCH_EXPECT override contention.IDLE,
 NEXT_NAP and EXPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies, transport calls
@@ -41,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +57,7 @@ from collections import Counter
 from pathlib import Path
 
 import _util as u
+import servers
 
 from gitdag import actions
 from gitdag.core.transitions import parse_trailers
@@ -58,31 +65,6 @@ from gitdag.errors import StaleSnapshotError
 from gitdag.store.state import Committed, StateStore
 
 STATE = "refs/heads/dagain/state"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_daemon(base: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
-         f"--base-path={base}", f"--port={port}", "--listen=127.0.0.1", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("git daemon did not start")
 
 
 def seed(root: Path, name: str, count: int) -> Path:
@@ -135,7 +117,7 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
 
     wid = f"worker@bench:{os.getpid()}"
     if os.environ.get("BENCH_IDLE"):  # tuning contention.IDLE / NEXT_NAP in the workers
-        import gitdag.store.contention as c
+        import gitdag.core.contention as c
 
         c.IDLE = float(os.environ["BENCH_IDLE"])
         c.NEXT_NAP = float(os.environ.get("BENCH_NEXT_NAP", c.NEXT_NAP))
@@ -144,7 +126,7 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
     starved = 0.0  # how long the last attempt waited before finding nothing left to claim
     timings: list[tuple[str, float, int]] = []
     if os.environ.get("BENCH_VERBOSE"):
-        import gitdag.store.transport as tr
+        import gitdag.transport as tr
 
         def spying(cls: type, name: str) -> None:
             real = getattr(cls, name)
@@ -161,7 +143,7 @@ def worker(clone: Path, go: Path, out: Path, hold: float) -> None:
 
             setattr(cls, name, spy)
 
-        for cls in (tr.WireTransport, tr.CliTransport):
+        for cls in (tr.ClientTransport, tr.CliTransport):
             for name in ("fetch", "push", "refs"):
                 spying(cls, name)
     with RemoteState.open(clone, "origin") as remote:
@@ -219,11 +201,11 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
+def run(root: Path, base_url: str, workers: int, count: int, floor_rounds: int,
         hold: float, tag: str = "") -> dict[str, float]:  # fmt: skip
     name = f"w{workers}{tag}"
     bare = seed(root, name, count)
-    url = f"git://127.0.0.1:{port}/{name}.git"
+    url = f"{base_url}/{name}.git"
     clones = []
     for i in range(workers):
         clone = root / f"{name}-clone{i}"
@@ -275,7 +257,8 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
     med, p95 = statistics.median(latencies), pct(latencies, 0.95)
     if os.environ.get("BENCH_VERBOSE"):
         print(f"   CPU busy while claiming: {use:.0%} of the machine")
-    print(f"{workers} worker(s): {len(won)} claims (per worker {per_worker[0]}-{per_worker[-1]}), "
+    print(f"{tag.split('-')[0]:>6} {workers} worker(s): {len(won)} claims "
+          f"(per worker {per_worker[0]}-{per_worker[-1]}), "
           f"{lost} give-ups, longest fruitless wait {u.ms(starved)}, {rate:6.2f} claims/s, "
           f"latency median {u.ms(med)} p95 {u.ms(p95)} | floor push {u.ms(base)} | "
           f"median/floor {med / base:5.2f}  p95/floor {p95 / base:5.2f}")  # fmt: skip
@@ -285,6 +268,8 @@ def run(root: Path, port: int, workers: int, count: int, floor_rounds: int,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", default="1,4,8")
+    parser.add_argument("--transports", default="http,daemon",
+                        help="of http, daemon, delay, ssh")  # fmt: skip
     # 96 claims: 12 per worker at 8 workers, so that the start of a run (every worker races
     # once, before any turn order exists) does not dominate a rate meant for steady claiming.
     parser.add_argument("--claims", type=int, default=96)
@@ -313,36 +298,40 @@ def main() -> None:
         return
     print(u.machine())
     counts = [int(x) for x in args.workers.split(",")]
-    rounds: list[dict[int, dict[str, float]]] = []
-    with tempfile.TemporaryDirectory(prefix="gitdag-bench-claims-") as tmp:
+    kinds = args.transports.split(",")
+    rounds: dict[str, list[dict[int, dict[str, float]]]] = {k: [] for k in kinds}
+    with (
+        tempfile.TemporaryDirectory(prefix="gitdag-bench-claims-") as tmp,
+        servers.Servers(Path(tmp)) as serve,
+    ):
         root = Path(tmp)
         u.seal_env(root / "home")
-        (root / "served").mkdir()
-        daemon, port = start_daemon(root / "served")
-        try:
-            for rep in range(args.repeat):
-                # Every worker count once per repetition, back to back: the ratio of each
-                # repetition compares runs minutes apart at most (the machine's speed drifts).
-                if args.repeat > 1:
-                    print(f"-- repetition {rep + 1} of {args.repeat}")
-                rounds.append({w: run(root, port, w, args.claims, args.floor_rounds, args.hold,
-                                      tag=f"r{rep}") for w in counts})  # fmt: skip
-        finally:
-            daemon.terminate()
-            daemon.wait()
+        urls = {kind: serve.start(kind) for kind in kinds}
+        for rep in range(args.repeat):
+            # Every transport and worker count once per repetition, back to back: the ratio of
+            # each repetition compares runs minutes apart at most (the machine's speed drifts).
+            if args.repeat > 1:
+                print(f"-- repetition {rep + 1} of {args.repeat}  (load average "
+                      f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+            for kind in kinds:
+                rounds[kind].append({
+                    w: run(root, urls[kind], w, args.claims, args.floor_rounds, args.hold,
+                           tag=f"{kind}-r{rep}") for w in counts
+                })  # fmt: skip
     print("no double claim in any run")
-    if 1 not in counts:
-        return
-    for w in counts:
-        if w == 1:
-            continue
-        shares = sorted(r[w]["rate"] / r[1]["rate"] for r in rounds)
-        p95s = sorted(r[w]["p95"] for r in rounds)
-        worst = max(r[w]["starved"] for r in rounds)
-        print(f"{w} workers: aggregate rate = {statistics.median(shares):.0%} of the single-worker "
-              f"rate (median of {len(rounds)}; each: {', '.join(f'{x:.0%}' for x in shares)}; "
-              f"target >= 50%); p95 {statistics.median(p95s):.3f} s (worst {p95s[-1]:.3f} s; "
-              f"target <= 2 s); longest fruitless wait {worst:.3f} s")  # fmt: skip
+    for kind in kinds:
+        for w in counts:
+            p95s = sorted(r[w]["p95"] for r in rounds[kind])
+            line = f"{kind:>6} {w} worker(s): p95 {statistics.median(p95s):.3f} s (median of "
+            line += f"{len(p95s)}; worst {p95s[-1]:.3f} s)"
+            if w != 1 and 1 in counts:
+                shares = sorted(r[w]["rate"] / r[1]["rate"] for r in rounds[kind])
+                worst = max(r[w]["starved"] for r in rounds[kind])
+                line += (f"; aggregate rate {statistics.median(shares):.0%} of one worker's "
+                         f"(each: {', '.join(f'{x:.0%}' for x in shares)}); longest fruitless "
+                         f"wait {worst:.3f} s")  # fmt: skip
+            print(line)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,15 @@ class PacketConfig(_Cfg):
     max_bytes: Annotated[StrictInt, Field(ge=4096, le=4 * 1024 * 1024)] = 64 * 1024
 
 
+class RemoteConfig(_Cfg):
+    """Talking to a shared remote (`gitdag work --remote`, `status --remote`)."""
+
+    # How long a call that failed for a moment (connection refused or reset, a timeout, HTTP
+    # 502/503/504, DNS) is retried, with capped, jittered backoff, before the remote counts as
+    # unreachable.
+    retry_for_s: Annotated[StrictInt | float, Field(ge=0, le=3600)] = 60
+
+
 Role = Literal["planner", "executor", "verifier"]
 
 
@@ -88,6 +97,7 @@ class Settings(_Cfg):
     defaults: DefaultsConfig = DefaultsConfig()
     merge: MergeConfig = MergeConfig()
     packet: PacketConfig = PacketConfig()
+    remote: RemoteConfig = RemoteConfig()
     review: Literal["none", "required"] = "none"
 
     def pool_for(self, role: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ GitdagError (1)
 ├── RunnerError (3)            a runner could not be launched for reasons outside the node
 ├── WorkspaceError (3)         worktree or merge trouble that is not an ordinary conflict
 ├── RemoteError (2)            a remote rejected a push or cannot be reached
+│   └── RefRefused (2)         the remote refused one ref of a push (a hook, a permission)
 └── LockedError (4)            another supervisor holds the lock
 ```
 
@@ -86,6 +87,20 @@ class RemoteError(GitdagError):
     """A remote refused a push or could not be reached."""
 
     exit_code = 2
+
+
+class RefRefused(RemoteError):
+    """The remote refused one ref of a push for a reason of its own (a hook, a permission).
+
+    Attributes:
+      ref: the full name of the refused ref (`refs/heads/dagain/work/<id>`, ...).
+      reason: git's summary and what the server said, on one line.
+    """
+
+    def __init__(self, message: str, ref: str, reason: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.reason = reason
 
 
 class LockedError(GitdagError):

@@ -89,9 +89,10 @@ def add(node_id: str, as_json: bool, **node: Any) -> None:
 def status(as_json: bool, remote: str | None) -> None:
     """Counts per status; ready, blocked, waiting, running nodes, the merge queue, proposals."""
     if remote is not None:
+        from gitdag.cli.remote_cmds import retry_for_s
         from gitdag.store.remote import fetched
 
-        with fetched(".", remote) as store:
+        with fetched(".", remote, retry_for_s) as store:
             report = actions.status(store)
     else:
         with open_store() as store:

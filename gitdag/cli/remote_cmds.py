@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from gitdag.cli._common import echo_json, json_option, split_list
@@ -71,6 +73,7 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
             raise ConfigError(f"{config}: missing; check out the branch that has .dagain/ "
                               "(the one `gitdag init` ran on, e.g. main)")  # fmt: skip
         settings = load_settings(state.store.paths.dagain)
+        state.retry_for(settings.remote.retry_for_s)
         progress = Progress(quiet=quiet or as_json, plain=no_color)
         code = run_worker(state, settings, options, progress)
         if as_json:
@@ -78,6 +81,11 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
 
             echo_json({"exit_code": code, "status": actions.status(state.store)})
     raise SystemExit(code)
+
+
+def retry_for_s(dagain: Path) -> float:
+    """`remote.retry_for_s` of the clone's config (the default when it has none)."""
+    return float(load_settings(dagain).remote.retry_for_s)
 
 
 def register(group: click.Group) -> None:

@@ -28,6 +28,8 @@ from gitdag.core.transitions import Rejected, Transition
 
 ESCALATE_PREFIX = "escalate-"
 MAX_ERROR_SUMMARY = 4000
+# Failure kinds that are never retried nor escalated: another run would meet them again.
+FINAL_KINDS = frozenset({ErrorKind.PUSH_REFUSED})
 
 
 def policy_of(node: Node, graph_file: GraphFile) -> RetryPolicy:
@@ -192,7 +194,10 @@ def fail(
         kind=kind, summary=summary[:MAX_ERROR_SUMMARY], attempt=node.attempts, paths=paths
     )
     pool = _promote(node, kind, pool_size, promote_on, promote_after)
-    left = node.attempts_left(policy)
+    # A failure of the environment that another attempt would meet again (the remote refuses
+    # the node's branch) spends no more runs: failed at once, and not escalated to a planner.
+    final = kind in FINAL_KINDS
+    left = 0 if final else node.attempts_left(policy)
     if left > 0:
         failures = node.attempts - node.attempt_base
         new = _touch(
@@ -216,7 +221,7 @@ def fail(
     new = _touch(
         node, now, status=Status.FAILED, claim=None, error=error, pool=pool, not_before=None
     )
-    escalation = escalate(new, nodes, graph_file, now=now)
+    escalation = None if final else escalate(new, nodes, graph_file, now=now)
     put: tuple[Node, ...] = (new,) if escalation is None else (new, escalation)
     return Transition(
         verb="escalate" if escalation is not None else verb,

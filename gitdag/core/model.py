@@ -64,6 +64,7 @@ class ErrorKind(StrEnum):
     CHECK_FAILED = "check_failed"
     LEASE_EXPIRED = "lease_expired"
     CANCELLED = "cancelled"
+    PUSH_REFUSED = "push_refused"  # the remote refused the node's branch: not the agent's to fix
 
 
 def _check_id(value: str) -> str:

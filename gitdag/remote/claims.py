@@ -15,10 +15,10 @@ from collections.abc import Collection
 
 from gitdag.core import lifecycle, scheduling
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.store.gitpush import LostRef
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
+from gitdag.transport.outcomes import LostRef
 
 CLAIM_TRIES = 20  # lost races before a claim gives up for now (each one chooses afresh)
 

@@ -27,9 +27,9 @@ from gitdag.core.model import ErrorKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import RemoteError, StaleSnapshotError
 from gitdag.remote.mirror import move_target
-from gitdag.store.gitpush import LostRef, RefPush
 from gitdag.store.remote import tracking_ref
 from gitdag.store.state import Committed
+from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
 from gitdag.workspace.merge_queue import MergeResult
 

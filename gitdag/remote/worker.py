@@ -33,18 +33,18 @@ from gitdag.core import graph, lifecycle, proposals, scheduling
 from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import ConfigError, InputError, RemoteError, StaleSnapshotError
+from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote import claims, mirror
 from gitdag.remote.merging import RemoteMerges
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
-from gitdag.store.gitpush import LostRef, RefPush
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
+from gitdag.transport.outcomes import LostRef, RefPush
 
 CLOCK_SKEW_S = 2.0  # how far apart the workers' clocks may be without two runs overlapping
 FETCH_FAILURES = 3  # consecutive failed fetches an idle worker tolerates before giving up
@@ -421,7 +421,18 @@ class Worker:
         refs = []
         if work is not None and work.head is not None:
             refs.append(RefPush(work.head, "refs/heads/" + work.branch))
-        self._after(flight, self.push_node(node_id, op, refs=refs))
+        try:
+            outcome = self.push_node(node_id, op, refs=refs)
+        except RefRefused as exc:
+            if not any(exc.ref == r.dst for r in refs):
+                raise  # the state branch itself: this worker cannot go on
+            # The server will not take this node's branch (a hook, a token without the right
+            # to push some files): the node fails, once; the work stays here.
+            self.progress.error(f"{node_id}: {exc}")
+            summary = f"the remote refused branch {exc.ref.removeprefix('refs/heads/')}: "
+            self._push_fail(node_id, attempt, ErrorKind.PUSH_REFUSED, summary + exc.reason, flight)
+            return
+        self._after(flight, outcome)
 
     def _push_fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
                    flight: _Flight | None = None) -> None:  # fmt: skip

@@ -6,8 +6,7 @@ into refs of our own, `refs/gitdag/remotes/<remote>/state` and `.../target`, so 
 owns moves, and a `StateStore` opened on the tracking ref reads snapshots from it as usual.
 Writing: `push_transition` computes a transition on the snapshot of the remote head we know,
 builds its commit (`build_commit`) and pushes it with a lease on `refs/heads/dagain/state`
-(the protocol spoken in-process, or `git push --porcelain --atomic --force-with-lease=...`:
-transport.py decides which). The server
+(through `gitdag.transport`: `dulwich.client` in-process, or the git CLI). The server
 checks the expected value under its ref lock, so exactly one of several racing pushes lands; the
 others are told `stale info` (or `cannot lock ref`), which is a value here: fetch, recompute on
 the new head, try again (bounded, jittered). A claim must be known to have landed: its commit
@@ -20,42 +19,49 @@ next write pushes on it directly after a cheap look, and fetches only when the h
 Other refs can ride along in the same atomic push (a node's work branch with its result, the
 target branch with the merge transition), each with its own lease, so code and graph never
 disagree on the remote. A refusal for any other reason (a hook, a read-only remote, no
-permission) or an unreachable remote raises `RemoteError` (exit 2); nothing local is lost.
+permission) raises `RefRefused` naming the ref it was about (`_refusal`: the node whose branch
+was refused fails, a refused state branch stops the worker); a remote unreachable past
+`remote.retry_for_s` raises `RemoteError` (exit 2); nothing local is lost.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 
+from gitdag.core.contention import Contention
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import InputError, NotInitialisedError, RemoteError, StaleSnapshotError
+from gitdag.errors import (
+    InputError,
+    NotInitialisedError,
+    RefRefused,
+    RemoteError,
+    StaleSnapshotError,
+)
 from gitdag.store import repo as repos
-from gitdag.store.contention import Contention
-from gitdag.store.gitpush import LostRef, PushOutcome, RefPush
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
-from gitdag.store.transport import CliTransport, MissingRef, Transport, choose
 from gitdag.store.turns import HANDS as HANDS
 from gitdag.store.turns import TakingTurns
-from gitdag.store.wire import NotV2
 from gitdag.store.write import add_object, build_commit, compare_and_swap
+from gitdag.transport import CliTransport, Transport, choose
+from gitdag.transport.outcomes import LostRef, MissingRef, PushOutcome, RefPush
+from gitdag.transport.retry import Retry
 
 TRACKING_PREFIX = "refs/gitdag/remotes/"
 MAX_TRIES = 12
 GIT_TIMEOUT_S = 120.0
 STALE_LOCK_S = 5.0
 COMMIT_CACHE = 512
-_T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
@@ -76,9 +82,11 @@ class RemoteState(TakingTurns):
       remote: the name of a configured git remote.
       timeout_s: how long one git network command may take before the remote counts as
         unreachable.
+      retry: how long and how a call that failed for a moment is tried again (transport/).
     """
 
-    def __init__(self, store: StateStore, remote: str, *, timeout_s: float = GIT_TIMEOUT_S) -> None:
+    def __init__(self, store: StateStore, remote: str, *, timeout_s: float = GIT_TIMEOUT_S,
+                 retry: Retry | None = None) -> None:  # fmt: skip
         self.store = store
         self.remote = remote
         self.timeout_s = timeout_s
@@ -88,7 +96,8 @@ class RemoteState(TakingTurns):
         self.target: str | None = None  # the target branch's name, once the graph is known
         self._author: tuple[str, str] | None = None
         self._transport: Transport | None = None  # chosen on first use (`transport`)
-        self.contention = Contention()
+        self.retry = retry or Retry()
+        self.contention = Contention(rng=random.Random())
         self._fetch_s = 0.0  # how long our last fetch took (part of a write's cycle)
         self._hand: str | None = None  # our raised hand's ref on the remote, if raised
         self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
@@ -135,22 +144,12 @@ class RemoteState(TakingTurns):
         """How this remote is reached (chosen on first use: in-process where possible)."""
         if self._transport is None:
             self._transport = choose(self.store.repo, self.root, self.remote, self.timeout_s,
-                                     self.clear_stale_locks)  # fmt: skip
+                                     self.clear_stale_locks, self.retry)  # fmt: skip
         return self._transport
 
-    def _cli(self) -> CliTransport:
-        """Fall back to the git CLI for good (a server without protocol v2)."""
-        if self._transport is not None:
-            self._transport.close()
-        self._transport = CliTransport(self.root, self.remote, self.timeout_s,
-                                       self.clear_stale_locks)  # fmt: skip
-        return self._transport
-
-    def _using(self, call: Callable[[Transport], _T]) -> _T:
-        try:
-            return call(self.transport)
-        except NotV2:
-            return call(self._cli())
+    def retry_for(self, seconds: float) -> None:
+        """Retry calls that fail for a moment for up to `seconds` (`remote.retry_for_s`)."""
+        self.retry.retry_for_s = seconds
 
     @property
     def _retried(self) -> bool:
@@ -158,9 +157,8 @@ class RemoteState(TakingTurns):
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a local git command in the repository (failure: RemoteError)."""
-        return CliTransport(self.root, self.remote, self.timeout_s, self.clear_stale_locks).git(
-            *args, check=check
-        )
+        return CliTransport(self.root, self.remote, self.timeout_s, self.clear_stale_locks,
+                            self.retry).git(*args, check=check)  # fmt: skip
 
     def local_ref(self, ref: str) -> str | None:
         """Return the commit a local ref points at, or None."""
@@ -204,7 +202,7 @@ class RemoteState(TakingTurns):
                known: Mapping[str, str] | None = None) -> None:  # fmt: skip
         haves = [h for h in (self.local_ref(self.state_ref), self.local_ref(self.target_ref)) if h]
         try:
-            self._using(lambda t: t.fetch(specs, haves, known))
+            self.transport.fetch(specs, haves, known)
         except MissingRef as missing:
             if missing.ref == STATE_REF.decode():
                 raise NotInitialisedError(
@@ -256,7 +254,7 @@ class RemoteState(TakingTurns):
 
     def remote_ref(self, ref: str) -> str | None:
         """Ask the remote where one ref points now (`git ls-remote`), without fetching."""
-        return self._using(lambda t: t.ref(ref))
+        return self.transport.ref(ref)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -273,7 +271,7 @@ class RemoteState(TakingTurns):
         Raises:
           RemoteError: the remote cannot be reached, or git reports no ref at all.
         """
-        return self._using(lambda t: t.push(updates, atomic=atomic, objects=objects))
+        return self.transport.push(updates, atomic=atomic, objects=objects)
 
     def push_transition(
         self,
@@ -350,14 +348,8 @@ class RemoteState(TakingTurns):
                     self._hand = None
                     return Committed(result, sha, new_snap, attempt)
             else:
-                refused = outcome.refusals()
-                if refused:
-                    first = refused[0]
-                    why = f" ({'; '.join(outcome.remote_says[-3:])})" if outcome.remote_says else ""
-                    raise RemoteError(
-                        f"remote {self.remote} refused {first.ref}: {first.summary}{why}; "
-                        "nothing was changed locally"
-                    )
+                if outcome.refusals():
+                    raise self._refusal(outcome, extra)
                 lost = [r for r in outcome.stale_refs() if r != STATE_REF.decode()]
                 if lost:
                     return LostRef(lost[0])
@@ -386,6 +378,33 @@ class RemoteState(TakingTurns):
             f"remote {self.remote}: {STATE_BRANCH} moved under {max_tries} attempts in a row; "
             "nothing was written"
         )
+
+    def _refusal(self, outcome: PushOutcome, extra: Sequence[RefPush]) -> RefRefused:
+        """The error for a push refused for a reason other than a lost race, naming the ref.
+
+        A hook that refuses a whole push (pre-receive) refuses every ref of it alike; then the
+        node branches that rode along are pushed alone (forced, no lease) to tell whose fault it
+        was: a branch refused alone is the culprit; else it was the state branch itself, and
+        the branches pushed alone are deleted again (each with its lease).
+        """
+        state = STATE_REF.decode()
+        refused = outcome.refusals()
+        others = [s for s in refused if s.ref != state]
+        if others and len(others) < len(refused):
+            branches = {s.ref for s in others}
+            alone = [u for u in extra if u.dst in branches and u.src and u.expect is None]
+            if alone:
+                probe = self.push(alone, atomic=False)
+                if probe.refusals():
+                    outcome, others = probe, list(probe.refusals())
+                else:  # not theirs: taken back, so that no branch lands without its result
+                    others = []
+                    self.push([RefPush("", u.dst, u.src) for u in alone], atomic=False)
+        first = others[0] if others else next(s for s in refused if s.ref == state)
+        said = "; ".join(outcome.remote_says[-3:])
+        reason = first.summary + (f" ({said})" if said else "")
+        return RefRefused(f"remote {self.remote} refused {first.ref}: {reason}; nothing was "
+                          "changed locally", first.ref, reason)  # fmt: skip
 
     def _identity(self) -> tuple[str, str]:
         if self._author is None:
@@ -449,10 +468,17 @@ class RemoteState(TakingTurns):
 
 
 @contextmanager
-def fetched(start: str | Path, remote: str) -> Iterator[StateStore]:
-    """Yield a StateStore on a remote's state branch, freshly fetched (`status --remote`)."""
+def fetched(
+    start: str | Path, remote: str, retry_for_s: Callable[[Path], float] | None = None
+) -> Iterator[StateStore]:
+    """Yield a StateStore on a remote's state branch, freshly fetched (`status --remote`).
+
+    `retry_for_s`: given the clone's `.dagain/`, how long to retry transient failures.
+    """
     state = RemoteState.open(start, remote)
     try:
+        if retry_for_s is not None:
+            state.retry_for(retry_for_s(state.store.paths.dagain))
         state.fetch()
         yield state.store
     finally:

@@ -12,17 +12,16 @@ import contextlib
 import hashlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
 
 from dulwich.objects import Commit, ShaFile
 
+from gitdag.core.contention import Contention
 from gitdag.core.transitions import parse_trailers
 from gitdag.errors import RemoteError
-from gitdag.store.contention import Contention
-from gitdag.store.gitpush import PushOutcome, RefPush
 from gitdag.store.layout import STATE_REF
-from gitdag.store.transport import Transport
+from gitdag.transport import Transport
+from gitdag.transport.outcomes import PushOutcome, RefPush
 
 RIVALS_S = 3  # rivals are the other actors of the state commits of the last few seconds
 RIVALS_WALK = 32  # ... looking at no more commits than this
@@ -31,7 +30,6 @@ MAX_TURN_S = 3.0  # never wait for a turn longer than this
 # worker needs stay "dagain/* branches only".
 HANDS = "refs/heads/dagain/hands/"
 HAND_S = 10  # a hand pointing at a state commit older than this (vs the head) was left behind
-_T = TypeVar("_T")
 
 
 class TakingTurns(ABC):
@@ -57,9 +55,10 @@ class TakingTurns(ABC):
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """Push refs with leases (RemoteState)."""
 
+    @property
     @abstractmethod
-    def _using(self, call: Callable[[Transport], _T]) -> _T:
-        """Run `call` on the transport, falling back to the git CLI (RemoteState)."""
+    def transport(self) -> Transport:
+        """How the remote is reached (RemoteState)."""
 
     @abstractmethod
     def _commit(self, sha: str) -> Commit:
@@ -102,7 +101,7 @@ class TakingTurns(ABC):
         names = [STATE_REF.decode(), HANDS]
         if self.target is not None:
             names.append(f"refs/heads/{self.target}")
-        seen = self._seen = self._using(lambda t: t.refs(names))
+        seen = self._seen = self.transport.refs(names)
         head = self.head()
         newest = self._commit(head).commit_time if head is not None else 0
         raised = {n: sha for n, sha in seen.items() if n.startswith(HANDS) and n != self._hand}

@@ -1,8 +1,12 @@
-"""Fixtures for many machines: a bare repository served by `git daemon` on loopback, and clones.
+"""Fixtures for many machines: a bare repository served on loopback, and clones.
 
 `cluster` builds a seed repository (gitdag init, a config whose runner is `runner.sh`, nodes
-added in-process for speed), a bare copy served by a `git daemon` started for the test (and
-stopped after it), and hands out clones whose `origin` is the daemon's URL.
+added in-process for speed), a bare copy served by a server started for the test (and stopped
+after it), and hands out clones whose `origin` is the server's URL.
+
+Servers: smart HTTP (`git http-backend` behind a WSGI server with basic auth: httpd.py), or
+`git daemon`. `build_cluster(serve=...)` picks one; `serve=True` is the default server, which
+`GITDAG_TEST_SERVER` chooses (`daemon`, the default, or `http`: the whole suite over HTTP).
 """
 
 from __future__ import annotations
@@ -36,14 +40,30 @@ def free_port() -> int:
         return port
 
 
+HTTP_USER, HTTP_PASSWORD = "gitdag", "s3cret"
+DEFAULT_SERVER = os.environ.get("GITDAG_TEST_SERVER", "daemon")
+
+
 @dataclass
 class Daemon:
+    """A server of the repositories under `base`: `git daemon`, or smart HTTP (`kind`)."""
+
     base: Path
     port: int
     proc: subprocess.Popen[bytes]
+    kind: str = "daemon"
 
-    def url(self, name: str) -> str:
+    def url(self, name: str, credentials: bool = True) -> str:
+        if self.kind == "http":
+            auth = f"{HTTP_USER}:{HTTP_PASSWORD}@" if credentials else ""
+            return f"http://{auth}127.0.0.1:{self.port}/{name}"
         return f"git://127.0.0.1:{self.port}/{name}"
+
+    def restart(self) -> None:
+        """Start the same server again on the same port (after `stop`)."""
+        again = start_http(self.base, self.port) if self.kind == "http" else start_daemon(
+            self.base, port=self.port)  # fmt: skip
+        self.proc = again.proc
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -55,25 +75,45 @@ class Daemon:
                 self.proc.wait()
 
 
-def start_daemon(base: Path, *, receive_pack: bool = True) -> Daemon:
+def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    return False
+
+
+def start_http(base: Path, port: int | None = None) -> Daemon:
+    """Serve the repositories under `base` over smart HTTP with basic auth (httpd.py)."""
+    for _ in range(5):
+        chosen = port or free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.remote.httpd", str(base), str(chosen), HTTP_USER,
+             HTTP_PASSWORD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).parents[2],
+        )  # fmt: skip
+        if _wait_listening(proc, chosen):
+            return Daemon(base, chosen, proc, "http")
+    raise RuntimeError("the HTTP server did not start")
+
+
+def start_daemon(base: Path, *, receive_pack: bool = True, port: int | None = None) -> Daemon:
     """Serve the repositories under `base` on 127.0.0.1 (a free port), pushes allowed or not."""
     for _ in range(5):
-        port = free_port()
+        chosen = port or free_port()
         args = ["git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
-                f"--base-path={base}", f"--port={port}", "--listen=127.0.0.1"]  # fmt: skip
+                f"--base-path={base}", f"--port={chosen}", "--listen=127.0.0.1"]  # fmt: skip
         if receive_pack:
             args.append("--enable=receive-pack")
         proc = subprocess.Popen([*args, str(base)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return Daemon(base, port, proc)
-            except OSError:
-                time.sleep(0.02)
-        proc.kill()
-        proc.wait()
+        if _wait_listening(proc, chosen):
+            return Daemon(base, chosen, proc)
     raise RuntimeError("git daemon did not start")
 
 
@@ -97,6 +137,8 @@ roles:
   verifier: fake
 defaults:
   kill_grace_s: 1
+remote:
+  retry_for_s: 3
 """
 
 
@@ -169,9 +211,12 @@ class Cluster:
 
 
 def build_cluster(tmp: Path, daemons: list[Daemon], nodes: list[dict[str, Any]],
-                  lease: int | None = None, serve: bool = True,
+                  lease: int | None = None, serve: bool | str = True,
                   backoff: float | None = None) -> Cluster:  # fmt: skip
-    """Seed a graph, make the bare remote, and serve it (or use it by path when not `serve`)."""
+    """Seed a graph, make the bare remote, and serve it (or use it by path when not `serve`).
+
+    `serve`: True (the default server), "daemon", "http", or False (a path).
+    """
     seed = make_repo(tmp / "seed")
     log = tmp / "runs.log"
     with StateStore.open(seed, use_disk_cache=False) as store:
@@ -189,7 +234,8 @@ def build_cluster(tmp: Path, daemons: list[Daemon], nodes: list[dict[str, Any]],
     bare = base / "project.git"
     git(tmp, "clone", "-q", "--bare", str(seed), str(bare))
     if serve:
-        daemon = start_daemon(base)
+        kind = DEFAULT_SERVER if serve is True else serve
+        daemon = start_http(base) if kind == "http" else start_daemon(base)
         daemons.append(daemon)
         url = daemon.url("project.git")
     else:

@@ -9,10 +9,10 @@ from gitdag.core import lifecycle, proposals
 from gitdag.core.model import Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.store.gitpush import LostRef, RefPush
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
+from gitdag.transport.outcomes import LostRef, RefPush
 
 Outcome = Committed | Rejected | LostRef | None
 

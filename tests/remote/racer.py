@@ -9,15 +9,16 @@ round to OUT: `<round> <name> won|lost`.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import sys
 import time
 from pathlib import Path
 
 from gitdag.core import graph, proposals
+from gitdag.core.contention import Contention
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.remote import claims
-from gitdag.store.contention import Contention
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
@@ -48,7 +49,7 @@ def main() -> None:
                 time.sleep(0.002)
             # A fresh backoff window each round: both push at once, a real race (a worker that
             # lost before would otherwise wait a little, and the race would be over first).
-            remote.contention = Contention()
+            remote.contention = Contention(rng=random.Random())
             outcome = claims.claim(
                 remote, worker=f"worker@{name}", labels=(), lease_s=600, node_id=node_id
             )

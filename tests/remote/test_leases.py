@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gitdag.core.model import Status, Work
 from gitdag.core.transitions import Rejected, parse_trailers
-from gitdag.store.gitpush import RefPush
+from gitdag.transport.outcomes import RefPush
 from tests.conftest import git
 from tests.remote.conftest import (
     Daemon,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from gitdag.store.contention import JITTER_S, MAX_S, Contention
-from gitdag.store.gitpush import PushOutcome, parse_porcelain
+from gitdag.core.contention import JITTER_S, MAX_S, Contention
+from gitdag.transport.outcomes import PushOutcome, parse_porcelain
 
 OK_AND_NEW = """To ../r.git
  \t3f3a:refs/heads/dagain/state\tf0be171..3f3aa62

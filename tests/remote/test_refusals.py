@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitdag.core.model import Status
+import pytest
+
+from gitdag.core.model import ErrorKind, Status
 from tests.conftest import git
 from tests.remote.conftest import (
     Cluster,
@@ -136,3 +138,49 @@ def test_stale_tracking_ref_lock_of_a_killed_worker(tmp_path: Path, daemons: lis
     code, err = finish(cluster.work(clone))
     assert code == 0, err
     assert sorted(r[0] for r in cluster.rows()) == ["a"]
+
+
+# The server refuses one node's branch (as GitHub refuses a workflow token's push of a change
+# under .github/workflows/): per ref (an update hook), or the whole push (a pre-receive hook).
+REFUSE_B_UPDATE = """#!/bin/sh
+if [ "$1" = refs/heads/dagain/work/b ]; then
+    echo "refusing to allow this token to update dagain/work/b" >&2; exit 1
+fi
+exit 0
+"""
+REFUSE_B_PRE_RECEIVE = """#!/bin/sh
+while read old new ref; do
+    if [ "$ref" = refs/heads/dagain/work/b ]; then
+        echo "refusing to allow this token to update dagain/work/b" >&2; exit 1
+    fi
+done
+exit 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("which", "text", "serve"),
+    [("update", REFUSE_B_UPDATE, False), ("pre-receive", REFUSE_B_PRE_RECEIVE, "http")],
+    ids=["update-hook-path", "pre-receive-hook-http"],
+)
+def test_a_refused_branch_fails_its_node_once(
+    tmp_path: Path, daemons: list[Daemon], which: str, text: str, serve: str | bool
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b"), task("c")], serve=serve)
+    path = cluster.bare / "hooks" / which
+    path.write_text(text)
+    path.chmod(0o755)
+    workers = [cluster.work(cluster.clone(f"w{i}")) for i in range(2)]
+    for proc in workers:
+        code, err = finish(proc, timeout=120)
+        assert code == 1, err  # some node failed; nobody stopped on the refusal
+    nodes = cluster.nodes()
+    assert nodes["a"].status is Status.DONE and nodes["c"].status is Status.DONE
+    b = nodes["b"]
+    assert b.status is Status.FAILED and b.attempts == 1  # failed once, not retried
+    assert b.error is not None and b.error.kind is ErrorKind.PUSH_REFUSED
+    assert "dagain/work/b" in b.error.summary
+    assert "refusing to allow this token" in b.error.summary
+    assert "escalate-b" not in nodes  # nothing a planner could fix
+    assert sorted(r[0] for r in cluster.rows()) == ["a", "b", "c"]  # each ran once
+    assert cluster.remote_git("branch", "--list", "dagain/work/b") == ""

@@ -1,8 +1,8 @@
-"""The wire protocol spoken in-process (store/wire.py, transport.py, packs.py), against real git.
+"""The transports (gitdag/transport/), against real git: dulwich's client and the git CLI.
 
-Every other remote test goes through it too (git:// and local paths are spoken in-process);
-these pin down what those cannot see: which transport a URL gets, each way a push can end,
-big fetches kept as packs, and a raised hand.
+Every other remote test goes through them too (git://, http and local paths are spoken
+in-process); these pin down what those cannot see: which transport a URL gets, each way a push
+can end, big fetches kept as packs, and a raised hand.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from gitdag.remote import claims
-from gitdag.store import wire
-from gitdag.store.gitpush import RefPush
 from gitdag.store.remote import HANDS, RemoteState
 from gitdag.store.state import Committed
-from gitdag.store.transport import CliTransport, WireTransport
+from gitdag.transport import ClientTransport, CliTransport
+from gitdag.transport.endpoints import QuickTcpClient, client_for
+from gitdag.transport.outcomes import RefPush
 from tests.conftest import git
 from tests.remote.conftest import Daemon, build_cluster, command
 
@@ -30,17 +30,20 @@ STATE = "refs/heads/dagain/state"
 
 def test_endpoints(tmp_path: Path) -> None:
     (tmp_path / "bare.git").mkdir()
-    tcp = wire.endpoint("git://127.0.0.1:9999/project.git", tmp_path)
-    assert tcp == wire.Endpoint("tcp", "/project.git", "127.0.0.1", 9999)
-    assert wire.endpoint("git://example.org/x.git", tmp_path) == wire.Endpoint(
-        "tcp", "/x.git", "example.org", 9418
-    )
-    local = wire.Endpoint("local", str(tmp_path / "bare.git"))
-    assert wire.endpoint(str(tmp_path / "bare.git"), tmp_path) == local
-    assert wire.endpoint("bare.git", tmp_path) == local  # relative to the repository
-    assert wire.endpoint(f"file://{tmp_path}/bare.git", tmp_path) == local
-    for other in ("git@github.com:o/r.git", "ssh://h/r.git", "https://h/r.git", "missing.git"):
-        assert wire.endpoint(other, tmp_path) is None, other  # left to the git CLI
+    tcp = client_for("git://127.0.0.1:9999/project.git", tmp_path, 5)
+    assert tcp is not None and isinstance(tcp[0], QuickTcpClient) and tcp[1] == "/project.git"
+    assert tcp[0]._port == 9999
+    local = str(tmp_path / "bare.git")
+    for url in (local, "bare.git", f"file://{tmp_path}/bare.git"):  # relative to the repository
+        found = client_for(url, tmp_path, 5)
+        assert found is not None and found[1] == local, url
+    http = client_for("https://user:secret@example.org/o/r.git", tmp_path, 5)
+    assert http is not None and http[1] == "/o/r.git"
+    for ssh in ("git@github.com:o/r.git", "ssh://git@h:2222/o/r.git"):
+        found = client_for(ssh, tmp_path, 5)
+        assert found is not None and found[1] == ("o/r.git" if "://" not in ssh else "/o/r.git")
+    for other in ("missing.git", "ftp://h/r.git"):
+        assert client_for(other, tmp_path, 5) is None, other  # left to the git CLI
 
 
 def test_which_transport(tmp_path: Path, daemons: list[Daemon],
@@ -48,7 +51,7 @@ def test_which_transport(tmp_path: Path, daemons: list[Daemon],
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
     clone = cluster.clone("w0")
     with RemoteState.open(clone, "origin") as remote:
-        assert isinstance(remote.transport, WireTransport)
+        assert isinstance(remote.transport, ClientTransport)
     git(clone, "config", "remote.origin.pushurl", cluster.url)
     with RemoteState.open(clone, "origin") as remote:
         assert isinstance(remote.transport, CliTransport)  # pushes may go elsewhere: git decides
@@ -64,12 +67,12 @@ def test_which_transport(tmp_path: Path, daemons: list[Daemon],
         assert head == cluster.state_head()
 
 
-@pytest.mark.parametrize("serve", [True, False], ids=["daemon", "path"])
-def test_every_way_a_push_ends(tmp_path: Path, daemons: list[Daemon], serve: bool) -> None:
+@pytest.mark.parametrize("serve", ["http", "daemon", False], ids=["http", "daemon", "path"])
+def test_every_way_a_push_ends(tmp_path: Path, daemons: list[Daemon], serve: str | bool) -> None:
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=serve)
     clone = cluster.clone("w0")
     with RemoteState.open(clone, "origin") as remote:
-        assert isinstance(remote.transport, WireTransport)
+        assert isinstance(remote.transport, ClientTransport)
         head = remote.fetch()
         tree = git(clone, "rev-parse", f"{head}^{{tree}}").strip()
         mine = git(clone, "commit-tree", tree, "-p", head, "-m", "mine").strip()

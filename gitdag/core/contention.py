@@ -33,9 +33,7 @@ feed on itself.)
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
+from typing import Protocol
 
 JITTER_S = 0.005  # after a lost race: spread the losers' next looks a little
 MIN_NAP_S = 0.003  # never look at the remote more often than this
@@ -46,13 +44,22 @@ IDLE = 2.5  # cycles without anybody landing: the rivals ahead are not claiming 
 RAISE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
 
 
-class Contention:
-    """One writer's view of the crowd on one remote: its rivals, its rank, the cycle length."""
+class Uniform(Protocol):
+    """Where randomness comes from (`random.Random`): the caller's, so that this stays pure."""
 
-    def __init__(self, *, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self.rng = rng or random.Random()
-        self.clock = clock
+    def uniform(self, a: float, b: float) -> float:
+        """A number between `a` and `b`."""
+        ...
+
+
+class Contention:
+    """One writer's view of the crowd on one remote: its rivals, its rank, the cycle length.
+
+    Pure policy: the caller passes the randomness (`rng`) and measures time itself.
+    """
+
+    def __init__(self, *, rng: Uniform) -> None:
+        self.rng = rng
         self.rivals = 0  # other writers that landed commits lately
         self.rank = 0  # rivals whose last landing is older than ours: they go first
         self.cycle = 0.05  # seconds from a fetch to our landed push, moving average

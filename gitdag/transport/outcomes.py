@@ -1,21 +1,47 @@
-"""`git push --porcelain` as data, and the environment of gitdag's network git commands.
+"""What a transport reports, as values: each ref's fate in a push, and why a call failed.
 
 A push is a list of `RefPush` (a ref, the commit to put there, the lease); git's answer is one
 `RefStatus` per ref. A ref refused because it was not where the lease said is a lost race
 (`stale`), one refused only because another ref of the same atomic push was is `collateral`,
 and anything else (a hook, permissions, a read-only remote) is a refusal the caller reports.
+
+A call that failed before anything happened is classified (`classify`): `transient` (the
+network or the server had a bad moment: connection refused or reset, a timeout, HTTP 502/503/504,
+a DNS failure, curl's "Couldn't connect to server" or "Empty reply from server"), worth retrying
+for a while; `refused` (authentication, permissions, no such repository), and `fatal` (anything
+else): reported at once.
 """
 
 from __future__ import annotations
 
+import enum
 import os
-import subprocess
 from dataclasses import dataclass
 
 # A connection that failed before anything happened (git daemon's accept backlog is 5; a busy
-# host drops connections): worth a few quick retries before the remote counts as unreachable.
-_TRANSIENT = ("Connection reset", "Connection refused", "unable to connect", "hung up unexpectedly",
-              "early EOF", "Connection timed out")  # fmt: skip
+# host drops connections; a server restarting; a load balancer without a backend for a moment):
+# worth retrying before the remote counts as unreachable. Matched case-insensitively against
+# git's stderr and against the text of the client's exceptions.
+_TRANSIENT = (
+    "connection reset", "connection refused", "unable to connect", "hung up unexpectedly",
+    "early eof", "timed out", "timeout", "couldn't connect to server", "failed to connect",
+    "empty reply from server", "could not resolve host", "couldn't resolve host",
+    "could not resolve hostname", "name or service not known", "temporary failure in name",
+    "name resolution", "broken pipe", "connection aborted", "connection closed",
+    "remote disconnected", "network is unreachable", "no route to host",
+    "the requested url returned error: 502", "the requested url returned error: 503",
+    "the requested url returned error: 504", "http resp 502", "http resp 503", "http resp 504",
+    "502 bad gateway", "503 service unavailable", "504 gateway timeout", "max retries exceeded",
+    "rpc failed", "unexpected disconnect",
+)  # fmt: skip
+# Failures that waiting will not fix: the server said no to who we are or what we asked.
+_REFUSED = (
+    "authentication failed", "permission denied", "http resp 401", "http resp 403",
+    "returned error: 401", "returned error: 403", "unauthorized", "forbidden",
+    "repository not found", "does not appear to be a git repository", "not found",
+    "not a git repository", "access denied", "could not read username", "notgitrepository",
+    "httpunauthorized", "no valid credentials",
+)  # fmt: skip
 # Why a ref was refused, as `git push --porcelain` words it, when the cause is that the ref was
 # not where we expected (a lost race): the client-side lease check, or the server's own check
 # under its ref lock when the race was lost between the two (`failed to update ref`, which is
@@ -141,10 +167,30 @@ def parse_porcelain(text: str) -> tuple[RefStatus, ...]:
     return tuple(found)
 
 
-def transient(proc: subprocess.CompletedProcess[str]) -> bool:
-    """Tell whether a failed network command failed to connect (worth retrying)."""
-    text = proc.stderr or ""
-    return not parse_porcelain(proc.stdout) and any(t in text for t in _TRANSIENT)
+class Failure(enum.Enum):
+    """Why a call to a remote failed (before anything happened on the remote)."""
+
+    TRANSIENT = "transient"  # the network or the server had a bad moment: retry for a while
+    REFUSED = "refused"  # the server said no (credentials, permissions, no such repository)
+    FATAL = "fatal"  # anything else: a retry would say the same
+
+
+def classify(text: str) -> Failure:
+    """Classify a failure by what git or the client said about it (see the module doc)."""
+    low = text.lower()
+    if any(t in low for t in _REFUSED):
+        return Failure.REFUSED
+    if any(t in low for t in _TRANSIENT):
+        return Failure.TRANSIENT
+    return Failure.FATAL
+
+
+class MissingRef(Exception):
+    """A ref asked for is not on the remote (nothing was fetched)."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
 
 
 def git_env() -> dict[str, str]:

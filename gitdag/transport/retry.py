@@ -1,0 +1,76 @@
+"""Retrying a call to a remote that failed for a moment: capped, jittered backoff, bounded time.
+
+A worker should outlive a network blip (a server restarted, a proxy without a backend for ten
+seconds) instead of exiting and leaving its node `running` until the lease runs out. So a call
+whose failure is `transient` (outcomes.classify) is tried again after a delay that doubles from
+`FIRST_S` up to `CAP_S`, each drawn between half and all of it (so that many workers that lost
+the server together do not come back together), for at most `retry_for_s` seconds in all
+(`remote.retry_for_s` in `.dagain/config.yaml`). A refusal or any other failure is reported at
+once: waiting would not change the answer.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gitdag.transport.outcomes import Failure
+
+FIRST_S = 0.1
+CAP_S = 5.0
+DEFAULT_FOR_S = 60.0  # the default of `remote.retry_for_s`
+_R = TypeVar("_R")
+
+
+class Unreachable(Exception):
+    """One try of a call failed; `failure` says whether another try may do better."""
+
+    def __init__(self, detail: str, failure: Failure) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.failure = failure
+
+
+@dataclass
+class Retry:
+    """How long to keep trying a call that fails transiently, and how to wait between tries.
+
+    Attributes:
+      retry_for_s: the bound on the time spent retrying one call (0: try once).
+      sleep, clock, rng: injectable for tests.
+      retried: set when the last `run` tried more than once.
+    """
+
+    retry_for_s: float = DEFAULT_FOR_S
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+    retried: bool = False
+
+    def run(self, call: Callable[[], _R], on_retry: Callable[[Unreachable], None] | None = None,
+            ) -> _R:  # fmt: skip
+        """Call `call` until it returns, retrying `Unreachable(TRANSIENT)` within the bound.
+
+        Raises:
+          Unreachable: the last failure (refused or fatal at once; transient past the bound).
+        """
+        self.retried = False
+        start = self.clock()
+        step = FIRST_S
+        while True:
+            try:
+                return call()
+            except Unreachable as exc:
+                if exc.failure is not Failure.TRANSIENT:
+                    raise
+                wait = self.rng.uniform(step / 2, step)
+                if self.clock() - start + wait > self.retry_for_s:
+                    raise
+                if on_retry is not None:
+                    on_retry(exc)
+                self.retried = True
+                self.sleep(wait)
+                step = min(step * 2, CAP_S)
