@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
-from gitdag.cli._common import open_store
+from gitdag.cli._common import echo_json, json_option, open_store
 from gitdag.errors import InputError
 
 INSTALL_HINT = "gitdag ui needs Starlette and uvicorn: pip install 'gitdag[ui]'"
@@ -35,7 +36,9 @@ INSTALL_HINT = "gitdag ui needs Starlette and uvicorn: pip install 'gitdag[ui]'"
     metavar="DIR",
     help="Write a static copy that opens from file:// instead of serving.",
 )
-def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | None) -> None:
+@json_option
+def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | None,
+           as_json: bool) -> None:  # fmt: skip
     """Serve a local web page of the graph: live, steerable, with its whole history.
 
     Prints the URL with a token made for this start; every request that changes something must
@@ -46,7 +49,10 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
 
         with open_store() as store:
             index = export(store, Path(export_dir))
-        click.echo(f"exported to {index} (open it from file://)")
+        if as_json:
+            echo_json({"url": None, "export": str(index)})
+        else:
+            click.echo(f"exported to {index} (open it from file://)")
         return
     try:
         from gitdag.ui import server
@@ -54,6 +60,10 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
         raise InputError(INSTALL_HINT) from None
 
     def announce(url: str) -> None:
+        if as_json:  # one line, so a script can read it while the server runs
+            click.echo(json.dumps({"url": url, "export": None}))
+            sys.stdout.flush()
+            return
         click.echo(f"gitdag ui: {url}")
         click.echo("(the token in the URL is needed to steer; Ctrl-C stops)")
         sys.stdout.flush()
