@@ -242,7 +242,7 @@ class RemoteMerges:
         ours = result is None or current == result.merged
         if current is not None and current != job.tip and ours:
             move_target(Path(paths.root), Path(paths.git_dir), target, current, job.tip,
-                        "gitdag: merge did not land on the remote")  # fmt: skip
+                        "gitdag: merge did not land on the remote", Path(paths.local))  # fmt: skip
 
     def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
               paths: tuple[str, ...]) -> None:  # fmt: skip

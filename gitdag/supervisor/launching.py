@@ -28,6 +28,7 @@ from gitdag.runner.packet import (
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
+from gitdag.supervisor.landing import Desk
 from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
 from gitdag.workspace.merge_queue import MergeResult
@@ -303,7 +304,8 @@ class Launcher:
 
     # --- the merge queue ------------------------------------------------------------------
 
-    def integrate(self, snap: Snapshot, node: Node) -> MergeResult:
+    def integrate(self, snap: Snapshot, node: Node, desk: Desk | None = None) -> MergeResult:
+        """Merge a node's branch (on the merge thread); with `desk`, land it with its record."""
         assert node.work is not None
         merge = self.settings.merge
         return merge_queue.integrate(
@@ -316,6 +318,8 @@ class Launcher:
             check_timeout_s=float(merge.check_timeout_s),
             node_id=node.id,
             message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
+            land=desk.land if desk is not None else None,
+            cancelled=desk.cancelled if desk is not None else None,
         )
 
     def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:

@@ -116,7 +116,9 @@ def test_failing_check_keeps_the_target_and_retries(project: Project) -> None:
     assert git(project.root, "rev-parse", "dagain/integration^1").strip() == tip
 
 
-def test_crash_after_target_advanced_is_recorded_once_on_restart(project: Project) -> None:
+def test_crash_after_target_advanced_finds_code_and_record_together(project: Project) -> None:
+    # The target's advance and the node's `merge` transition are one ref transaction: a crash
+    # right after it finds both (never the code without its record), and a restart adds nothing.
     project.plan({**plan_tasks({"id": "t", "title": "t"}), "t": {"write": {"t.txt": "t\n"}}})
     env = {**os.environ, **project.env(), "GITDAG_CRASH_AT": "merge.after_advance"}
     proc = subprocess.run(
@@ -128,8 +130,9 @@ def test_crash_after_target_advanced_is_recorded_once_on_restart(project: Projec
         timeout=120,
     )
     assert proc.returncode == 137
-    assert project.show("t")["status"] == "merging"
     advanced = git(project.root, "rev-parse", "dagain/integration").strip()
+    node = project.show("t")
+    assert node["status"] == "done" and node["work"]["merged"] == advanced  # type: ignore[index]
     res = project.gitdag("run")
     assert res.code == 0, res.err
     node = project.show("t")
