@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from gitdag.supervisor import control
 from gitdag.core import lifecycle
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, Moved, StateStore
 from gitdag.store.write import RefMove
+from gitdag.supervisor import control
 from tests.conftest import git, make_repo, run_gitdag
 from tests.store.helpers import state_head
 
