@@ -17,7 +17,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from gitdag.errors import InputError
-from gitdag.workspace.advance import Intent, advance_checkout
+from gitdag.workspace.advance import Intent, advance_checkout, settle_target
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.gitcli import read_ref, run_git
 
@@ -33,6 +33,8 @@ def move_target(root: Path, git_dir: Path, target: str, old: str | None, new: st
       InputError: the target is checked out somewhere with changes (its files are not ours).
     """
     ref = "refs/heads/" + target
+    if half_moved := settle_target(local, ref):
+        raise InputError(f"{half_moved}: gitdag work will not move it until it is repaired")
     checkouts = checkouts_of(root, git_dir, ref)
     if not checkouts:
         proc = run_git(["update-ref", "-m", reflog, ref, new, old or ZERO], root, check=False)

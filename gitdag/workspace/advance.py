@@ -215,12 +215,19 @@ def settle_all(local: Path) -> list[str]:
     return [settle(left) for left in find_leftovers(local) if left.verdict != "stuck"]
 
 
-def stuck(local: Path, target_ref: str) -> str | None:
-    """Why the target's checkout is left half-moved and needs a person, or None."""
+def settle_target(local: Path, target_ref: str) -> str | None:
+    """Settle what a crash left of advancing this target's checkout (before moving it again).
+
+    Returns why the checkout needs a person (it changed since it was half-moved), or None.
+    """
     path = intent_path(local, target_ref)
+    if not path.exists():
+        return None  # the common case: one stat per merge
     for left in find_leftovers(local):
-        if left.path == path and left.verdict == "stuck":
-            return left.describe()
+        if left.path == path:
+            if left.verdict == "stuck":
+                return left.describe()
+            settle(left)
     return None
 
 

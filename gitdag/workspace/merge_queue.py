@@ -29,9 +29,7 @@ from gitdag.workspace.advance import (
     Land,
     Landing,
     advance_checkout,
-    find_leftovers,
-    intent_path,
-    settle,
+    settle_target,
 )
 from gitdag.workspace.check import run_check
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
@@ -112,8 +110,8 @@ def integrate(
         for _ in range(MAX_ROUNDS):
             tip = _must_read(git_dir, target_ref, "target branch")
             head = _must_read(git_dir, branch_ref, "branch")
-            if leftover := _settle_leftover(local, target_ref, tip):
-                return leftover
+            if half_moved := settle_target(local, target_ref):
+                return _dirty(tip, half_moved)
             if cancelled is not None and cancelled():
                 return MergeResult("abandoned", None, (), "cancelled", tip)
             proc = run_git(
@@ -204,18 +202,6 @@ def _publish(
         return land(target_ref, tip, new, root)
     update = ["update-ref", "-m", f"gitdag: merge {node_id}", target_ref, new, tip]
     return Landing("landed" if run_git(update, root, check=False).returncode == 0 else "moved")
-
-
-def _settle_leftover(local: Path, target_ref: str, tip: str) -> MergeResult | None:
-    """Settle a checkout advance a crash cut short; the refusal if it needs a person."""
-    path = intent_path(local, target_ref)
-    for left in find_leftovers(local):
-        if left.path != path:
-            continue
-        if left.verdict == "stuck":
-            return _dirty(tip, left.describe())
-        settle(left)
-    return None
 
 
 def contains(root: Path, target: str, commit: str) -> bool:
