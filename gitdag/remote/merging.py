@@ -31,7 +31,7 @@ from gitdag.store.gitpush import LostRef, RefPush
 from gitdag.store.remote import tracking_ref
 from gitdag.store.state import Committed
 from gitdag.workspace.gitcli import read_ref, run_git
-from gitdag.workspace.merge_queue import MergeResult
+from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 if TYPE_CHECKING:
     from gitdag.remote.worker import Worker
@@ -175,9 +175,8 @@ class RemoteMerges:
             return
         self._rollback(job, None)
         if result.status == "conflict":
-            paths = tuple(result.paths)
             self._fail(job.node_id, job.attempt, ErrorKind.MERGE_CONFLICT,
-                       "merge conflict in " + ", ".join(paths[:20]), paths)  # fmt: skip
+                       conflict_summary(result), tuple(result.paths))  # fmt: skip
         elif result.status == "check_failed":
             output = result.output_tail[-3000:]
             self._fail(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,

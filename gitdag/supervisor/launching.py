@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitdag.config import RunnerConfig, Settings
 from gitdag.core.model import ErrorKind, Kind, Node, Work
@@ -31,6 +32,7 @@ from gitdag.store.state import StateStore
 from gitdag.supervisor.landing import Desk
 from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
+from gitdag.workspace.conflicts import collisions, hunks
 from gitdag.workspace.merge_queue import MergeResult
 from gitdag.workspace.worktrees import Worktrees
 
@@ -148,7 +150,7 @@ class Launcher:
             role = self.role_of(node) or "executor"
         result_path = run_dir / "result.json"
         packet = write_packet(
-            run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd)
+            run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd, base)
         )
         spec = LaunchSpec(
             node_id=node.id,
@@ -176,7 +178,14 @@ class Launcher:
         )
 
     def _packet_data(
-        self, snap: Snapshot, node: Node, role: str, run_dir: Path, result_path: Path, cwd: Path
+        self,
+        snap: Snapshot,
+        node: Node,
+        role: str,
+        run_dir: Path,
+        result_path: Path,
+        cwd: Path,
+        base: str | None = None,
     ) -> PacketData:
         store = self.store
         deps = []
@@ -230,6 +239,7 @@ class Launcher:
                 answer=cp.answer if cp else None,
                 question=cp.question if cp else None,
                 attempt=err.attempt if err else None,
+                **self._conflict(node, base),
             )
         template = "" if role == "command" else load_prompt(self.store.paths.dagain, role)
         return PacketData(
@@ -303,6 +313,20 @@ class Launcher:
             self.worktrees.remove(prepared.node_id, delete_branch=not keep_branch, archive=False)
 
     # --- the merge queue ------------------------------------------------------------------
+
+    def _conflict(self, node: Node, base: str | None) -> dict[str, Any]:
+        """After a merge conflict: what it collided with, the new tip, the hunks (Resume fields)."""
+        err, work = node.error, node.work
+        if err is None or err.kind is not ErrorKind.MERGE_CONFLICT or base is None:
+            return {}
+        if work is None or work.head is None:
+            return {"new_tip": base}
+        hit = collisions(self.root, base, work.head, err.paths)
+        return {
+            "collided": tuple(c.describe() for c in hit),
+            "new_tip": base,
+            "conflicts": hunks(self.root, base, work.head),
+        }
 
     def integrate(self, snap: Snapshot, node: Node, desk: Desk | None = None) -> MergeResult:
         """Merge a node's branch (on the merge thread); with `desk`, land it with its record."""

@@ -35,7 +35,7 @@ from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
 from gitdag.supervisor.recovery import recover_orphans
-from gitdag.workspace.merge_queue import MergeResult
+from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 
 @dataclass(frozen=True)
@@ -510,13 +510,12 @@ class Supervisor:
                 self.launcher.after_merge(job.node_id, integrated=True)
             return snap
         if result.status == "conflict":
-            paths = tuple(result.paths)
             return self._fail_merge(
                 job.node_id,
                 job.attempt,
                 ErrorKind.MERGE_CONFLICT,
-                "merge conflict in " + ", ".join(paths[:20]),
-                paths,
+                conflict_summary(result),
+                tuple(result.paths),
             )
         if result.status == "check_failed":
             return self._fail_merge(

@@ -33,6 +33,7 @@ from gitdag.workspace.advance import (
 )
 from gitdag.workspace.check import run_check
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
+from gitdag.workspace.conflicts import collisions
 from gitdag.workspace.gitcli import held, read_ref, run_git, run_git_committing, tree_of
 from gitdag.workspace.worktrees import Worktrees
 
@@ -58,6 +59,8 @@ class MergeResult:
       target_before: the target's tip the merge was computed against.
       check_log: the full log of the check command, when one ran.
       recorded: `land` committed the caller's record of the merge with the advance (merged).
+      collided: the target's changes a conflict collided with, described (`node <id> (merge
+        <sha>)`, or a commit someone else made), newest first (conflict).
     """
 
     status: MergeStatus
@@ -67,6 +70,7 @@ class MergeResult:
     target_before: str
     check_log: Path | None = None
     recorded: bool = False
+    collided: tuple[str, ...] = ()
 
 
 def integrate(
@@ -125,7 +129,8 @@ def integrate(
             tree = fields[0].strip()
             if proc.returncode == 1:
                 paths = tuple(dict.fromkeys(p for p in fields[1:] if p))
-                return MergeResult("conflict", None, paths, "", tip)
+                hit = tuple(c.describe() for c in collisions(root, tip, head, paths))
+                return MergeResult("conflict", None, paths, "", tip, collided=hit)
             # A branch already in the target merges to the target's own tree; only then is the
             # (rarer, slower) ancestry question worth asking.
             if tree == tree_of(root, git_dir, tip) and contains_commit(root, tip, head):
@@ -176,6 +181,14 @@ def integrate(
                 return MergeResult("abandoned", None, (), landing.reason, tip, log)
             time.sleep(0.01)  # someone else moved the target: merge again on its new tip
     raise WorkspaceError(f"{target} kept moving: gave up after {MAX_ROUNDS} merge attempts")
+
+
+def conflict_summary(result: MergeResult) -> str:
+    """The one paragraph a conflict is recorded with: the paths and what they collided with."""
+    text = "merge conflict in " + ", ".join(result.paths[:20])
+    if result.collided:
+        text += " with the change of " + ", ".join(result.collided)
+    return text
 
 
 def _publish(

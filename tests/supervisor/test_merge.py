@@ -188,3 +188,39 @@ def test_gc_removes_leftovers_and_reports_freed_disk(project: Project) -> None:
     assert res.code == 0 and "dagain/work/bad" not in git(
         project.root, "branch", "--list", "dagain/work/*"
     )
+
+
+def test_conflicting_retry_packet_names_the_other_node_and_shows_the_hunk(
+    project: Project, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    packet = tmp_path / "second-{attempt}.md"
+    project.plan(
+        {
+            **plan_tasks({"id": "first", "title": "first"}, {"id": "second", "title": "second"}),
+            "first": {"write": {"src/app.py": "x = 'first'\n"}},
+            "second": [
+                {"write": {"src/app.py": "x = 'second'\n"}, "sleep": 0.8},
+                {"copy_packet": str(packet), "write": {"src/app.py": "x = 'both'\n"}},
+            ],
+        }
+    )
+    res = project.gitdag("run", "--workers", "2")
+    assert res.code == 0, res.err
+    text = (tmp_path / "second-2.md").read_text()
+    merge_of_first = git(
+        project.root,
+        "log",
+        "--format=%H",
+        "--grep",
+        "^gitdag: integrate first",
+        "dagain/integration",
+    ).split()[0]
+    assert f"it collided with: node first (merge {merge_of_first[:12]})" in text
+    # The retry starts from the tip that holds first's merge, and says so.
+    second = project.show("second")
+    assert f"starts from the target's new tip `{merge_of_first[:12]}`" in text
+    assert "<<<<<<< target" in text and "x = 'first'" in text
+    assert "=======" in text and "x = 'second'" in text and ">>>>>>> previous attempt" in text
+    entries = json.loads(project.gitdag("log", "second", "--json").out)
+    assert any("with the change of node first" in e["summary"] for e in entries)
+    assert second["status"] == "done"
