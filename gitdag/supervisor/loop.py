@@ -13,7 +13,7 @@ import os
 import selectors
 import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -601,7 +601,7 @@ class Supervisor:
             flight.handle.wait()
         if self.merge is not None:
             self.merge.desk.close()  # a running check is killed; nothing lands from now on
-            self.merge.future.result()
+            wait([self.merge.future])  # its outcome, even an exception, is for the next run
         self.pool.shutdown(wait=True)
         self.selector.close()
         self.progress.close()

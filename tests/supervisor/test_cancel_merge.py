@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,3 +61,37 @@ def test_cancel_during_a_slow_merge_check_keeps_the_change_off_the_target(
     # A later run does not bring it back either.
     assert project.gitdag("run").code == 0
     assert git(project.root, "rev-parse", "dagain/integration").strip() == tip
+
+
+def test_interrupting_the_run_stops_a_slow_check_and_the_merge_lands_on_restart(
+    project: Project, tmp_path: Path
+) -> None:
+    marker, slow = tmp_path / "check-started", tmp_path / "slow"
+    slow.touch()
+    check = f"touch {marker}; if [ -e {slow} ]; then sleep 60; fi"
+    project.config(extra=f"merge:\n  check: {check}\n")
+    project.plan({**plan_tasks({"id": "t", "title": "t"}), "t": {"write": {"t.txt": "t\n"}}})
+    tip = git(project.root, "rev-parse", "dagain/integration").strip()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gitdag", "run"],
+        cwd=project.root,
+        env={**os.environ, **project.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(marker, run)
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=50)  # not the check's 60 s
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 130
+    assert git(project.root, "rev-parse", "dagain/integration").strip() == tip
+    assert project.show("t")["status"] == "merging"
+    slow.unlink()
+    assert project.gitdag("run").code == 0
+    assert git(project.root, "show", "dagain/integration:t.txt") == "t\n"
+    assert project.show("t")["attempts"] == 1
