@@ -7,6 +7,7 @@ committing the worktree's leftovers, the merge queue's git work, removing worktr
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,9 @@ from gitdag.runner.packet import (
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.supervisor.landing import Desk
 from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
+from gitdag.workspace.advance import Land
 from gitdag.workspace.conflicts import collisions, hunks
 from gitdag.workspace.merge_queue import MergeResult
 from gitdag.workspace.worktrees import Worktrees
@@ -328,8 +329,15 @@ class Launcher:
             "conflicts": hunks(self.root, base, work.head),
         }
 
-    def integrate(self, snap: Snapshot, node: Node, desk: Desk | None = None) -> MergeResult:
-        """Merge a node's branch (on the merge thread); with `desk`, land it with its record."""
+    def integrate(
+        self,
+        snap: Snapshot,
+        node: Node,
+        *,
+        land: Land | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> MergeResult:
+        """Merge a node's branch (on the merge thread); `land` lands it with its record."""
         assert node.work is not None
         merge = self.settings.merge
         return merge_queue.integrate(
@@ -342,8 +350,8 @@ class Launcher:
             check_timeout_s=float(merge.check_timeout_s),
             node_id=node.id,
             message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
-            land=desk.land if desk is not None else None,
-            cancelled=desk.cancelled if desk is not None else None,
+            land=land,
+            cancelled=cancelled,
         )
 
     def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:

@@ -483,7 +483,9 @@ class Supervisor:
                     or snap
                 )
             desk = Desk()
-            future = self.pool.submit(self.launcher.integrate, snap, node, desk)
+            future = self.pool.submit(
+                self.launcher.integrate, snap, node, land=desk.land, cancelled=desk.cancelled
+            )
             self.merge = _Merge(node_id, node.attempts, future, desk)
         return snap
 
