@@ -21,11 +21,14 @@ Invariants checked after each round:
   no_orphans no runner process of the round is still alive, `find_orphans` finds none
   worktrees  no node worktree is left (only the scratch checkouts), `trash/` empties
   doctor     `gitdag doctor` finds nothing to repair
+  checkout   (with --user-checkout: the target is checked out, clean, in the main working tree
+             all along, so every merge moves its files) the checkout is clean at the target's tip
 
 The floor is the same graph run once without kills, in the same process: the figures are printed
 with their ratio to it. Runs with `--runner` as the agent (the config points at this file).
 
 Usage: python bench/crash.py [--kills 100] [--max-kills-per-round 12] [--seed 1] [--json PATH]
+       [--user-checkout]
 """
 
 from __future__ import annotations
@@ -195,7 +198,8 @@ def gitdag(root: Path, *args: str, env: dict[str, str] | None = None) -> Proc:
                           text=True, env=env or os.environ.copy(), timeout=300)  # fmt: skip
 
 
-def setup(work: Path, seed: int, max_sleep: float) -> tuple[Path, dict[str, str]]:
+def setup(work: Path, seed: int, max_sleep: float, checkout: bool = False
+          ) -> tuple[Path, dict[str, str]]:  # fmt: skip
     root = work / "repo"
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
@@ -218,6 +222,8 @@ def setup(work: Path, seed: int, max_sleep: float) -> tuple[Path, dict[str, str]
     res = gitdag(root, "add", "plan", "--title", "plan the work", "--kind", "plan", env=env)
     if res.returncode != 0:
         raise RuntimeError(res.stderr)
+    if checkout:
+        git(root, "checkout", "-q", TARGET)
     return root, env
 
 
@@ -265,10 +271,11 @@ def intervene(root: Path, env: dict[str, str], rng: random.Random) -> str | None
 
 
 def play(work: Path, index: int, seed: int, max_kills: int, max_sleep: float,
-         interventions: float = 0.0, log: bool = True) -> Round:  # fmt: skip
+         interventions: float = 0.0, log: bool = True, checkout: bool = False
+         ) -> Round:  # fmt: skip
     rnd = Round(index, seed)
     rng = random.Random(seed)
-    root, env = setup(work, seed, max_sleep)
+    root, env = setup(work, seed, max_sleep, checkout)
     start = time.monotonic()
     deadline = start + 900
     while time.monotonic() < deadline:
@@ -290,7 +297,7 @@ def play(work: Path, index: int, seed: int, max_kills: int, max_sleep: float,
     else:
         rnd.anomalies.append("round did not finish within 900 s")
     rnd.wall = time.monotonic() - start
-    rnd.invariants = check(root, work)
+    rnd.invariants = check(root, work, checkout)
     rnd.stats = {**round_stats(root, work), "interventions": rnd.stats.get("interventions", 0)}
     if log:
         bad = {k: v[1] for k, v in rnd.invariants.items() if not v[0]}
@@ -304,7 +311,7 @@ def play(work: Path, index: int, seed: int, max_kills: int, max_sleep: float,
 # --- the invariants ------------------------------------------------------------------------------
 
 
-def check(root: Path, work: Path) -> dict[str, tuple[bool, str]]:
+def check(root: Path, work: Path, checkout: bool = False) -> dict[str, tuple[bool, str]]:
     found: dict[str, tuple[bool, str]] = {}
     res = gitdag(root, "validate", "..dagain/state")
     found["validate"] = (res.returncode == 0, (res.stderr or res.stdout).strip()[-600:])
@@ -319,7 +326,17 @@ def check(root: Path, work: Path) -> dict[str, tuple[bool, str]]:
     findings = json.loads(res.stdout or "{}").get("findings", [])
     told = "; ".join(str(f["problem"]) for f in findings)[:600] or res.stderr[-300:]
     found["doctor"] = (res.returncode == 0 and not findings, told)
+    if checkout:
+        found["checkout"] = _check_checkout(root)
     return found
+
+
+def _check_checkout(root: Path) -> tuple[bool, str]:
+    changed = git(root, "status", "--porcelain", "--untracked-files=no")
+    head, tip = git(root, "rev-parse", "HEAD").strip(), git(root, "rev-parse", TARGET).strip()
+    branch = git(root, "symbolic-ref", "-q", "HEAD", check=False).strip()
+    ok = not changed and head == tip and branch == "refs/heads/" + TARGET
+    return ok, f"HEAD {head[:12]} ({branch}), target {tip[:12]}, changes: {changed[:300]!r}"
 
 
 def round_stats(root: Path, work: Path) -> dict[str, int]:
@@ -421,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="chance, after a kill, that a person cancels and retries a running "
                              "node before the restart")  # fmt: skip
     parser.add_argument("--no-floor", action="store_true", help="skip the uninterrupted round")
+    parser.add_argument("--user-checkout", action="store_true",
+                        help="the target is checked out (clean) in the main working tree, so "
+                             "every merge moves a user's checkout")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the round directories")
     args = parser.parse_args(argv)
@@ -433,12 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     floor = None
     if not args.no_floor:
-        floor = play(base / "floor", 0, args.seed, 0, args.max_sleep)
+        floor = play(base / "floor", 0, args.seed, 0, args.max_sleep,
+                     checkout=args.user_checkout)  # fmt: skip
     rounds: list[Round] = []
     while sum(r.kills for r in rounds) < args.kills:
         i = len(rounds) + 1
         rounds.append(play(base / f"round{i}", i, args.seed * 1000 + i, args.max_kills_per_round,
-                           args.max_sleep, args.interventions))  # fmt: skip
+                           args.max_sleep, args.interventions,
+                           checkout=args.user_checkout))  # fmt: skip
     total = time.monotonic() - started
     summary = summarize(rounds, floor, total)
     print(json.dumps(summary, indent=2))

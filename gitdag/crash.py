@@ -15,7 +15,8 @@ the kills landed). This module imports nothing from gitdag, so every layer can u
 
 Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
 supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
-supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance.
+supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance,
+checkout.after_intent, checkout.after_files, checkout.after_ref, checkout.after_restore.
 """
 
 from __future__ import annotations

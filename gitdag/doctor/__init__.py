@@ -10,7 +10,8 @@ node whose code is not on the target) is reported with its repair command only.
 Checks: the configuration loads; the state branch is valid (legality of the commits since the
 last verified head, the graph at the head) and has no open incident; no stale locks (the
 supervisor's, `refs/heads/<branch>.lock` of the state and target branches); no orphaned runners
-(alive, their supervisor dead); no leftover node worktrees or half-deleted checkouts; the target
+(alive, their supervisor dead); no leftover node worktrees or half-deleted checkouts; no checkout
+of the target left half-moved by a merge a crash cut short (`workspace/advance.py`); the target
 branch agrees with the `done` and `merging` records; the loose object count (suggests `git gc`).
 """
 
@@ -23,6 +24,7 @@ from gitdag.doctor.target_checks import check_target
 from gitdag.doctor.workspace_checks import (
     LOOSE_OBJECTS_LIMIT,
     TRASH_STALE_S,
+    check_checkouts,
     check_objects,
     check_worktrees,
 )
@@ -30,7 +32,8 @@ from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 
 __all__ = [
-    "LOOSE_OBJECTS_LIMIT", "TRASH_STALE_S", "VERIFIED_HEAD", "Finding", "Report", "check_config",
+    "LOOSE_OBJECTS_LIMIT", "TRASH_STALE_S", "VERIFIED_HEAD", "Finding", "Report", "check_checkouts",
+    "check_config",
     "check_locks", "check_objects", "check_orphans", "check_state", "check_target",
     "check_worktrees", "examine", "repair",
 ]  # fmt: skip
@@ -49,6 +52,7 @@ def examine(store: StateStore) -> Report:
         snap = store.snapshot(strict=False)
     findings += check_locks(store, supervisor)
     findings += check_orphans(store)
+    findings += check_checkouts(store, supervisor)
     if snap is not None:
         findings += check_worktrees(store, snap, supervisor)
         findings += check_target(store, snap)

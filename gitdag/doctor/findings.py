@@ -13,8 +13,8 @@ class Finding:
     """One problem: what is wrong, the command that repairs it, and the safe repair if any.
 
     Attributes:
-      check: which check found it (config, state, incident, lock, orphan, worktree, target,
-        objects).
+      check: which check found it (config, state, incident, lock, orphan, worktree, checkout,
+        target, objects).
       problem: one line.
       repair: the command a person runs to repair it.
       fix: makes the repair (`--fix`); returns what it did. None when it needs judgement.

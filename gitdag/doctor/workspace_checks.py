@@ -1,7 +1,8 @@
-"""Checks of the working files: leftover worktrees, half-deleted checkouts, loose objects."""
+"""Checks of the working files: leftover worktrees, half-deleted or half-moved checkouts."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from gitdag.doctor.findings import Finding
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.supervisor.lock import SupervisorLock
+from gitdag.workspace.advance import Leftover, find_leftovers, settle
 from gitdag.workspace.gitcli import run_git
 from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
@@ -95,3 +97,20 @@ def _git_gc(store: StateStore) -> str:
     with SupervisorLock(store.paths.ensure_local()):
         run_git(["gc", "--quiet"], store.paths.root)
     return "ran git gc"
+
+
+def check_checkouts(store: StateStore, supervisor: str | None) -> list[Finding]:
+    """A checkout of the target that a crash left half-moved by a merge (advance.py)."""
+    found = []
+    for left in find_leftovers(store.paths.local):
+        fix = None
+        if left.verdict != "stuck" and supervisor is None:
+            fix = functools.partial(_settle, store, left)
+        found.append(Finding("checkout", left.describe(), left.repair(), fix))
+    return found
+
+
+def _settle(store: StateStore, left: Leftover) -> str:
+    # Never under a live supervisor: its merge queue may be moving that checkout right now.
+    with SupervisorLock(store.paths.ensure_local()):
+        return settle(left)

@@ -17,6 +17,7 @@ merge at once, but only one lands it.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from gitdag.store.remote import tracking_ref
 from gitdag.store.state import Committed
 from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
-from gitdag.workspace.merge_queue import MergeResult
+from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 if TYPE_CHECKING:
     from gitdag.remote.worker import Worker
@@ -46,6 +47,7 @@ class _Job:
     head: str  # the node's branch head being merged
     tip: str  # the target tip the merge is computed on
     future: Future[MergeResult]
+    stop: threading.Event  # set once the node is no longer merging this attempt: kill the check
 
 
 class RemoteMerges:
@@ -73,6 +75,7 @@ class RemoteMerges:
 
     def close(self) -> None:
         if self.job is not None:
+            self.job.stop.set()  # a running check is killed rather than waited for
             self.job.future.cancel()
         self.pool.shutdown(wait=True)
 
@@ -99,6 +102,7 @@ class RemoteMerges:
         """Finish the running merge if it is done; else start the next one, if any."""
         if self.job is not None:
             if not self.job.future.done():
+                self._stop_if_moved_on(self.job)
                 return
             job, self.job = self.job, None
             try:
@@ -138,8 +142,19 @@ class RemoteMerges:
         tip = read_ref(w.store.paths.git_dir, "refs/heads/" + target)
         if tip is None:
             return
-        future = self.pool.submit(w.launcher.integrate, snap, node)
-        self.job = _Job(node_id, node.attempts, head, tip, future)
+        stop = threading.Event()
+        future = self.pool.submit(w.launcher.integrate, snap, node, cancelled=stop.is_set)
+        self.job = _Job(node_id, node.attempts, head, tip, future, stop)
+
+    def _stop_if_moved_on(self, job: _Job) -> None:
+        """Kill the check of a node cancelled (or reset) meanwhile, as last fetched."""
+        summary = self.worker.remote.snapshot().nodes.get(job.node_id)
+        if (
+            summary is None
+            or summary.status is not Status.MERGING
+            or (summary.attempts != job.attempt)
+        ):
+            job.stop.set()
 
     def _orphan(self, merging: set[str]) -> str | None:
         """The oldest merging node nobody seems to integrate (untouched for one lease)."""
@@ -174,10 +189,14 @@ class RemoteMerges:
             self._land(job, result)
             return
         self._rollback(job, None)
+        if result.status == "abandoned":
+            # Cancelled meanwhile: nothing landed, and the push below would be refused anyway.
+            self.worker.progress.event(f"{job.node_id}: merge abandoned ({result.output_tail})")
+            self._done(job.node_id, integrated=False)
+            return
         if result.status == "conflict":
-            paths = tuple(result.paths)
             self._fail(job.node_id, job.attempt, ErrorKind.MERGE_CONFLICT,
-                       "merge conflict in " + ", ".join(paths[:20]), paths)  # fmt: skip
+                       conflict_summary(result), tuple(result.paths))  # fmt: skip
         elif result.status == "check_failed":
             output = result.output_tail[-3000:]
             self._fail(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
@@ -242,7 +261,7 @@ class RemoteMerges:
         ours = result is None or current == result.merged
         if current is not None and current != job.tip and ours:
             move_target(Path(paths.root), Path(paths.git_dir), target, current, job.tip,
-                        "gitdag: merge did not land on the remote")  # fmt: skip
+                        "gitdag: merge did not land on the remote", Path(paths.local))  # fmt: skip
 
     def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
               paths: tuple[str, ...]) -> None:  # fmt: skip

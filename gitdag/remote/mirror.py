@@ -17,7 +17,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 from gitdag.errors import InputError
-from gitdag.workspace.checkouts import advance_checkout, checkouts_of, dirty_reason
+from gitdag.workspace.advance import Intent, advance_checkout, settle_target
+from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.gitcli import read_ref, run_git
 
 ZERO = "0" * 40
@@ -25,13 +26,15 @@ INTEGRATE_SUBJECT = "gitdag: integrate "
 
 
 def move_target(root: Path, git_dir: Path, target: str, old: str | None, new: str,
-                reflog: str) -> bool:  # fmt: skip
+                reflog: str, local: Path) -> bool:  # fmt: skip
     """Move the local target from `old` to `new` with compare-and-swap; False if it moved meanwhile.
 
     Raises:
       InputError: the target is checked out somewhere with changes (its files are not ours).
     """
     ref = "refs/heads/" + target
+    if half_moved := settle_target(local, ref):
+        raise InputError(f"{half_moved}: gitdag work will not move it until it is repaired")
     checkouts = checkouts_of(root, git_dir, ref)
     if not checkouts:
         proc = run_git(["update-ref", "-m", reflog, ref, new, old or ZERO], root, check=False)
@@ -45,14 +48,15 @@ def move_target(root: Path, git_dir: Path, target: str, old: str | None, new: st
         raise InputError(f"{target} is checked out and not clean ({reason}): gitdag work "
                          "keeps the local target equal to the remote's and will not touch "
                          "your changes")  # fmt: skip
-    moved, why = advance_checkout(checkouts[0], old, new, reflog)
-    if not moved and read_ref(git_dir, ref) == old:
-        raise InputError(f"cannot move the checkout of {target} at {checkouts[0].path}: {why}")
-    return moved
+    intent = Intent(str(checkouts[0].path), ref, old, new, reflog.removeprefix("gitdag: "))
+    landing = advance_checkout(checkouts[0], intent, local, reflog, None)
+    if landing.outcome == "refused" and read_ref(git_dir, ref) == old:
+        raise InputError(f"cannot move the checkout of {target}: {landing.reason}")
+    return landing.outcome == "landed"
 
 
 def mirror(root: Path, git_dir: Path, target: str, tip: str, remote: str,
-           known: Collection[str] = ()) -> None:  # fmt: skip
+           known: Collection[str] = (), *, local_dir: Path) -> None:  # fmt: skip
     """Make the local target branch point at `tip`, the remote's (see the module doc).
 
     Raises:
@@ -72,7 +76,8 @@ def mirror(root: Path, git_dir: Path, target: str, tip: str, remote: str,
                     f"(first {extra[0][:12]}): gitdag work keeps it equal to {remote}/{target} "
                     "and will not discard them; push or move them first"
                 )
-        if move_target(root, git_dir, target, local, tip, f"gitdag: mirror {remote}/{target}"):
+        reflog = f"gitdag: mirror {remote}/{target}"
+        if move_target(root, git_dir, target, local, tip, reflog, local_dir):
             return
     raise InputError(f"local branch {target} keeps moving: is another process merging into it?")
 

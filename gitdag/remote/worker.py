@@ -202,7 +202,7 @@ class Worker:
         if tip is not None and target is not None:
             paths = self.store.paths
             mirror.mirror(paths.root, paths.git_dir, target, tip, self.remote.remote,
-                          self.merges.known_heads())  # fmt: skip
+                          self.merges.known_heads(), local_dir=paths.local)  # fmt: skip
 
     def _wait(self, busy: bool) -> None:
         timeout = self.options.poll_s

@@ -70,6 +70,9 @@ class Resume:
     answer: str | None = None
     question: str | None = None
     attempt: int | None = None
+    collided: tuple[str, ...] = ()  # after a merge conflict: the target changes it collided with
+    new_tip: str | None = None  # ... the target commit this attempt's worktree starts from
+    conflicts: str = ""  # ... and the conflicting hunks (bounded)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,6 +257,18 @@ def _resume_md(resume: Resume, attempt: int) -> str:
     if resume.answer is not None:
         answer = _indent_item(resume.answer)
         out += f"- the human's answer (authoritative; do not ask again): {answer}\n"
+    if resume.collided:
+        out += "- it collided with: " + "; ".join(resume.collided) + "\n"
+    if resume.new_tip:
+        out += (
+            f"- your worktree now starts from the target's new tip `{resume.new_tip[:12]}`, "
+            "which already contains that change: make yours on top of it\n"
+        )
+    if resume.conflicts.strip():
+        out += (
+            "\nThe conflicting hunks (the target's side first, then your previous attempt's):"
+            "\n\n" + _fence(resume.conflicts, "diff") + "\n"
+        )
     if resume.check_output.strip():
         out += "\nOutput of the failed check (last lines):\n\n" + _fence(resume.check_output) + "\n"
     return out
@@ -429,6 +444,9 @@ def packet_dict(data: PacketData) -> dict[str, Any]:
             "check_output": resume.check_output,
             "question": resume.question,
             "answer": resume.answer,
+            "collided_with": list(resume.collided),
+            "new_tip": resume.new_tip,
+            "conflicts": resume.conflicts,
         },
         "instructions": data.template,
     }

@@ -25,7 +25,14 @@ from gitdag.store.layout import STATE_BRANCH, STATE_REF, RepoPaths
 from gitdag.store.read import PLACEHOLDER_GRAPH, load_snapshot
 from gitdag.store.readme import Memo, next_readme
 from gitdag.store.snapshot import Layered, Snapshot
-from gitdag.store.write import build_commit, compare_and_swap
+from gitdag.store.write import (
+    RefMove,
+    break_stale_lock,
+    build_commit,
+    compare_and_swap,
+    joint_compare_and_swap,
+    ref_at,
+)
 
 Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
 MAX_TRIES = 64
@@ -45,6 +52,13 @@ class Committed:
     head: str
     snapshot: Snapshot
     tries: int
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The other ref of a joint transaction was not where the caller said: nothing was written."""
+
+    ref: str
 
 
 EMPTY = Snapshot(head=None, tree=None, graph=PLACEHOLDER_GRAPH, nodes={}, blobs={})
@@ -288,6 +302,49 @@ class StateStore:
         Raises:
           StaleSnapshotError: the head kept moving past the bound.
         """
+        outcome = self._transact(compute, actor, max_tries, strict, None)
+        assert not isinstance(outcome, Moved)
+        return outcome
+
+    def transact_along(
+        self,
+        compute: Compute,
+        *,
+        actor: str,
+        move: RefMove,
+        cwd: Path,
+        max_tries: int = MAX_TRIES,
+    ) -> Committed | Rejected | Moved | None:
+        """Like `transact`, but the commit lands together with `move`, atomically, or not at all.
+
+        The merge queue lands a merge this way: the target branch advances in the same ref
+        transaction as the node's `merge` transition, so a cancel committed meanwhile makes the
+        transition be recomputed (and refused) before any code reaches the target.
+
+        Args:
+          compute: as for `transact`.
+          actor: the `Gitdag-Actor` trailer.
+          move: the other ref's move (compare-and-swap on its old value).
+          cwd: where git runs (the checkout whose `HEAD` `move.ref` may name).
+          max_tries: the bound on recomputations.
+
+        Returns:
+          Committed (both refs moved), Rejected / None from compute (neither moved), or Moved
+          when `move.ref` is no longer at `move.old` (neither moved).
+
+        Raises:
+          StaleSnapshotError: the state head kept moving (or a ref stayed locked) past the bound.
+        """
+        return self._transact(compute, actor, max_tries, True, (move, cwd))
+
+    def _transact(
+        self,
+        compute: Compute,
+        actor: str,
+        max_tries: int,
+        strict: bool,
+        along: tuple[RefMove, Path] | None,
+    ) -> Committed | Rejected | Moved | None:
         author = self._author()
         ident = f"{author[0]} <{author[1]}>".encode()
         delay = 0.002
@@ -311,9 +368,20 @@ class StateStore:
             )
             reflog = f"gitdag: {result.verb} {result.subject}"
             crash_point("store.before_cas")
-            if compare_and_swap(
-                self.repo, self.ref, snap.head, commit.id.decode(), reflog, committer=ident
-            ):
+            new = commit.id.decode()
+            if along is None:
+                swapped = compare_and_swap(
+                    self.repo, self.ref, snap.head, new, reflog, committer=ident
+                )
+            else:
+                move, cwd = along
+                state = RefMove(self.ref.decode(), snap.head or "", new)
+                swapped = joint_compare_and_swap(cwd, [move, state], reflog)
+                if not swapped and self.head() == snap.head:
+                    if ref_at(cwd, move.ref) != move.old:
+                        return Moved(move.ref)
+                    break_stale_lock(self.repo, self.ref)  # neither moved: a lock was held
+            if swapped:
                 crash_point("store.after_cas")
                 self._snap = new_snap
                 self._wrote(new_snap.head)

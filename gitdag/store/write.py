@@ -1,4 +1,8 @@
-"""Writing one transition as exactly one commit, without a checkout, with compare-and-swap."""
+"""Writing one transition as exactly one commit, without a checkout, with compare-and-swap.
+
+The state branch moves alone (`compare_and_swap`, dulwich), or together with another ref in one
+atomic transaction (`joint_compare_and_swap`, git: the merge queue lands code and its record).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import contextlib
 import datetime as dt
 import os
 import random
+import subprocess
 import time
+from dataclasses import dataclass
 
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, ObjectID, Tree
@@ -19,6 +25,7 @@ from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
 from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
+from gitdag.store.gitpush import git_env
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
 from gitdag.store.snapshot import Layered, Snapshot
 
@@ -281,3 +288,58 @@ def compare_and_swap(
                 ) from None
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.05)
+
+
+@dataclass(frozen=True)
+class RefMove:
+    """One ref moved from `old` to `new` in a joint compare-and-swap.
+
+    Attributes:
+      ref: the ref as git names it from `cwd` (`refs/heads/x`, or `HEAD` of a linked worktree,
+        which moves its branch and writes that checkout's HEAD reflog too).
+      old: the commit it must point at now.
+      new: the commit it moves to.
+    """
+
+    ref: str
+    old: str
+    new: str
+
+
+def joint_compare_and_swap(cwd: str | os.PathLike[str], moves: list[RefMove], reflog: str) -> bool:
+    """Move every ref of `moves` at once, or none: one `git update-ref --stdin` transaction.
+
+    dulwich has no multi-ref transaction; git's `start`/`prepare`/`commit` takes every ref's
+    lock, checks every old value, and only then writes, so a reader sees all moves or none.
+    Returns False when a ref was not at its `old` (or its lock was held); the caller finds out
+    which by reading the refs.
+    """
+    lines = ["start"]
+    lines += [f"update {m.ref} {m.new} {m.old}" for m in moves]
+    lines += ["prepare", "commit", ""]
+    try:
+        proc = subprocess.run(
+            ["git", "update-ref", "-m", reflog, "--stdin"],
+            cwd=cwd,
+            env=git_env(),
+            input="\n".join(lines),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise StoreError(f"cannot run git in {os.fspath(cwd)}: {exc}") from None
+    return proc.returncode == 0
+
+
+def ref_at(cwd: str | os.PathLike[str], ref: str) -> str | None:
+    """The commit `ref` points at as seen from `cwd` (git resolves `HEAD` there), or None."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", ref + "^{commit}"],
+        cwd=cwd,
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None if proc.returncode == 0 else None

@@ -7,8 +7,10 @@ committing the worktree's leftovers, the merge queue's git work, removing worktr
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitdag.config import RunnerConfig, Settings
 from gitdag.core.model import ErrorKind, Kind, Node, Work
@@ -30,6 +32,8 @@ from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
+from gitdag.workspace.advance import Land
+from gitdag.workspace.conflicts import collisions, hunks
 from gitdag.workspace.merge_queue import MergeResult
 from gitdag.workspace.worktrees import Worktrees
 
@@ -147,7 +151,7 @@ class Launcher:
             role = self.role_of(node) or "executor"
         result_path = run_dir / "result.json"
         packet = write_packet(
-            run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd)
+            run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd, base)
         )
         spec = LaunchSpec(
             node_id=node.id,
@@ -175,7 +179,14 @@ class Launcher:
         )
 
     def _packet_data(
-        self, snap: Snapshot, node: Node, role: str, run_dir: Path, result_path: Path, cwd: Path
+        self,
+        snap: Snapshot,
+        node: Node,
+        role: str,
+        run_dir: Path,
+        result_path: Path,
+        cwd: Path,
+        base: str | None = None,
     ) -> PacketData:
         store = self.store
         deps = []
@@ -229,6 +240,7 @@ class Launcher:
                 answer=cp.answer if cp else None,
                 question=cp.question if cp else None,
                 attempt=err.attempt if err else None,
+                **self._conflict(node, base),
             )
         template = "" if role == "command" else load_prompt(self.store.paths.dagain, role)
         return PacketData(
@@ -303,7 +315,29 @@ class Launcher:
 
     # --- the merge queue ------------------------------------------------------------------
 
-    def integrate(self, snap: Snapshot, node: Node) -> MergeResult:
+    def _conflict(self, node: Node, base: str | None) -> dict[str, Any]:
+        """After a merge conflict: what it collided with, the new tip, the hunks (Resume fields)."""
+        err, work = node.error, node.work
+        if err is None or err.kind is not ErrorKind.MERGE_CONFLICT or base is None:
+            return {}
+        if work is None or work.head is None:
+            return {"new_tip": base}
+        hit = collisions(self.root, base, work.head, err.paths)
+        return {
+            "collided": tuple(c.describe() for c in hit),
+            "new_tip": base,
+            "conflicts": hunks(self.root, base, work.head),
+        }
+
+    def integrate(
+        self,
+        snap: Snapshot,
+        node: Node,
+        *,
+        land: Land | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> MergeResult:
+        """Merge a node's branch (on the merge thread); `land` lands it with its record."""
         assert node.work is not None
         merge = self.settings.merge
         return merge_queue.integrate(
@@ -316,6 +350,8 @@ class Launcher:
             check_timeout_s=float(merge.check_timeout_s),
             node_id=node.id,
             message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
+            land=land,
+            cancelled=cancelled,
         )
 
     def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:

@@ -13,7 +13,7 @@ import os
 import selectors
 import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -30,11 +30,12 @@ from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
+from gitdag.supervisor.landing import Desk, still_merging
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress, Running
 from gitdag.supervisor.recovery import recover_orphans
-from gitdag.workspace.merge_queue import MergeResult
+from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class _Merge:
     node_id: str
     attempt: int
     future: Future[MergeResult]
+    desk: Desk
 
 
 @dataclass
@@ -448,6 +450,9 @@ class Supervisor:
         )
         self.queue = [nid for nid in self.queue if nid in merging] + extra
         if self.merge is not None:
+            if not still_merging(snap, self.merge.node_id, self.merge.attempt):
+                self.merge.desk.stop.set()  # cancelled, reset, ...: kill its check, never land
+            self.merge.desk.serve(self, self.merge.node_id, self.merge.attempt)
             if not self.merge.future.done():
                 return snap
             job, self.merge = self.merge, None
@@ -459,7 +464,9 @@ class Supervisor:
             if job.node_id in self.queue:
                 self.queue.remove(job.node_id)
             if result is not None:
-                snap = self._record_merge(job, result) or snap
+                # A fresh snapshot either way: whether the run can go on is judged on the state
+                # after this merge, never on one read before it (a cancel may have come since).
+                snap = self._record_merge(job, result) or self._snapshot()
         if self.merge is None and self.queue:
             node_id = self.queue[0]
             node = self.store.node(snap, node_id)
@@ -475,12 +482,26 @@ class Supervisor:
                     )
                     or snap
                 )
-            self.merge = _Merge(
-                node_id, node.attempts, self.pool.submit(self.launcher.integrate, snap, node)
+            desk = Desk()
+            future = self.pool.submit(
+                self.launcher.integrate, snap, node, land=desk.land, cancelled=desk.cancelled
             )
+            self.merge = _Merge(node_id, node.attempts, future, desk)
         return snap
 
     def _record_merge(self, job: _Merge, result: MergeResult) -> Snapshot | None:
+        if result.status == "merged" and result.recorded:
+            # Landed together with its `merge` transition (landing.py): only tidy up.
+            self.launcher.after_merge(job.node_id, integrated=True)
+            return self._snapshot()
+        if result.status == "abandoned":
+            now = self._snapshot()
+            self.progress.event(
+                f"{job.node_id}: merge abandoned, the target was not touched ({result.output_tail})"
+            )
+            if not still_merging(now, job.node_id, job.attempt):
+                self.launcher.after_merge(job.node_id, integrated=False)
+            return now
         if result.status in ("merged", "already_merged") and result.merged:
             crash.crash_point("supervisor.before_merge_commit")
             snap = self._commit_node(
@@ -491,13 +512,12 @@ class Supervisor:
                 self.launcher.after_merge(job.node_id, integrated=True)
             return snap
         if result.status == "conflict":
-            paths = tuple(result.paths)
             return self._fail_merge(
                 job.node_id,
                 job.attempt,
                 ErrorKind.MERGE_CONFLICT,
-                "merge conflict in " + ", ".join(paths[:20]),
-                paths,
+                conflict_summary(result),
+                tuple(result.paths),
             )
         if result.status == "check_failed":
             return self._fail_merge(
@@ -556,6 +576,11 @@ class Supervisor:
             why += [
                 f"proposal {name} awaits review (gitdag apply-proposal {name})" for name in pending
             ]
+            for status in ("running", "merging"):
+                if counts[status]:
+                    why.append(f"{counts[status]} node(s) {status} elsewhere (gitdag status)")
+            if not why:
+                why.append("no node is ready (gitdag status)")
             self.progress.event(f"stopped: nothing more can run ({summary}); " + "; ".join(why))
         return code
 
@@ -577,7 +602,8 @@ class Supervisor:
             flight.handle.cancel()
             flight.handle.wait()
         if self.merge is not None:
-            self.merge.future.result()
+            self.merge.desk.close()  # a running check is killed; nothing lands from now on
+            wait([self.merge.future])  # its outcome, even an exception, is for the next run
         self.pool.shutdown(wait=True)
         self.selector.close()
         self.progress.close()

@@ -19,6 +19,7 @@ from gitdag.errors import RunnerError
 from gitdag.runner.orphans import is_alive, is_collected, read_pid_info, stop_orphan
 from gitdag.runner.procs import proc_stat
 from gitdag.store.snapshot import Snapshot
+from gitdag.workspace.advance import find_leftovers, settle
 from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def is_orphaned(node: Node, now: dt.datetime) -> bool:
 def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
     """Reopen every running node whose worker is gone (called with the supervisor lock held)."""
     store = sup.store
+    settle_checkouts(sup)
     now = store.clock()
     running = [nid for nid, n in snap.nodes.items() if n.status is Status.RUNNING]
     for node_id in running:
@@ -82,6 +84,20 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
             sup.progress.event(f"{node_id}: recovered ({reason})")
     stop_stray_runners(sup)
     remove_stale_worktrees(sup, store.snapshot())
+
+
+def settle_checkouts(sup: Supervisor) -> None:
+    """Finish or undo a checkout advance a crash cut short (workspace/advance.py).
+
+    A checkout left with the merge's files but its old HEAD is put back (the merge and its
+    record had not landed: the node is still merging and is integrated again, once). One that
+    changed since is left alone and named; its merges wait (the checkout is not clean).
+    """
+    for left in find_leftovers(sup.store.paths.local):
+        if left.verdict == "stuck":
+            sup.progress.error(f"{left.describe()}; repair: {left.repair()}")
+        else:
+            sup.progress.event(settle(left))
 
 
 def stop_stray_runners(sup: Supervisor) -> list[str]:

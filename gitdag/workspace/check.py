@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from gitdag.workspace.gitcli import git_env
 
 TAIL_BYTES = 4096
 _TERM_GRACE_S = 2.0
+_STOP_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -20,15 +23,23 @@ class CheckOutcome:
     ok: bool
     tail: str
     timed_out: bool
+    stopped: bool = False  # `stop` turned true: the check was killed, its verdict is void
 
 
 def run_check(
-    cmd: str, cwd: Path, log: Path, timeout_s: float, env: dict[str, str]
+    cmd: str,
+    cwd: Path,
+    log: Path,
+    timeout_s: float,
+    env: dict[str, str],
+    stop: Callable[[], bool] | None = None,
 ) -> CheckOutcome:
     """Run `cmd` with the shell in `cwd`, output (stdout and stderr) to `log`; pass = exit 0.
 
     The command gets its own process group, so a timeout stops everything it started, and
     whatever it leaves running after it exits is stopped too (the checkout is reused next).
+    `stop` is polled every `_STOP_POLL_S`: once true (the node was cancelled), the group is
+    killed at once and the outcome is `stopped`.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -42,9 +53,13 @@ def run_check(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        timed_out = False
+        timed_out = stopped = False
         try:
-            code = proc.wait(timeout=timeout_s)
+            code = _wait(proc, timeout_s, stop)
+        except _Stopped:
+            stopped = True
+            _signal_group(proc.pid, signal.SIGKILL)
+            code = proc.wait()
         except subprocess.TimeoutExpired:
             timed_out = True
             _signal_group(proc.pid, signal.SIGTERM)
@@ -55,11 +70,34 @@ def run_check(
                 code = proc.wait()
         _signal_group(proc.pid, signal.SIGKILL)
     tail = _tail(log)
+    if stopped:
+        tail += "\n[gitdag] the merge check was stopped: the node was cancelled\n"
+        return CheckOutcome(ok=False, tail=tail, timed_out=False, stopped=True)
     if timed_out:
         tail += f"\n[gitdag] the merge check timed out after {timeout_s:g} s and was stopped\n"
     elif code != 0:
         tail += f"\n[gitdag] the merge check exited with status {code}\n"
     return CheckOutcome(ok=code == 0 and not timed_out, tail=tail, timed_out=timed_out)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float, stop: Callable[[], bool] | None) -> int:
+    """Wait for the check's exit; raise TimeoutExpired after `timeout_s`, _Stopped on `stop`."""
+    if stop is None:
+        return proc.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout_s)
+        try:
+            return proc.wait(timeout=min(left, _STOP_POLL_S))
+        except subprocess.TimeoutExpired:
+            if stop():
+                raise _Stopped from None
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -1,4 +1,4 @@
-"""Where a branch is checked out, whether that checkout is clean, and moving it forward safely.
+"""Where a branch is checked out, and whether that checkout is clean (`advance.py` moves it).
 
 Spec §2: gitdag never touches anyone's checkout, except that when the target branch is checked
 out somewhere and that checkout is clean, advancing the target updates it too, so it never shows
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitdag.workspace.gitcli import NO_HOOKS, head_ref, run_git
+from gitdag.workspace.gitcli import head_ref, run_git
 
 # An operation in progress in a checkout: its index and files are not ours to move.
 _IN_PROGRESS = (
@@ -87,20 +87,3 @@ def dirty_reason(checkout: Checkout) -> str | None:
         changed = [p[3:] for p in proc.stdout.split("\0") if len(p) > 3][:5]
         return f"{checkout.path} has uncommitted changes ({', '.join(changed)})"
     return None
-
-
-def advance_checkout(checkout: Checkout, old: str, new: str, reflog: str) -> tuple[bool, str]:
-    """Move a clean checkout of the branch from `old` to `new`: files, index, then the ref.
-
-    The branch moves with compare-and-swap through the checkout's HEAD (so its HEAD reflog is
-    right too). If the files cannot be updated (an untracked file in the way) nothing changed;
-    if the ref moved meanwhile, the files are put back. Returns (advanced, git's message).
-    """
-    switch = run_git([*NO_HOOKS, "read-tree", "-m", "-u", old, new], checkout.path, check=False)
-    if switch.returncode != 0:
-        return False, switch.stderr.strip()
-    update = run_git(["update-ref", "-m", reflog, "HEAD", new, old], checkout.path, check=False)
-    if update.returncode != 0:
-        run_git([*NO_HOOKS, "read-tree", "-m", "-u", new, old], checkout.path, check=False)
-        return False, update.stderr.strip()
-    return True, ""

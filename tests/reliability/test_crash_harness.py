@@ -36,6 +36,17 @@ def test_ten_kills_leave_every_invariant_true(tmp_path: Path) -> None:
     assert summary["runner_starts"] >= 30  # every node ran; killed attempts ran again
 
 
+def test_ten_kills_with_the_target_checked_out_leave_it_clean_at_its_tip(tmp_path: Path) -> None:
+    # Every merge moves the user's checkout of the target (files, then ref): killed anywhere,
+    # the checkout ends clean at the target's tip (the `checkout` invariant), changes land once.
+    summary = harness(tmp_path, "--kills", "10", "--max-kills-per-round", "10", "--no-floor",
+                      "--seed", "3", "--max-sleep", "0.3", "--user-checkout",
+                      timeout=420)  # fmt: skip
+    assert int(summary["kills"]) >= 10  # type: ignore[call-overload]
+    assert summary["rounds"] == summary["rounds_ok"]
+    assert summary["invariant_failures"] == {} and summary["anomalies"] == []
+
+
 @pytest.mark.slow
 def test_a_hundred_kills_leave_every_invariant_true(tmp_path: Path) -> None:
     summary = harness(tmp_path, "--kills", "100", "--seed", "5", timeout=3600)

@@ -97,6 +97,9 @@ def test_merging_node_already_on_the_target_is_recorded(rproject: Project) -> No
     env = {**rproject.env(), "GITDAG_CRASH_AT": "supervisor.before_merge_commit"}
     assert run_gitdag(rproject.root, "run", env=env).code == 137
     assert rproject.show("t")["status"] == "merging"
+    # gitdag lands a merge and its record together; a person fast-forwarding the target to the
+    # node's branch meanwhile is what leaves a merging node's code on the target unrecorded.
+    git(rproject.root, "update-ref", "refs/heads/dagain/integration", "dagain/work/t")
     tip = git(rproject.root, "rev-parse", "dagain/integration").strip()
     code, found = doctor(rproject)
     assert code == 1 and checks(found) == ["lock", "target"] and found[1]["fixable"]

@@ -13,6 +13,10 @@ from tests.conftest import git, make_repo
 TARGET = "dagain/integration"
 
 
+def local_of(root: Path) -> Path:
+    return root / ".dagain" / "local"
+
+
 def commit(root: Path, name: str, *parents: str) -> str:
     tree = git(root, "rev-parse", "HEAD^{tree}").strip()
     args = [a for p in parents for a in ("-p", p)]
@@ -22,10 +26,10 @@ def commit(root: Path, name: str, *parents: str) -> str:
 def test_mirror_creates_and_fast_forwards(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r")
     base = git(root, "rev-parse", "HEAD").strip()
-    mirror(root, root / ".git", TARGET, base, "origin")
+    mirror(root, root / ".git", TARGET, base, "origin", local_dir=local_of(root))
     assert git(root, "rev-parse", TARGET).strip() == base
     ahead = commit(root, "remote moved", base)
-    mirror(root, root / ".git", TARGET, ahead, "origin")
+    mirror(root, root / ".git", TARGET, ahead, "origin", local_dir=local_of(root))
     assert git(root, "rev-parse", TARGET).strip() == ahead
 
 
@@ -37,7 +41,15 @@ def test_mirror_drops_only_its_own_remade_merges(tmp_path: Path) -> None:
     git(root, "branch", TARGET, ours)
     remote_tip = commit(root, "someone else's merge", base)
     # A local merge whose push never happened: its node branch is known to be on the remote.
-    mirror(root, root / ".git", TARGET, remote_tip, "origin", known={node_head})
+    mirror(
+        root,
+        root / ".git",
+        TARGET,
+        remote_tip,
+        "origin",
+        known={node_head},
+        local_dir=local_of(root),
+    )
     assert git(root, "rev-parse", TARGET).strip() == remote_tip
 
 
@@ -48,14 +60,14 @@ def test_mirror_refuses_to_discard_anything_else(tmp_path: Path) -> None:
     git(root, "branch", TARGET, mine)
     remote_tip = commit(root, "remote moved", base)
     with pytest.raises(InputError, match="will not discard"):
-        mirror(root, root / ".git", TARGET, remote_tip, "origin")
+        mirror(root, root / ".git", TARGET, remote_tip, "origin", local_dir=local_of(root))
     assert git(root, "rev-parse", TARGET).strip() == mine
     # An integration merge of a branch nobody said was on the remote is kept as well.
     node_head = commit(root, "node work", base)
     merge = commit(root, "gitdag: integrate n2 (attempt 1)", base, node_head)
     git(root, "branch", "-f", TARGET, merge)
     with pytest.raises(InputError):
-        mirror(root, root / ".git", TARGET, remote_tip, "origin")
+        mirror(root, root / ".git", TARGET, remote_tip, "origin", local_dir=local_of(root))
 
 
 def test_mirror_moves_a_clean_checkout_and_refuses_a_dirty_one(tmp_path: Path) -> None:
@@ -66,11 +78,11 @@ def test_mirror_moves_a_clean_checkout_and_refuses_a_dirty_one(tmp_path: Path) -
     git(root, "commit", "-q", "-am", "two")
     two = git(root, "rev-parse", "HEAD").strip()
     git(root, "reset", "-q", "--hard", base)
-    mirror(root, root / ".git", TARGET, two, "origin")
+    mirror(root, root / ".git", TARGET, two, "origin", local_dir=local_of(root))
     assert (root / "a.txt").read_text() == "2\n"
     assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
     (root / "a.txt").write_text("mine\n")
     three = commit(root, "three", two)
     with pytest.raises(InputError, match="not clean"):
-        mirror(root, root / ".git", TARGET, three, "origin")
+        mirror(root, root / ".git", TARGET, three, "origin", local_dir=local_of(root))
     assert (root / "a.txt").read_text() == "mine\n"

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from gitdag.core.model import Kind, Status
 from tests.conftest import git
-from tests.remote.conftest import TARGET, Cluster, Daemon, build_cluster, command, finish, task
+from tests.remote.conftest import (
+    CONFIG,
+    RUNNER,
+    TARGET,
+    Cluster,
+    Daemon,
+    build_cluster,
+    command,
+    finish,
+    task,
+    wait_for,
+)
 
 
 def graph_of(size: int, log: Path) -> list[dict[str, Any]]:
@@ -147,3 +159,29 @@ def test_merge_conflict_across_machines(tmp_path: Path, daemons: list[Daemon]) -
     assert sorted(s.split()[2] for s in merges if s.startswith("gitdag: integrate ")) == [
         "left", "right",
     ]  # fmt: skip
+
+
+def test_cancel_during_a_slow_merge_check_on_a_worker(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("t")])
+    clone = cluster.clone("w0")
+    marker, survivor = tmp_path / "check-started", tmp_path / "check-survived"
+    check = f"touch {marker}; sleep 60; touch {survivor}"
+    config = CONFIG.format(runner=RUNNER) + f"merge:\n  check: {check}\n"
+    (clone / ".dagain" / "config.yaml").write_text(config)
+    tip = cluster.remote_git("rev-parse", TARGET).strip()
+    proc = cluster.work(clone, "--idle-exit", "3")
+    try:
+        wait_for(marker.exists, 120, "the merge check")
+        started = time.monotonic()
+        res = cluster.gitdag(cluster.bare, "cancel", "t")  # a person, on the shared remote
+        assert res.code == 0, res.err
+        code, err = finish(proc, timeout=50)  # the check is killed, not waited for
+        assert code == 0, err
+        assert time.monotonic() - started < 50 and not survivor.exists()
+    finally:
+        cluster.stop_all()
+    assert cluster.remote_git("rev-parse", TARGET).strip() == tip
+    assert cluster.nodes()["t"].status is Status.CANCELLED
+    assert "merge abandoned" in err

@@ -116,7 +116,9 @@ def test_failing_check_keeps_the_target_and_retries(project: Project) -> None:
     assert git(project.root, "rev-parse", "dagain/integration^1").strip() == tip
 
 
-def test_crash_after_target_advanced_is_recorded_once_on_restart(project: Project) -> None:
+def test_crash_after_target_advanced_finds_code_and_record_together(project: Project) -> None:
+    # The target's advance and the node's `merge` transition are one ref transaction: a crash
+    # right after it finds both (never the code without its record), and a restart adds nothing.
     project.plan({**plan_tasks({"id": "t", "title": "t"}), "t": {"write": {"t.txt": "t\n"}}})
     env = {**os.environ, **project.env(), "GITDAG_CRASH_AT": "merge.after_advance"}
     proc = subprocess.run(
@@ -128,8 +130,9 @@ def test_crash_after_target_advanced_is_recorded_once_on_restart(project: Projec
         timeout=120,
     )
     assert proc.returncode == 137
-    assert project.show("t")["status"] == "merging"
     advanced = git(project.root, "rev-parse", "dagain/integration").strip()
+    node = project.show("t")
+    assert node["status"] == "done" and node["work"]["merged"] == advanced  # type: ignore[index]
     res = project.gitdag("run")
     assert res.code == 0, res.err
     node = project.show("t")
@@ -185,3 +188,39 @@ def test_gc_removes_leftovers_and_reports_freed_disk(project: Project) -> None:
     assert res.code == 0 and "dagain/work/bad" not in git(
         project.root, "branch", "--list", "dagain/work/*"
     )
+
+
+def test_conflicting_retry_packet_names_the_other_node_and_shows_the_hunk(
+    project: Project, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    packet = tmp_path / "second-{attempt}.md"
+    project.plan(
+        {
+            **plan_tasks({"id": "first", "title": "first"}, {"id": "second", "title": "second"}),
+            "first": {"write": {"src/app.py": "x = 'first'\n"}},
+            "second": [
+                {"write": {"src/app.py": "x = 'second'\n"}, "sleep": 0.8},
+                {"copy_packet": str(packet), "write": {"src/app.py": "x = 'both'\n"}},
+            ],
+        }
+    )
+    res = project.gitdag("run", "--workers", "2")
+    assert res.code == 0, res.err
+    text = (tmp_path / "second-2.md").read_text()
+    merge_of_first = git(
+        project.root,
+        "log",
+        "--format=%H",
+        "--grep",
+        "^gitdag: integrate first",
+        "dagain/integration",
+    ).split()[0]
+    assert f"it collided with: node first (merge {merge_of_first[:12]})" in text
+    # The retry starts from the tip that holds first's merge, and says so.
+    second = project.show("second")
+    assert f"starts from the target's new tip `{merge_of_first[:12]}`" in text
+    assert "<<<<<<< target" in text and "x = 'first'" in text
+    assert "=======" in text and "x = 'second'" in text and ">>>>>>> previous attempt" in text
+    entries = json.loads(project.gitdag("log", "second", "--json").out)
+    assert any("with the change of node first" in e["summary"] for e in entries)
+    assert second["status"] == "done"
