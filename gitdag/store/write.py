@@ -25,9 +25,9 @@ from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
 from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
-from gitdag.store.gitpush import git_env
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
 from gitdag.store.snapshot import Layered, Snapshot
+from gitdag.transport.outcomes import git_env
 
 _FILE = 0o100644
 _DIR = 0o040000
