@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, make_repo, run_gitdag
+from tests.conftest import Result, git, make_repo, run_gitdag
 
 STANDINS = Path(__file__).with_name("standins.py")
 
@@ -37,8 +37,16 @@ class Setup:
         res = self.gitdag("add", "t1", "--title", "Write the file")
         assert res.code == 0, res.err
 
-    def gitdag(self, *args: str) -> object:
+    def gitdag(self, *args: str) -> Result:
         return run_gitdag(self.repo, *args, env=self.env)
+
+    def failed_run(self) -> dict[str, object]:
+        """Run with one attempt allowed; return the error the node failed with."""
+        res = self.gitdag("run", "--quiet")
+        assert res.code == 1, res.out + res.err
+        error = self.node()["error"]
+        assert isinstance(error, dict), error
+        return error
 
     def edit_cmd(self, old: str, new: str) -> None:
         path = self.repo / ".dagain" / "config.yaml"
@@ -63,7 +71,7 @@ class Setup:
 def test_preset_runs_its_cli_and_the_result_is_applied(tmp_path: Path, cli: str, via: str) -> None:
     s = Setup(tmp_path, cli)
     res = s.gitdag("run", "--quiet")
-    assert res.code == 0, res.out + res.err  # type: ignore[attr-defined]
+    assert res.code == 0, res.out + res.err
     node = s.node()
     assert node["status"] == "done", node
     assert f"{cli} wrote t1.{cli}.txt" in json.dumps(node)
@@ -77,10 +85,7 @@ def test_preset_runs_its_cli_and_the_result_is_applied(tmp_path: Path, cli: str,
 def test_claude_refuses_the_old_preset_as_root(tmp_path: Path) -> None:
     s = Setup(tmp_path, "claude")
     s.edit_cmd("--permission-mode acceptEdits", "--dangerously-skip-permissions")
-    res = s.gitdag("run", "--quiet")
-    assert res.code == 1  # type: ignore[attr-defined]
-    error = s.node()["error"]
-    assert isinstance(error, dict) and "root/sudo" in str(error["summary"]), error
+    assert "root/sudo" in str(s.failed_run()["summary"])
 
 
 def test_codex_sandbox_without_the_run_dir_still_reaches_gitdag_through_stdout(
@@ -89,7 +94,7 @@ def test_codex_sandbox_without_the_run_dir_still_reaches_gitdag_through_stdout(
     s = Setup(tmp_path, "codex")
     s.edit_cmd(' --add-dir "$GITDAG_RUN_DIR"', "")
     res = s.gitdag("run", "--quiet")
-    assert res.code == 0, res.out + res.err  # type: ignore[attr-defined]
+    assert res.code == 0, res.out + res.err
     assert s.node()["status"] == "done"
     assert s.how() == ["stdout"]  # the sandbox refused $GITDAG_RESULT; the final message did it
 
@@ -97,26 +102,17 @@ def test_codex_sandbox_without_the_run_dir_still_reaches_gitdag_through_stdout(
 def test_gemini_in_an_untrusted_folder_cannot_work(tmp_path: Path) -> None:
     s = Setup(tmp_path, "gemini")
     s.edit_cmd('GEMINI_CLI_TRUST_WORKSPACE: "true"', 'OTHER: "x"')
-    res = s.gitdag("run", "--quiet")
-    assert res.code == 1  # type: ignore[attr-defined]
-    error = s.node()["error"]
-    assert isinstance(error, dict) and error["kind"] == "missing_result", error
+    assert s.failed_run()["kind"] == "missing_result"
     assert s.how() == ["none"]
 
 
 def test_aider_pretty_streamed_output_breaks_the_result_block(tmp_path: Path) -> None:
     s = Setup(tmp_path, "aider")
     s.edit_cmd("--no-pretty --no-stream ", "")
-    res = s.gitdag("run", "--quiet")
-    assert res.code == 1  # type: ignore[attr-defined]
-    error = s.node()["error"]
-    assert isinstance(error, dict) and error["kind"] in ("missing_result", "invalid_result")
+    assert s.failed_run()["kind"] in ("missing_result", "invalid_result")
 
 
 def test_unknown_flags_are_refused_like_the_real_cli(tmp_path: Path) -> None:
     s = Setup(tmp_path, "codex")
     s.edit_cmd("--sandbox workspace-write", "--sandbox workspace-write --made-up-flag")
-    res = s.gitdag("run", "--quiet")
-    assert res.code == 1  # type: ignore[attr-defined]
-    error = s.node()["error"]
-    assert isinstance(error, dict) and "made-up-flag" in str(error["summary"]), error
+    assert "made-up-flag" in str(s.failed_run()["summary"])
