@@ -105,12 +105,12 @@ def _prepare_files(
     files = template_files()
     lines: list[str] = []
     facts: dict[str, Any] = {"roles": {}, "found": [], "source": "", "config_written": False}
-    dagain_data = read_dagain_config(dagain_dir)
-    mapping = map_dagain_config(dagain_data) if dagain_data is not None else None
     if (dagain_dir / "config.yaml").exists():
         lines.append(".dagain/config.yaml exists: kept as it is")
         files.pop("config.yaml", None)
         return files, lines, facts, None
+    dagain_data = read_dagain_config(dagain_dir)
+    mapping = map_dagain_config(dagain_data) if dagain_data is not None else None
     template_config = files.get("config.yaml", b"").decode("utf-8", errors="replace")
     choice = choose_config(template_config, runner=runner, which=which, dagain=mapping)
     files["config.yaml"] = choice.text.encode("utf-8")

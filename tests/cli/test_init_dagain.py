@@ -152,3 +152,11 @@ def test_runners_get_dagain_artifacts_dir_and_parent(tmp_path: Path) -> None:
     seen = git(repo, "show", "dagain/integration:seen.txt").splitlines()
     artifacts = repo / ".dagain" / "local" / "artifacts" / "c"
     assert seen == [f"p|1|{artifacts}", f"p|2|{artifacts}"]  # kept across the two attempts
+
+
+def test_a_broken_dagain_config_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "# p\n", ".dagain/config.json": "{oops"})
+    res = run_gitdag(repo, "init")
+    assert res.code == 2 and ".dagain/config.json: not readable as JSON" in res.err, res.err
+    assert sorted(p.name for p in (repo / ".dagain").iterdir()) == ["config.json"]
+    assert not git(repo, "for-each-ref", "refs/heads/dagain/")
