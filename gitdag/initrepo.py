@@ -26,7 +26,7 @@ from gitdag.core.transitions import Rejected
 from gitdag.crash import crash_point
 from gitdag.dagain_config import CONFIG_JSON, map_dagain_config, read_dagain_config
 from gitdag.errors import InputError
-from gitdag.initconfig import SCRIPT_FILE, STARTER_SCRIPT, choose_config
+from gitdag.initconfig import SCRIPT_FILE, STARTER_SCRIPT, ConfigChoice, choose_config
 from gitdag.store import repo as repos
 from gitdag.store.layout import STATE_BRANCH, branch_ref
 from gitdag.store.state import StateStore
@@ -100,15 +100,12 @@ class _Journal:
 
 def _prepare_files(
     dagain_dir: Path, runner: str | None, which: Callable[[str], str | None]
-) -> tuple[dict[str, bytes], list[str], dict[str, Any], int | None]:
-    """Return (files to create, lines to print, config facts, dagain's max attempts)."""
+) -> tuple[dict[str, bytes], list[str], ConfigChoice | None, int | None]:
+    """Return (files to create, lines to print, the config chosen, dagain's max attempts)."""
     files = template_files()
-    lines: list[str] = []
-    facts: dict[str, Any] = {"roles": {}, "found": [], "source": "", "config_written": False}
     if (dagain_dir / "config.yaml").exists():
-        lines.append(".dagain/config.yaml exists: kept as it is")
         files.pop("config.yaml", None)
-        return files, lines, facts, None
+        return files, [".dagain/config.yaml exists: kept as it is"], None, None
     dagain_data = read_dagain_config(dagain_dir)
     mapping = map_dagain_config(dagain_data) if dagain_data is not None else None
     template_config = files.get("config.yaml", b"").decode("utf-8", errors="replace")
@@ -116,11 +113,8 @@ def _prepare_files(
     files["config.yaml"] = choice.text.encode("utf-8")
     if choice.needs_script:
         files.setdefault(SCRIPT_FILE, STARTER_SCRIPT.encode("utf-8"))
-    if mapping is not None:
-        lines += mapping.report(f".dagain/{CONFIG_JSON}")
-    lines += choice.lines
-    facts.update(roles=choice.roles, found=choice.found, source=choice.source, config_written=True)
-    return files, lines, facts, mapping.max_attempts if mapping else None
+    lines = mapping.report(f".dagain/{CONFIG_JSON}") if mapping is not None else []
+    return files, lines + choice.lines, choice, mapping.max_attempts if mapping else None
 
 
 def init(
@@ -145,10 +139,10 @@ def init(
         raise InputError(f"{STATE_BRANCH} already exists: this repository is initialised")
     files: dict[str, bytes] = {}
     lines: list[str] = []
-    facts: dict[str, Any] = {"roles": {}, "found": [], "source": "", "config_written": False}
+    choice: ConfigChoice | None = None
     dagain_attempts = None
     if not store.repo.bare:
-        files, lines, facts, dagain_attempts = _prepare_files(store.paths.dagain, runner, which)
+        files, lines, choice, dagain_attempts = _prepare_files(store.paths.dagain, runner, which)
     if dagain_attempts is not None:
         defaults = dict(defaults or {})
         retry = dict(defaults.get("retry") or {})
@@ -181,9 +175,9 @@ def init(
         target,
         target_created,
         tuple(created),
-        config_written=bool(facts["config_written"]),
-        roles=facts["roles"],
-        runners_found=tuple(facts["found"]),
-        roles_from=str(facts["source"]),
+        config_written=choice is not None,
+        roles=choice.roles if choice else {},
+        runners_found=tuple(choice.found) if choice else (),
+        roles_from=choice.source if choice else "",
         lines=tuple(lines),
     )
