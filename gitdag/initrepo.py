@@ -7,7 +7,8 @@ this order, each recorded: the files under `.dagain/` (never overwriting one), t
 directory, the target branch, and last the state branch's first commit, the commit point. An
 exception before the commit point undoes every recorded write, so the repository is exactly as it
 was. A kill before it leaves files and a target branch but no state branch: a second `init`
-reuses them (it overwrites nothing) and completes.
+reuses them (it overwrites nothing) and completes. Two inits at once take turns on a lock file in
+the git directory (`gitdag-init.lock`, left there): the second finds the state branch and stops.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
+from filelock import FileLock, Timeout
 
 from gitdag.core import edits
 from gitdag.core.transitions import Rejected
@@ -29,8 +31,11 @@ from gitdag.errors import InputError
 from gitdag.initconfig import SCRIPT_FILE, STARTER_SCRIPT, ConfigChoice, choose_config
 from gitdag.store import repo as repos
 from gitdag.store.layout import STATE_BRANCH, branch_ref
-from gitdag.store.state import StateStore
+from gitdag.store.state import Committed, StateStore
 from gitdag.template import template_files
+
+INIT_LOCK = "gitdag-init.lock"
+LOCK_WAIT_S = 60
 
 
 @dataclass(frozen=True)
@@ -76,14 +81,21 @@ class _Journal:
             missing.append(path)
             path = path.parent
         for d in reversed(missing):
-            d.mkdir()
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue  # made by someone else meanwhile: not ours to remove
             self.dirs.append(d)
 
     def write(self, path: Path, data: bytes) -> bool:
         if path.exists():
             return False
         self.mkdir(path.parent)
-        with path.open("xb") as fh:  # exclusive: never overwrite what someone else just made
+        try:
+            fh = path.open("xb")  # exclusive: never overwrite what someone else just made
+        except FileExistsError:
+            return False
+        with fh:
             self.files.append(path)
             fh.write(data)
         return True
@@ -117,24 +129,16 @@ def _prepare_files(
     return files, lines + choice.lines, choice, mapping.max_attempts if mapping else None
 
 
-def init(
+def _init_locked(
     store: StateStore,
     goal: str,
     target: str,
-    defaults: dict[str, Any] | None = None,
-    *,
-    runner: str | None = None,
-    which: Callable[[str], str | None] = shutil.which,
-) -> InitResult:
-    """Create `.dagain/`, the target branch and `dagain/state` (last); all or nothing."""
-    try:
-        head_commit = store.repo[b"HEAD"]
-    except KeyError:
-        raise InputError(
-            "HEAD has no commit yet: commit something first, gitdag starts the target branch there"
-        ) from None
-    if not isinstance(head_commit, Commit):
-        raise InputError("HEAD does not point at a commit")
+    defaults: dict[str, Any] | None,
+    runner: str | None,
+    which: Callable[[str], str | None],
+    head_commit: Commit,
+) -> tuple[Committed, list[str], ConfigChoice | None, list[str], bool]:
+    """Do the init under the init lock: (commit, files created, config, lines, target created)."""
     if store.head() is not None:
         raise InputError(f"{STATE_BRANCH} already exists: this repository is initialised")
     files: dict[str, bytes] = {}
@@ -170,6 +174,42 @@ def init(
     except BaseException:
         journal.undo(store)
         raise
+    return committed, created, choice, lines, target_created
+
+
+def init(
+    store: StateStore,
+    goal: str,
+    target: str,
+    defaults: dict[str, Any] | None = None,
+    *,
+    runner: str | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+) -> InitResult:
+    """Create `.dagain/`, the target branch and `dagain/state` (last); all or nothing."""
+    try:
+        head_commit = store.repo[b"HEAD"]
+    except KeyError:
+        raise InputError(
+            "HEAD has no commit yet: commit something first, gitdag starts the target branch there"
+        ) from None
+    if not isinstance(head_commit, Commit):
+        raise InputError("HEAD does not point at a commit")
+    # Two inits in one repository take turns (the lock file is in the git directory, not the
+    # working tree): the second sees the first one's state branch and writes nothing.
+    lock = FileLock(str(store.paths.git_dir / INIT_LOCK))
+    try:
+        lock.acquire(timeout=LOCK_WAIT_S)
+    except Timeout:
+        raise InputError(
+            f"another `gitdag init` has held {INIT_LOCK} for {LOCK_WAIT_S} s; try again"
+        ) from None
+    try:
+        committed, created, choice, lines, target_created = _init_locked(
+            store, goal, target, defaults, runner, which, head_commit
+        )
+    finally:
+        lock.release()
     return InitResult(
         committed.head,
         target,
