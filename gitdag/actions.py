@@ -1,61 +1,29 @@
-"""High-level operations behind the graph commands: each composes core decisions and the store."""
+"""High-level operations behind the graph commands: each composes core decisions and the store.
+
+`init` lives in gitdag.initrepo (all or nothing) and is re-exported here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dulwich.objects import Commit
 from dulwich.refs import Ref
 
 from gitdag.core import edits, graph
 from gitdag.core.model import Status
 from gitdag.core.transitions import Rejected
-from gitdag.errors import GraphError, InputError
+from gitdag.errors import GraphError
+from gitdag.initrepo import InitResult, init
 from gitdag.store import repo as repos
-from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX, branch_ref
+from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX
 from gitdag.store.snapshot import Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
 
 if TYPE_CHECKING:
     from gitdag.store.proposals import Pending
-from gitdag.template import copy_template
 
-
-@dataclass(frozen=True)
-class InitResult:
-    """What `gitdag init` did."""
-
-    head: str
-    target: str
-    target_created: bool
-    files: tuple[str, ...]
-
-
-def init(
-    store: StateStore, goal: str, target: str, defaults: dict[str, Any] | None = None
-) -> InitResult:
-    """Create the state branch (one commit), copy the template to `.dagain/`, create the target."""
-    try:
-        head_commit = store.repo[b"HEAD"]
-    except KeyError:
-        raise InputError(
-            "HEAD has no commit yet: commit something first, gitdag starts the target branch there"
-        ) from None
-    if not isinstance(head_commit, Commit):
-        raise InputError("HEAD does not point at a commit")
-    transition = edits.init_transition(goal, target, store.clock(), defaults)
-    if isinstance(transition, Rejected):
-        raise InputError(transition.reason)
-    committed = store.init(transition, repos.human_actor(store.repo))
-    files: list[str] = []
-    if not store.repo.bare:
-        created = copy_template(store.paths.dagain)
-        files = [str(p.relative_to(store.paths.root)) for p in created]
-    target_created = bool(store.repo.refs.add_if_new(Ref(branch_ref(target)), head_commit.id))
-    store.paths.ensure_local()
-    return InitResult(committed.head, target, target_created, tuple(files))
+__all__ = ["InitResult", "add", "init", "status", "validate"]
 
 
 def add(store: StateStore, fields: dict[str, Any]) -> Committed:

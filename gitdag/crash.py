@@ -10,13 +10,18 @@ advanced and before the state transition was recorded) the way kill -9 would: no
   decided by a generator seeded with (seed, pid, how many points this process passed), so a crash
   harness kills at a *random* point and a given run can be replayed.
 
+`GITDAG_FAIL_AT=a,b` raises `InjectedFault` at points a and b instead: an ordinary exception, so
+`finally` blocks and rollbacks run (tests of all-or-nothing operations such as `gitdag init`).
+
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
 
 Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
 supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
 supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance,
-checkout.after_intent, checkout.after_files, checkout.after_ref, checkout.after_restore.
+checkout.after_intent, checkout.after_files, checkout.after_ref, checkout.after_restore,
+init.after_files, init.after_target (after `gitdag init` wrote .dagain/ and the target branch,
+before the state branch).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Mapping
 ENV = "GITDAG_CRASH_AT"
 RANDOM_ENV = "GITDAG_CRASH_RANDOM"
 LOG_ENV = "GITDAG_CRASH_LOG"
+FAIL_ENV = "GITDAG_FAIL_AT"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 # itertools.count is atomic under the GIL: the merge thread passes points too.
@@ -74,8 +80,15 @@ def should_crash(name: str, environ: Mapping[str, str] | None = None) -> bool:
     return False
 
 
+class InjectedFault(RuntimeError):
+    """Raised at a point named in `GITDAG_FAIL_AT` (a test's fault, not a kill)."""
+
+
 def crash_point(name: str) -> None:
     """Exit at once with status 137 if `name` is selected (see the module docstring)."""
+    fail = os.environ.get(FAIL_ENV)
+    if fail and name in (part.strip() for part in fail.split(",")):
+        raise InjectedFault(f"injected fault at {name} ({FAIL_ENV})")
     if not (os.environ.get(ENV) or os.environ.get(RANDOM_ENV)):
         return  # the common case: one dict lookup per switch
     if should_crash(name):

@@ -91,9 +91,13 @@ def _crash_log() -> str:
         from gitdag.store.repo import open_repo
 
         _, paths = open_repo(".")
+        if not paths.local.is_dir():  # never create .dagain/ (a failed init leaves nothing)
+            raise FileNotFoundError(paths.local)
         target = paths.local / "logs" / f"crash-{stamp}.log"
     except Exception:
-        target = Path.cwd() / f".gitdag-crash-{stamp}.log"
+        import tempfile
+
+        target = Path(tempfile.gettempdir()) / f"gitdag-crash-{stamp}.log"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)

@@ -41,9 +41,17 @@ from gitdag.store import history
     default=None,
     help="Seconds a claim holds without renewal (600).",
 )
+@click.option(
+    "--runner",
+    default=None,
+    metavar="NAME",
+    help="Every role uses this runner of the config (claude, codex, gemini, aider, scripted, "
+    "or one mapped from dagain). Default: the agent CLIs found on PATH, else scripted.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def init(goal: str, target: str, max_attempts: int | None, backoff: float | None,
-         lease: int | None) -> None:  # fmt: skip
-    """Create dagain/state, .dagain/ and the target branch."""
+         lease: int | None, runner: str | None, as_json: bool) -> None:  # fmt: skip
+    """Create .dagain/, the target branch and dagain/state (all or nothing)."""
     defaults: dict[str, Any] = {}
     retry: dict[str, Any] = {}
     if max_attempts is not None:
@@ -55,12 +63,17 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
     if lease is not None:
         defaults["lease_s"] = lease
     with open_store() as store:
-        result = actions.init(store, goal, target, defaults or None)
+        result = actions.init(store, goal, target, defaults or None, runner=runner)
+    if as_json:
+        echo_json(result.as_json())
+        return
     click.echo(f"initialised dagain/state at {result.head[:12]}")
     state = "created at HEAD" if result.target_created else "exists, left as it is"
     click.echo(f"target branch {result.target}: {state}")
     if result.files:
         click.echo(f"created {len(result.files)} files under .dagain/ (commit them with your code)")
+    for line in result.lines:
+        click.echo(line)
 
 
 @click.command()

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,10 @@ def load_prompt(dagain_dir: Path, role: str) -> str:
     """Return the packet template of a role: `.dagain/prompts/<role>.md`, else the packaged one."""
     if not _ROLE_NAME.match(role):
         raise ConfigError(f"role {role!r}: not a valid role name")
-    candidates = (dagain_dir / "prompts" / f"{role}.md", template_dir() / "prompts" / f"{role}.md")
+    candidates: tuple[Traversable, ...] = (
+        dagain_dir / "prompts" / f"{role}.md",
+        template_dir() / "prompts" / f"{role}.md",
+    )
     for path in candidates:
         if path.is_file():
             try:

@@ -150,6 +150,10 @@ class Launcher:
             timeout = float(config.timeout_s or defaults.timeout_s)
             role = self.role_of(node) or "executor"
         result_path = run_dir / "result.json"
+        # dagain's runners keep files between attempts here (one directory per node, never
+        # cleaned by gitdag: `gitdag gc --runs-older-than` deletes run directories only).
+        artifacts = self.local / "artifacts" / node.id
+        artifacts.mkdir(parents=True, exist_ok=True)
         packet = write_packet(
             run_dir, self._packet_data(snap, node, role, run_dir, result_path, cwd, base)
         )
@@ -172,6 +176,9 @@ class Launcher:
                 "GITDAG_REPO": str(self.root),
                 "GITDAG_STATE_REF": STATE_REF.decode(),
                 "GITDAG_TARGET": target,
+                "GITDAG_ARTIFACTS_DIR": str(artifacts),
+                "DAGAIN_ARTIFACTS_DIR": str(artifacts),
+                "DAGAIN_PARENT_NODE_ID": node.parent or "",
             },
         )
         return Prepared(
