@@ -10,6 +10,10 @@ advanced and before the state transition was recorded) the way kill -9 would: no
   decided by a generator seeded with (seed, pid, how many points this process passed), so a crash
   harness kills at a *random* point and a given run can be replayed.
 
+`GITDAG_FAULT_ENOSPC=<path>`: while the file `<path>` exists, every git command that writes a
+commit (a worktree's leftovers, a merge commit) fails as on a full disk (`fault_point`); deleting
+the file "frees the disk". Tests of environment holds use it.
+
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
 
@@ -20,6 +24,7 @@ supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_adv
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import random
@@ -28,6 +33,7 @@ from collections.abc import Mapping
 ENV = "GITDAG_CRASH_AT"
 RANDOM_ENV = "GITDAG_CRASH_RANDOM"
 LOG_ENV = "GITDAG_CRASH_LOG"
+FAULT_ENOSPC_ENV = "GITDAG_FAULT_ENOSPC"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 # itertools.count is atomic under the GIL: the merge thread passes points too.
@@ -86,3 +92,10 @@ def crash_point(name: str) -> None:
             except OSError:
                 pass
         os._exit(EXIT_CODE)
+
+
+def fault_point(what: str) -> None:
+    """Raise OSError(ENOSPC) for `what` while the `GITDAG_FAULT_ENOSPC` file exists."""
+    flag = os.environ.get(FAULT_ENOSPC_ENV)
+    if flag and os.path.exists(flag):
+        raise OSError(errno.ENOSPC, f"No space left on device (injected: {what})", flag)
