@@ -169,6 +169,7 @@ def fail(
     promote_on: frozenset[ErrorKind] = frozenset(),
     promote_after: int = 2,
     verb: str = "fail",
+    spent: bool = False,
 ) -> Transition | Rejected:
     """Record a failed attempt: back to open with a backoff, or failed (and escalated) when spent.
 
@@ -185,6 +186,7 @@ def fail(
       promote_on: error kinds that promote to the next runner at once.
       promote_after: task failures on one runner before promoting.
       verb: `fail`, or `merge` when the merge queue refuses the node.
+      spent: the budget is used up whatever `attempts` says (starts the state branch lost).
     """
     if node.status is Status.RUNNING:
         if attempt is not None:
@@ -198,7 +200,7 @@ def fail(
         kind=kind, summary=summary[:MAX_ERROR_SUMMARY], attempt=node.attempts, paths=paths
     )
     pool = _promote(node, kind, pool_size, promote_on, promote_after)
-    left = node.attempts_left(policy)
+    left = 0 if spent else node.attempts_left(policy)
     if left > 0:
         failures = node.attempts - node.attempt_base
         new = _touch(

@@ -26,6 +26,7 @@ from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.store import repo as repos
+from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
@@ -35,6 +36,7 @@ from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
 from gitdag.supervisor.recovery import recover_orphans
+from gitdag.supervisor.rewinds import Ledger
 from gitdag.supervisor.starting import StartGates, preflight
 from gitdag.workspace.merge_queue import MergeResult
 
@@ -99,6 +101,7 @@ class Supervisor:
         self.stats = _Stats()
         self.proposals: list[tuple[str, tuple[str, ...]]] = []  # (name, proposed ids), this run
         self.guard = Guard(store, self.actor)
+        self.lost = Ledger(store.paths.local)
         self.merge_gate: Gate | None = None  # the merge queue waits on an environment repair
         self.starts = StartGates(self)  # starts waiting on one (a missing runner, no target)
         self._reported: set[tuple[str, str]] = set()
@@ -168,7 +171,24 @@ class Supervisor:
             # The one legality check of commits this supervisor did not write (guard.py).
             self.guard.check(head)
             self._last_head = head
+            self._count_rewinds()
         return self.store.snapshot()
+
+    def _count_rewinds(self) -> None:
+        """Claims a rewind of the state branch dropped still count (rewinds.py); say it once."""
+        if not self.guard.rewinds:
+            return
+        snap = self.store.snapshot()
+        for known, head, lost in self.guard.rewinds:
+            for node_id in lost:
+                base = self.store.node(snap, node_id).attempt_base if node_id in snap.nodes else 0
+                self.lost.add(node_id, base)
+            self.progress.error(
+                f"{STATE_BRANCH} moved back from {known[:12]} to {head[:12]}, below the claim of "
+                f"{', '.join(dict.fromkeys(lost))} (recorded in .dagain/local/incidents.log); "
+                "those starts still count"
+            )
+        self.guard.rewinds.clear()
 
     def _transact(
         self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
@@ -253,6 +273,15 @@ class Supervisor:
         crash.crash_point("supervisor.after_claim")
         node = self.store.node(claimed, node_id)
         attempt = node.attempts
+        self._count_rewinds()  # the claim's own commit may have been built on a rewound head
+        lost = self.lost.lost(node_id, node.attempt_base)
+        policy = lifecycle.policy_of(node, claimed.graph)
+        if lost and node.attempts - node.attempt_base + lost > policy.max_attempts:
+            # Its earlier starts were real (the branch lost their claims): the budget is spent.
+            why = (f"started {lost + node.attempts - node.attempt_base - 1} time(s); each time "
+                   f"{STATE_BRANCH} was moved back below its claim (see .dagain/local/"
+                   "incidents.log)")  # fmt: skip
+            return self._give_up(node_id, attempt, why) or claimed
         try:
             prepared = self.launcher.prepare(claimed, node)
             handle = self.launcher.start(prepared)
@@ -413,6 +442,20 @@ class Supervisor:
         if flight is None:
             self.stats.finished += 1
         return self._after(flight, outcome)
+
+    def _give_up(self, node_id: str, attempt: int, summary: str) -> Snapshot | None:
+        """Fail a claimed node without starting it: its attempts are spent."""
+
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            node = self.store.node(snap, node_id)
+            return lifecycle.fail(
+                node, snap.nodes, snap.graph, kind=ErrorKind.TASK_FAILURE, summary=summary,
+                now=now, attempt=attempt, spent=True,
+            )  # fmt: skip
+
+        return self._after(None, self._transact(compute))
 
     def _failure(
         self,

@@ -192,3 +192,25 @@ def test_a_full_disk_keeps_the_work_and_retries_without_the_agent(
     assert starts(project) == {"plan-000": 1, "t1": 1, "t2": 1}
     assert git(project.root, "show", "dagain/integration:two.txt").strip() == "2"
     assert git(project.root, "show", "dagain/integration:one.txt").strip() == "1"
+
+
+def test_a_runner_that_moves_the_state_back_below_its_claim_starts_at_most_max_attempts(
+    project: Project,
+) -> None:
+    behaviours = plan_tasks({"id": "t1", "title": "one"})
+    # Its runner resets dagain/state to the commit before its own claim, every time.
+    behaviours["t1"] = {
+        "shell": "git update-ref refs/heads/dagain/state $(git rev-parse dagain/state~1)",
+        "write": {"one.txt": "1\n"},
+        "sleep": 0.3,
+    }
+    project.plan(behaviours)
+    res = project.gitdag("run", timeout=120)
+    assert starts(project).get("t1", 0) <= 3, (starts(project), res.err)
+    assert res.code in (1, 2), res.err
+    assert "Traceback" not in res.err and "FileNotFoundError" not in res.err, res.err
+    incidents = (project.root / ".dagain/local/incidents.log").read_text()
+    assert "t1" in incidents and "moved back" in incidents
+    again = project.gitdag("run", timeout=120)
+    assert starts(project).get("t1", 0) <= 3, (starts(project), again.err)
+    assert again.code in (1, 2) and "Traceback" not in again.err, again.err
