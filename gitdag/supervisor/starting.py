@@ -81,6 +81,17 @@ def preflight(launcher: Launcher, settings: Settings, snap: Snapshot, now: dt.da
                 )
 
 
+def missing_runner(launcher: Launcher, name: str) -> EnvHold | None:
+    """The hold of runner `name` when its executable does not resolve, else None."""
+    config = launcher.settings.runners.get(name)
+    problem = runner_problem(config, launcher.root) if config is not None else None
+    if problem is None:
+        return None
+    roles = [r for r in sorted(launcher.settings.roles) if name in launcher.settings.pool_for(r)]
+    where = config_line(launcher.store.paths.dagain, name)
+    return runner_hold(name, ", ".join(roles) or None, problem, where)
+
+
 class StartGates:
     """Ready nodes held back from a claim by an environment cause, keyed by that cause."""
 
@@ -143,15 +154,9 @@ class StartGates:
     def runner_missing(self, prepared: Prepared) -> EnvHold | None:
         """The hold of a spawn error whose runner's executable does not resolve, else None."""
         name = prepared.spec.runner
-        config = self.sup.settings.runners.get(name)
-        if config is None:
-            return None
-        problem = runner_problem(config, self.sup.launcher.root)
-        if problem is None:
+        hold = missing_runner(self.sup.launcher, name)
+        if hold is None:
             return None  # it resolves: the exit 127 was the agent's own
-        role = self.sup.launcher.role_of(self.sup.store.node(self.sup.store.snapshot(),
-                                                            prepared.node_id))  # fmt: skip
-        hold = runner_hold(name, role, problem, config_line(self.sup.store.paths.dagain, name))
         gate = self.gates["runner:" + name] = Gate(hold, max_s=2.0)
         gate.failed_again()
         self.sup.report(prepared.node_id, hold)

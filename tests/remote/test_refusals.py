@@ -101,6 +101,43 @@ def test_result_refused_keeps_the_work_locally(tmp_path: Path, daemons: list[Dae
     assert cluster.remote_git("branch", "--list", "dagain/work/*") == ""
 
 
+def test_a_refused_result_is_pushed_again_without_running_the_agent(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("t")], serve=False)
+    hook(cluster, REFUSE_RESULTS)
+    clone = cluster.clone("w0")
+    code, err = finish(cluster.work(clone))
+    assert code == 2 and "results are not accepted here" in err, err
+    assert (clone / ".dagain" / "local" / "pending" / "t.json").is_file()
+    (cluster.bare / "hooks" / "pre-receive").unlink()  # the repair
+    code, err = finish(cluster.work(clone))
+    assert code == 0, err
+    assert "pushing the kept result of attempt 1 again" in err
+    node = cluster.nodes()["t"]
+    assert node.status is Status.DONE and node.attempts == 1 and node.error is None
+    assert [r[:2] for r in cluster.rows()] == [("t", 1)]  # its agent ran once
+    assert cluster.remote_git("show", "dagain/integration:out/t.txt").strip() == "t"
+    assert not (clone / ".dagain" / "local" / "pending" / "t.json").exists()
+    assert not any(nid.startswith("escalate") for nid in cluster.nodes())
+
+
+def test_work_refuses_a_missing_runner_executable_before_any_claim(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("t")], serve=False)
+    clone = cluster.clone("w0")
+    cfg = clone / ".dagain" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("cmd: sh ", "cmd: no-such-agent-cli "))
+    head = cluster.state_head()
+    res = cluster.gitdag(clone, "work", "--remote", "origin")
+    assert res.code == 2, res.err
+    assert (
+        "runner 'fake'" in res.err and "no-such-agent-cli" in res.err and "config.yaml:4" in res.err
+    )
+    assert cluster.state_head() == head and cluster.rows() == []
+
+
 def test_checkout_without_config(tmp_path: Path, daemons: list[Daemon]) -> None:
     """A CI job that checked out dagain/state has no runners: refused before anything is claimed."""
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=False)
