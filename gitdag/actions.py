@@ -91,6 +91,12 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
     queue = sorted(
         merging, key=lambda nid: (store.node(snap, nid).updated_at, nid)
     )  # queue order: when they entered `merging`
+    held = []  # merges waiting for an environment repair (docs/state-branch.md, `hold`)
+    for nid in queue:
+        hold = store.node(snap, nid).hold
+        if hold is not None:
+            held.append({"id": nid, "kind": hold.kind.value, "reason": hold.reason,
+                         "repair": hold.repair, "since": hold.since.isoformat()})  # fmt: skip
     return {
         "head": snap.head,
         "goal": snap.graph.goal,
@@ -102,6 +108,7 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
         "blocked": graph.blocked(nodes),
         "running": running_detail,
         "merge_queue": queue,
+        "held": held,
         "needs_human": human,
         "failed": failed,
     }

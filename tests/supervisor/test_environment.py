@@ -48,6 +48,10 @@ def test_dirty_checkout_of_the_target_holds_merges_then_stash_lets_them_land(
     hold = project.show("t1")["hold"]
     assert isinstance(hold, dict) and hold["kind"] == "target_dirty" and "stash" in hold["repair"]
     assert "escalate" not in " ".join(statuses(project))
+    report = json.loads(project.gitdag("status", "--json").out)
+    assert [h["id"] for h in report["held"]] == ["t2", "t1"] or len(report["held"]) == 2
+    assert {h["kind"] for h in report["held"]} == {"target_dirty"}
+    assert "held (2): " in project.gitdag("status").out
     # The user's checkout is as they left it.
     assert (project.root / "README.md").read_text() == "# an edit of the user's\n"
 
