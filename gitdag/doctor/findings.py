@@ -13,7 +13,7 @@ class Finding:
     """One problem: what is wrong, the command that repairs it, and the safe repair if any.
 
     Attributes:
-      check: which check found it (config, state, incident, lock, orphan, worktree, target,
+      check: which check found it (config, state, incident, lock, orphan, worktree, target, hold,
         objects).
       problem: one line.
       repair: the command a person runs to repair it.

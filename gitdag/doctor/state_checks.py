@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from gitdag.config import load_settings
+from gitdag.core.model import Status
 from gitdag.doctor.findings import Finding
 from gitdag.errors import GitdagError
 from gitdag.store import ranges
+from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.supervisor.guard import VERIFIED_HEAD as VERIFIED_HEAD
 from gitdag.supervisor.guard import still_open
@@ -31,6 +33,19 @@ def check_config(store: StateStore) -> list[Finding]:
                     "config", f"{where}: runner {name!r} (role {role}): {problem}",
                     f"install it, or change {where}",
                 ))  # fmt: skip
+    return found
+
+
+def check_holds(store: StateStore, snap: Snapshot) -> list[Finding]:
+    """Merging nodes whose integration waits for an environment repair (`hold`)."""
+    merging = [nid for nid, n in snap.nodes.items() if n.status is Status.MERGING]
+    found = []
+    for nid, node in sorted(store.nodes(snap, merging).items()):
+        if node.hold is not None:
+            found.append(Finding(
+                "hold", f"{nid} waits to be merged ({node.hold.kind.value}): {node.hold.reason}",
+                f"{node.hold.repair} (then gitdag run: the agent does not run again)",
+            ))  # fmt: skip
     return found
 
 

@@ -52,6 +52,8 @@ def test_dirty_checkout_of_the_target_holds_merges_then_stash_lets_them_land(
     assert [h["id"] for h in report["held"]] == ["t2", "t1"] or len(report["held"]) == 2
     assert {h["kind"] for h in report["held"]} == {"target_dirty"}
     assert "held (2): " in project.gitdag("status").out
+    doctor = project.gitdag("doctor")
+    assert doctor.code == 1 and "t1 waits to be merged (target_dirty)" in doctor.out + doctor.err
     # The user's checkout is as they left it.
     assert (project.root / "README.md").read_text() == "# an edit of the user's\n"
 
