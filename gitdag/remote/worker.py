@@ -43,7 +43,7 @@ from gitdag.store.gitpush import LostRef, RefPush
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
-from gitdag.supervisor.holds import EnvHold, classify_error
+from gitdag.supervisor.holds import EnvHold, classify_start_error
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
@@ -345,7 +345,7 @@ class Worker:
             self.push_node(node_id, _give_back(attempt, "configuration error"))
             raise
         except Exception as exc:  # the node's environment could not be set up
-            hold = classify_error(exc, target=snap.graph.target, base=None)
+            hold = classify_start_error(exc, target=snap.graph.target)
             if hold is not None:  # not the node's doing: give the attempt back, stop claiming
                 self.hold(node_id, hold)
                 self.push_node(node_id, _give_back(attempt, hold.reason))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gitdag.config import RunnerConfig
 from gitdag.core.model import HoldKind
-from gitdag.errors import GitdagError
+from gitdag.errors import GitdagError, WorkspaceError
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.gitcli import read_ref
 from gitdag.workspace.merge_queue import MergeResult
@@ -94,6 +94,18 @@ def classify_error(exc: BaseException, *, target: str, base: str | None) -> EnvH
             return None  # the node's own work is gone: only another attempt can make it again
         return EnvHold(HoldKind.GIT_ERROR, text[-300:], "repair the repository (gitdag doctor)")
     return None
+
+
+def classify_start_error(exc: BaseException, *, target: str) -> EnvHold | None:
+    """The environment cause of a failed start (worktree, packet, process), or None.
+
+    Narrower than `classify_error`: only a full disk, a missing target, or git failing while
+    making the worktree hold a start; anything else stays the node's `spawn_error`.
+    """
+    hold = classify_error(exc, target=target, base=None)
+    if hold is None or hold.kind in (HoldKind.DISK_FULL, HoldKind.TARGET_MISSING):
+        return hold
+    return hold if isinstance(exc, WorkspaceError) else None
 
 
 def classify_result(result: MergeResult) -> EnvHold | None:

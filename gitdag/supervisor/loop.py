@@ -31,7 +31,14 @@ from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
-from gitdag.supervisor.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
+from gitdag.supervisor.holds import (
+    EnvHold,
+    Gate,
+    cause_gone,
+    classify_error,
+    classify_result,
+    classify_start_error,
+)
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
@@ -290,7 +297,7 @@ class Supervisor:
             self._commit_node(node_id, _recover_attempt(attempt, "configuration error"))
             raise
         except Exception as exc:  # the node's environment could not be set up
-            hold = classify_error(exc, target=claimed.graph.target, base=None)
+            hold = classify_start_error(exc, target=claimed.graph.target)
             if hold is not None:  # not the node's doing: the attempt is given back, it waits
                 self.starts.hold_start(node, hold)
                 return self._commit_node(node_id, _recover_attempt(attempt, hold.reason)) or claimed

@@ -173,3 +173,30 @@ def test_stale_tracking_ref_lock_of_a_killed_worker(tmp_path: Path, daemons: lis
     code, err = finish(cluster.work(clone))
     assert code == 0, err
     assert sorted(r[0] for r in cluster.rows()) == ["a"]
+
+
+def test_a_runner_executable_that_disappears_is_held_not_failed(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    from tests.remote.conftest import RUNNER
+
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b", deps=["a"])], serve=False)
+    clone = cluster.clone("w0")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "my-agent"
+    # Node a's run removes the executable: node b's start finds it gone.
+    agent.write_text(f'#!/bin/sh\n[ "$GITDAG_NODE_ID" = a ] && rm -f "$0"\nexec sh {RUNNER}\n')
+    agent.chmod(0o755)
+    cfg = clone / ".dagain" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace(f"cmd: sh {RUNNER}", "cmd: my-agent"))
+    path = f"{bindir}:/usr/bin:/bin"
+    code, err = finish(cluster.work(clone, PATH=path))
+    assert code == 1, err
+    assert sum("held (runner_missing)" in line for line in err.splitlines()) == 1, err
+    nodes = cluster.nodes()
+    assert nodes["a"].status is Status.DONE
+    assert nodes["b"].status is Status.OPEN and nodes["b"].error is not None
+    assert nodes["b"].attempts - nodes["b"].attempt_base == 0  # the lost start does not count
+    assert [r[0] for r in cluster.rows()] == ["a"]
+    assert not any(nid.startswith("escalate") for nid in nodes)
