@@ -29,6 +29,7 @@ from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.gitcli import read_ref
 from gitdag.workspace.merge_queue import MergeResult
 
+AGAIN = "then gitdag run (a --watch run goes on by itself)"
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _DISK_TEXTS = ("no space left on device", "disk quota exceeded", "read-only file system")
 _REFUSED_TEXTS = ("hook declined", "pre-receive hook", "[remote rejected]", "permission denied")
@@ -57,7 +58,7 @@ def _disk(where: str, what: str) -> EnvHold:
     return EnvHold(
         HoldKind.DISK_FULL,
         f"{where}: {what}",
-        "free disk space (or make the repository writable); the merge is retried by itself",
+        f"free disk space (or make the repository writable), {AGAIN}",
     )
 
 
@@ -81,11 +82,13 @@ def classify_error(exc: BaseException, *, target: str, base: str | None) -> EnvH
         return EnvHold(
             HoldKind.TARGET_MISSING,
             f"the target branch {target} does not exist",
-            f"git branch {target} {tip} (or gitdag edit the target), then gitdag run",
+            f"git branch {target} {tip} (recreate it at a commit of yours), " + AGAIN,
         )
     if "kept moving" in text:
         return EnvHold(
-            HoldKind.GIT_ERROR, text[-300:], "stop whatever keeps moving the target; retried"
+            HoldKind.GIT_ERROR,
+            text[-300:],
+            "stop whatever keeps moving the target, then gitdag run",
         )
     if any(t in text.lower() for t in _REFUSED_TEXTS):
         return EnvHold(HoldKind.REF_REFUSED, text[-300:], "allow the update (hook, permissions)")
@@ -116,8 +119,7 @@ def classify_result(result: MergeResult) -> EnvHold | None:
     return EnvHold(
         HoldKind.TARGET_DIRTY,
         result.output_tail,
-        f"commit or stash the changes (git -C {shlex.quote(where)} stash); "
-        "the merge is retried by itself",
+        f"commit or stash the changes (git -C {shlex.quote(where)} stash), " + AGAIN,
     )
 
 
@@ -187,7 +189,7 @@ def runner_hold(name: str, role: str | None, problem: str, where: str) -> EnvHol
     return EnvHold(
         HoldKind.RUNNER_MISSING,
         f"runner {name!r} (role {role or '-'}): {problem}",
-        f"install it, or change {where}; waiting nodes start by themselves",
+        f"install it, or change {where}, {AGAIN}",
     )
 
 

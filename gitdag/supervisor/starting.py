@@ -18,7 +18,7 @@ from gitdag.config import Settings
 from gitdag.core import graph, scheduling
 from gitdag.core.model import HoldKind, Kind, Node, NodeSummary
 from gitdag.errors import ConfigError
-from gitdag.supervisor.holds import EnvHold, Gate, runner_hold, runner_problem
+from gitdag.supervisor.holds import AGAIN, EnvHold, Gate, runner_hold, runner_problem
 from gitdag.workspace.gitcli import read_ref
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class StartGates:
             hold = EnvHold(
                 HoldKind.TARGET_MISSING,
                 f"the target branch {target} does not exist",
-                f"git branch {target} <commit> (or gitdag edit the target), then gitdag run",
+                f"git branch {target} <commit> (recreate it at a commit of yours), " + AGAIN,
             )
             self.gates["code"] = Gate(hold, max_s=2.0)
             sup.report("code nodes", hold)
