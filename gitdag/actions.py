@@ -74,6 +74,12 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
     )  # queue order: when they entered `merging`
     blocked = graph.blocked(nodes, failed + by_status[Status.CANCELLED])
     ready, waiting = graph.open_sets(nodes, now, paused=paused, blocked_ids=blocked)
+    held = []  # merges waiting for an environment repair (docs/state-branch.md, `hold`)
+    for nid in queue:
+        hold = store.node(snap, nid).hold
+        if hold is not None:
+            held.append({"id": nid, "kind": hold.kind.value, "reason": hold.reason,
+                         "repair": hold.repair, "since": hold.since.isoformat()})  # fmt: skip
     return {
         "head": snap.head,
         "goal": snap.graph.goal,
@@ -86,6 +92,7 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
         "waiting": [{"id": nid, "for": list(why)} for nid, why in waiting.items()],
         "running": running_detail,
         "merge_queue": queue,
+        "held": held,
         "needs_human": human,
         "failed": failed,
         "proposals": [

@@ -12,6 +12,9 @@ advanced and before the state transition was recorded) the way kill -9 would: no
 
 `GITDAG_FAIL_AT=a,b` raises `InjectedFault` at points a and b instead: an ordinary exception, so
 `finally` blocks and rollbacks run (tests of all-or-nothing operations such as `gitdag init`).
+`GITDAG_FAULT_ENOSPC=<path>`: while the file `<path>` exists, every git command that writes a
+commit (a worktree's leftovers, a merge commit) fails as on a full disk (`fault_point`); deleting
+the file "frees the disk". Tests of environment holds use it.
 
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
@@ -26,6 +29,7 @@ before the state branch).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import random
@@ -35,6 +39,7 @@ ENV = "GITDAG_CRASH_AT"
 RANDOM_ENV = "GITDAG_CRASH_RANDOM"
 LOG_ENV = "GITDAG_CRASH_LOG"
 FAIL_ENV = "GITDAG_FAIL_AT"
+FAULT_ENOSPC_ENV = "GITDAG_FAULT_ENOSPC"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 # itertools.count is atomic under the GIL: the merge thread passes points too.
@@ -100,3 +105,10 @@ def crash_point(name: str) -> None:
             except OSError:
                 pass
         os._exit(EXIT_CODE)
+
+
+def fault_point(what: str) -> None:
+    """Raise OSError(ENOSPC) for `what` while the `GITDAG_FAULT_ENOSPC` file exists."""
+    flag = os.environ.get(FAULT_ENOSPC_ENV)
+    if flag and os.path.exists(flag):
+        raise OSError(errno.ENOSPC, f"No space left on device (injected: {what})", flag)

@@ -130,6 +130,7 @@ def status(as_json: bool, remote: str | None) -> None:
     ]
     _list("running", running)
     _list("merge queue", report["merge_queue"])
+    _list("held", [f"{h['id']} ({h['kind']}: {h['repair']})" for h in report["held"]])
     _list("needs human", report["needs_human"])
     _list("failed", report["failed"])
     for p in report["proposals"]:

@@ -159,8 +159,17 @@ def _emit_item(item: Any, indent: str, out: list[str]) -> None:
     out.append(f"{indent}- {_scalar(item)}")
 
 
+# Fields added after files were first written: left out while empty, so the files of graphs that
+# never use them keep their bytes (and their object ids) across versions.
+_OMITTED_WHEN_NONE = frozenset({"hold"})
+
+
 def _fields(model: BaseModel) -> dict[str, Any]:
-    return {name: getattr(model, name) for name in type(model).model_fields}
+    return {
+        name: value
+        for name in type(model).model_fields
+        if (value := getattr(model, name)) is not None or name not in _OMITTED_WHEN_NONE
+    }
 
 
 def dump(model: BaseModel) -> str:

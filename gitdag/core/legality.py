@@ -15,6 +15,8 @@ when it changed) plus, for a few rules, the graph at the parent as summaries. Th
   (`merging` also needs `work`); `merging -> done` by `merge` needs `work.merged`; `answer` needs
   `checkpoint.answer`; any move to `failed` needs `error`. So a hand-made commit that flips a node
   to `done` without a result is caught whatever verb it claims.
+- **Holds**: `hold` is only on a `merging` node, set only by the verb `hold`, which changes
+  nothing else; any move out of `merging` clears it.
 - **Attempts** never decrease and grow only by a `claim`, by exactly 1, with `claim.attempt` equal
   to the new count and every dep done; a `Gitdag-Attempt` trailer must match the attempt it acts on.
 - **Nodes** are added only fresh (`open`, no attempts, claim, outputs, error or work) and only by
@@ -220,6 +222,7 @@ def _result_problems(old: Node, new: Node, verb: str | None, info: StepInfo) -> 
         and (new.checkpoint is None or new.checkpoint.answer is None)
     ):
         problems.append(Violation("answered without an answer", nid, "checkpoint.answer"))
+    problems += _hold_problems(old, new, verb)
     if entered is Status.FAILED and new.error is None:
         problems.append(Violation("failed without an error record", nid, "error"))
     acts_on_attempt = verb in ("complete", "fail", "escalate", "checkpoint")
@@ -230,6 +233,20 @@ def _result_problems(old: Node, new: Node, verb: str | None, info: StepInfo) -> 
             nid, "attempts",
         ))  # fmt: skip
     return problems
+
+
+def _hold_problems(old: Node, new: Node, verb: str | None) -> list[Violation]:
+    """`hold` only on a merging node, set only by the verb `hold`, which changes nothing else."""
+    nid = new.id
+    if new.hold is not None and new.status is not Status.MERGING:
+        return [Violation(f"held while {new.status.value} (only merging nodes wait)", nid, "hold")]
+    if verb == "hold":
+        unchanged = new.model_copy(update={"hold": old.hold, "updated_at": old.updated_at})
+        if new.hold is None or unchanged != old:
+            return [Violation("a hold may only set `hold` on a merging node", nid, "hold")]
+    elif new.hold is not None and new.hold != old.hold:
+        return [Violation(f"`hold` set by {verb!r} (only `hold` sets it)", nid, "hold")]
+    return []
 
 
 def _attempt_problems(

@@ -15,6 +15,8 @@ from gitdag.core.model import (
     Claim,
     ErrorKind,
     GraphFile,
+    Hold,
+    HoldKind,
     Kind,
     Node,
     NodeError,
@@ -45,7 +47,11 @@ def backoff_s(policy: RetryPolicy, failures: int) -> float:
 
 
 def _touch(node: Node, now: dt.datetime, **changes: object) -> Node:
-    return node.model_copy(update={**changes, "updated_at": now})
+    new = node.model_copy(update={**changes, "updated_at": now})
+    # A hold belongs to a waiting integration: whatever ends the `merging` state ends it too.
+    if new.hold is not None and new.status is not Status.MERGING:
+        new = new.model_copy(update={"hold": None})
+    return new
 
 
 def claim(
@@ -165,6 +171,7 @@ def fail(
     promote_on: frozenset[ErrorKind] = frozenset(),
     promote_after: int = 2,
     verb: str = "fail",
+    spent: bool = False,
 ) -> Transition | Rejected:
     """Record a failed attempt: back to open with a backoff, or failed (and escalated) when spent.
 
@@ -181,6 +188,7 @@ def fail(
       promote_on: error kinds that promote to the next runner at once.
       promote_after: task failures on one runner before promoting.
       verb: `fail`, or `merge` when the merge queue refuses the node.
+      spent: the budget is used up whatever `attempts` says (starts the state branch lost).
     """
     if node.status is Status.RUNNING:
         if attempt is not None:
@@ -197,7 +205,7 @@ def fail(
     # A failure of the environment that another attempt would meet again (the remote refuses
     # the node's branch) spends no more runs: failed at once, and not escalated to a planner.
     final = kind in FINAL_KINDS
-    left = 0 if final else node.attempts_left(policy)
+    left = 0 if final or spent else node.attempts_left(policy)
     if left > 0:
         failures = node.attempts - node.attempt_base
         new = _touch(
@@ -338,6 +346,27 @@ def merged(node: Node, *, merged_commit: str, now: dt.datetime) -> Transition | 
         to_status="done",
         summary=f"integrated into {merged_commit[:12]}",
         put=(new,),
+        attempt=node.attempts,
+    )
+
+
+def hold(
+    node: Node, *, kind: HoldKind, reason: str, repair: str, now: dt.datetime
+) -> Transition | Rejected:
+    """A merging node's integration waits for an environment repair (no attempt is spent).
+
+    The same kind again is no change (Rejected), so a cause that persists is recorded once.
+    """
+    if node.status is not Status.MERGING:
+        return Rejected(f"{node.id} is {node.status.value}, not merging")
+    if node.hold is not None and node.hold.kind is kind:
+        return Rejected(f"{node.id} is already held ({kind.value})")
+    record = Hold(kind=kind, reason=reason[:MAX_ERROR_SUMMARY], repair=repair[:2000], since=now)
+    return Transition(
+        verb="hold",
+        subject=node.id,
+        summary=f"{kind.value}: {reason} (repair: {repair})",
+        put=(_touch(node, now, hold=record),),
         attempt=node.attempts,
     )
 

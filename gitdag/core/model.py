@@ -67,6 +67,20 @@ class ErrorKind(StrEnum):
     PUSH_REFUSED = "push_refused"  # the remote refused the node's branch: not the agent's to fix
 
 
+class HoldKind(StrEnum):
+    """Why a node's finished work waits: an environment failure a person repairs (never the agent).
+
+    Environment failures never spend an attempt and never escalate (docs/state-branch.md).
+    """
+
+    TARGET_DIRTY = "target_dirty"  # the user's checkout of the target has edits, or is busy
+    TARGET_MISSING = "target_missing"  # the target branch is gone
+    DISK_FULL = "disk_full"  # ENOSPC, EDQUOT or EROFS while writing objects or refs
+    REF_REFUSED = "ref_refused"  # a push or ref update was refused (a hook, permissions)
+    GIT_ERROR = "git_error"  # git failed for a reason that is not the node's
+    RUNNER_MISSING = "runner_missing"  # a runner's executable is missing or cannot start
+
+
 def _check_id(value: str) -> str:
     problem = id_problem(value)
     if problem is not None:
@@ -159,6 +173,15 @@ class Work(Record):
     merged: StrictStr | None = None
 
 
+class Hold(Record):
+    """Why a `merging` node's integration waits, and what a person does about it."""
+
+    kind: HoldKind
+    reason: Text
+    repair: Text
+    since: Timestamp
+
+
 class InputRef(Record):
     """An output of another node that this node's packet should carry."""
 
@@ -206,6 +229,8 @@ class Node(Record):
     error: NodeError | None = None
     checkpoint: Checkpoint | None = None
     work: Work | None = None
+    # Set while a `merging` node's integration waits for an environment repair (HoldKind).
+    hold: Hold | None = None
     pool: PoolState | None = None
     created_at: Timestamp
     updated_at: Timestamp

@@ -29,6 +29,10 @@ TRANSITIONS: dict[tuple[Status, Status], frozenset[str]] = {
 for _from in (_S.OPEN, _S.RUNNING, _S.MERGING, _S.FAILED, _S.NEEDS_HUMAN):
     TRANSITIONS[(_from, _S.CANCELLED)] = frozenset({"cancel"})
 
+# `hold` (merging -> merging) is no status change: it records why a merging node's integration
+# waits for an environment repair (`Node.hold`); any move out of merging clears it (legality.py).
+HOLD_VERB = "hold"
+
 # Verbs that restore an earlier state (a revert undoes one commit, a reset restores a whole earlier
 # graph): they may make any move, because the status they restore was itself reached legally.
 RESTORING_VERBS = frozenset({"revert", "reset"})

@@ -10,6 +10,7 @@ VERBS = frozenset(
     {
         "init", "add", "claim", "complete", "fail", "retry", "escalate", "checkpoint", "answer",
         "merge", "cancel", "pause", "resume", "revert", "reset", "lease", "edit", "incident",
+        "hold",
     }
 )  # fmt: skip
 

@@ -12,14 +12,15 @@ last verified head, the graph at the head) and has no open incident; no stale lo
 supervisor's, `refs/heads/<branch>.lock` of the state and target branches); no orphaned runners
 (alive, their supervisor dead); no leftover node worktrees or half-deleted checkouts; no checkout
 of the target left half-moved by a merge a crash cut short (`workspace/advance.py`); the target
-branch agrees with the `done` and `merging` records; the loose object count (suggests `git gc`).
+branch agrees with the `done` and `merging` records; merges held for an environment repair
+(named with their repair); the loose object count (suggests `git gc`).
 """
 
 from __future__ import annotations
 
 from gitdag.doctor.findings import Finding, Report, repair
 from gitdag.doctor.process_checks import check_locks, check_orphans, running_supervisor
-from gitdag.doctor.state_checks import VERIFIED_HEAD, check_config, check_state
+from gitdag.doctor.state_checks import VERIFIED_HEAD, check_config, check_holds, check_state
 from gitdag.doctor.target_checks import check_target
 from gitdag.doctor.workspace_checks import (
     LOOSE_OBJECTS_LIMIT,
@@ -33,7 +34,7 @@ from gitdag.store.state import StateStore
 
 __all__ = [
     "LOOSE_OBJECTS_LIMIT", "TRASH_STALE_S", "VERIFIED_HEAD", "Finding", "Report", "check_checkouts",
-    "check_config",
+    "check_config", "check_holds",
     "check_locks", "check_objects", "check_orphans", "check_state", "check_target",
     "check_worktrees", "examine", "repair",
 ]  # fmt: skip
@@ -56,5 +57,6 @@ def examine(store: StateStore) -> Report:
     if snap is not None:
         findings += check_worktrees(store, snap, supervisor)
         findings += check_target(store, snap)
+        findings += check_holds(store, snap)
     findings += check_objects(store)
     return Report(findings, supervisor)

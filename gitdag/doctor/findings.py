@@ -14,7 +14,7 @@ class Finding:
 
     Attributes:
       check: which check found it (config, state, incident, lock, orphan, worktree, checkout,
-        target, objects).
+        target, hold, objects).
       problem: one line.
       repair: the command a person runs to repair it.
       fix: makes the repair (`--fix`); returns what it did. None when it needs judgement.

@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 from gitdag.config import load_settings
+from gitdag.core.model import Status
 from gitdag.doctor.findings import Finding
 from gitdag.errors import GitdagError
 from gitdag.store import ranges
+from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.supervisor.guard import VERIFIED_HEAD as VERIFIED_HEAD
 from gitdag.supervisor.guard import still_open
+from gitdag.supervisor.holds import runner_problem
+from gitdag.supervisor.starting import config_line
 
 
 def check_config(store: StateStore) -> list[Finding]:
     """`.dagain/config.yaml` loads."""
     try:
-        load_settings(store.paths.dagain)
+        settings = load_settings(store.paths.dagain)
     except GitdagError as exc:
         return [Finding("config", str(exc), f"edit {store.paths.dagain / 'config.yaml'}")]
-    return []
+    found = []
+    # The same check as `gitdag run`'s preflight, for every runner a role may use.
+    for role in sorted(settings.roles):
+        for name in settings.pool_for(role):
+            config = settings.runners.get(name)
+            problem = runner_problem(config, store.paths.root) if config else None
+            if problem is not None:
+                where = config_line(store.paths.dagain, name)
+                found.append(Finding(
+                    "config", f"{where}: runner {name!r} (role {role}): {problem}",
+                    f"install it, or change {where}",
+                ))  # fmt: skip
+    return found
+
+
+def check_holds(store: StateStore, snap: Snapshot) -> list[Finding]:
+    """Merging nodes whose integration waits for an environment repair (`hold`)."""
+    merging = [nid for nid, n in snap.nodes.items() if n.status is Status.MERGING]
+    found = []
+    for nid, node in sorted(store.nodes(snap, merging).items()):
+        if node.hold is not None:
+            found.append(Finding(
+                "hold", f"{nid} waits to be merged ({node.hold.kind.value}): {node.hold.reason}",
+                f"{node.hold.repair} (then gitdag run: the agent does not run again)",
+            ))  # fmt: skip
+    return found
 
 
 def check_state(store: StateStore) -> list[Finding]:

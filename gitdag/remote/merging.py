@@ -16,6 +16,7 @@ merge at once, but only one lands it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +31,7 @@ from gitdag.errors import RemoteError, StaleSnapshotError
 from gitdag.remote.mirror import move_target
 from gitdag.store.remote import tracking_ref
 from gitdag.store.state import Committed
+from gitdag.supervisor.holds import EnvHold, classify_error, classify_result
 from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
@@ -67,7 +69,8 @@ class RemoteMerges:
 
     def busy(self) -> bool:
         """A merge is running, or nodes this worker produced still wait to be integrated."""
-        return self.job is not None or bool(self.queue)
+        waiting = bool(self.queue) and self.worker.held is None  # a held queue waits for a person
+        return self.job is not None or waiting
 
     def adopt(self, node_id: str) -> None:
         if node_id not in self.queue:
@@ -109,7 +112,12 @@ class RemoteMerges:
                 result = job.future.result()
             except Exception as exc:
                 self._rollback(job, None)
-                self._fail(job.node_id, job.attempt, ErrorKind.CHECK_FAILED,
+                target = self.worker.remote.target or ""
+                hold = classify_error(exc, target=target, base=job.tip)
+                if hold is not None:  # not the node's doing: it stays merging, nothing re-runs
+                    self._hold(job, hold)
+                    return
+                self._fail(job.node_id, job.attempt, ErrorKind.TASK_FAILURE,
                            f"merge failed: {exc}", ())  # fmt: skip
                 return
             self._record(job, result)
@@ -118,6 +126,8 @@ class RemoteMerges:
 
     def _start(self) -> None:
         w = self.worker
+        if w.held is not None:
+            return  # waiting for a repair: integrating now would fail the same way
         snap = w.remote.snapshot()
         merging = {nid for nid, n in snap.nodes.items() if n.status is Status.MERGING}
         self.queue = [nid for nid in self.queue if nid in merging]
@@ -203,7 +213,22 @@ class RemoteMerges:
                        "check failed on the merged tree:\n" + output, ())  # fmt: skip
         else:
             # The target's checkout in this clone is in the way: not the node's fault.
-            raise RemoteError(f"cannot integrate {job.node_id} here: {result.output_tail}")
+            hold = classify_result(result)
+            assert hold is not None
+            self._hold(job, hold)
+
+    def _hold(self, job: _Job, hold: EnvHold) -> None:
+        """The merge waits for a repair: recorded on the node (if the remote takes it), said once.
+
+        This worker stops integrating and claiming; the node stays merging with its branch on
+        the remote, so this or any other worker merges it later without running its agent.
+        """
+        self.queue = [nid for nid in self.queue if nid != job.node_id]
+        self.worker.hold(job.node_id, hold)
+        with contextlib.suppress(RemoteError, StaleSnapshotError):
+            self.worker.push_node(job.node_id, lambda n, now: lifecycle.hold(
+                n, kind=hold.kind, reason=hold.reason, repair=hold.repair, now=now))  # fmt: skip
+        self.worker.launcher.after_merge(job.node_id, integrated=False)
 
     def _land(self, job: _Job, result: MergeResult) -> None:
         w = self.worker

@@ -36,14 +36,17 @@ from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote import claims, mirror
 from gitdag.remote.merging import RemoteMerges
+from gitdag.remote.pending import PendingResults
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
+from gitdag.supervisor.holds import EnvHold, classify_start_error
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
+from gitdag.supervisor.starting import missing_runner, preflight
 from gitdag.transport.outcomes import LostRef, RefPush
 
 CLOCK_SKEW_S = 2.0  # how far apart the workers' clocks may be without two runs overlapping
@@ -128,6 +131,8 @@ class Worker:
         self.grace = dt.timedelta(seconds=float(settings.defaults.kill_grace_s) + CLOCK_SKEW_S)
         self._stop: str | None = None
         self._fetch_failures = 0
+        self.held: EnvHold | None = None  # an environment cause: no more claims until repaired
+        self.pending = PendingResults(self.local)
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -141,6 +146,8 @@ class Worker:
                 self.remote.clear_stale_locks()
                 self.remote.fetch()
                 self.mirror()
+                snap = self.remote.snapshot()
+                preflight(self.launcher, self.settings, snap, self.store.clock())
                 self._recover_own()
                 return self._loop()
             finally:
@@ -171,6 +178,11 @@ class Worker:
             busy = bool(self.flights) or self.merges.busy()
             if busy or claimed:
                 idle_since = time.monotonic()
+            if not busy and self.held is not None:
+                # A cause only a person can remove: said once; the work waits (nothing re-runs).
+                self.progress.event(f"stopped: waiting for a repair ({self.held.kind.value}: "
+                                    f"{self.held.repair})")  # fmt: skip
+                return 1
             if not busy:
                 if self._max_reached():
                     self.progress.event(f"ran {self.finished} node(s) (--max-nodes): stopping")
@@ -272,9 +284,19 @@ class Worker:
 
     # --- claiming ---------------------------------------------------------------------------
 
+    def hold(self, who: str, hold: EnvHold) -> None:
+        """Stop claiming: an environment cause waits for a person (said once)."""
+        if self.held is None or self.held != hold:
+            self.progress.error(hold.line(who))
+        self.held = hold
+
     def _claim(self) -> bool:
         claimed = False
-        while not self._max_reached() and len(self.flights) < self.options.workers:
+        while (
+            self.held is None
+            and not self._max_reached()
+            and len(self.flights) < self.options.workers
+        ):
             snap = self.remote.snapshot()
             asks, runs = claims.candidates(
                 snap, self.store.clock(), labels=self.options.labels, spread=self.options.spread,
@@ -313,7 +335,12 @@ class Worker:
         except ConfigError:
             self.push_node(node_id, _give_back(attempt, "configuration error"))
             raise
-        except Exception as exc:  # the node's environment could not be set up: its failure
+        except Exception as exc:  # the node's environment could not be set up
+            hold = classify_start_error(exc, target=snap.graph.target)
+            if hold is not None:  # not the node's doing: give the attempt back, stop claiming
+                self.hold(node_id, hold)
+                self.push_node(node_id, _give_back(attempt, hold.reason))
+                return
             self._push_fail(node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}")
             self.finished += 1
             return
@@ -399,13 +426,36 @@ class Worker:
         settled = self.launcher.settle(flight.prepared, outcome)
         if settled.problem is not None:
             problem = settled.problem
+            missing = None
+            if problem.kind is ErrorKind.SPAWN_ERROR:
+                missing = missing_runner(self.launcher, flight.prepared.spec.runner)
+            if missing is not None:  # the agent never ran: give the attempt back
+                self.hold(node_id, missing)
+                self.launcher.release(flight.prepared, keep_branch=True)
+                self.push_node(node_id, _give_back(attempt, missing.reason))
+                return
             self._push_fail(node_id, attempt, problem.kind, problem.reason, flight)
             return
         assert settled.result is not None
+        if settled.hold is not None:  # leftovers not committable (a full disk): keep it all
+            self.hold(node_id, settled.hold)
+            self.launcher.release(flight.prepared, keep_branch=True, keep_worktree=True)
+            return
         self._push_result(flight, settled.result, settled.work)
 
-    def _push_result(self, flight: _Flight, result: RunnerResult, work: Work | None) -> None:
-        node_id, attempt = flight.node_id, flight.attempt
+    def _push_result(
+        self,
+        flight: _Flight | None,
+        result: RunnerResult,
+        work: Work | None,
+        kept: tuple[str, int] | None = None,
+    ) -> None:
+        """Push a finished attempt's result (a flight's, or `kept`: (node, attempt) from disk)."""
+        if flight is not None:
+            node_id, attempt = flight.node_id, flight.attempt
+        else:
+            assert kept is not None
+            node_id, attempt = kept
 
         def op(node: Node, now: dt.datetime) -> Transition | Rejected:
             snap = self.remote.snapshot()
@@ -421,17 +471,36 @@ class Worker:
         refs = []
         if work is not None and work.head is not None:
             refs.append(RefPush(work.head, "refs/heads/" + work.branch))
+        # Kept until it lands: a refused push is pushed again by the next worker of this clone,
+        # without running the agent again (`_recover_own`).
+        self.pending.save(node_id, attempt, result, work)
         try:
             outcome = self.push_node(node_id, op, refs=refs)
         except RefRefused as exc:
             if not any(exc.ref == r.dst for r in refs):
-                raise  # the state branch itself: this worker cannot go on
+                if flight is not None:  # the state branch itself: this worker cannot go on
+                    self.launcher.release(flight.prepared, keep_branch=True)
+                raise
             # The server will not take this node's branch (a hook, a token without the right
             # to push some files): the node fails, once; the work stays here.
+            self.pending.drop(node_id)
             self.progress.error(f"{node_id}: {exc}")
             summary = f"the remote refused branch {exc.ref.removeprefix('refs/heads/')}: "
             self._push_fail(node_id, attempt, ErrorKind.PUSH_REFUSED, summary + exc.reason, flight)
             return
+        except RemoteError:
+            if flight is not None:
+                self.launcher.release(flight.prepared, keep_branch=True)
+            raise
+        self.pending.drop(node_id)
+        if flight is None:  # a kept result: what landed is adopted as a flight's would be
+            if isinstance(outcome, Committed):
+                self.announce(outcome.transition)
+                landed = outcome.snapshot.nodes.get(node_id)
+                if landed is not None and landed.status is Status.MERGING:
+                    self.merges.adopt(node_id)
+            else:
+                self.push_node(node_id, _give_back(attempt, "its kept result was not applied"))
         self._after(flight, outcome)
 
     def _push_fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
@@ -498,6 +567,15 @@ class Worker:
             info = read_pid_info(run_dir)
             grace = min(2.0, float(self.settings.defaults.kill_grace_s))
             stopped = info is not None and stop_orphan(info, grace_s=grace)
+            kept = self.pending.load(node_id, claim.attempt)
+            if kept is not None:  # its result was refused (a hook, a permission): push it again
+                self.progress.event(
+                    f"{node_id}: pushing the kept result of attempt {claim.attempt} again "
+                    "(its agent does not run again)"
+                )
+                result, work = kept
+                self._push_result(None, result, work, kept=(node_id, claim.attempt))
+                continue
             why = f"attempt {claim.attempt}: its worker in this clone is gone"
             why += " (its runner was stopped)" if stopped else ""
             self.push_node(node_id, _give_back(claim.attempt, why))

@@ -279,6 +279,11 @@ def compare_and_swap(
                     message=reflog.encode(),
                 )
             )
+        except FileNotFoundError:
+            # Our lock file vanished before it could be renamed into place: another writer that
+            # does not honour the lock (a runner's `git update-ref`) took it. Nothing moved on
+            # our side; the caller reads the ref again, as after any lost race.
+            return False
         except FileLocked:
             if break_stale_lock(repo, ref):
                 continue

@@ -45,6 +45,7 @@ from gitdag.store.ranges import (
     repairs_in,
 )
 from gitdag.store.state import StateStore
+from gitdag.supervisor.rewinds import lost_claims
 
 SUPERVISOR_PREFIX = "supervisor@"
 INCIDENTS_LOG = "incidents.log"
@@ -173,6 +174,21 @@ def record(local: Path, incident: Incident, actor: str, now: dt.datetime | None 
     return log
 
 
+def log_rewind(local: Path, known: str, head: str, problem: str, actor: str) -> None:
+    """Append a rewind to `incidents.log` (it is no open incident: the new head is built on)."""
+    entry = {
+        "time": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "supervisor": actor,
+        "head": head,
+        "moved_back_from": known,
+        "problems": [problem],
+    }
+    with contextlib.suppress(OSError):
+        local.mkdir(parents=True, exist_ok=True)
+        with (local / INCIDENTS_LOG).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
 def load_verified(local: Path) -> str | None:
     """Return the verified head recorded under `local` (None: none recorded)."""
     try:
@@ -206,6 +222,9 @@ class Guard:
         self.local = store.paths.local
         self.verified: str | None = load_verified(self.local)
         self._passed: tuple[str | None, str] | None = None
+        # Rewinds seen (the old head, the new one, the nodes whose claims they dropped), for the
+        # supervisor to count (`rewinds.Ledger`) before it claims anything on the new head.
+        self.rewinds: list[tuple[str, str, list[str]]] = []
         # A head the store read before the guard existed was never checked: forget it, so the
         # first read goes through `on_moved(None, head)` and the check from the verified head.
         store.known_head = None
@@ -223,10 +242,15 @@ class Guard:
         """
         if head != self.store.known_head:
             self.on_moved(self.store.known_head, head)
+            # Seen: the snapshot that follows must not report the same move again (a rewind
+            # to a head seen before is a new move, and its dropped claims count again).
+            self.store.known_head = head
         self._verified(head)
 
     def on_moved(self, known: str | None, head: str) -> None:
         """The store's hook: called before anything is built on a head that moved under it."""
+        if known is not None:
+            self._rewound(known, head)  # before the short cut: every rewind counts
         if self._passed == (known, head):
             return
         incident = still_open(self.store, self.local, head)
@@ -258,6 +282,7 @@ class Guard:
             return
         base = self.verified
         if base is not None and not _descends(self.store, head, base):
+            self._rewound(base, head)
             base = head  # a deliberate reset: the graph it shows must still be valid
         invalid = first_invalid(self.store, base, head)
         if invalid is not None:
@@ -265,6 +290,23 @@ class Guard:
                 f"{STATE_BRANCH} at {head[:12]} fails validation: {invalid}; "
                 "nothing more is built on it until then"
             )
+
+    def _rewound(self, known: str, head: str) -> None:
+        """A head that dropped claims is a foreign action: log it, and let the supervisor count."""
+        try:
+            lost = lost_claims(self.store, known, head)
+        except StoreError:
+            return  # the old head's objects are gone: nothing to count
+        if not lost:
+            return
+        nodes = ", ".join(dict.fromkeys(lost))
+        problem = (
+            f"{STATE_BRANCH} moved back from {known[:12]} to {head[:12]}, below the claim of "
+            f"{nodes} (a foreign action: a runner or a person reset the branch); its starts "
+            "still count against the retry budget"
+        )
+        log_rewind(self.local, known, head, problem, self.actor)
+        self.rewinds.append((known, head, lost))
 
     def _verified(self, head: str) -> None:
         if head == self.verified:

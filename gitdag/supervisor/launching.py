@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gitdag.config import RunnerConfig, Settings
-from gitdag.core.model import ErrorKind, Kind, Node, Work
+from gitdag.core.model import ErrorKind, HoldKind, Kind, Node, Work
 from gitdag.core.proposals import PoolRules
 from gitdag.core.results import ResultProblem, RunnerResult
-from gitdag.errors import ConfigError
+from gitdag.errors import ConfigError, WorkspaceError
 from gitdag.runner.launch import LaunchSpec, RunHandle, RunOutcome, launch, runner_command
 from gitdag.runner.packet import (
     Decision,
@@ -30,12 +30,18 @@ from gitdag.runner.packet import (
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
+from gitdag.supervisor.holds import EnvHold, classify_error
 from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
 from gitdag.workspace.advance import Land
 from gitdag.workspace.conflicts import collisions, hunks
 from gitdag.workspace.merge_queue import MergeResult
 from gitdag.workspace.worktrees import Worktrees
+
+
+class LostWork(WorkspaceError):
+    """A merging node's uncommitted work is gone: only another attempt can make it again."""
+
 
 ROLE_OF_KIND = {Kind.PLAN: "planner", Kind.TASK: "executor", Kind.VERIFY: "verifier"}
 
@@ -64,6 +70,7 @@ class Settled:
     result: RunnerResult | None = None
     work: Work | None = None
     problem: ResultProblem | None = None
+    hold: EnvHold | None = None  # its leftovers could not be committed yet (a full disk)
 
 
 class Launcher:
@@ -284,7 +291,12 @@ class Launcher:
         if verdict.status == "success":
             try:
                 work = self.finish_work(prepared)
-            except Exception as exc:  # a worktree git could not commit: the attempt failed
+            except Exception as exc:  # a worktree git could not commit: whose fault?
+                hold = classify_error(exc, target="", base=prepared.base)
+                if hold is not None and hold.kind is HoldKind.DISK_FULL and prepared.branch:
+                    # The work is done and in its worktree: it waits there, committed later.
+                    pending = Work(branch=prepared.branch, base=prepared.base, head=None)
+                    return Settled(result=verdict, work=pending, hold=hold)
                 why = f"could not commit the worktree's changes: {exc}"
                 return Settled(problem=ResultProblem(ErrorKind.TASK_FAILURE, why))
         return Settled(result=verdict, work=work)
@@ -346,6 +358,8 @@ class Launcher:
     ) -> MergeResult:
         """Merge a node's branch (on the merge thread); `land` lands it with its record."""
         assert node.work is not None
+        if node.work.head is None:
+            self._commit_pending(node)
         merge = self.settings.merge
         return merge_queue.integrate(
             self.root,
@@ -359,6 +373,15 @@ class Launcher:
             message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
             land=land,
             cancelled=cancelled,
+        )
+
+    def _commit_pending(self, node: Node) -> None:
+        """Commit the leftovers a full disk kept in a merging node's worktree (no agent run)."""
+        if not self.worktrees.path_for(node.id).is_dir():
+            raise LostWork(f"the uncommitted work of {node.id} is gone (its worktree was removed)")
+        base = node.work.base if node.work else None
+        self.worktrees.commit_leftovers(
+            node.id, node.attempts, f"gitdag: {node.id} attempt {node.attempts}", base=base
         )
 
     def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:

@@ -26,15 +26,26 @@ from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.store import repo as repos
+from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
+from gitdag.supervisor.holds import (
+    EnvHold,
+    Gate,
+    cause_gone,
+    classify_error,
+    classify_result,
+    classify_start_error,
+)
 from gitdag.supervisor.landing import Desk, still_merging
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress, Running
 from gitdag.supervisor.recovery import recover_orphans
+from gitdag.supervisor.rewinds import Ledger
+from gitdag.supervisor.starting import StartGates, preflight
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 
@@ -99,6 +110,10 @@ class Supervisor:
         self.stats = _Stats()
         self.proposals: list[tuple[str, tuple[str, ...]]] = []  # (name, proposed ids), this run
         self.guard = Guard(store, self.actor)
+        self.lost = Ledger(store.paths.local)
+        self.merge_gate: Gate | None = None  # the merge queue waits on an environment repair
+        self.starts = StartGates(self)  # starts waiting on one (a missing runner, no target)
+        self._reported: set[tuple[str, str]] = set()
         self._stop: str | None = None
         self._last_head: str | None = None
 
@@ -111,6 +126,7 @@ class Supervisor:
                 signal.signal(sig, self._on_signal)
             try:
                 snap = self._snapshot()
+                preflight(self.launcher, self.settings, snap, self.store.clock())
                 recover_orphans(self, snap)
                 return self._loop()
             finally:
@@ -142,11 +158,12 @@ class Supervisor:
             if not (self.options.once and (self.stats.finished or self.flights)):
                 snap = self._start_ready(snap)
             self._show(snap)
-            busy = bool(self.flights) or self.merge is not None or bool(self.queue)
+            waiting = bool(self.queue) and self.merge_gate is None
+            busy = bool(self.flights) or self.merge is not None or waiting
             if not busy:
                 now = self.store.clock()
                 paused = snap.graph.control.paused
-                if not scheduling.can_progress(snap.nodes, now, paused=paused):
+                if not self.starts.can_progress(snap, now, paused=paused):
                     if self.options.watch:
                         self._wait(self.options.poll_s)
                         continue
@@ -163,7 +180,24 @@ class Supervisor:
             # The one legality check of commits this supervisor did not write (guard.py).
             self.guard.check(head)
             self._last_head = head
+            self._count_rewinds()
         return self.store.snapshot()
+
+    def _count_rewinds(self) -> None:
+        """Claims a rewind of the state branch dropped still count (rewinds.py); say it once."""
+        if not self.guard.rewinds:
+            return
+        snap = self.store.snapshot()
+        for known, head, lost in self.guard.rewinds:
+            for node_id in lost:
+                base = self.store.node(snap, node_id).attempt_base if node_id in snap.nodes else 0
+                self.lost.add(node_id, base)
+            self.progress.error(
+                f"{STATE_BRANCH} moved back from {known[:12]} to {head[:12]}, below the claim of "
+                f"{', '.join(dict.fromkeys(lost))} (recorded in .dagain/local/incidents.log); "
+                "those starts still count"
+            )
+        self.guard.rewinds.clear()
 
     def _transact(
         self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
@@ -206,7 +240,7 @@ class Supervisor:
         if self.options.once:
             capacity = min(capacity, 1)
         dispatches = scheduling.plan(
-            snap.nodes,
+            self.starts.startable(snap),
             capacity=capacity,
             now=self.store.clock(),
             paused=snap.graph.control.paused,
@@ -248,6 +282,15 @@ class Supervisor:
         crash.crash_point("supervisor.after_claim")
         node = self.store.node(claimed, node_id)
         attempt = node.attempts
+        self._count_rewinds()  # the claim's own commit may have been built on a rewound head
+        lost = self.lost.lost(node_id, node.attempt_base)
+        policy = lifecycle.policy_of(node, claimed.graph)
+        if lost and node.attempts - node.attempt_base + lost > policy.max_attempts:
+            # Its earlier starts were real (the branch lost their claims): the budget is spent.
+            why = (f"started {lost + node.attempts - node.attempt_base - 1} time(s); each time "
+                   f"{STATE_BRANCH} was moved back below its claim (see .dagain/local/"
+                   "incidents.log)")  # fmt: skip
+            return self._give_up(node_id, attempt, why) or claimed
         try:
             prepared = self.launcher.prepare(claimed, node)
             handle = self.launcher.start(prepared)
@@ -255,7 +298,11 @@ class Supervisor:
             # The user's configuration is wrong, not the node: give the attempt back and stop.
             self._commit_node(node_id, _recover_attempt(attempt, "configuration error"))
             raise
-        except Exception as exc:  # the node's environment could not be set up: its failure
+        except Exception as exc:  # the node's environment could not be set up
+            hold = classify_start_error(exc, target=claimed.graph.target)
+            if hold is not None:  # not the node's doing: the attempt is given back, it waits
+                self.starts.hold_start(node, hold)
+                return self._commit_node(node_id, _recover_attempt(attempt, hold.reason)) or claimed
             return (
                 self._fail(node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}")
                 or claimed
@@ -303,9 +350,22 @@ class Supervisor:
         settled = self.launcher.settle(flight.prepared, outcome)
         if settled.problem is not None:
             problem = settled.problem
+            if problem.kind is ErrorKind.SPAWN_ERROR:
+                missing = self.starts.runner_missing(flight.prepared)
+                if missing is not None:  # the agent never ran: give the attempt back and wait
+                    self.launcher.release(flight.prepared, keep_branch=True)
+                    return self._commit_node(node_id, _recover_attempt(attempt, missing.reason))
             return self._fail(node_id, attempt, problem.kind, problem.reason, flight)
         assert settled.result is not None
-        return self._judge(flight, settled.result, settled.work)
+        snap = self._judge(flight, settled.result, settled.work)
+        merging = (
+            snap is not None
+            and node_id in snap.nodes
+            and (snap.nodes[node_id].status is Status.MERGING)
+        )
+        if settled.hold is not None and merging:  # its leftovers wait to be committed
+            snap = self._hold_merge(node_id, settled.hold) or snap
+        return snap
 
     def _judge(self, flight: _Flight, result: RunnerResult, work: Work | None) -> Snapshot | None:
         node_id, attempt = flight.node_id, flight.attempt
@@ -392,6 +452,20 @@ class Supervisor:
             self.stats.finished += 1
         return self._after(flight, outcome)
 
+    def _give_up(self, node_id: str, attempt: int, summary: str) -> Snapshot | None:
+        """Fail a claimed node without starting it: its attempts are spent."""
+
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            node = self.store.node(snap, node_id)
+            return lifecycle.fail(
+                node, snap.nodes, snap.graph, kind=ErrorKind.TASK_FAILURE, summary=summary,
+                now=now, attempt=attempt, spent=True,
+            )  # fmt: skip
+
+        return self._after(None, self._transact(compute))
+
     def _failure(
         self,
         node_id: str,
@@ -457,17 +531,15 @@ class Supervisor:
                 return snap
             job, self.merge = self.merge, None
             try:
-                result = job.future.result()
-            except Exception as exc:
-                self.progress.error(f"merge of {job.node_id} failed unexpectedly: {exc}")
-                result = None
+                outcome: MergeResult | BaseException = job.future.result()
+            except Exception as exc:  # trouble that is no merge outcome: whose is it?
+                outcome = exc
             if job.node_id in self.queue:
                 self.queue.remove(job.node_id)
-            if result is not None:
-                # A fresh snapshot either way: whether the run can go on is judged on the state
-                # after this merge, never on one read before it (a cancel may have come since).
-                snap = self._record_merge(job, result) or self._snapshot()
-        if self.merge is None and self.queue:
+            # A fresh snapshot either way: whether the run can go on is judged on the state
+            # after this merge, never on one read before it (a cancel may have come since).
+            snap = self._merge_outcome(job, snap, outcome) or self._snapshot()
+        if self.merge is None and self.queue and not self._merge_gated(snap):
             node_id = self.queue[0]
             node = self.store.node(snap, node_id)
             if node.work is None:
@@ -488,6 +560,86 @@ class Supervisor:
             )
             self.merge = _Merge(node_id, node.attempts, future, desk)
         return snap
+
+    def _merge_outcome(
+        self, job: _Merge, snap: Snapshot, outcome: MergeResult | BaseException
+    ) -> Snapshot | None:
+        """Record a merge's outcome: an environment cause holds the node, the rest is recorded."""
+        node_id = job.node_id
+        if isinstance(outcome, MergeResult):
+            hold = classify_result(outcome)
+        else:
+            base = None
+            if node_id in snap.nodes:
+                work = self.store.node(snap, node_id).work
+                base = work.base if work else None
+            hold = classify_error(outcome, target=snap.graph.target, base=base)
+            if hold is None:
+                return self._fail_merge(
+                    node_id, job.attempt, ErrorKind.TASK_FAILURE, f"cannot merge: {outcome}", ()
+                )
+        if hold is not None:
+            self.queue.insert(0, node_id)  # it keeps its place in line
+            return self._hold_merge(node_id, hold)
+        assert isinstance(outcome, MergeResult)
+        self.merge_gate = None
+        return self._record_merge(job, outcome)
+
+    def _hold_merge(self, node_id: str, hold: EnvHold) -> Snapshot | None:
+        """The merge queue waits for a repair: record the hold once, say it once."""
+        gate = self.merge_gate
+        if gate is not None and gate.hold.kind is hold.kind:
+            gate.failed_again()
+        else:
+            self.merge_gate = Gate(hold)
+            self.merge_gate.failed_again()
+        self.report(node_id, hold)
+        return self._commit_hold(node_id, hold)
+
+    def _commit_hold(self, node_id: str, hold: EnvHold) -> Snapshot | None:
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if node_id not in snap.nodes:
+                return Rejected(f"{node_id} no longer exists")
+            node = self.store.node(snap, node_id)
+            return lifecycle.hold(
+                node, kind=hold.kind, reason=hold.reason, repair=hold.repair, now=now
+            )
+
+        outcome = self._transact(compute)  # quiet: the cause was reported once
+        return outcome.snapshot if isinstance(outcome, Committed) else None
+
+    def report(self, who: str, hold: EnvHold) -> None:
+        """Print one line per distinct cause, however many nodes wait on it."""
+        key = (hold.kind.value, hold.reason)
+        if key not in self._reported:
+            self._reported.add(key)
+            self.progress.error(hold.line(who))
+
+    def forget_report(self, hold: EnvHold) -> None:
+        """A repaired cause is said again if it comes back."""
+        self._reported.discard((hold.kind.value, hold.reason))
+
+    def _merge_gated(self, snap: Snapshot) -> bool:
+        """Tell whether the queue still waits on its environment cause (probed, bounded)."""
+        gate = self.merge_gate
+        if gate is None:
+            return False
+        for node_id in self.queue:  # every waiting node shows the hold in `gitdag status`
+            held = self.store.node(snap, node_id).hold
+            if held is None or held.kind is not gate.hold.kind:
+                self._commit_hold(node_id, gate.hold)
+        if not gate.due():
+            return True
+        paths = self.store.paths
+        gone = cause_gone(gate.hold, root=paths.root, git_dir=paths.git_dir,
+                          target=snap.graph.target)  # fmt: skip
+        if gone is False:
+            gate.failed_again()
+            return True
+        if gone:
+            self.progress.event(f"repaired: {gate.hold.kind.value}; merging again")
+            self.forget_report(gate.hold)
+        return False  # gone, or only a retry tells: try the merge (it re-holds if not)
 
     def _record_merge(self, job: _Merge, result: MergeResult) -> Snapshot | None:
         if result.status == "merged" and result.recorded:
@@ -570,6 +722,11 @@ class Supervisor:
                 why.append(f"{counts['needs_human']} node(s) wait for an answer (gitdag answer)")
             if counts["failed"]:
                 why.append(f"{counts['failed']} node(s) failed (gitdag show / gitdag retry)")
+            why += self.starts.held_reasons(snap)
+            if self.merge_gate is not None:
+                hold = self.merge_gate.hold
+                why.append(f"{len(self.queue)} merge(s) wait for a repair ({hold.kind.value}: "
+                           f"{hold.repair})")  # fmt: skip
             blocked = graph.blocked(snap.nodes)
             if blocked:
                 why.append(f"{len(blocked)} node(s) blocked by failed deps")

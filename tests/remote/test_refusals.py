@@ -103,6 +103,43 @@ def test_result_refused_keeps_the_work_locally(tmp_path: Path, daemons: list[Dae
     assert cluster.remote_git("branch", "--list", "dagain/work/*") == ""
 
 
+def test_a_refused_result_is_pushed_again_without_running_the_agent(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("t")], serve=False)
+    hook(cluster, REFUSE_RESULTS)
+    clone = cluster.clone("w0")
+    code, err = finish(cluster.work(clone))
+    assert code == 2 and "results are not accepted here" in err, err
+    assert (clone / ".dagain" / "local" / "pending" / "t.json").is_file()
+    (cluster.bare / "hooks" / "pre-receive").unlink()  # the repair
+    code, err = finish(cluster.work(clone))
+    assert code == 0, err
+    assert "pushing the kept result of attempt 1 again" in err
+    node = cluster.nodes()["t"]
+    assert node.status is Status.DONE and node.attempts == 1 and node.error is None
+    assert [r[:2] for r in cluster.rows()] == [("t", 1)]  # its agent ran once
+    assert cluster.remote_git("show", "dagain/integration:out/t.txt").strip() == "t"
+    assert not (clone / ".dagain" / "local" / "pending" / "t.json").exists()
+    assert not any(nid.startswith("escalate") for nid in cluster.nodes())
+
+
+def test_work_refuses_a_missing_runner_executable_before_any_claim(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("t")], serve=False)
+    clone = cluster.clone("w0")
+    cfg = clone / ".dagain" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("cmd: sh ", "cmd: no-such-agent-cli "))
+    head = cluster.state_head()
+    res = cluster.gitdag(clone, "work", "--remote", "origin")
+    assert res.code == 2, res.err
+    assert (
+        "runner 'fake'" in res.err and "no-such-agent-cli" in res.err and "config.yaml:4" in res.err
+    )
+    assert cluster.state_head() == head and cluster.rows() == []
+
+
 def test_checkout_without_config(tmp_path: Path, daemons: list[Daemon]) -> None:
     """A CI job that checked out dagain/state has no runners: refused before anything is claimed."""
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve=False)
@@ -184,3 +221,30 @@ def test_a_refused_branch_fails_its_node_once(
     assert "escalate-b" not in nodes  # nothing a planner could fix
     assert sorted(r[0] for r in cluster.rows()) == ["a", "b", "c"]  # each ran once
     assert cluster.remote_git("branch", "--list", "dagain/work/b") == ""
+
+
+def test_a_runner_executable_that_disappears_is_held_not_failed(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    from tests.remote.conftest import RUNNER
+
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b", deps=["a"])], serve=False)
+    clone = cluster.clone("w0")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "my-agent"
+    # Node a's run removes the executable: node b's start finds it gone.
+    agent.write_text(f'#!/bin/sh\n[ "$GITDAG_NODE_ID" = a ] && rm -f "$0"\nexec sh {RUNNER}\n')
+    agent.chmod(0o755)
+    cfg = clone / ".dagain" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace(f"cmd: sh {RUNNER}", "cmd: my-agent"))
+    path = f"{bindir}:/usr/bin:/bin"
+    code, err = finish(cluster.work(clone, PATH=path))
+    assert code == 1, err
+    assert sum("held (runner_missing)" in line for line in err.splitlines()) == 1, err
+    nodes = cluster.nodes()
+    assert nodes["a"].status is Status.DONE
+    assert nodes["b"].status is Status.OPEN and nodes["b"].error is not None
+    assert nodes["b"].attempts - nodes["b"].attempt_base == 0  # the lost start does not count
+    assert [r[0] for r in cluster.rows()] == ["a"]
+    assert not any(nid.startswith("escalate") for nid in nodes)

@@ -13,13 +13,14 @@ from gitdag.core.model import (
     Claim,
     ErrorKind,
     GraphFile,
+    HoldKind,
     Node,
     NodeSummary,
     Status,
     Work,
     summarize,
 )
-from gitdag.core.transitions import Transition, message
+from gitdag.core.transitions import Rejected, Transition, message
 from gitdag.store import ranges
 from gitdag.store.state import StateStore
 from tests.conftest import run_gitdag
@@ -160,6 +161,36 @@ def test_merge_needs_the_integrating_commit() -> None:
     forged = merging.model_copy(update={"status": Status.DONE})
     assert ("a", "work.merged") in fields_of(check([merging], Transition(
         verb="merge", subject="a", put=(forged,))))  # fmt: skip
+
+
+def test_a_hold_only_on_a_merging_node_and_only_by_hold() -> None:
+    merging = node("a", status="merging", attempts=1, outputs={"summary": "x"},
+                   work=Work(branch="dagain/work/a"))  # fmt: skip
+    t = lifecycle.hold(merging, kind=HoldKind.TARGET_DIRTY, reason="dirty", repair="git stash",
+                       now=NOW)  # fmt: skip
+    assert isinstance(t, Transition) and t.verb == "hold" and t.attempt == 1
+    assert check([merging], t) == []
+    held = t.put[0]
+    assert held.status is Status.MERGING and held.hold is not None
+    # The same cause again is no change; another kind is a new hold.
+    assert isinstance(lifecycle.hold(held, kind=HoldKind.TARGET_DIRTY, reason="x", repair="y",
+                                     now=NOW), Rejected)  # fmt: skip
+    # Whatever ends `merging` ends the hold: the lifecycle clears it, legality insists on it.
+    landed = lifecycle.merged(held, merged_commit="abc", now=NOW)
+    assert isinstance(landed, Transition) and landed.put[0].hold is None
+    assert check([held], landed) == []
+    stuck = landed.put[0].model_copy(update={"hold": held.hold})
+    forged = Transition(verb="merge", subject="a", from_status="merging", to_status="done",
+                        put=(stuck,))  # fmt: skip
+    assert ("a", "hold") in fields_of(check([held], forged))
+    # `hold` may not change anything else, and no other verb may set it.
+    sneaky = t.put[0].model_copy(update={"outputs": {"summary": "other"}})
+    assert ("a", "hold") in fields_of(check([merging], Transition(
+        verb="hold", subject="a", put=(sneaky,))))  # fmt: skip
+    assert ("a", "hold") in fields_of(check([merging], Transition(
+        verb="edit", subject="a", put=(held,))))  # fmt: skip
+    assert isinstance(lifecycle.hold(node("b"), kind=HoldKind.DISK_FULL, reason="r", repair="r",
+                                     now=NOW), Rejected)  # fmt: skip
 
 
 def test_pause_may_only_flip_paused() -> None:

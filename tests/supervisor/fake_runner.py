@@ -4,7 +4,8 @@ Env: FAKE_PLAN (path to {node_id: behaviour or [behaviour per attempt]}), FAKE_L
 where each run appends `start|end node attempt pid time`). A behaviour may have: result (dict,
 written to $GITDAG_RESULT), stdout (printed), raw (written as the result file verbatim), big (n:
 write a result of n bytes), sleep (seconds), exit (exit code), write ({path: text}), commit
-(git commit message), no_result (true), ignore_term (true: survive SIGTERM), copy_packet (path).
+(git commit message), delete (a path to remove), shell (a command run first), no_result (true),
+ignore_term (true: survive SIGTERM), copy_packet (path).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def main() -> int:
         p = pathlib.Path(rel)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+    if "shell" in entry:  # e.g. a runner that moves refs it should not touch
+        subprocess.run(["sh", "-c", entry["shell"]], check=False)
+    if "delete" in entry:  # e.g. the runner's own executable, to test a disappearing one
+        pathlib.Path(entry["delete"]).unlink(missing_ok=True)
     if "commit" in entry:
         subprocess.run(["git", "add", "-A"], check=True)
         subprocess.run(["git", "commit", "-q", "-m", entry["commit"]], check=True)

@@ -170,17 +170,22 @@ def test_bad_runner_outcomes_fail_the_attempt_and_apply_nothing(
     assert last["verb"] == "fail" and kind in str(last["summary"])  # the reason is in the commit
 
 
-def test_runner_command_that_does_not_exist_is_a_spawn_error(project: Project) -> None:
+def test_runner_command_that_does_not_exist_is_refused_before_any_claim(project: Project) -> None:
     cfg = (
         (project.root / ".dagain/config.yaml")
         .read_text()
         .replace("cmd: ", "cmd: /nonexistent/agent ")
     )
     (project.root / ".dagain/config.yaml").write_text(cfg)
+    before = git(project.root, "rev-parse", "dagain/state")
     res = project.gitdag("run", "--once")
-    assert res.code == 1
-    error = project.show("plan-000")["error"]
-    assert isinstance(error, dict) and error["kind"] == "spawn_error"
+    assert res.code == 2, res.err
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and "runner 'fake'" in lines[0] and "role planner" in lines[0]
+    assert ".dagain/config.yaml:4" in lines[0] and "/nonexistent/agent" in lines[0]
+    assert git(project.root, "rev-parse", "dagain/state") == before  # nothing claimed
+    doctor = project.gitdag("doctor")
+    assert doctor.code != 0 and "/nonexistent/agent" in doctor.out + doctor.err
 
 
 def test_failing_three_times_escalates_with_the_failure_in_the_packet(
