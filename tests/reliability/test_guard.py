@@ -65,7 +65,11 @@ def test_runner_moving_the_state_branch_is_an_incident_until_repaired(
 
 
 def test_a_person_moving_the_branch_during_a_run_is_no_incident(rproject: Project) -> None:
-    add(rproject, "slow", "--title", "s", "--kind", "command", "--run", "sleep 1.5")
+    # `slow` runs until the test has added `late`: on a loaded machine a fixed sleep could end
+    # (and the run with it) before the add lands.
+    go = rproject.root.parent / "go"
+    wait = f"while [ ! -f {go} ]; do sleep 0.05; done"
+    add(rproject, "slow", "--title", "s", "--kind", "command", "--run", wait)
     add(rproject, "other", "--title", "o", "--kind", "command", "--run", "true", "--deps", "slow")
     proc = subprocess.Popen([sys.executable, "-m", "gitdag", "run"], cwd=rproject.root,
                             env={**os.environ, **rproject.env()}, stderr=subprocess.PIPE,
@@ -75,6 +79,7 @@ def test_a_person_moving_the_branch_during_a_run_is_no_incident(rproject: Projec
         assert time.monotonic() < deadline
         time.sleep(0.05)
     add(rproject, "late", "--title", "late", "--kind", "command", "--run", "true")
+    go.touch()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert rproject.show("late")["status"] == "done"
