@@ -117,19 +117,17 @@ def _read_nodes_file(path: str) -> list[Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     try:
-        # A bare YAML list is read as the `nodes:` key of a mapping (the codec reads mappings).
-        listed = text.lstrip().startswith("-")
-        data: Any = codec.load_mapping(f"nodes:\n{_indent(text)}" if listed else text)
+        data: Any = codec.load_yaml(text)
     except codec.DecodeError as exc:
         raise InputError(f"{path}: {exc}") from None
+    if isinstance(data, list):
+        return data  # a bare YAML list of nodes
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a list of nodes (or a mapping with `nodes:`)")
     for key in ("nodes", "addNodes"):
         if isinstance(data.get(key), list):
             return list(data[key])
     raise InputError(f"{path}: expected a list of nodes (or a mapping with `nodes:`)")
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
 
 
 @click.command()

@@ -11,6 +11,7 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 
+from gitdag.core.loaders import load_json
 from gitdag.errors import LockedError
 
 
@@ -29,9 +30,9 @@ class SupervisorLock:
         except Timeout:
             holder = ""
             try:
-                data = json.loads(self.info.read_text())
+                data = load_json(self.info.read_bytes())
                 holder = f" (pid {data.get('pid')} on {data.get('host')})"
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
             raise LockedError(f"another supervisor is running in this repository{holder}") from None
         self.info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
