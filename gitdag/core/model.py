@@ -7,7 +7,6 @@ lists (YAML and JSON have no tuples) and are stored as tuples so records stay im
 from __future__ import annotations
 
 import datetime as dt
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from gitdag.core.ids import id_problem
+from gitdag.core.refnames import target_problem
 
 SCHEMA_VERSION = 1
 
@@ -95,12 +95,12 @@ NodeId = Annotated[StrictStr, AfterValidator(_check_id)]
 Timestamp = Annotated[dt.datetime, BeforeValidator(_utc)]
 Text = Annotated[StrictStr, Field(max_length=65536)]
 ShortText = Annotated[StrictStr, Field(max_length=500)]
-_BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<!/)(?<!\.lock)$")
 
 
 def _check_branch(value: str) -> str:
-    if not _BRANCH.match(value) or value.startswith("-") or value.endswith("."):
-        raise ValueError(f"invalid branch name {value!r}")
+    problem = target_problem(value)
+    if problem is not None:
+        raise ValueError(f"invalid target branch {value[:80]!r}: {problem}")
     return value
 
 
