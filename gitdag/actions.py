@@ -11,6 +11,7 @@ from dulwich.refs import Ref
 
 from gitdag.core import edits, graph
 from gitdag.core.model import Status
+from gitdag.core.refnames import target_problem
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError, InputError
 from gitdag.store import repo as repos
@@ -34,6 +35,7 @@ def init(
     store: StateStore, goal: str, target: str, defaults: dict[str, Any] | None = None
 ) -> InitResult:
     """Create the state branch (one commit), copy the template to `.dagain/`, create the target."""
+    _check_target(store, target)
     try:
         head_commit = store.repo[b"HEAD"]
     except KeyError:
@@ -53,6 +55,18 @@ def init(
     target_created = bool(store.repo.refs.add_if_new(Ref(branch_ref(target)), head_commit.id))
     store.paths.ensure_local()
     return InitResult(committed.head, target, target_created, tuple(files))
+
+
+def _check_target(store: StateStore, target: str) -> None:
+    # Before anything is written: the name rules (also the model's) and the file/directory
+    # clash with an existing branch, which only the repository can tell (docs/input-rules.md).
+    problem = target_problem(target)
+    if problem is None:
+        other = repos.branch_clash(store.repo, target)
+        if other is not None:
+            problem = f"branch {other!r} exists, and git cannot hold both {target} and {other}"
+    if problem is not None:
+        raise InputError(f"--target {target[:80]!r}: {problem}; nothing was written")
 
 
 def add(store: StateStore, fields: dict[str, Any]) -> Committed:
@@ -112,4 +126,10 @@ def validate(store: StateStore, rev: str | None) -> list[Problem]:
     commit = store.resolve(rev) if rev else store.head()
     if commit is None:
         return [Problem("dagain/state", "branch does not exist (run `gitdag init`)")]
-    return list(store.snapshot_of(commit, strict=False).problems)
+    snap = store.snapshot_of(commit, strict=False)
+    problems = list(snap.problems)
+    other = repos.branch_clash(store.repo, snap.graph.target)
+    if other is not None and not snap.problems:
+        message = f"field target: branch {other!r} exists, git cannot hold both it and the target"
+        problems.append(Problem("graph.yaml", message))
+    return problems

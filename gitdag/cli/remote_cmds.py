@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gitdag.cli._common import split_list
+from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.errors import ConfigError
 from gitdag.remote.worker import WorkOptions, run_worker
@@ -22,13 +23,13 @@ from gitdag.supervisor.progress import Progress
 )
 @click.option(
     "--max-nodes",
-    type=click.IntRange(1, None),
+    type=bounded_int(1),
     default=None,
     help="Stop after running this many nodes (and integrating their code).",
 )
 @click.option(
     "--idle-exit",
-    type=click.FloatRange(0, None),
+    type=FiniteFloat(0, 10**9),
     default=None,
     metavar="SECONDS",
     help="Stop after this long with nothing to do (default: wait while others work).",
@@ -48,7 +49,7 @@ from gitdag.supervisor.progress import Progress
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(0.05, 600),
+    type=FiniteFloat(0.05, 600),
     default=2.0,
     show_default=True,
     metavar="SECONDS",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gitdag.cli._common import open_store
+from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.supervisor import control
 from gitdag.supervisor.loop import RunOptions, run
@@ -33,7 +34,9 @@ def run_cmd(workers: int | None, once: bool, watch: bool, quiet: bool) -> None:
 @click.command()
 @click.argument("node_id")
 @click.argument("text", required=False, default="")
-@click.option("--option", "option", type=int, default=None, help="Pick the N-th option (1-based).")
+@click.option(
+    "--option", "option", type=bounded_int(1), default=None, help="Pick the N-th option (1-based)."
+)
 def answer(node_id: str, text: str, option: int | None) -> None:
     """Answer NODE_ID's question (TEXT, or --option N)."""
     if not text and option is None:
@@ -104,7 +107,7 @@ def demo(directory: str | None, quiet: bool) -> None:
 )
 @click.option(
     "--runs-older-than",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0, 100 * 365),
     default=None,
     metavar="DAYS",
     help="Also remove run directories (packets, logs) untouched for this many days.",
