@@ -141,7 +141,7 @@ def test_timestamps_are_utc() -> None:
 )  # fmt: skip
 def test_timestamps_outside_the_calendar_gitdag_uses_are_refused(stamp: str) -> None:
     text = f"schema_version: 1\nid: a\ntitle: t\ncreated_at: {stamp}\nupdated_at: {stamp}\n"
-    with pytest.raises(codec.DecodeError, match="created_at|malformed YAML"):
+    with pytest.raises(codec.DecodeError, match=r"created_at|malformed YAML"):
         codec.load_node(text)
 
 
