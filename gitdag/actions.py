@@ -16,6 +16,7 @@ from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError, InputError
 from gitdag.store import repo as repos
 from gitdag.store.layout import branch_ref
+from gitdag.store.ranges import graph_problems_at
 from gitdag.store.snapshot import Problem
 from gitdag.store.state import Committed, StateStore
 from gitdag.template import copy_template
@@ -126,10 +127,4 @@ def validate(store: StateStore, rev: str | None) -> list[Problem]:
     commit = store.resolve(rev) if rev else store.head()
     if commit is None:
         return [Problem("dagain/state", "branch does not exist (run `gitdag init`)")]
-    snap = store.snapshot_of(commit, strict=False)
-    problems = list(snap.problems)
-    other = repos.branch_clash(store.repo, snap.graph.target)
-    if other is not None and not snap.problems:
-        message = f"field target: branch {other!r} exists, git cannot hold both it and the target"
-        problems.append(Problem("graph.yaml", message))
-    return problems
+    return graph_problems_at(store, commit)
