@@ -104,10 +104,31 @@ def revert(commit: str, force: bool) -> None:
 
 @click.command()
 @click.option("--to", "rev", required=True, help="The revision whose graph to restore.")
-def reset(rev: str) -> None:
-    """Make the graph equal to its state at REV, as one new commit (history is kept)."""
+@click.option(
+    "--rerun-integrated",
+    is_flag=True,
+    help="Also reopen nodes whose change is already on the target (they run and merge again).",
+)
+def reset(rev: str, rerun_integrated: bool) -> None:
+    """Make the graph equal to its state at REV, as one new commit (history is kept).
+
+    Nodes whose change is already on the target stay done unless --rerun-integrated.
+    """
+    integrated: list[str] = []
     with open_store() as store:
-        outcome = recovery.reset(store, rev, actor=repos.human_actor(store.repo))
+        outcome = recovery.reset(
+            store, rev, actor=repos.human_actor(store.repo),
+            rerun_integrated=rerun_integrated, integrated=integrated,
+        )  # fmt: skip
+    if integrated and not isinstance(outcome, Rejected):
+        names = ", ".join(integrated)
+        if rerun_integrated:
+            click.echo(f"reopened although their change is on the target (will run again): {names}")
+        else:
+            click.echo(
+                f"kept done, their change is already on the target: {names} "
+                "(--rerun-integrated to run them again)"
+            )
     _report(outcome, "reset", f"nothing to reset: the graph already equals {rev}'s")
 
 
