@@ -97,7 +97,7 @@ def _supervisor_alive(info: PidInfo) -> bool:
 
 def _fix_orphan(store: StateStore, info: PidInfo) -> Callable[[], str]:
     def fix() -> str:
-        with SupervisorLock(store.paths.ensure_local()):
+        with SupervisorLock(store.paths.ensure_local(), store.paths.git_dir):
             if not stop_orphan(info, grace_s=2.0):
                 raise OSError(f"process group {info.pgid} survived SIGKILL")
         return f"stopped process group {info.pgid}"
