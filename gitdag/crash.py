@@ -86,3 +86,24 @@ def crash_point(name: str) -> None:
             except OSError:
                 pass
         os._exit(EXIT_CODE)
+
+
+FAULT_ENV = "GITDAG_FAULT_AT"
+_ERRNOS = {"ENOSPC": 28, "EROFS": 30, "EDQUOT": 122, "EACCES": 13, "EIO": 5}
+
+
+def fault_point(name: str, path: str) -> None:
+    """Raise the OSError `GITDAG_FAULT_AT=<point>:<ERRNO>` asks for at `name` (tests only).
+
+    The environment's failures (a full disk, a read-only file system) cannot be made on demand
+    by a test running as root; this seam makes the one place objects and refs are written fail
+    as the kernel would, naming `path`.
+    """
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        point, _, code = item.partition(":")
+        if point == name:
+            number = _ERRNOS.get(code or "ENOSPC", 28)
+            raise OSError(number, os.strerror(number), path)
