@@ -13,6 +13,10 @@ advanced and before the state transition was recorded) the way kill -9 would: no
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
 
+A third switch fails instead of killing: `GITDAG_FAULT_AT=store.write_object:ENOSPC` (or
+`store.write_ref:EROFS`, ...) makes `fault_point` raise the OSError a full disk or a read-only
+file system would, where objects and refs are written.
+
 Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
 supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
 supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance.
