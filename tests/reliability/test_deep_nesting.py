@@ -107,3 +107,11 @@ def test_deep_scripted_runner_script(tmp_path: Path, suffix: str) -> None:
     )  # fmt: skip
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
     assert "nesting is deeper" in proc.stderr
+
+
+def test_deep_node_file_can_be_reverted(graph: Path) -> None:
+    with state_checkout(graph) as wt:
+        node_file(wt, "a").write_text("schema_version: 1\nid: a\ntitle: " + SHAPES["flow-seq"])
+    r = run_gitdag(graph, "revert", "dagain/state")
+    assert r.code == 0, r.err[-500:]
+    assert run_gitdag(graph, "status").code == 0
