@@ -109,6 +109,7 @@ def _utc(value: Any) -> Any:
 
 
 NodeId = Annotated[StrictStr, AfterValidator(_check_id)]
+Priority = Annotated[StrictInt, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 # A number of seconds: an int or a finite float; never a bool, a string, nan or inf.
 Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Timestamp = Annotated[dt.datetime, BeforeValidator(_utc)]
@@ -200,7 +201,7 @@ class Node(Record):
     description: Text = ""
     kind: Kind = Kind.TASK
     status: Status = Status.OPEN
-    priority: Annotated[StrictInt, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] = 0
+    priority: Priority = 0
     deps: tuple[NodeId, ...] = ()
     after: tuple[NodeId, ...] = ()
     parent: NodeId | None = None

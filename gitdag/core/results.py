@@ -17,7 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StrictStr,
     ValidationError,
     model_validator,
@@ -29,6 +28,7 @@ from gitdag.core.model import (
     InputRef,
     Kind,
     NodeId,
+    Priority,
     RetryPolicy,
     ShortText,
     Status,
@@ -90,7 +90,7 @@ class ProposedNode(_Strict):
     verify: tuple[Text, ...] = ()
     inputs: tuple[InputRef, ...] = ()
     retry: RetryPolicy | None = None
-    priority: StrictInt = 0
+    priority: Priority = 0
 
     @model_validator(mode="before")
     @classmethod
