@@ -17,6 +17,7 @@ from gitdag.errors import GraphError
 from gitdag.initrepo import InitResult, init
 from gitdag.store import repo as repos
 from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX
+from gitdag.store.ranges import graph_problems_at
 from gitdag.store.snapshot import Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
 
@@ -124,4 +125,4 @@ def validate(store: StateStore, rev: str | None) -> list[Problem]:
     commit = store.resolve(rev) if rev else store.head()
     if commit is None:
         return [Problem("dagain/state", "branch does not exist (run `gitdag init`)")]
-    return list(store.snapshot_of(commit, strict=False).problems)
+    return graph_problems_at(store, commit)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from gitdag.core.codec import DecodeError, load_mapping
-from gitdag.core.model import ErrorKind
+from gitdag.core.model import ErrorKind, Number
 from gitdag.errors import ConfigError
 
 ROLES = ("planner", "executor", "verifier")
@@ -28,7 +28,7 @@ class RunnerConfig(_Cfg):
     builtin: Literal["scripted"] | None = None
     script: StrictStr | None = None
     env: dict[StrictStr, StrictStr] = Field(default_factory=dict)
-    timeout_s: Annotated[StrictInt | float, Field(gt=0, le=7 * 86400)] | None = None
+    timeout_s: Annotated[Number, Field(gt=0, le=7 * 86400)] | None = None
 
 
 class PoolConfig(_Cfg):
@@ -51,15 +51,15 @@ class DefaultsConfig(_Cfg):
     """
 
     workers: Annotated[StrictInt, Field(ge=1, le=64)] = 2
-    timeout_s: Annotated[StrictInt | float, Field(gt=0, le=7 * 86400)] = 1800
-    kill_grace_s: Annotated[StrictInt | float, Field(ge=0, le=600)] = 5
+    timeout_s: Annotated[Number, Field(gt=0, le=7 * 86400)] = 1800
+    kill_grace_s: Annotated[Number, Field(ge=0, le=600)] = 5
 
 
 class MergeConfig(_Cfg):
     """The merge queue: the check command run on each merged tree, and what to do with branches."""
 
     check: StrictStr | None = None
-    check_timeout_s: Annotated[StrictInt | float, Field(gt=0)] = 1800
+    check_timeout_s: Annotated[Number, Field(gt=0, le=7 * 86400)] = 1800
     archive_branches: StrictBool = False
 
 

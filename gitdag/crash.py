@@ -19,6 +19,10 @@ the file "frees the disk". Tests of environment holds use it.
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
 
+A third switch fails instead of killing: `GITDAG_FAULT_AT=store.write_object:ENOSPC` (or
+`store.write_ref:EROFS`, ...) makes `fault_point` raise the OSError a full disk or a read-only
+file system would, where objects and refs are written.
+
 Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
 supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
 supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance,
@@ -107,8 +111,29 @@ def crash_point(name: str) -> None:
         os._exit(EXIT_CODE)
 
 
-def fault_point(what: str) -> None:
+def disk_full_point(what: str) -> None:
     """Raise OSError(ENOSPC) for `what` while the `GITDAG_FAULT_ENOSPC` file exists."""
     flag = os.environ.get(FAULT_ENOSPC_ENV)
     if flag and os.path.exists(flag):
         raise OSError(errno.ENOSPC, f"No space left on device (injected: {what})", flag)
+
+
+FAULT_ENV = "GITDAG_FAULT_AT"
+_ERRNOS = {"ENOSPC": 28, "EROFS": 30, "EDQUOT": 122, "EACCES": 13, "EIO": 5}
+
+
+def fault_point(name: str, path: str) -> None:
+    """Raise the OSError `GITDAG_FAULT_AT=<point>:<ERRNO>` asks for at `name` (tests only).
+
+    The environment's failures (a full disk, a read-only file system) cannot be made on demand
+    by a test running as root; this seam makes the one place objects and refs are written fail
+    as the kernel would, naming `path`.
+    """
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        point, _, code = item.partition(":")
+        if point == name:
+            number = _ERRNOS.get(code or "ENOSPC", 28)
+            raise OSError(number, os.strerror(number), path)

@@ -24,6 +24,7 @@ from dulwich.refs import Ref
 from filelock import FileLock, Timeout
 
 from gitdag.core import edits
+from gitdag.core.refnames import target_problem
 from gitdag.core.transitions import Rejected
 from gitdag.crash import crash_point
 from gitdag.dagain_config import CONFIG_JSON, map_dagain_config, read_dagain_config
@@ -187,6 +188,7 @@ def init(
     which: Callable[[str], str | None] = shutil.which,
 ) -> InitResult:
     """Create `.dagain/`, the target branch and `dagain/state` (last); all or nothing."""
+    _check_target(store, target)
     try:
         head_commit = store.repo[b"HEAD"]
     except KeyError:
@@ -221,3 +223,15 @@ def init(
         roles_from=choice.source if choice else "",
         lines=tuple(lines),
     )
+
+
+def _check_target(store: StateStore, target: str) -> None:
+    # Before anything is written: the name rules (also the model's) and the file/directory
+    # clash with an existing branch, which only the repository can tell (docs/input-rules.md).
+    problem = target_problem(target)
+    if problem is None:
+        other = repos.branch_clash(store.repo, target)
+        if other is not None:
+            problem = f"branch {other!r} exists, and git cannot hold both {target} and {other}"
+    if problem is not None:
+        raise InputError(f"--target {target[:80]!r}: {problem}; nothing was written")

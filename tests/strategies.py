@@ -53,10 +53,15 @@ texts = st.one_of(
 )
 short_texts = texts.filter(lambda s: len(s) <= 500)
 
-node_ids = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,20}(\.[a-z0-9_-]{1,8})?\Z")
+node_ids = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,20}(\.[a-z0-9_-]{1,8})?\Z").filter(
+    lambda nid: not nid.endswith(".lock")  # git refuses the ref name (core.ids)
+)
 
 timestamps = st.datetimes(
-    min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)
+    # The range gitdag accepts (core.model.EARLIEST..LATEST).
+    min_value=dt.datetime(1970, 1, 1),
+    max_value=dt.datetime(8999, 12, 31),
+    timezones=st.just(dt.UTC),
 )
 whole_second_timestamps = timestamps.map(lambda t: t.replace(microsecond=0))
 

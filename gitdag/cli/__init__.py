@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import sys
 import traceback
 from pathlib import Path
@@ -12,6 +13,9 @@ import click
 
 from gitdag import __version__
 from gitdag.errors import GitdagError
+
+# No space, quota, read-only file system, permission: what the repository's storage refuses.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class _Group(click.Group):
@@ -39,6 +43,19 @@ class _Group(click.Group):
             _usage_error(exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
+        except OSError as exc:
+            if exc.errno not in _STORAGE_ERRNOS:
+                log = _crash_log()
+                click.echo(f"gitdag: unexpected error; traceback in {log}", err=True)
+                ctx.exit(3)
+            # A full disk or a read-only repository is the environment, not the input: one line
+            # naming the path. Objects and refs are written before the ref moves, so nothing
+            # half-written is visible (docs/input-rules.md).
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(
+                f"gitdag: error: {where}{exc.strerror or exc}; nothing was changed", err=True
+            )
+            ctx.exit(2)
         except Exception:
             log = _crash_log()
             click.echo(f"gitdag: unexpected error; traceback in {log}", err=True)

@@ -11,6 +11,7 @@ from gitdag import actions
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
 from gitdag.cli.node_opts import node_fields, node_options
+from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.core import render
 from gitdag.store import history
 
@@ -31,7 +32,7 @@ from gitdag.store import history
 )
 @click.option(
     "--backoff",
-    type=click.FloatRange(0, 86400),
+    type=FiniteFloat(0, 86400),
     default=None,
     help="Seconds before the first retry, doubling after each failure (5).",
 )
@@ -223,7 +224,9 @@ def ready(as_json: bool) -> None:
 
 @click.command()
 @click.argument("node_id", required=False, shell_complete=complete_node_id)
-@click.option("-n", "--max-count", type=int, default=None, help="Show at most this many.")
+@click.option(
+    "-n", "--max-count", type=bounded_int(0), default=None, help="Show at most this many."
+)
 @click.option("--json", "as_json", is_flag=True)
 def log(node_id: str | None, max_count: int | None, as_json: bool) -> None:
     """Transitions from commit trailers, newest first (of one node, or all)."""

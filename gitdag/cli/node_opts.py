@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from gitdag.cli._common import split_list
+from gitdag.cli.types import bounded_int
 from gitdag.core.model import Kind
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,7 +35,7 @@ def node_options(*, title_required: bool) -> Callable[[F], F]:
         click.option("--run", "run_cmd", default=None, help="Shell command (command nodes)."),
         click.option("--description", default=""),
         click.option("--parent", default=None),
-        click.option("--priority", type=int, default=0),
+        click.option("--priority", type=bounded_int(), default=0),
         click.option(
             "--ownership", default="", help="Comma-separated path globs this node may change."
         ),

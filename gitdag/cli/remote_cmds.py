@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gitdag.cli._common import echo_json, json_option, split_list
+from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.errors import ConfigError
 from gitdag.remote.worker import WorkOptions, run_worker
@@ -24,13 +25,13 @@ from gitdag.supervisor.progress import Progress
 )
 @click.option(
     "--max-nodes",
-    type=click.IntRange(1, None),
+    type=bounded_int(1),
     default=None,
     help="Stop after running this many nodes (and integrating their code).",
 )
 @click.option(
     "--idle-exit",
-    type=click.FloatRange(0, None),
+    type=FiniteFloat(0, 10**9),
     default=None,
     metavar="SECONDS",
     help="Stop after this long with nothing to do (default: wait while others work).",
@@ -50,7 +51,7 @@ from gitdag.supervisor.progress import Progress
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(0.05, 600),
+    type=FiniteFloat(0.05, 600),
     default=2.0,
     show_default=True,
     metavar="SECONDS",

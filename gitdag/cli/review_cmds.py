@@ -130,11 +130,32 @@ def revert(commit: str, force: bool, as_json: bool) -> None:
 
 @click.command()
 @click.option("--to", "rev", required=True, help="The revision whose graph to restore.")
+@click.option(
+    "--rerun-integrated",
+    is_flag=True,
+    help="Also reopen nodes whose change is already on the target (they run and merge again).",
+)
 @json_option
-def reset(rev: str, as_json: bool) -> None:
-    """Make the graph equal to its state at REV, as one new commit (history is kept)."""
+def reset(rev: str, rerun_integrated: bool, as_json: bool) -> None:
+    """Make the graph equal to its state at REV, as one new commit (history is kept).
+
+    Nodes whose change is already on the target stay done unless --rerun-integrated.
+    """
+    integrated: list[str] = []
     with open_store() as store:
-        outcome = recovery.reset(store, rev, actor=repos.human_actor(store.repo))
+        outcome = recovery.reset(
+            store, rev, actor=repos.human_actor(store.repo),
+            rerun_integrated=rerun_integrated, integrated=integrated,
+        )  # fmt: skip
+    if integrated and not isinstance(outcome, Rejected) and not as_json:
+        names = ", ".join(integrated)
+        if rerun_integrated:
+            click.echo(f"reopened although their change is on the target (will run again): {names}")
+        else:
+            click.echo(
+                f"kept done, their change is already on the target: {names} "
+                "(--rerun-integrated to run them again)"
+            )
     _report(outcome, "reset", f"nothing to reset: the graph already equals {rev}'s", as_json)
 
 
@@ -144,19 +165,17 @@ def _read_nodes_file(path: str) -> list[Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     try:
-        # A bare YAML list is read as the `nodes:` key of a mapping (the codec reads mappings).
-        listed = text.lstrip().startswith("-")
-        data: Any = codec.load_mapping(f"nodes:\n{_indent(text)}" if listed else text)
+        data: Any = codec.load_yaml(text)
     except codec.DecodeError as exc:
         raise InputError(f"{path}: {exc}") from None
+    if isinstance(data, list):
+        return data  # a bare YAML list of nodes
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a list of nodes (or a mapping with `nodes:`)")
     for key in ("nodes", "addNodes"):
         if isinstance(data.get(key), list):
             return list(data[key])
     raise InputError(f"{path}: expected a list of nodes (or a mapping with `nodes:`)")
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
 
 
 @click.command()

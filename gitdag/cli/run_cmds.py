@@ -9,6 +9,7 @@ import click
 from gitdag import actions
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
+from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.store.state import Committed
 from gitdag.supervisor import control
@@ -48,7 +49,9 @@ def run_cmd(workers: int | None, once: bool, watch: bool, quiet: bool, no_color:
 @click.command()
 @click.argument("node_id", shell_complete=complete_node_id)
 @click.argument("text", required=False, default="")
-@click.option("--option", "option", type=int, default=None, help="Pick the N-th option (1-based).")
+@click.option(
+    "--option", "option", type=bounded_int(1), default=None, help="Pick the N-th option (1-based)."
+)
 @json_option
 def answer(node_id: str, text: str, option: int | None, as_json: bool) -> None:
     """Answer NODE_ID's question (TEXT, or --option N)."""
@@ -131,7 +134,7 @@ def demo(directory: str | None, quiet: bool) -> None:
 )
 @click.option(
     "--runs-older-than",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0, 100 * 365),
     default=None,
     metavar="DAYS",
     help="Also remove run directories (packets, logs) untouched for this many days.",

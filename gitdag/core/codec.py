@@ -19,16 +19,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from gitdag.core import fastload
+from gitdag.core.loaders import MAX_DEPTH as MAX_DEPTH
+from gitdag.core.loaders import MAX_FILE_BYTES as MAX_FILE_BYTES
+from gitdag.core.loaders import DecodeError as DecodeError
+from gitdag.core.loaders import load_json as load_json
+from gitdag.core.loaders import load_yaml as load_yaml
+from gitdag.core.loaders import one_line, parse_text, read_text
 from gitdag.core.model import GraphFile, Node
 
-MAX_FILE_BYTES = 256 * 1024
-MAX_DEPTH = 32
-
 M = TypeVar("M", bound=BaseModel)
-
-
-class DecodeError(ValueError):
-    """A file that cannot become a record; `str()` is one line naming the field when known."""
 
 
 # --- emitting -----------------------------------------------------------------------------------
@@ -186,25 +185,6 @@ def dump(model: BaseModel) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-_yaml: Any = None
-
-
-def _ruamel() -> Any:
-    # Imported on first use: files gitdag wrote never need it (fastload reads them), and the
-    # import is ~15 ms of every command's start-up.
-    global _yaml
-    if _yaml is None:
-        from ruamel.yaml import YAML
-
-        _yaml = YAML(typ="safe", pure=False)
-    return _yaml
-
-
-# An anchor or alias starts a node: it follows a space, a line start or a flow indicator. Globs
-# such as `src/**` do not, so they do not cost a second parse.
-_MAYBE_ALIAS = re.compile(r"(?:^|[\s\[{,:?-])[&*]", re.MULTILINE)
-_CONFLICT = re.compile(r"^(<<<<<<<|>>>>>>>|=======$|\|\|\|\|\|\|\|)", re.MULTILINE)
-
 
 def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[str, Any]:
     """Parse YAML text that must hold one mapping, refusing hostile or broken input.
@@ -216,74 +196,14 @@ def load_mapping(text: str | bytes, *, max_bytes: int = MAX_FILE_BYTES) -> dict[
     Raises:
       DecodeError: one line saying what is wrong.
     """
-    raw = text if isinstance(text, bytes) else text.encode("utf-8")
-    if len(raw) > max_bytes:
-        raise DecodeError(f"file is {len(raw)} bytes, over the limit of {max_bytes}")
-    try:
-        decoded = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"not UTF-8 text (byte {exc.start})") from None
-    if "\x00" in decoded:
-        raise DecodeError("contains a NUL byte")
-    marker = _CONFLICT.search(decoded)
-    if marker:
-        line = decoded.count("\n", 0, marker.start()) + 1
-        raise DecodeError(f"contains a merge-conflict marker at line {line}")
+    decoded = read_text(text, max_bytes)
     data = fastload.load(decoded)  # canonical text (what gitdag writes) is read 10x faster
     if data is not None:
         return data  # nests at most fastload.MAX_INDENT / 2 + 1 < MAX_DEPTH levels
-    if _MAYBE_ALIAS.search(decoded) and _has_alias(decoded):
-        raise DecodeError("YAML anchors and aliases are not allowed")
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = _ruamel().load(decoded)
-    except YAMLError as exc:
-        raise DecodeError(f"malformed YAML: {_one_line(str(exc))}") from None
-    except RecursionError:
-        raise DecodeError("nesting is too deep") from None
+    data = parse_text(decoded, MAX_DEPTH)
     if not isinstance(data, dict):
         raise DecodeError(f"expected a mapping at the top level, got {type(data).__name__}")
-    if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
-        raise DecodeError(f"nesting is deeper than {MAX_DEPTH} levels")
     return data
-
-
-def _has_alias(text: str) -> bool:
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import AliasEvent
-
-    try:
-        for event in _ruamel().parse(text):
-            if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
-                return True
-    except YAMLError:
-        return False  # the real parse reports the error with its position
-    return False
-
-
-def nesting_depth(value: Any, limit: int, level: int = 0) -> int:
-    """Return how deeply `value` (parsed YAML or JSON) nests dicts and lists, up to past `limit`.
-
-    Stops descending once past `limit`, so a hostile document costs no more than the limit.
-    """
-    if level > limit:
-        return level
-    if isinstance(value, dict):
-        return max((nesting_depth(v, limit, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((nesting_depth(v, limit, level + 1) for v in value), default=level + 1)
-    return level
-
-
-def _one_line(text: str) -> str:
-    # ruamel names its input `"<unicode string>"`: noise in a message that already names the
-    # file. Its duplicate-key error ends with how to switch the check off: no advice for users.
-    text = _UNICODE_STRING.sub(" at", text)
-    return " ".join(text.split()).split(" To suppress this check")[0]
-
-
-_UNICODE_STRING = re.compile(r'\s+in "<unicode string>",')
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -301,7 +221,7 @@ def validation_message(exc: ValidationError) -> str:
         if len(errors) > 1
         else ""
     )
-    return f"field {loc}: {_one_line(msg)}{more}"
+    return f"field {loc}: {one_line(msg)}{more}"
 
 
 def load_model(model: type[M], text: str | bytes) -> M:

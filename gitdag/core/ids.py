@@ -21,6 +21,11 @@ def id_problem(value: object) -> str | None:
         return f"is {len(value)} characters long (at most {MAX_ID_LENGTH})"
     if ".." in value:
         return "must not contain '..'"
+    # Ids name branches (dagain/work/<id>): git check-ref-format refuses these components.
+    if value.endswith(".lock"):
+        return "must not end with '.lock' (git refuses such a ref name)"
+    if value.endswith("."):
+        return "must not end with '.' (git refuses such a ref name)"
     if not ID_PATTERN.match(value):
         shown = value if len(value) <= 40 else value[:40] + "…"
         return f"{shown!r} must match {ID_PATTERN.pattern}"

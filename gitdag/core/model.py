@@ -7,7 +7,6 @@ lists (YAML and JSON have no tuples) and are stored as tuples so records stay im
 from __future__ import annotations
 
 import datetime as dt
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -18,11 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
 )
 
 from gitdag.core.ids import id_problem
+from gitdag.core.refnames import target_problem
 
 SCHEMA_VERSION = 1
 
@@ -88,34 +89,53 @@ def _check_id(value: str) -> str:
     return value
 
 
+# Timestamps gitdag accepts: from the epoch to the year 9000, so that adding a lease, a backoff or
+# a timeout to any of them never leaves the range datetime can hold (year 9999).
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+MAX_PRIORITY = 10**9
+
+
 def _utc(value: Any) -> Any:
     # YAML gives datetimes, JSON gives strings; anything else (an int, a bool) is a wrong type.
+    # A naive time is read as UTC (what gitdag writes always carries its `Z`).
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        try:
+            stamp = (
+                value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+            )
+        except (OverflowError, ValueError):
+            raise ValueError(f"timestamp {value.isoformat()} is out of range") from None
+        if not EARLIEST <= stamp < LATEST:
+            raise ValueError(f"timestamp {stamp.isoformat()} is outside 1970-01-01..9000-01-01")
+        return stamp
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > 64:
+            raise ValueError(f"not an ISO-8601 timestamp: {value[:40]!r}…")
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             parsed = dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from exc
+        except (ValueError, OverflowError):
+            raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
         return _utc(parsed)
     raise ValueError(f"expected a timestamp, got {type(value).__name__}")
 
 
 NodeId = Annotated[StrictStr, AfterValidator(_check_id)]
+Priority = Annotated[StrictInt, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+# A number of seconds: an int or a finite float; never a bool, a string, nan or inf.
+Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Timestamp = Annotated[dt.datetime, BeforeValidator(_utc)]
 Text = Annotated[StrictStr, Field(max_length=65536)]
 ShortText = Annotated[StrictStr, Field(max_length=500)]
-_BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<!/)(?<!\.lock)$")
 
 
 def _check_branch(value: str) -> str:
-    if not _BRANCH.match(value) or value.startswith("-") or value.endswith("."):
-        raise ValueError(f"invalid branch name {value!r}")
+    problem = target_problem(value)
+    if problem is not None:
+        raise ValueError(f"invalid target branch {value[:80]!r}: {problem}")
     return value
 
 
@@ -132,8 +152,8 @@ class RetryPolicy(Record):
     """How often, and how patiently, a node is retried."""
 
     max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 3
-    backoff_s: Annotated[StrictInt | float, Field(ge=0, le=86400)] = 5
-    backoff_max_s: Annotated[StrictInt | float, Field(ge=0, le=604800)] = 300
+    backoff_s: Annotated[Number, Field(ge=0, le=86400)] = 5
+    backoff_max_s: Annotated[Number, Field(ge=0, le=604800)] = 300
 
 
 class Claim(Record):
@@ -205,7 +225,7 @@ class Node(Record):
     description: Text = ""
     kind: Kind = Kind.TASK
     status: Status = Status.OPEN
-    priority: StrictInt = 0
+    priority: Priority = 0
     deps: tuple[NodeId, ...] = ()
     after: tuple[NodeId, ...] = ()
     parent: NodeId | None = None

@@ -16,6 +16,7 @@ from typing import Any
 
 from gitdag.core.graph import NodeLike
 from gitdag.core.ids import node_path
+from gitdag.core.loaders import load_json
 from gitdag.core.model import Status
 
 DATA_OPEN = "<!-- gitdag-readme "
@@ -57,7 +58,7 @@ def parse(text: str) -> ReadmeData | None:
     if end < 0:
         return None
     try:
-        raw: Any = json.loads(text[start + len(DATA_OPEN) : end])
+        raw: Any = load_json(text[start + len(DATA_OPEN) : end], max_bytes=1 << 30)
         counts = {str(k): int(v) for k, v in raw["counts"].items()}
         lists = {str(k): tuple(str(i) for i in v) for k, v in raw["lists"].items()}
         base = raw["base"]

@@ -17,23 +17,24 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StrictStr,
     ValidationError,
     model_validator,
 )
 
-from gitdag.core.codec import nesting_depth
+from gitdag.core.loaders import finite_float
 from gitdag.core.model import (
     ErrorKind,
     InputRef,
     Kind,
     NodeId,
+    Priority,
     RetryPolicy,
     ShortText,
     Status,
     Text,
 )
+from gitdag.core.nesting import json_depth, nesting_depth
 
 MAX_RESULT_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
@@ -89,7 +90,7 @@ class ProposedNode(_Strict):
     verify: tuple[Text, ...] = ()
     inputs: tuple[InputRef, ...] = ()
     retry: RetryPolicy | None = None
-    priority: StrictInt = 0
+    priority: Priority = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -225,8 +226,15 @@ def parse_result(text: str | bytes) -> RunnerResult | ResultProblem:
         return _invalid(f"result is not UTF-8 text (byte {exc.start})")
     if not decoded.strip():
         return ResultProblem(ErrorKind.MISSING_RESULT, "result is empty")
+    if json_depth(decoded, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return _invalid(f"result nesting is deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(decoded, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = json.loads(
+            decoded,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+        )
     except json.JSONDecodeError as exc:
         return _invalid(f"malformed JSON at line {exc.lineno} col {exc.colno}: {exc.msg}")
     except _DuplicateKey as exc:
@@ -265,6 +273,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise _BadConstant(name)
+
+
+def _finite(text: str) -> float:
+    # 1e999 is valid JSON that Python reads as inf: no result field can use that.
+    try:
+        return finite_float(text)
+    except ValueError:
+        raise _BadConstant(text[:40]) from None
 
 
 def _invalid(reason: str) -> ResultProblem:

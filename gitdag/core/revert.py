@@ -212,6 +212,29 @@ def keep_attempts(now: Node | None, back: Node | None) -> Node | None:
     return back.model_copy(update=update)
 
 
+def integrated_reopened(
+    current: Mapping[str, Node], restored: Mapping[str, Node | None]
+) -> list[str]:
+    """Return the nodes a restore would reopen although their change is already on the target.
+
+    A code-changing node that is `done` with `work.merged` set has its commit on the target; put
+    back to an earlier, not-done version it would run again and integrate its change a second
+    time. `gitdag reset` keeps such nodes done unless asked to rerun them (docs/review.md).
+
+    Args:
+      current: the touched nodes as they are now.
+      restored: the same ids -> the version a restore would put in place (None: removed).
+    """
+    found = []
+    for nid, node in restored.items():
+        now = current.get(nid)
+        if node is None or now is None or now.status is not Status.DONE:
+            continue
+        if now.work is not None and now.work.merged and node.status is not Status.DONE:
+            found.append(nid)
+    return sorted(found)
+
+
 def restore_transition(
     *,
     verb: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from gitdag.core.loaders import load_json
 from gitdag.doctor.findings import Finding
 from gitdag.errors import GitdagError
 from gitdag.runner.orphans import PidInfo, is_alive, is_collected, read_pid_info, stop_orphan
@@ -97,7 +97,7 @@ def _supervisor_alive(info: PidInfo) -> bool:
 
 def _fix_orphan(store: StateStore, info: PidInfo) -> Callable[[], str]:
     def fix() -> str:
-        with SupervisorLock(store.paths.ensure_local()):
+        with SupervisorLock(store.paths.ensure_local(), store.paths.git_dir):
             if not stop_orphan(info, grace_s=2.0):
                 raise OSError(f"process group {info.pgid} survived SIGKILL")
         return f"stopped process group {info.pgid}"
@@ -122,7 +122,7 @@ def running_supervisor(local: Path) -> str | None:
 
 def _json_pid(path: Path) -> int | None:
     try:
-        value = json.loads(path.read_text()).get("pid")
+        value = load_json(path.read_bytes()).get("pid")
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, int) else None

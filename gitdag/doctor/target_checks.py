@@ -63,7 +63,7 @@ def _on_target(root: Path, target: str, commit: str) -> bool:
 def _fix_merged(store: StateStore, node_id: str) -> Callable[[], str]:
     def fix() -> str:
         paths = store.paths
-        with SupervisorLock(paths.ensure_local()):
+        with SupervisorLock(paths.ensure_local(), paths.git_dir):
             snap = store.snapshot()
             node = store.node(snap, node_id)
             if node.status is not Status.MERGING or node.work is None:

@@ -94,7 +94,7 @@ def check_objects(store: StateStore) -> list[Finding]:
 def _git_gc(store: StateStore) -> str:
     # Not while a supervisor writes: packing refs under a concurrent writer is what the
     # architecture notes warn about.
-    with SupervisorLock(store.paths.ensure_local()):
+    with SupervisorLock(store.paths.ensure_local(), store.paths.git_dir):
         run_git(["gc", "--quiet"], store.paths.root)
     return "ran git gc"
 

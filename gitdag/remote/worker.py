@@ -137,7 +137,7 @@ class Worker:
     # --- entry ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        with SupervisorLock(self.local):
+        with SupervisorLock(self.local, self.store.paths.git_dir):
             old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
             for sig in old:
                 signal.signal(sig, self._on_signal)

@@ -12,13 +12,13 @@ but left members behind still identifies the group.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitdag.core.loaders import load_json
 from gitdag.runner import procs
 from gitdag.runner.launch import OUTCOME_FILE, PID_FILE, write_json
 
@@ -43,7 +43,7 @@ class PidInfo:
 def read_pid_info(run_dir: Path) -> PidInfo | None:
     """Return the launch record of a run directory, or None when there is none (or it is bad)."""
     try:
-        data = json.loads((run_dir / PID_FILE).read_text(encoding="utf-8"))
+        data = load_json((run_dir / PID_FILE).read_bytes())
         return PidInfo(
             run_dir=run_dir,
             pid=int(data["pid"]),

@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from gitdag.core import loaders
 
 MAX_SCRIPT_BYTES = 16 * 1024 * 1024
 RESULT_KEYS = ("status", "summary", "outputs", "checkpoint", "errors")
@@ -53,22 +52,15 @@ def load_script(path: Path) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise ScriptError(f"{path}: cannot read the script: {exc.strerror or exc}") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ScriptError(f"{path}: malformed JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ScriptError(f"{path}: expected a mapping of node ids to responses")
-        return data
-    if len(raw) > MAX_SCRIPT_BYTES:
-        raise ScriptError(f"{path}: the script is over {MAX_SCRIPT_BYTES} bytes")
+    # The guarded loaders, not gitdag's codec: this process starts once per attempt, and the
+    # codec would pull in pydantic (a third of a second) for nothing.
     try:
-        # ruamel directly, not gitdag's codec: this process starts once per attempt, and the
-        # codec would pull in pydantic (a third of a second) for nothing.
-        data = YAML(typ="safe", pure=False).load(raw.decode("utf-8"))
-    except (YAMLError, UnicodeDecodeError) as exc:
-        raise ScriptError(f"{path}: malformed YAML: {' '.join(str(exc).split())}") from None
+        if path.suffix == ".json":
+            data = loaders.load_json(raw, max_bytes=MAX_SCRIPT_BYTES)
+        else:
+            data = loaders.load_yaml(raw, max_bytes=MAX_SCRIPT_BYTES)
+    except loaders.DecodeError as exc:
+        raise ScriptError(f"{path}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -105,10 +97,10 @@ def packet_answer(packet_json: str | None, node_id: str) -> str:
     if not packet_json:
         return ""
     try:
-        packet = json.loads(Path(packet_json).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        packet = loaders.load_json(Path(packet_json).read_bytes(), max_bytes=16 * 1024 * 1024)
+    except (OSError, loaders.DecodeError):
         return ""
-    resume = packet.get("resume") or {}
+    resume = (packet.get("resume") if isinstance(packet, dict) else None) or {}
     if isinstance(resume, dict) and isinstance(resume.get("answer"), str):
         return str(resume["answer"])
     for decision in reversed(packet.get("decisions") or []):

@@ -17,14 +17,14 @@ from dulwich.repo import BaseRepo
 
 from gitdag.core import codec
 from gitdag.core.diff import GraphDiff, diff_graphs
-from gitdag.core.ids import id_problem, node_path
+from gitdag.core.ids import id_problem, is_valid_id, node_path
 from gitdag.core.model import GraphFile, Node
 from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, README_FILE, node_id_from_path
-from gitdag.store.read import FORGE_DIR
 from gitdag.store.snapshot import Problem
 from gitdag.store.state import StateStore
+from gitdag.store.treerules import FORGE_DIR, entry_problem
 
 
 @dataclass
@@ -292,6 +292,13 @@ def tree_delta(
     """
     delta = Delta(old, new)
     for change in raw_changes(reader.repo, old_tree, new_tree, differ):
+        if change.new is not None and change.new_mode is not None:
+            rule = entry_problem(change.path, change.new_mode)
+            if rule is not None:
+                nid = node_id_from_path(change.path)
+                known = nid if nid is not None and is_valid_id(nid) else None
+                delta.problems.append(Problem(change.path, rule, known))
+                continue
         if change.path == README_FILE or change.path.startswith(FORGE_DIR + "/"):
             continue
         if change.path == GRAPH_FILE:
@@ -309,11 +316,7 @@ def tree_delta(
             continue
         nid = node_id_from_path(change.path)
         if nid is None:
-            delta.problems.append(Problem(change.path, "unexpected entry in the state tree"))
-            continue
-        if change.new_mode is not None and change.new_mode != 0o100644:
-            delta.problems.append(Problem(change.path, "not a regular file", nid))
-            continue
+            continue  # removed: a wrong entry gone is no problem of this commit
         loaded_any = False
         for side, sha in (("before", change.old), ("after", change.new)):
             if sha is None:

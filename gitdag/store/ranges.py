@@ -32,7 +32,8 @@ from gitdag.store.delta import (
     resolve,
     tree_delta,
 )
-from gitdag.store.layout import STATE_BRANCH
+from gitdag.store.layout import GRAPH_FILE, STATE_BRANCH
+from gitdag.store.repo import branch_clash
 from gitdag.store.snapshot import Problem
 from gitdag.store.state import StateStore
 
@@ -276,8 +277,18 @@ def validate_range(store: StateStore, base: str | None, head: str) -> RangeRepor
 
 
 def graph_problems_at(store: StateStore, commit: str) -> list[Problem]:
-    """Return the graph checks' problems (schema, ids, refs, cycles) of one commit."""
-    return list(store.snapshot_of(commit, strict=False).problems)
+    """Return the graph checks' problems (schema, ids, refs, cycles) of one commit.
+
+    The target is also checked against the repository's branches: one that `foo/bar` cannot
+    live beside (a branch `foo`) would make every merge fail.
+    """
+    snap = store.snapshot_of(commit, strict=False)
+    problems = list(snap.problems)
+    other = branch_clash(store.repo, snap.graph.target)
+    if other is not None and not any(p.path == GRAPH_FILE for p in problems):
+        message = f"field target: branch {other!r} exists, git cannot hold both it and the target"
+        problems.append(Problem(GRAPH_FILE, message))
+    return problems
 
 
 def first_parent(store: StateStore, commit: str) -> str | None:

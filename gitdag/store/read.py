@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
-import stat
 from collections.abc import Iterable, Mapping
 
 from dulwich.diff_tree import tree_changes
+from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import BaseRepo
 
 from gitdag.core import graph as graphs
 from gitdag.core.codec import DecodeError, load_graph, load_node
-from gitdag.core.ids import id_problem, shard
+from gitdag.core.ids import is_valid_id, shard
 from gitdag.core.model import GraphFile, NodeSummary, summarize
 from gitdag.errors import StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE, node_id_from_path
 from gitdag.store.snapshot import Layered, Problem, Snapshot
+from gitdag.store.treerules import FORGE_DIR, entry_problem
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 PLACEHOLDER_GRAPH = GraphFile(created_at=_EPOCH)
-# `.github/` holds the CI workflow that validates pull requests into the state branch: a forge
-# reads workflows from the branch itself, so it must live there; gitdag ignores it.
-FORGE_DIR = ".github"
-_TOP_LEVEL = {GRAPH_FILE.encode(), README_FILE.encode(), NODES_DIR.encode(), FORGE_DIR.encode()}
+
+
+def _tree(store: BaseObjectStore, sha: bytes) -> Tree:
+    obj = store[ObjectID(sha)]
+    if not isinstance(obj, Tree):
+        raise StoreError(f"{sha.decode()[:12]} is not a tree (its entry says directory)")
+    return obj
 
 
 def _hex(sha: bytes | str) -> str:
@@ -55,22 +59,19 @@ class _Loader:
         self.cache = cache
         self.problems: list[Problem] = []
 
+    def entry(self, path: str, mode: int) -> bool:
+        """Tell whether the entry may stand in the state tree, noting the problem when not."""
+        problem = entry_problem(path, mode)
+        if problem is None:
+            return True
+        nid = node_id_from_path(path)
+        self.problems.append(Problem(path, problem, nid if nid and is_valid_id(nid) else None))
+        return False
+
     def node(self, path: str, name: str, sha: str, mode: int) -> NodeSummary | None:
-        nid = name[: -len(".yaml")] if name.endswith(".yaml") else None
-        if nid is None:
-            self.problems.append(Problem(path, "not a node file (expected <id>.yaml)"))
+        if not self.entry(path, mode):
             return None
-        problem = id_problem(nid)
-        if problem is not None:
-            self.problems.append(Problem(path, f"invalid id: {problem}"))
-            return None
-        if not stat.S_ISREG(mode):
-            self.problems.append(Problem(path, "not a regular file", nid))
-            return None
-        expected = f"{NODES_DIR}/{shard(nid)}/{nid}.yaml"
-        if path != expected:
-            self.problems.append(Problem(path, f"node {nid!r} belongs at {expected}", nid))
-            return None
+        nid = name[: -len(".yaml")]
         cached = self.cache.get(sha)
         if cached is not None:
             if cached.id != nid:
@@ -137,32 +138,27 @@ def _load_full(repo: BaseRepo, commit: str, tree: str, loader: _Loader) -> Snaps
     graph_sha: str | None = None
     nodes: dict[str, NodeSummary] = {}
     blobs: dict[str, str] = {}
+    usable: dict[bytes, bytes] = {}
     for entry in root.iteritems():
-        if entry.path not in _TOP_LEVEL:
-            loader.problems.append(Problem(entry.path.decode(errors="replace"), "unexpected entry"))
-    if (GRAPH_FILE.encode()) in root:
-        graph_sha = _hex(root[GRAPH_FILE.encode()][1])
+        if loader.entry(entry.path.decode(errors="replace"), entry.mode):
+            usable[entry.path] = entry.sha
+    if GRAPH_FILE.encode() in usable:
+        graph_sha = _hex(usable[GRAPH_FILE.encode()])
     graph_file = loader.graph(graph_sha)
-    if NODES_DIR.encode() in root:
-        _, nodes_sha = root[NODES_DIR.encode()]
-        nodes_tree = store[nodes_sha]
-        if not isinstance(nodes_tree, Tree):
-            loader.problems.append(Problem(NODES_DIR, "not a directory"))
-        else:
-            for shard_entry in nodes_tree.iteritems():
-                shard_name = shard_entry.path.decode(errors="replace")
-                shard_tree = store[shard_entry.sha]
-                if not isinstance(shard_tree, Tree):
-                    loader.problems.append(Problem(f"{NODES_DIR}/{shard_name}", "not a directory"))
-                    continue
-                for entry in shard_tree.iteritems():
-                    name = entry.path.decode(errors="replace")
-                    path = f"{NODES_DIR}/{shard_name}/{name}"
-                    sha = _hex(entry.sha)
-                    summary = loader.node(path, name, sha, entry.mode)
-                    if summary is not None:
-                        nodes[summary.id] = summary
-                        blobs[summary.id] = sha
+    if NODES_DIR.encode() in usable:
+        nodes_tree = _tree(store, usable[NODES_DIR.encode()])
+        for shard_entry in nodes_tree.iteritems():
+            shard_name = shard_entry.path.decode(errors="replace")
+            if not loader.entry(f"{NODES_DIR}/{shard_name}", shard_entry.mode):
+                continue
+            for entry in _tree(store, shard_entry.sha).iteritems():
+                name = entry.path.decode(errors="replace")
+                path = f"{NODES_DIR}/{shard_name}/{name}"
+                sha = _hex(entry.sha)
+                summary = loader.node(path, name, sha, entry.mode)
+                if summary is not None:
+                    nodes[summary.id] = summary
+                    blobs[summary.id] = sha
     problems = loader.problems + graph_problems(nodes, nodes.keys(), full=True)
     return Snapshot(
         commit, tree, graph_file, Layered(nodes), Layered(blobs), graph_sha, tuple(problems)
@@ -185,6 +181,13 @@ def _load_incremental(
         old, new = change.old, change.new
         path_b = (new.path if new is not None and new.path else None) or (old.path if old else b"")
         path = path_b.decode(errors="replace")
+        if (
+            new is not None
+            and new.path
+            and new.mode is not None
+            and not loader.entry(path, new.mode)
+        ):
+            continue
         if path == GRAPH_FILE:
             graph_sha = _hex(new.sha) if new is not None and new.sha else None
             graph_file = loader.graph(graph_sha)
@@ -193,8 +196,7 @@ def _load_incremental(
             continue
         nid = node_id_from_path(path)
         if nid is None:
-            loader.problems.append(Problem(path, "unexpected entry"))
-            continue
+            continue  # a file the rules allow that is not a node (only README.md and .github/)
         if old is not None and old.path and nid in base.blobs and (new is None or not new.sha):
             gone.append(nid)
             removed = True

@@ -122,6 +122,12 @@ class RemoteState(TakingTurns):
             raise InputError(
                 f"no git remote named {remote!r} here (add it: git remote add {remote} URL)"
             )
+        if _same_repository(url.decode(errors="replace"), paths.root, paths.git_dir):
+            repo.close()
+            raise InputError(
+                f"--remote {remote}: its URL is this repository itself; a worker takes nodes "
+                "from another clone's graph (run `gitdag run` here instead)"
+            )
         store = StateStore(repo, paths, ref=tracking_ref(remote, "state").encode())
         return cls(store, remote, **kwargs)  # type: ignore[arg-type]
 
@@ -483,3 +489,21 @@ def fetched(
         yield state.store
     finally:
         state.close()
+
+
+def _same_repository(url: str, root: Path, git_dir: Path) -> bool:
+    # A local path or file:// URL that names this repository (its work tree or its git dir).
+    # Network URLs cannot be compared; they are left to the transport.
+    if "://" in url and not url.startswith("file://"):
+        return False
+    if "://" not in url and ":" in url.split("/", 1)[0]:
+        return False  # scp-like host:path
+    path = Path(url.removeprefix("file://")).expanduser()
+    if not path.is_absolute():
+        path = root / path
+    try:
+        resolved = path.resolve()
+    except OSError:
+        return False
+    candidates = {resolved, (resolved / ".git").resolve() if (resolved / ".git").exists() else None}
+    return root.resolve() in candidates or git_dir.resolve() in candidates

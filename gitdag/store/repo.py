@@ -7,8 +7,10 @@ import socket
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from gitdag.core.refnames import clash
 from gitdag.errors import InputError
 from gitdag.store.layout import RepoPaths, local_dir_for
 
@@ -24,6 +26,7 @@ def open_repo(start: str | os.PathLike[str] = ".") -> tuple[Repo, RepoPaths]:
     except NotGitRepository:
         raise InputError(f"{Path(start).resolve()}: not inside a git repository") from None
     common = Path(repo.commondir()).resolve()
+    _refuse_object_format(repo, common)
     bare = repo.bare
     if bare:
         root = common
@@ -35,6 +38,29 @@ def open_repo(start: str | os.PathLike[str] = ".") -> tuple[Repo, RepoPaths]:
         root = Path(repo.path).resolve()
     paths = RepoPaths(root=root, git_dir=common, local=local_dir_for(root, common, bare))
     return repo, paths
+
+
+def _refuse_object_format(repo: Repo, common: Path) -> None:
+    # gitdag writes its objects and refs with SHA-1 names; in a sha256 repository that would
+    # leave objects git cannot read (fsck errors, a failing gc). Refused before anything is
+    # written, by every command alike (docs/input-rules.md).
+    try:
+        value = repo.get_config().get((b"extensions",), b"objectformat")
+    except KeyError:
+        return
+    fmt = value.decode(errors="replace").lower() if isinstance(value, bytes) else str(value)
+    if fmt not in ("", "sha1"):
+        raise InputError(
+            f"{common}: this repository names objects with {fmt}; gitdag supports SHA-1 "
+            "repositories only (nothing was written)"
+        )
+
+
+def branch_clash(repo: Repo, branch: str) -> str | None:
+    """Return the existing branch that `branch` cannot live beside (file vs directory), or None."""
+    heads = repo.refs.keys(base=Ref(b"refs/heads/"))
+    names = [ref.decode(errors="replace") for ref in heads]
+    return clash(branch, names)
 
 
 def identity(repo: Repo) -> tuple[str, str]:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 from gitdag.core.ids import id_problem
 from gitdag.core.model import GraphFile, Node, Status
-from gitdag.core.revert import RevertPlan, Touch, plan_revert, restore_transition
+from gitdag.core.revert import (
+    RevertPlan,
+    Touch,
+    integrated_reopened,
+    plan_revert,
+    restore_transition,
+)
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import InputError, NotInitialisedError
 from gitdag.store.delta import NodeReader, RawChange, TreeDiffer, commit_of, raw_changes, resolve
@@ -162,9 +168,19 @@ def _apply_plan(
 
 
 def reset_transition(
-    store: StateStore, snap: Snapshot, target: str
+    store: StateStore,
+    snap: Snapshot,
+    target: str,
+    *,
+    rerun_integrated: bool = False,
+    integrated: list[str] | None = None,
 ) -> Transition | Rejected | None:
-    """Compute the commit that makes the graph of `snap` equal the graph at `target`."""
+    """Compute the commit that makes the graph of `snap` equal the graph at `target`.
+
+    Nodes whose change is already on the target (done, `work.merged`) and that the reset would
+    reopen keep their done state unless `rerun_integrated`; either way their ids are put in
+    `integrated` (when given) so the caller can say so.
+    """
     assert snap.tree is not None
     problems = store.snapshot_of(target, strict=False).problems
     if problems:
@@ -185,10 +201,20 @@ def reset_transition(
         if nid in snap.blobs:
             current[nid] = store.node(snap, nid)
     title = commit_of(store.repo, target).message.decode("utf-8", "replace").split("\n", 1)[0]
+    reopened = integrated_reopened(current, restored)
+    if integrated is not None:
+        integrated[:] = reopened
+    summary = f"Reset the graph to {target[:12]} ({title.strip()})."
+    if reopened and not rerun_integrated:
+        for nid in reopened:
+            restored[nid] = current[nid]  # already on the target: stays done
+        summary += f" Kept done (already integrated): {', '.join(reopened)}."
+    elif reopened:
+        summary += f" Reopened although integrated (--rerun-integrated): {', '.join(reopened)}."
     return restore_transition(
         verb="reset",
         subject="graph",
-        summary=f"Reset the graph to {target[:12]} ({title.strip()}).",
+        summary=summary,
         current=current,
         restored=restored,
         graph_now=snap.graph,
@@ -226,8 +252,23 @@ def revert(
     return _commit(store, lambda snap: revert_transition(store, snap, target, force=force), actor)
 
 
-def reset(store: StateStore, rev: str, *, actor: str) -> Committed | Rejected | None:
+def reset(
+    store: StateStore,
+    rev: str,
+    *,
+    actor: str,
+    rerun_integrated: bool = False,
+    integrated: list[str] | None = None,
+) -> Committed | Rejected | None:
     """Commit a reset of the graph to its state at `rev` (one new commit; history kept).
+
+    Args:
+      store: the state store.
+      rev: the revision whose graph to restore.
+      actor: who resets.
+      rerun_integrated: reopen nodes whose change is already on the target (default: they stay
+        done, so their change is not integrated a second time).
+      integrated: when given, filled with those nodes' ids (kept or reopened).
 
     Returns:
       Committed; Rejected (nothing written) with the reason; None when the graphs are equal.
@@ -235,4 +276,10 @@ def reset(store: StateStore, rev: str, *, actor: str) -> Committed | Rejected | 
     if store.head() is None:
         raise NotInitialisedError(f"no {STATE_BRANCH} branch here: run `gitdag init` first")
     target = resolve(store, rev)
-    return _commit(store, lambda snap: reset_transition(store, snap, target), actor)
+    return _commit(
+        store,
+        lambda snap: reset_transition(
+            store, snap, target, rerun_integrated=rerun_integrated, integrated=integrated
+        ),
+        actor,
+    )

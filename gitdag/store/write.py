@@ -23,6 +23,7 @@ from gitdag.core import codec
 from gitdag.core.ids import node_path, shard
 from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
+from gitdag.crash import fault_point
 from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
@@ -61,6 +62,7 @@ def add_object(repo: BaseRepo, obj: Blob | Tree | Commit) -> None:
     deadline = time.monotonic() + 10.0
     while True:
         try:
+            fault_point("store.write_object", str(getattr(store, "path", "objects")))
             store.add_object(obj)
             return
         except FileLocked:
@@ -261,6 +263,7 @@ def compare_and_swap(
     deadline = time.monotonic() + 10.0
     while True:
         try:
+            fault_point("store.write_ref", ref.decode(errors="replace"))
             if old is None:
                 return bool(
                     repo.refs.add_if_new(

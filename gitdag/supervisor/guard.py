@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitdag.core.legality import step_info
+from gitdag.core.loaders import load_json
 from gitdag.errors import IncidentError, InputError, StoreError
 from gitdag.store.delta import commit_of
 from gitdag.store.layout import STATE_BRANCH
@@ -134,7 +135,7 @@ def still_open(store: StateStore, local: Path, head: str) -> Incident | None:
     """Return the recorded incident if its commit is still in `head`'s history, unrepaired."""
     path = local / OPEN_INCIDENT
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_bytes())
         incident = Incident(
             str(data["head"]),
             str(data["commit"]),

@@ -22,7 +22,7 @@ def collect_garbage(
     settings = load_settings(store.paths.dagain)
     # Holding the supervisor lock for the duration: a running supervisor's scratch checkouts and
     # worktrees are never pulled from under it (a second `run` meanwhile exits with code 4).
-    with SupervisorLock(store.paths.ensure_local()):
+    with SupervisorLock(store.paths.ensure_local(), store.paths.git_dir):
         return gc(
             store.paths.root,
             store.paths.git_dir,

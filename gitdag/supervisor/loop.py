@@ -120,7 +120,7 @@ class Supervisor:
     # --- entry ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        with SupervisorLock(self.store.paths.ensure_local()):
+        with SupervisorLock(self.store.paths.ensure_local(), self.store.paths.git_dir):
             old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
             for sig in old:
                 signal.signal(sig, self._on_signal)

@@ -124,13 +124,25 @@ def test_dump_is_canonical_text() -> None:
     assert "\r" not in text and text.endswith("\n")
 
 
-def test_timestamps_are_utc_and_years_are_padded() -> None:
+def test_timestamps_are_utc() -> None:
     eastern = dt.timezone(dt.timedelta(hours=-5))
-    t = dt.datetime(5, 3, 1, 10, 0, 0, 250000, tzinfo=eastern)
+    t = dt.datetime(1970, 3, 1, 10, 0, 0, 250000, tzinfo=eastern)
     node = Node(id="a", title="t", created_at=t, updated_at=t)
     text = codec.dump(node)
-    assert "created_at: 0005-03-01T15:00:00.250000Z\n" in text
+    assert "created_at: 1970-03-01T15:00:00.250000Z\n" in text
     assert codec.load_node(text).created_at == t
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["0005-03-01T10:00:00Z", "1969-12-31T23:59:59Z", "9000-01-01T00:00:00Z",
+     "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "2020-01-01T23:59:60Z",
+     "10000-01-01T00:00:00Z", "2020-02-30T00:00:00Z", "2020-01-01", "1700000000"],
+)  # fmt: skip
+def test_timestamps_outside_the_calendar_gitdag_uses_are_refused(stamp: str) -> None:
+    text = f"schema_version: 1\nid: a\ntitle: t\ncreated_at: {stamp}\nupdated_at: {stamp}\n"
+    with pytest.raises(codec.DecodeError, match=r"created_at|malformed YAML"):
+        codec.load_node(text)
 
 
 def test_very_long_output_key_uses_explicit_key_form() -> None:
