@@ -733,9 +733,12 @@ class Supervisor:
             why += [
                 f"proposal {name} awaits review (gitdag apply-proposal {name})" for name in pending
             ]
-            for status in ("running", "merging"):
-                if counts[status]:
-                    why.append(f"{counts[status]} node(s) {status} elsewhere (gitdag status)")
+            held_here = len(self.queue) if self.merge_gate is not None else 0
+            for status, here in (("running", 0), ("merging", held_here)):
+                if counts[status] - here > 0:  # held merges were named above
+                    why.append(
+                        f"{counts[status] - here} node(s) {status} elsewhere (gitdag status)"
+                    )
             if not why:
                 why.append("no node is ready (gitdag status)")
             self.progress.event(f"stopped: nothing more can run ({summary}); " + "; ".join(why))
