@@ -311,6 +311,11 @@ function steerButtons(id, node) {
   const act = (label, path, body) => el("button", { dataset: { action: label.toLowerCase() }, onclick: () => steer(path, body && body()) }, label);
   if (!["done", "failed", "cancelled"].includes(node.status)) box.append(act("Cancel", `node/${encodeURIComponent(id)}/cancel`));
   if (["failed", "cancelled"].includes(node.status)) box.append(act("Retry", `node/${encodeURIComponent(id)}/retry`));
+  if (node.status === "done") {
+    // `gitdag retry --force`: reopens finished work (a new attempt), so the page asks first.
+    box.append(el("button", { dataset: { action: "retry-force" }, title: "gitdag retry --force: run this done node again",
+      onclick: () => { if (confirm(`Run ${id} again? It is done; retry --force reopens it for a new attempt.`)) steer(`node/${encodeURIComponent(id)}/retry?force=1`); } }, "Retry (force)"));
+  }
   if (node.status === "needs_human" && node.checkpoint) {
     const input = el("input", { id: "answer-text", placeholder: "your answer" });
     box.append(el("div", {}, "question: " + node.checkpoint.question));
