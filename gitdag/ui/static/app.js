@@ -211,6 +211,9 @@ function updateHeader(paused) {
   $("#pause").hidden = !!paused || !!EXPORT; $("#resume").hidden = !paused || !!EXPORT;
 }
 
+const atGraphs = new Map(), AT_GRAPHS_KEPT = 4;
+G.atGraphs = atGraphs; // the benchmark clears it to time a fetch from a warm server
+
 async function showAt(commit) {
   // Time travel: the graph OF `commit` (its nodes, edges and statuses), laid out for its own node
   // set and edges (the view keeps a layout per shape, so going back and forth lays out once).
@@ -218,8 +221,14 @@ async function showAt(commit) {
   document.body.classList.toggle("travelling", !!commit);
   let graph = G.base;
   if (commit) {
-    try { graph = await api("graph?at=" + commit); } catch (err) { banner(String(err.message), true); return; }
-    if (G.at !== commit) return;
+    graph = atGraphs.get(commit);
+    if (!graph) {
+      try { graph = await api("graph?at=" + commit); } catch (err) { banner(String(err.message), true); return; }
+      if (G.at !== commit) return;
+      // A commit's graph never changes: keep the last few, so going back and forth fetches once.
+      atGraphs.set(commit, graph);
+      while (atGraphs.size > AT_GRAPHS_KEPT) atGraphs.delete(atGraphs.keys().next().value);
+    }
   }
   G.shown = graph;
   G.status = new Map(graph.nodes.map((n) => [n.id, n.status]));
