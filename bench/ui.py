@@ -219,7 +219,8 @@ def main() -> None:
             print(f"graph {args.history:,} commits back ({args.big:,} nodes): cold {u.ms(cold)}, "
                   f"warm {u.ms(u.med(warm))}, warm server but fetched again "
                   f"{u.ms(u.med(fetched))}  (target <= 1000 ms warm; floor: one commit back, "
-                  f"fetched {u.ms(u.med(head))}, {u.med(fetched) / u.med(head):4.1f}x)")  # fmt: skip
+                  f"fetched {u.ms(u.med(head))}, "
+                  f"{u.med(fetched) / u.med(head):4.1f}x)")  # fmt: skip
             env = dict(os.environ, PYTHONPATH=str(ROOT))
             for i in range(args.added):
                 subprocess.run([sys.executable, "-m", "gitdag", "add", f"bench-new-{i}", "--title",
