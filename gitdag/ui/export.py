@@ -134,6 +134,8 @@ def export_data(store: StateStore) -> dict[str, Any]:
     """Return everything the exported page shows."""
     snap = store.snapshot()
     entries = data.log_entries(store)
+    history = history_data(store, entries)
+    versions = history["window"]["versions"]
     nodes: dict[str, Any] = {}
     for nid, node in store.nodes(snap).items():
         runs = data.runs_of(store, nid)
@@ -144,9 +146,13 @@ def export_data(store: StateStore) -> dict[str, Any]:
                 if run["finished"] else {}
             )  # fmt: skip
         mine = [e for e in entries if nid in e.nodes]
+        # The head's file is one of the window's versions (the window ends at the head): the
+        # node refers to it rather than holding a second copy of every file.
+        text = codec.dump(node)
+        key = _key(text)
+        versions.setdefault(key, {"file": text, "fields": _fields(node)})
         nodes[nid] = {
-            "file": codec.dump(node),
-            "node": node.model_dump(mode="json"),
+            "version": key,
             "attempts": data.with_run_times(
                 store, [b for b in data.timeline(mine) if b["node"] == nid]
             ),
@@ -157,7 +163,7 @@ def export_data(store: StateStore) -> dict[str, Any]:
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "graph": data.graph_data(store, snap, data.Titles()),
         "log": [data.entry_data(e) for e in entries],
-        **history_data(store, entries),
+        **history,
         "timeline": data.with_run_times(store, data.timeline(entries)),
         "queue": data.merge_queue(store, entries),
         "nodes": nodes,

@@ -124,7 +124,7 @@ function exportDiff(a, b) {
 
 function exportNode(id, commit) {
   const n = EXPORT.nodes[id], transitions = EXPORT.log.filter((e) => e.nodes.includes(id));
-  if (!commit) return Object.assign({ id, transitions }, n);
+  if (!commit) { const v = EXPORT.window.versions[n.version]; return Object.assign({ id, transitions, node: v.fields, file: v.file }, n); }
   const at = exportTree(commit), key = at && at.tree.get(id);
   if (at && !key) throw new Error(`${id} does not exist at ${short(commit)}`);
   if (!key) {
