@@ -130,11 +130,11 @@ def history_data(
     }
 
 
-def export_data(store: StateStore) -> dict[str, Any]:
-    """Return everything the exported page shows."""
+def export_data(store: StateStore, window: int = HISTORY_VERSIONS) -> dict[str, Any]:
+    """Return everything the exported page shows (node files of the last `window` commits)."""
     snap = store.snapshot()
     entries = data.log_entries(store)
-    history = history_data(store, entries)
+    history = history_data(store, entries, window)
     versions = history["window"]["versions"]
     nodes: dict[str, Any] = {}
     for nid, node in store.nodes(snap).items():
@@ -170,7 +170,7 @@ def export_data(store: StateStore) -> dict[str, Any]:
     }
 
 
-def export(store: StateStore, target: Path) -> Path:
+def export(store: StateStore, target: Path, window: int = HISTORY_VERSIONS) -> Path:
     """Write the static copy into `target` (new or empty) and return its index.html.
 
     Raises:
@@ -178,7 +178,7 @@ def export(store: StateStore, target: Path) -> Path:
     """
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"--export {target}: exists and is not an empty directory")
-    payload = export_data(store)
+    payload = export_data(store, window)
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC, target / "static", ignore=shutil.ignore_patterns("index.html"))
     # `</` inside a JSON string would end the script element early; `<\/` reads the same in JS.

@@ -14,6 +14,7 @@ from typing import Any
 
 from gitdag.store.state import StateStore
 from gitdag.ui import data
+from gitdag.ui.export import export
 from tests.conftest import git, run_gitdag
 from tests.ui.conftest import listed, serve, stop, wait_graph
 
@@ -152,4 +153,33 @@ def test_the_exports_diff_equals_gitdag_diff_for_the_pairs_it_offers(
     _slide_to(page, None)
     page.wait_for_function(
         "(document.querySelector('#panel-file') || {}).textContent?.includes('status: done')"
+    )
+
+
+def test_an_export_of_a_longer_history_than_its_window_says_what_it_holds(
+    page: Any, repo: Path, tmp_path: Path
+) -> None:
+    old = _history(repo, tmp_path)  # 7 commits; the window holds the last 3, OLD is before them
+    out = tmp_path / "site"
+    with StateStore.open(repo) as store:
+        export(store, out, window=3)
+    page.goto((out / "index.html").as_uri())
+    wait_graph(page)
+    # Older commits still show their own graph ...
+    _slide_to(page, old)
+    page.wait_for_selector("#nodes li[data-id=gone]", timeout=10000)
+    assert _drawn(page)["deps"] == {"gone": ["keep"], "keep": [], "other": []}
+    # ... but not their files, and the panel says so.
+    page.click("#nodes li[data-id=other]")
+    page.wait_for_selector("#panel-file")
+    assert "node files of the last 3 commits only" in page.inner_text("#panel-file")
+    page.click("button[data-tab=history]")
+    assert page.locator("#diff-a option").count() == 3
+    assert "last 3 of 7 commits" in page.inner_text("#diff-note")
+    # Within the window, the file is the one of the slider's commit: before the edit was applied
+    # `other` had no deps; the first window commit is that edit.
+    first = git(repo, "log", "--format=%H", "dagain/state").split()[2]
+    _slide_to(page, first)
+    page.wait_for_function(
+        "(document.querySelector('#panel-file') || {}).textContent?.includes('- keep')"
     )
