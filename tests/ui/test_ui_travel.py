@@ -97,6 +97,18 @@ def test_the_slider_shows_the_graph_of_an_old_commit_live(
         page.goto(served.page_url)
         wait_graph(page)
         _check_old_and_head(page, old)
+        # While the slider is on OLD, a node added from another shell arrives (the log grows)
+        # but the graph shown stays OLD's; back at the head it is there.
+        _slide_to(page, old)
+        page.wait_for_selector("#nodes li[data-id=gone]", timeout=10000)
+        seen = page.evaluate("window.gitdag.log.length")
+        _ok(repo, "add", "newer", "--title", "Newer")
+        page.wait_for_function(f"window.gitdag.log.length > {seen}", timeout=10000)
+        assert sorted(listed(page)) == ["gone", "keep", "other"]
+        assert _drawn(page)["laid"] == ["gone", "keep", "other"]
+        _slide_to(page, None)
+        page.wait_for_selector("#nodes li[data-id=newer]", timeout=10000)
+        assert _drawn(page)["laid"] == ["keep", "late", "newer", "other"]
     finally:
         stop(served)
 

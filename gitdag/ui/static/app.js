@@ -233,6 +233,7 @@ async function showAt(commit) {
   G.shown = graph;
   G.status = new Map(graph.nodes.map((n) => [n.id, n.status]));
   view.setGraph(graph.nodes, (n) => n.status);
+  $("#goal").textContent = graph.goal || "(no goal)";
   updateHeader(graph.paused);
   render();
   updateSliderLabel();
