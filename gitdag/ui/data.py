@@ -16,7 +16,7 @@ from typing import Any
 
 from gitdag.core import codec
 from gitdag.core.ids import id_problem
-from gitdag.core.model import Node, Status
+from gitdag.core.model import Node, NodeSummary, Status
 from gitdag.errors import InputError
 from gitdag.store import history
 from gitdag.store.delta import commit_delta, diff_revisions
@@ -62,27 +62,29 @@ def snapshot_at(store: StateStore, rev: str | None) -> Snapshot:
 def graph_data(store: StateStore, snap: Snapshot, titles: Titles | None) -> dict[str, Any]:
     """Return the graph of a snapshot: graph.yaml fields, and each node with its edges."""
     named = titles.of(store, snap) if titles is not None else {}
-    nodes = [
-        {
-            "id": nid,
-            "title": named.get(nid, ""),
-            "kind": s.kind.value,
-            "status": s.status.value,
-            "parent": s.parent,
-            "deps": list(s.deps),
-            "after": list(s.after),
-            "attempts": s.attempts,
-            "priority": s.priority,
-            "labels": list(s.labels),
-        }
-        for nid, s in sorted(snap.nodes.items())
-    ]
+    nodes = [node_record(s, named.get(nid, "")) for nid, s in sorted(snap.nodes.items())]
     return {
         "head": snap.head,
         "goal": snap.graph.goal,
         "target": snap.graph.target,
         "paused": snap.graph.control.paused,
         "nodes": nodes,
+    }
+
+
+def node_record(s: NodeSummary | Node, title: str) -> dict[str, Any]:
+    """Return what the page draws of one node (a snapshot's summary or a `Node`)."""
+    return {
+        "id": s.id,
+        "title": title,
+        "kind": s.kind.value,
+        "status": s.status.value,
+        "parent": s.parent,
+        "deps": list(s.deps),
+        "after": list(s.after),
+        "attempts": s.attempts,
+        "priority": s.priority,
+        "labels": list(s.labels),
     }
 
 

@@ -282,7 +282,8 @@ def build_app(ui: UIServer) -> Starlette:
         if action == "cancel":
             return await run(lambda s: steer.cancel(s, nid))
         if action == "retry":
-            return await run(lambda s: steer.retry(s, nid, bool(request.query_params.get("force"))))
+            force = request.query_params.get("force", "") in ("1", "true", "yes")
+            return await run(lambda s: steer.retry(s, nid, force))
         if action == "answer":
             option = body.get("option")
             if option is not None and not isinstance(option, int):

@@ -17,7 +17,7 @@ from gitdag.errors import InputError
 from gitdag.store.history import LogEntry
 from gitdag.store.state import StateStore
 from gitdag.ui import data, steer
-from gitdag.ui.export import status_changes
+from gitdag.ui.export import history_data
 from tests.conftest import run_gitdag
 from tests.ui.conftest import serve, stop
 
@@ -92,13 +92,25 @@ def test_free_text_is_proposed_as_a_plan_node_not_applied(repo: Path) -> None:
     assert shown["kind"] == "plan" and shown["description"] == "Add caching!\nKeep it simple."
 
 
-def test_export_records_the_status_changes_of_each_commit(repo: Path) -> None:
+def test_export_records_each_commits_drawn_changes_and_the_last_versions(repo: Path) -> None:
     assert run_gitdag(repo, "init").code == 0
     assert run_gitdag(repo, "add", "a", "--title", "A").code == 0
+    assert run_gitdag(repo, "add", "b", "--title", "B", "--deps", "a").code == 0
     assert run_gitdag(repo, "cancel", "a").code == 0
     with StateStore.open(repo) as store:
-        steps = status_changes(store, data.log_entries(store))
-    assert [s["set"] for s in steps] == [{}, {"a": "open"}, {"a": "cancelled"}]
+        entries = data.log_entries(store)
+        got = history_data(store, entries, window=2)
+    drawn = [
+        {k: v and (v["status"], v["deps"]) for k, v in c["set"].items()} for c in got["changes"]
+    ]
+    assert drawn == [{}, {"a": ("open", [])}, {"b": ("open", ["a"])}, {"a": ("cancelled", [])}]
+    window = got["window"]
+    # The window's base is the tree before its first commit: `a` alone, open.
+    assert list(window["base"]) == ["a"]
+    assert window["versions"][window["base"]["a"]]["fields"]["status"] == "open"
+    assert [s["commit"] for s in window["steps"]] == [e.commit for e in entries[1::-1]]
+    cancelled = window["versions"][window["steps"][1]["set"]["a"]]
+    assert "status: cancelled" in cancelled["file"] and cancelled["fields"]["title"] == "A"
 
 
 def test_ui_without_starlette_says_how_to_install_it(repo: Path) -> None:

@@ -246,3 +246,29 @@ def test_the_runner_output_shows_in_the_panel_while_it_runs(page: Any, repo: Pat
             supervisor.kill()
             supervisor.wait()
         stop(served)
+
+
+def test_retry_force_reopens_a_done_node_after_the_page_asks(page: Any, ran: Path) -> None:
+    before = _head(ran)
+    served = serve(ran)
+    try:
+        page.goto(served.page_url)
+        wait_graph(page)
+        assert listed(page)["a"] == "done"
+        page.click("#nodes li[data-id=a]")
+        page.wait_for_selector("#panel-steer button[data-action=retry-force]")
+        # Saying no to the question changes nothing.
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.click("#panel-steer button[data-action=retry-force]")
+        page.wait_for_timeout(300)
+        assert _head(ran) == before
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#panel-steer button[data-action=retry-force]")
+        page.wait_for_selector("#nodes li[data-id=a][data-status=open]", timeout=5000)
+    finally:
+        stop(served)
+    subject, actor = git(
+        ran, "log", "-1", "--format=%s|%(trailers:key=Gitdag-Actor,valueonly)", "dagain/state"
+    ).split("|")
+    assert subject == "retry a: done -> open"
+    assert actor.strip().startswith("ui@")

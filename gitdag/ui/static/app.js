@@ -20,7 +20,7 @@ const seconds = (s) => (s < 10 ? s.toFixed(2) : s.toFixed(0)) + " s";
 const when = (ts) => new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 19);
 
 const G = {
-  token: null, head: null, base: null, log: [], at: null, status: new Map(),
+  token: null, head: null, base: null, shown: null, log: [], at: null, status: new Map(),
   selected: null, tab: "graph", filter: new Set(STATUSES), search: "", pollRun: null,
 };
 window.gitdagRender = () => render();
@@ -43,35 +43,112 @@ async function api(path, options = {}) {
   return body;
 }
 
-function exportStatuses(commit) {
-  // Replays the recorded status changes, oldest first, up to `commit`.
-  const status = {};
+// --- the export's history: the graph of any commit, files and diffs of the last commits ------
+
+const memo = new Map();
+function exportReplay(commit) {
+  // The drawn graph of `commit`: every recorded change, oldest first, up to that commit.
+  if (memo.has("g" + commit)) return memo.get("g" + commit);
+  const nodes = new Map(), head = EXPORT.graph;
+  let graph = { goal: head.goal, target: head.target, paused: head.paused }, found = false;
   for (const step of EXPORT.changes) {
-    for (const [id, st] of Object.entries(step.set)) { if (st === null) delete status[id]; else status[id] = st; }
-    if (step.commit === commit) break;
+    for (const [id, rec] of Object.entries(step.set)) { if (rec === null) nodes.delete(id); else nodes.set(id, rec); }
+    if (step.graph) graph = step.graph;
+    if (step.commit === commit) { found = true; break; }
   }
-  return status;
+  if (!found) throw new Error("commit " + commit + " is not in this export");
+  const out = Object.assign({ head: commit, nodes: [...nodes.keys()].sort().map((id) => nodes.get(id)) }, graph);
+  memo.clear(); memo.set("g" + commit, out);
+  return out;
+}
+
+function exportTree(commit) {
+  // Node id -> version key (and graph.yaml's key) at one of the window's commits, or null.
+  const w = EXPORT.window, tree = new Map(Object.entries(w.base));
+  let graph = w.base_graph;
+  for (const step of w.steps) {
+    for (const [id, key] of Object.entries(step.set)) { if (key === null) tree.delete(id); else tree.set(id, key); }
+    if (step.graph) graph = step.graph;
+    if (step.commit === commit) return { tree, graph };
+  }
+  return null;
+}
+
+// core/diff.py's field_changes, on the fields the export recorded (JSON-ready, in file order).
+const canon = (v) => JSON.stringify(v, (k, x) => (x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
+const same = (a, b) => canon(a) === canon(b);
+const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+function flatten(data, prefix, out) {
+  if (isMap(data) && (Object.keys(data).length || !prefix)) {
+    for (const [k, v] of Object.entries(data)) flatten(v, prefix ? prefix + "." + k : k, out);
+    return out;
+  }
+  out[prefix] = data; return out;
+}
+function expandNulls(flat, other) {
+  for (const key of Object.keys(flat).filter((k) => flat[k] === null || (isMap(flat[k]) && !Object.keys(flat[k]).length))) {
+    const nested = Object.keys(other).filter((k) => k.startsWith(key + "."));
+    if (nested.length) { delete flat[key]; for (const sub of nested) if (!(sub in flat)) flat[sub] = null; }
+  }
+}
+function fieldChanges(old, neu) {
+  const record = neu || old, out = [];
+  if (!record) return out;
+  for (const name of Object.keys(record)) {
+    const before = old ? old[name] : null, after = neu ? neu[name] : null;
+    if (old && neu && same(before, after)) continue;
+    const of = old ? flatten({ [name]: before }, "", {}) : {}, nf = neu ? flatten({ [name]: after }, "", {}) : {};
+    expandNulls(of, nf); expandNulls(nf, of);
+    for (const key of [...Object.keys(nf), ...Object.keys(of).filter((k) => !(k in nf))]) {
+      const a = key in of ? of[key] : null, b = key in nf ? nf[key] : null;
+      if (!same(a, b)) out.push({ field: key, old: a, new: b });
+    }
+  }
+  return out;
+}
+
+function exportDiff(a, b) {
+  const w = EXPORT.window, ta = exportTree(a), tb = exportTree(b);
+  if (!ta || !tb) throw new Error(`this export diffs the last ${w.size} commits only`);
+  const V = (key) => (key ? w.versions[key].fields : null), out = { added: [], removed: [], changed: [], graph: [] };
+  for (const id of [...new Set([...ta.tree.keys(), ...tb.tree.keys()])].sort()) {
+    const ka = ta.tree.get(id), kb = tb.tree.get(id);
+    if (ka === kb) continue;
+    const o = V(ka), n = V(kb);
+    const change = !o ? "added" : !n ? "removed" : "changed";
+    out[change].push({ id, change, title: (n || o).title, old_status: o ? o.status : null, new_status: n ? n.status : null, fields: fieldChanges(o, n) });
+  }
+  if (ta.graph !== tb.graph) out.graph = fieldChanges(ta.graph ? w.graphs[ta.graph] : null, tb.graph ? w.graphs[tb.graph] : null);
+  return out;
+}
+
+function exportNode(id, commit) {
+  const n = EXPORT.nodes[id], transitions = EXPORT.log.filter((e) => e.nodes.includes(id));
+  if (!commit) { const v = EXPORT.window.versions[n.version]; return Object.assign({ id, transitions, node: v.fields, file: v.file }, n); }
+  const at = exportTree(commit), key = at && at.tree.get(id);
+  if (at && !key) throw new Error(`${id} does not exist at ${short(commit)}`);
+  if (!key) {
+    const rec = exportReplay(commit).nodes.find((x) => x.id === id);
+    if (!rec) throw new Error(`${id} does not exist at ${short(commit)}`);
+    return { id, transitions, attempts: (n || {}).attempts || [], runs: [], node: rec,
+      file: `(this export holds node files of the last ${EXPORT.window.size} commits only; ${short(commit)} is older)` };
+  }
+  const v = EXPORT.window.versions[key];
+  return { id, transitions, attempts: (n || {}).attempts || [], runs: (n || {}).runs || [], node: v.fields, file: v.file };
 }
 
 function exportApi(path) {
   const [route, query] = path.split("?"), q = new URLSearchParams(query || "");
-  if (route === "graph") return EXPORT.graph;
+  if (route === "graph") return q.get("at") ? exportReplay(q.get("at")) : EXPORT.graph;
   if (route === "log") return EXPORT.log;
-  if (route === "statuses") return { head: q.get("at"), status: exportStatuses(q.get("at")) };
+  if (route === "statuses") return { head: q.get("at"), status: Object.fromEntries(exportReplay(q.get("at")).nodes.map((n) => [n.id, n.status])) };
   if (route === "timeline") return EXPORT.timeline;
   if (route === "queue") return EXPORT.queue;
-  if (route.startsWith("node/")) {
-    const id = decodeURIComponent(route.slice(5)), n = EXPORT.nodes[id];
-    return Object.assign({ id, transitions: EXPORT.log.filter((e) => e.nodes.includes(id)) }, n);
-  }
-  if (route === "diff") {
-    const a = exportStatuses(q.get("a")), b = exportStatuses(q.get("b")), ids = new Set([...Object.keys(a), ...Object.keys(b)]);
-    const nodes = [];
-    for (const id of [...ids].sort()) if (a[id] !== b[id]) nodes.push({ id, change: !a[id] ? "added" : !b[id] ? "removed" : "changed", old_status: a[id] || null, new_status: b[id] || null, fields: [] });
-    return { added: nodes.filter((c) => c.change === "added"), removed: nodes.filter((c) => c.change === "removed"), changed: nodes.filter((c) => c.change === "changed"), graph: [] };
-  }
+  if (route.startsWith("node/")) return exportNode(decodeURIComponent(route.slice(5)), q.get("at"));
+  if (route === "diff") return exportDiff(q.get("a"), q.get("b"));
   throw new Error("not in this export: " + route);
 }
+window.gitdagExportApi = exportApi; // for the browser tests
 
 function banner(text, error) {
   const b = $("#banner"); b.hidden = !text; b.textContent = text || ""; b.className = error ? "error" : "";
@@ -84,9 +161,8 @@ window.gitdagView = view;
 
 function visibleIds() {
   const q = G.search.toLowerCase(), vis = new Set(), match = new Set();
-  for (const n of G.base.nodes) {
+  for (const n of G.shown.nodes) {
     const st = G.status.get(n.id);
-    if (st === "absent") continue;
     const hit = q && (n.id.toLowerCase().includes(q) || (n.title || "").toLowerCase().includes(q));
     if (hit) match.add(n.id);
     if (G.filter.has(st) && (!q || hit)) vis.add(n.id);
@@ -106,9 +182,9 @@ function render() {
   // costs the browser far more than drawing 10k boxes on the canvas.
   const list = $("#nodes"), items = [];
   let more = 0;
-  for (const n of G.base.nodes) {
+  for (const n of G.shown.nodes) {
     const st = G.status.get(n.id);
-    if (st === "absent" || !vis.has(n.id)) continue;
+    if (!vis.has(n.id)) continue;
     if (items.length >= LIST_LIMIT && n.id !== G.selected) { more++; continue; }
     const li = el("li", { dataset: { id: n.id, status: st }, title: n.title }, el("span", { class: "st s-" + st }, st), n.id);
     if (n.id === G.selected) li.className = "selected";
@@ -119,7 +195,10 @@ function render() {
 }
 
 function applyGraph(graph) {
+  // The live head's graph, shown unless the slider is on an older commit.
   G.base = graph;
+  if (G.at) return;
+  G.shown = graph;
   G.status = new Map(graph.nodes.map((n) => [n.id, n.status]));
   view.setGraph(graph.nodes, (n) => n.status);
   $("#goal").textContent = graph.goal || "(no goal)";
@@ -132,17 +211,30 @@ function updateHeader(paused) {
   $("#pause").hidden = !!paused || !!EXPORT; $("#resume").hidden = !paused || !!EXPORT;
 }
 
+const atGraphs = new Map(), AT_GRAPHS_KEPT = 4;
+G.atGraphs = atGraphs; // the benchmark clears it to time a fetch from a warm server
+
 async function showAt(commit) {
-  // Time travel: statuses at `commit`, painted on the head's layout (nodes not yet made are hidden).
+  // Time travel: the graph OF `commit` (its nodes, edges and statuses), laid out for its own node
+  // set and edges (the view keeps a layout per shape, so going back and forth lays out once).
   G.at = commit;
   document.body.classList.toggle("travelling", !!commit);
-  if (!commit) {
-    G.status = new Map(G.base.nodes.map((n) => [n.id, n.status]));
-  } else {
-    const got = await api("statuses?at=" + commit);
-    if (G.at !== commit) return;
-    G.status = new Map(G.base.nodes.map((n) => [n.id, got.status[n.id] || "absent"]));
+  let graph = G.base;
+  if (commit) {
+    graph = atGraphs.get(commit);
+    if (!graph) {
+      try { graph = await api("graph?at=" + commit); } catch (err) { banner(String(err.message), true); return; }
+      if (G.at !== commit) return;
+      // A commit's graph never changes: keep the last few, so going back and forth fetches once.
+      atGraphs.set(commit, graph);
+      while (atGraphs.size > AT_GRAPHS_KEPT) atGraphs.delete(atGraphs.keys().next().value);
+    }
   }
+  G.shown = graph;
+  G.status = new Map(graph.nodes.map((n) => [n.id, n.status]));
+  view.setGraph(graph.nodes, (n) => n.status);
+  $("#goal").textContent = graph.goal || "(no goal)";
+  updateHeader(graph.paused);
   render();
   updateSliderLabel();
   if (G.selected) openPanel(G.selected);
@@ -229,6 +321,11 @@ function steerButtons(id, node) {
   const act = (label, path, body) => el("button", { dataset: { action: label.toLowerCase() }, onclick: () => steer(path, body && body()) }, label);
   if (!["done", "failed", "cancelled"].includes(node.status)) box.append(act("Cancel", `node/${encodeURIComponent(id)}/cancel`));
   if (["failed", "cancelled"].includes(node.status)) box.append(act("Retry", `node/${encodeURIComponent(id)}/retry`));
+  if (node.status === "done") {
+    // `gitdag retry --force`: reopens finished work (a new attempt), so the page asks first.
+    box.append(el("button", { dataset: { action: "retry-force" }, title: "gitdag retry --force: run this done node again",
+      onclick: () => { if (confirm(`Run ${id} again? It is done; retry --force reopens it for a new attempt.`)) steer(`node/${encodeURIComponent(id)}/retry?force=1`); } }, "Retry (force)"));
+  }
   if (node.status === "needs_human" && node.checkpoint) {
     const input = el("input", { id: "answer-text", placeholder: "your answer" });
     box.append(el("div", {}, "question: " + node.checkpoint.question));
@@ -296,7 +393,12 @@ async function renderQueue() {
 }
 
 function renderHistory() {
-  const opts = G.log.map((e) => el("option", { value: e.commit }, `${short(e.commit)} ${e.title}`));
+  // The export diffs (and shows node files of) the commits it holds every version for: the last
+  // EXPORT.window.size; the live page diffs any two.
+  const offered = EXPORT ? G.log.slice(0, EXPORT.window.size) : G.log;
+  const opts = offered.map((e) => el("option", { value: e.commit }, `${short(e.commit)} ${e.title}`));
+  if (EXPORT) $("#diff-note").textContent = offered.length < G.log.length
+    ? `this export holds node files and diffs of the last ${offered.length} of ${G.log.length} commits; older commits show the graph and statuses only` : "";
   const a = $("#diff-a"), b = $("#diff-b"), keepA = a.value, keepB = b.value;
   a.replaceChildren(...opts); b.replaceChildren(...opts.map((o) => o.cloneNode(true)));
   a.value = keepA || (G.log[1] || G.log[0] || {}).commit || ""; b.value = keepB || (G.log[0] || {}).commit || "";
@@ -354,11 +456,11 @@ async function refreshLive(event) {
     if (event.paused !== null && event.paused !== undefined) G.base.paused = event.paused;
     setLog([...event.entries, ...G.log]);
     if (!G.at) { G.status = new Map(G.base.nodes.map((n) => [n.id, n.status])); render(); }
-    updateHeader(G.base.paused);
+    if (!G.at) updateHeader(G.base.paused);
   } else {
     const graph = await api("graph");
     setLog(follows ? [...event.entries, ...G.log] : await api("log"));
-    if (!G.at) { applyGraph(graph); } else { G.base = graph; view.setGraph(graph.nodes, (n) => G.status.get(n.id) || "absent"); updateHeader(graph.paused); }
+    applyGraph(graph);
   }
   if (G.selected && !G.at) openPanel(G.selected);
   if (G.tab === "timeline") renderTimeline();

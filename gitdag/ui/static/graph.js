@@ -14,6 +14,7 @@ const STATUS_COLOURS = {
 const NODE_W = 150, NODE_H = 30;
 const WHOLE_LIMIT = 300;      // nodes laid out by one dagre call
 const CLUSTER_DAGRE_LIMIT = 80; // nodes of a cluster laid out by dagre; bigger ones: layered()
+const LAYOUTS_KEPT = 8;         // layouts kept, one per node set and edges (the slider revisits them)
 
 function edgeList(nodes, inside) {
   const out = [];
@@ -160,27 +161,41 @@ class GraphView {
     this.nodes = []; this.byId = new Map(); this.pos = new Map(); this.clusters = [];
     this.status = new Map(); this.visible = null; this.match = null; this.selected = null;
     this.scale = 1; this.tx = 0; this.ty = 0; this.frame = 0; this.drawnNodes = 0; this.shapeKey = "";
+    this.layouts = new Map();
     this._bind();
   }
 
   // Lay out again only when the shape (ids and edges) changed; otherwise statuses are repainted.
+  // Layouts are kept per shape (the last LAYOUTS_KEPT), so the history slider going back and forth
+  // between commits of different node sets lays each out once.
   setGraph(nodes, statusOf) {
     const key = nodes.map((n) => n.id + ":" + (n.parent || "") + ":" + n.deps.join(",") + ":" + n.after.join(",")).join(";");
     this.nodes = nodes; this.byId = new Map(nodes.map((n) => [n.id, n]));
     if (key !== this.shapeKey) {
       const known = this.shapeKey !== "";
-      const t0 = performance.now();
-      const laid = layoutGraph(nodes);
-      this.layoutMs = performance.now() - t0;
-      this.pos = laid.pos; this.clusters = laid.clusters; this.shapeKey = key;
-      if (!known) this.fit();
-      this.refined = laid.refine ? 0 : performance.now();
-      if (laid.refine) {
-        laid.refine((better) => {
-          this.pos = better.pos; this.clusters = better.clusters; this.refined = performance.now();
-          if (!known && !this.touched) this.fit();
-          this.redraw();
-        }, () => this.shapeKey === key);
+      const kept = this.layouts.get(key);
+      if (kept) {
+        this.layouts.delete(key); this.layouts.set(key, kept); // most recently used last
+        this.pos = kept.pos; this.clusters = kept.clusters; this.shapeKey = key; this.layoutMs = 0;
+      } else {
+        const t0 = performance.now();
+        const laid = layoutGraph(nodes);
+        this.layoutMs = performance.now() - t0;
+        this.pos = laid.pos; this.clusters = laid.clusters; this.shapeKey = key;
+        const entry = { pos: laid.pos, clusters: laid.clusters };
+        this.layouts.set(key, entry);
+        while (this.layouts.size > LAYOUTS_KEPT) this.layouts.delete(this.layouts.keys().next().value);
+        if (!known) this.fit();
+        this.refined = laid.refine ? 0 : performance.now();
+        if (laid.refine) {
+          laid.refine((better) => {
+            entry.pos = better.pos; entry.clusters = better.clusters;
+            if (this.shapeKey !== key) return;
+            this.pos = better.pos; this.clusters = better.clusters; this.refined = performance.now();
+            if (!known && !this.touched) this.fit();
+            this.redraw();
+          }, () => this.layouts.get(key) === entry);
+        }
       }
     }
     this.status = new Map(nodes.map((n) => [n.id, statusOf ? statusOf(n) : n.status]));
