@@ -220,3 +220,30 @@ def test_a_runner_that_moves_the_state_back_below_its_claim_starts_at_most_max_a
     again = project.gitdag("run", timeout=120)
     assert starts(project).get("t1", 0) <= 3, (starts(project), again.err)
     assert again.code in (1, 2) and "Traceback" not in again.err, again.err
+
+
+def test_a_state_commit_on_a_full_disk_exits_2_naming_the_path(
+    project: Project, tmp_path: Path
+) -> None:
+    flag = tmp_path / "state-disk-full"
+    behaviours = plan_tasks({"id": "t1", "title": "one"})
+    # t1's first agent run fills the disk as it finishes: the next state commit fails.
+    once = tmp_path / "filled-once"
+    fill = f"[ -e {once} ] || {{ touch {once} {flag}; }}"
+    behaviours["t1"] = {"write": {"one.txt": "1\n"}, "shell": fill}
+    project.plan(behaviours)
+    env = {**project.env(), "GITDAG_FAULT_STATE": str(flag)}
+    res = run_gitdag(project.root, "run", env=env, timeout=120)
+    assert res.code == 2, res.err
+    errors = [line for line in res.err.splitlines() if line.startswith("gitdag: error:")]
+    assert len(errors) == 1, res.err
+    assert "No space left on device" in errors[0] and ".git/objects" in errors[0], res.err
+    assert "Traceback" not in res.err and "unexpected error" not in res.err
+    # Nothing half-written: the graph is valid and t1 is as its claim left it.
+    assert project.gitdag("validate").code == 0
+    assert statuses(project) == {"plan-000": "done", "t1": "running"}
+    flag.unlink()  # the disk is freed: a restart recovers
+    again = run_gitdag(project.root, "run", env=env, timeout=120)
+    assert again.code == 0, again.err
+    assert statuses(project) == {"plan-000": "done", "t1": "done"}
+    assert git(project.root, "show", "dagain/integration:one.txt").strip() == "1"
