@@ -52,6 +52,9 @@ def test_dirty_checkout_of_the_target_holds_merges_then_stash_lets_them_land(
     assert [h["id"] for h in report["held"]] == ["t2", "t1"] or len(report["held"]) == 2
     assert {h["kind"] for h in report["held"]} == {"target_dirty"}
     assert "held (2): " in project.gitdag("status").out
+    shown = git(project.root, "show", "dagain/state:README.md")
+    assert "## Held for a repair (2)" in shown and "t1](nodes/" in shown, shown
+    assert ": target_dirty" in shown
     doctor = project.gitdag("doctor")
     assert doctor.code == 1 and "t1 waits to be merged (target_dirty)" in doctor.out + doctor.err
     # The user's checkout is as they left it.
@@ -63,6 +66,7 @@ def test_dirty_checkout_of_the_target_holds_merges_then_stash_lets_them_land(
     assert starts(project) == {"plan-000": 1, "t1": 1, "t2": 1}  # no agent ran again
     assert statuses(project) == {"plan-000": "done", "t1": "done", "t2": "done"}
     assert project.show("t1").get("hold") is None
+    assert "Held for a repair" not in git(project.root, "show", "dagain/state:README.md")
     assert (project.root / "one.txt").read_text() == "1\n"  # the checkout moved with the target
     assert project.gitdag("validate").code == 0
 
