@@ -39,6 +39,7 @@ from gitdag.remote.merging import RemoteMerges
 from gitdag.remote.pending import PendingResults
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
+from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
@@ -313,6 +314,10 @@ class Worker:
         if gate is None or gate.hold.kind is not hold.kind:
             gate = self.start_gate = Gate(hold, max_s=60.0)
             self._gate_runner = runner
+            localholds.write(self.local, [{
+                "kind": hold.kind.value, "reason": hold.reason, "repair": hold.repair,
+                "since": self.store.clock().isoformat(), "nodes": [], "count": None,
+            }])  # fmt: skip
         gate.failed_again()
 
     def _may_claim(self) -> bool:
@@ -341,6 +346,7 @@ class Worker:
             self.progress.event(f"repaired: {self.start_gate.hold.kind.value}; claiming again")
             self.forget_report(self.start_gate.hold)
             self.start_gate = None
+            localholds.write(self.local, [])
 
     def _claim(self) -> bool:
         claimed = False
@@ -654,6 +660,7 @@ class Worker:
         return 130
 
     def _shutdown(self) -> None:
+        localholds.write(self.local, [])
         for flight in list(self.flights.values()):
             flight.handle.cancel()
             flight.handle.wait()

@@ -772,6 +772,7 @@ class Supervisor:
         return 130
 
     def _shutdown(self) -> None:
+        self.starts.publish(stopping=True)
         for flight in list(self.flights.values()):
             flight.handle.cancel()
             flight.handle.wait()

@@ -251,3 +251,43 @@ def test_a_state_commit_on_a_full_disk_exits_2_naming_the_path(
     assert again.code == 0, again.err
     assert statuses(project) == {"plan-000": "done", "t1": "done"}
     assert git(project.root, "show", "dagain/integration:one.txt").strip() == "1"
+
+
+def test_status_shows_the_starts_a_running_supervisor_holds(
+    project: Project, tmp_path: Path
+) -> None:
+    import os
+
+    from tests.remote.conftest import wait_for
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "my-agent"
+    fake = Path(__file__).with_name("fake_runner.py")
+    agent.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
+    agent.chmod(0o755)
+    behaviours = plan_tasks({"id": "t1", "title": "one"}, {"id": "t2", "title": "two"})
+    behaviours["plan-000"]["delete"] = str(agent)  # the executor's executable goes missing
+    project.plan(behaviours)
+    project.config(runners="  mine:\n    cmd: my-agent\n", roles=(
+        "  planner: fake\n  executor: mine\n  verifier: fake\n"))  # fmt: skip
+    env = {**os.environ, **project.env(), "PATH": f"{bindir}:/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitdag", "run", "--watch"], cwd=project.root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def held() -> list[dict[str, object]]:
+        return list(json.loads(project.gitdag("status", "--json").out)["start_holds"])
+
+    try:
+        wait_for(lambda: held(), 60, "a start hold in status")
+        hold = held()[0]
+        assert hold["kind"] == "runner_missing" and "my-agent" in str(hold["reason"]), hold
+        assert hold["nodes"] == ["t1", "t2"] and hold["count"] == 2, hold
+        text = project.gitdag("status").out
+        assert "starts held (runner_missing)" in text and "2 ready node(s): t1, t2" in text, text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert held() == []  # the supervisor stopped: nothing is held any more
