@@ -314,3 +314,39 @@ def test_an_idle_exit_worker_waits_on_a_held_merge_and_merges_once_repaired(
     node = cluster.nodes()["a"]
     assert node.status is Status.DONE and node.hold is None and node.attempts == 1
     assert [r[0] for r in cluster.rows()] == ["a"]
+
+
+def test_an_idle_exit_worker_waits_on_a_held_start_shown_in_status(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    import json
+
+    from tests.remote.conftest import RUNNER, wait_for
+
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b", deps=["a"])], serve=False)
+    clone = cluster.clone("w0")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "my-agent"
+    script = f'#!/bin/sh\n[ "$GITDAG_NODE_ID" = a ] && rm -f "$0"\nexec sh {RUNNER}\n'
+    agent.write_text(script)
+    agent.chmod(0o755)
+    cfg = clone / ".dagain" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace(f"cmd: sh {RUNNER}", "cmd: my-agent"))
+    proc = cluster.work(clone, "--idle-exit", "60", PATH=f"{bindir}:/usr/bin:/bin")
+
+    def holds() -> list[dict[str, object]]:
+        res = cluster.gitdag(clone, "status", "--remote", "origin", "--json")
+        return list(json.loads(res.out)["start_holds"]) if res.code == 0 else []
+
+    wait_for(lambda: holds(), 60, "the held start in status")
+    assert holds()[0]["kind"] == "runner_missing" and "my-agent" in str(holds()[0]["reason"])
+    agent.write_text(script)  # the repair: the worker finds it by itself and starts b
+    agent.chmod(0o755)
+    code, err = finish(proc, timeout=120)
+    assert code == 0, err
+    assert "repaired: runner_missing" in err
+    assert sum("held (runner_missing)" in line for line in err.splitlines()) == 1, err
+    assert [r[0] for r in cluster.rows()] == ["a", "b"]
+    assert {n.status for n in cluster.nodes().values()} == {Status.DONE}
+    assert holds() == []
