@@ -30,26 +30,26 @@ from types import FrameType
 
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
-from gitdag.core.model import ErrorKind, HoldKind, Node, Status, Work
+from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote import claims, mirror
 from gitdag.remote.merging import RemoteMerges
 from gitdag.remote.pending import PendingResults
+from gitdag.remote.startholds import StartHold
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
 from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
-from gitdag.supervisor.holds import EnvHold, Gate, classify_start_error
+from gitdag.supervisor.holds import EnvHold, classify_start_error
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
 from gitdag.supervisor.starting import missing_runner, preflight
 from gitdag.transport.outcomes import LostRef, RefPush
-from gitdag.workspace.gitcli import read_ref
 
 CLOCK_SKEW_S = 2.0  # how far apart the workers' clocks may be without two runs overlapping
 FETCH_FAILURES = 3  # consecutive failed fetches an idle worker tolerates before giving up
@@ -134,8 +134,7 @@ class Worker:
         self._stop: str | None = None
         self._fetch_failures = 0
         # An environment cause of a failed start: no claims until it is gone (re-checked).
-        self.start_gate: Gate | None = None
-        self._gate_runner: str | None = None  # the runner whose executable is missing, if that
+        self.starts = StartHold(self)
         self._reported: set[tuple[str, str]] = set()
         self.pending = PendingResults(self.local)
 
@@ -182,10 +181,10 @@ class Worker:
             claimed = self._claim()
             busy = bool(self.flights) or self.merges.busy()
             # A retry of held work is not work: it must not keep an --idle-exit worker alive.
-            retrying = self.merges.gate is not None or (claimed and self.start_gate is not None)
+            retrying = self.merges.gate is not None or (claimed and self.starts.gate is not None)
             if self.flights or ((busy or claimed) and not retrying):
                 idle_since = time.monotonic()
-            holds = [g.hold for g in (self.start_gate, self.merges.gate) if g is not None]
+            holds = [g.hold for g in (self.starts.gate, self.merges.gate) if g is not None]
             if not busy and holds:
                 # A cause only a person can remove: said once. Without --idle-exit the worker
                 # stops; with it, it re-checks at a backoff until repaired or idle that long.
@@ -308,50 +307,13 @@ class Worker:
         self._reported.discard((hold.kind.value, hold.reason))
 
     def hold(self, who: str, hold: EnvHold, runner: str | None = None) -> None:
-        """Stop claiming until the cause is gone (said once, re-checked at a backoff)."""
-        self.report(who, hold)
-        gate = self.start_gate
-        if gate is None or gate.hold.kind is not hold.kind:
-            gate = self.start_gate = Gate(hold, max_s=60.0)
-            self._gate_runner = runner
-            localholds.write(self.local, [{
-                "kind": hold.kind.value, "reason": hold.reason, "repair": hold.repair,
-                "since": self.store.clock().isoformat(), "nodes": [], "count": None,
-            }])  # fmt: skip
-        gate.failed_again()
-
-    def _may_claim(self) -> bool:
-        """No start gate, or it is due and its cause is gone (or only a claim can tell)."""
-        gate = self.start_gate
-        if gate is None:
-            return True
-        if not gate.due():
-            return False
-        gone: bool | None = None
-        if gate.hold.kind is HoldKind.RUNNER_MISSING and self._gate_runner is not None:
-            gone = missing_runner(self.launcher, self._gate_runner) is None
-        elif gate.hold.kind is HoldKind.TARGET_MISSING and self.remote.target is not None:
-            gone = (
-                read_ref(self.store.paths.git_dir, "refs/heads/" + self.remote.target) is not None
-            )
-        if gone is False:
-            gate.failed_again()
-            return False
-        if gone:
-            self._repaired()
-        return True  # a claim tries again; a failed start holds again, at a longer backoff
-
-    def _repaired(self) -> None:
-        if self.start_gate is not None:
-            self.progress.event(f"repaired: {self.start_gate.hold.kind.value}; claiming again")
-            self.forget_report(self.start_gate.hold)
-            self.start_gate = None
-            localholds.write(self.local, [])
+        """Stop claiming until the cause is gone (remote/startholds.py)."""
+        self.starts.hold(who, hold, runner)
 
     def _claim(self) -> bool:
         claimed = False
         while (
-            self._may_claim()
+            self.starts.may_claim()
             and not self._max_reached()
             and len(self.flights) < self.options.workers
         ):
@@ -411,8 +373,7 @@ class Worker:
         except (OSError, AttributeError, ValueError):
             flight.pidfd = None  # polling still notices the exit
         self.flights[node_id] = flight
-        if self._gate_runner in (None, prepared.spec.runner):
-            self._repaired()  # a start went through: what held starts is gone
+        self.starts.started(prepared.spec.runner)
 
     # --- watching runs ----------------------------------------------------------------------
 
