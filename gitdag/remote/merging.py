@@ -154,6 +154,9 @@ class RemoteMerges:
         self.queue = [nid for nid in self.queue if nid in merging]
         node_id = self.queue[0] if self.queue else self._orphan(merging)
         if node_id is None:
+            if self.gate is not None:  # nothing waits any more (merged elsewhere, cancelled)
+                self.worker.forget_report(self.gate.hold)
+                self.gate = None
             return
         node = w.store.node(snap, node_id)
         if node.work is None or node.work.head is None:
