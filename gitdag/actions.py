@@ -15,6 +15,7 @@ from gitdag.core.model import Status
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError
 from gitdag.initrepo import InitResult, init
+from gitdag.store import localholds
 from gitdag.store import repo as repos
 from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX
 from gitdag.store.ranges import graph_problems_at
@@ -94,6 +95,8 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
         "running": running_detail,
         "merge_queue": queue,
         "held": held,
+        # Starts the running supervisor or worker keeps back (nothing on the branch says so).
+        "start_holds": localholds.read(store.paths.local),
         "needs_human": human,
         "failed": failed,
         "proposals": [

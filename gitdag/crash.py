@@ -15,6 +15,8 @@ advanced and before the state transition was recorded) the way kill -9 would: no
 `GITDAG_FAULT_ENOSPC=<path>`: while the file `<path>` exists, every git command that writes a
 commit (a worktree's leftovers, a merge commit) fails as on a full disk (`fault_point`); deleting
 the file "frees the disk". Tests of environment holds use it.
+`GITDAG_FAULT_STATE=<path>`: while the file `<path>` exists, the supervisor's state commits fail
+the same way (`state_fault`), before anything is written (tests of a state commit on a full disk).
 
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
@@ -44,6 +46,7 @@ RANDOM_ENV = "GITDAG_CRASH_RANDOM"
 LOG_ENV = "GITDAG_CRASH_LOG"
 FAIL_ENV = "GITDAG_FAIL_AT"
 FAULT_ENOSPC_ENV = "GITDAG_FAULT_ENOSPC"
+FAULT_STATE_ENV = "GITDAG_FAULT_STATE"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 # itertools.count is atomic under the GIL: the merge thread passes points too.
@@ -137,3 +140,10 @@ def fault_point(name: str, path: str) -> None:
         if point == name:
             number = _ERRNOS.get(code or "ENOSPC", 28)
             raise OSError(number, os.strerror(number), path)
+
+
+def state_fault(path: str) -> None:
+    """Raise OSError(ENOSPC) naming `path` while the `GITDAG_FAULT_STATE` file exists."""
+    flag = os.environ.get(FAULT_STATE_ENV)
+    if flag and os.path.exists(flag):
+        raise OSError(errno.ENOSPC, "No space left on device", path)

@@ -55,6 +55,16 @@ class NotInitialisedError(GitdagError):
     exit_code = 2
 
 
+class DiskError(GitdagError):
+    """The disk is full, over quota or read-only where gitdag writes: names the path, exit 2.
+
+    The environment's doing, not the input's nor gitdag's: what was written before stays
+    consistent (a ref moves only after its objects are written), and a restart goes on.
+    """
+
+    exit_code = 2
+
+
 class StoreError(GitdagError):
     """The state branch cannot be read or written."""
 

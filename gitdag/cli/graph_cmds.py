@@ -132,6 +132,13 @@ def status(as_json: bool, remote: str | None) -> None:
     _list("running", running)
     _list("merge queue", report["merge_queue"])
     _list("held", [f"{h['id']} ({h['kind']}: {h['repair']})" for h in report["held"]])
+    for h in report["start_holds"]:
+        count = h.get("count")
+        who = "every start" if count is None else f"{count} ready node(s)"
+        ids = ", ".join(h.get("nodes") or [])
+        if ids:
+            who += f": {ids}" + (" …" if count is not None and count > len(h["nodes"]) else "")
+        click.echo(f"starts held ({h['kind']}): {h['reason']}; {who}; repair: {h['repair']}")
     _list("needs human", report["needs_human"])
     _list("failed", report["failed"])
     for p in report["proposals"]:

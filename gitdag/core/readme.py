@@ -17,7 +17,7 @@ from typing import Any
 from gitdag.core.graph import NodeLike
 from gitdag.core.ids import node_path
 from gitdag.core.loaders import load_json
-from gitdag.core.model import Status
+from gitdag.core.model import Node, Status
 
 DATA_OPEN = "<!-- gitdag-readme "
 DATA_CLOSE = " -->"
@@ -34,17 +34,22 @@ class ReadmeData:
       counts: nodes per stored status.
       lists: `running`, `needs_human`, `failed` -> up to SHOWN sorted ids (a bounded sample:
         carrying every id would make each transition's cost grow with those lists).
+      held: merging nodes that wait for an environment repair -> the hold's kind (up to SHOWN).
+      held_more: more nodes were held than `held` carries (exact again once rebuilt).
     """
 
     base: str | None
     counts: dict[str, int] = field(default_factory=dict)
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)
+    held_more: bool = False
 
     def to_json(self) -> str:
         """Return the data as one line of JSON."""
         return json.dumps(
             {"base": self.base, "counts": self.counts,
-             "lists": {k: list(v) for k, v in self.lists.items()}},
+             "lists": {k: list(v) for k, v in self.lists.items()},
+             "held": self.held, "held_more": self.held_more},
             separators=(",", ":"), sort_keys=True,
         )  # fmt: skip
 
@@ -62,17 +67,27 @@ def parse(text: str) -> ReadmeData | None:
         counts = {str(k): int(v) for k, v in raw["counts"].items()}
         lists = {str(k): tuple(str(i) for i in v) for k, v in raw["lists"].items()}
         base = raw["base"]
+        held = {str(k): str(v) for k, v in raw.get("held", {}).items()}
+        held_more = bool(raw.get("held_more", False))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if base is not None and not isinstance(base, str):
         return None
     if set(counts) != {s.value for s in Status}:
         return None
-    return ReadmeData(base, counts, lists)
+    return ReadmeData(base, counts, lists, held, held_more)
 
 
-def from_nodes(nodes: Iterable[NodeLike], base: str | None) -> ReadmeData:
-    """Return the data of a whole graph (the fallback; O(nodes))."""
+def from_nodes(
+    nodes: Iterable[NodeLike], base: str | None, held: Mapping[str, str] | None = None
+) -> ReadmeData:
+    """Return the data of a whole graph (the fallback; O(nodes)).
+
+    Args:
+      nodes: every node (summaries suffice).
+      base: the commit the data is computed on.
+      held: every held merging node -> its hold's kind (summaries do not carry holds).
+    """
     counts = {s.value: 0 for s in Status}
     lists: dict[str, list[str]] = {name: [] for name in LISTED.values()}
     for node in nodes:
@@ -80,7 +95,36 @@ def from_nodes(nodes: Iterable[NodeLike], base: str | None) -> ReadmeData:
         name = LISTED.get(node.status)
         if name is not None:
             lists[name].append(node.id)
-    return ReadmeData(base, counts, {k: tuple(sorted(v)[:SHOWN]) for k, v in lists.items()})
+    kept = dict(sorted((held or {}).items())[:SHOWN])
+    return ReadmeData(
+        base,
+        counts,
+        {k: tuple(sorted(v)[:SHOWN]) for k, v in lists.items()},
+        kept,
+        len(held or {}) > len(kept),
+    )
+
+
+def update_held(data: ReadmeData, put: Iterable[Node], remove: Iterable[str]) -> ReadmeData:
+    """Return the data with the holds of a transition's nodes (bounded like the other lists).
+
+    Only the nodes a transition puts can gain or lose a hold, so the cost is that of the
+    transition. Beyond SHOWN held nodes the rest are not carried: `held_more` says so.
+    """
+    held, more = dict(data.held), data.held_more
+    for node in put:
+        if node.status is Status.MERGING and node.hold is not None:
+            if node.id in held or len(held) < SHOWN:
+                held[node.id] = node.hold.kind.value
+            else:
+                more = True
+        else:
+            held.pop(node.id, None)
+    for nid in remove:
+        held.pop(nid, None)
+    if held == data.held and more == data.held_more:
+        return data
+    return replace(data, held=held, held_more=more)
 
 
 def update(
@@ -156,6 +200,14 @@ def render(data: ReadmeData, *, goal: str, target: str, paused: bool, links: boo
             lines.append(f"- [{nid}]({node_path(nid)})" if links else f"- {nid}")
         if count > len(ids[:SHOWN]):
             lines.append(f"- … and {count - len(ids[:SHOWN])} more (`gitdag status`)")
+    if data.held:
+        more = " or more" if data.held_more else ""
+        lines += ["", f"## Held for a repair ({len(data.held)}{more})", ""]
+        for nid, kind in sorted(data.held.items()):
+            name = f"[{nid}]({node_path(nid)})" if links else nid
+            lines.append(f"- {name}: {kind} (`gitdag status` says what to repair)")
+        if data.held_more:
+            lines.append("- … and more (`gitdag status`)")
     lines += [
         "",
         "<sub>Written by gitdag with every transition. Each node is a file under `nodes/`; "

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitdag.core import lifecycle, proposals
-from gitdag.core.model import ErrorKind, Node, Status
+from gitdag.core.model import ErrorKind, HoldKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import RemoteError, StaleSnapshotError
+from gitdag.errors import RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote.mirror import move_target
+from gitdag.store.layout import STATE_REF
 from gitdag.store.remote import tracking_ref
 from gitdag.store.state import Committed
-from gitdag.supervisor.holds import EnvHold, classify_error, classify_result
+from gitdag.supervisor.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
 from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
@@ -62,6 +63,7 @@ class RemoteMerges:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitdag-merge")
         self.known_path = worker.local / KNOWN_FILE
         self._known: set[str] | None = None
+        self.gate: Gate | None = None  # the queue waits on an environment repair (re-checked)
 
     def running(self) -> bool:
         """A merge's git work is under way (the local target must not be moved meanwhile)."""
@@ -69,8 +71,27 @@ class RemoteMerges:
 
     def busy(self) -> bool:
         """A merge is running, or nodes this worker produced still wait to be integrated."""
-        waiting = bool(self.queue) and self.worker.held is None  # a held queue waits for a person
+        waiting = bool(self.queue) and self.gate is None  # a held queue waits for a person
         return self.job is not None or waiting
+
+    def gated(self) -> bool:
+        """The queue waits on a repair and it is not yet time to look again (docs/many-machines.md).
+
+        A cheap probe (the target's checkout, the target branch) runs when due; a cause only a
+        retry can tell (a refused push, a full disk) is retried at the gate's backoff.
+        """
+        gate = self.gate
+        if gate is None:
+            return False
+        if not gate.due():
+            return True
+        paths = self.worker.store.paths
+        gone = cause_gone(gate.hold, root=Path(paths.root), git_dir=Path(paths.git_dir),
+                          target=self.worker.remote.target or "")  # fmt: skip
+        if gone is False:
+            gate.failed_again()
+            return True
+        return False  # gone, or only a retry tells: merge again (it holds again if not)
 
     def adopt(self, node_id: str) -> None:
         if node_id not in self.queue:
@@ -126,13 +147,16 @@ class RemoteMerges:
 
     def _start(self) -> None:
         w = self.worker
-        if w.held is not None:
+        if self.gated():
             return  # waiting for a repair: integrating now would fail the same way
         snap = w.remote.snapshot()
         merging = {nid for nid, n in snap.nodes.items() if n.status is Status.MERGING}
         self.queue = [nid for nid in self.queue if nid in merging]
         node_id = self.queue[0] if self.queue else self._orphan(merging)
         if node_id is None:
+            if self.gate is not None:  # nothing waits any more (merged elsewhere, cancelled)
+                self.worker.forget_report(self.gate.hold)
+                self.gate = None
             return
         node = w.store.node(snap, node_id)
         if node.work is None or node.work.head is None:
@@ -175,7 +199,8 @@ class RemoteMerges:
         stale = []
         for nid in merging:
             node = w.store.node(snap, nid)
-            if node.updated_at + lease < now:
+            # A held node waits for a repair, not for its worker: any worker may retry it.
+            if node.updated_at + lease < now or node.hold is not None:
                 stale.append((node.updated_at, nid))
         return min(stale)[1] if stale else None
 
@@ -218,17 +243,49 @@ class RemoteMerges:
             self._hold(job, hold)
 
     def _hold(self, job: _Job, hold: EnvHold) -> None:
-        """The merge waits for a repair: recorded on the node (if the remote takes it), said once.
+        """The merge waits for a repair: recorded on the waiting nodes, said once, re-checked.
 
-        This worker stops integrating and claiming; the node stays merging with its branch on
-        the remote, so this or any other worker merges it later without running its agent.
+        The queue stops (`gated`) while this worker goes on claiming and running other nodes;
+        the node stays merging with its branch on the remote, so this or any other worker
+        merges it later without running its agent.
         """
-        self.queue = [nid for nid in self.queue if nid != job.node_id]
-        self.worker.hold(job.node_id, hold)
-        with contextlib.suppress(RemoteError, StaleSnapshotError):
-            self.worker.push_node(job.node_id, lambda n, now: lifecycle.hold(
-                n, kind=hold.kind, reason=hold.reason, repair=hold.repair, now=now))  # fmt: skip
+        gate = self.gate
+        if gate is not None and gate.hold.kind is hold.kind:
+            gate.failed_again()
+        else:
+            self.gate = Gate(hold)
+            self.gate.failed_again()
+        if job.node_id not in self.queue:
+            self.queue.insert(0, job.node_id)  # first again once repaired
+        self.worker.report(job.node_id, hold)
+
+        def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+            return lifecycle.hold(
+                node, kind=hold.kind, reason=hold.reason, repair=hold.repair, now=now
+            )
+
+        for node_id in self.queue:  # every waiting node shows the hold in `gitdag status`
+            with contextlib.suppress(RemoteError, StaleSnapshotError):
+                self.worker.push_node(node_id, op)
         self.worker.launcher.after_merge(job.node_id, integrated=False)
+
+    def _repaired(self) -> None:
+        """A merge went through again: the cause is gone (said once)."""
+        if self.gate is not None:
+            self.worker.progress.event(f"repaired: {self.gate.hold.kind.value}; merging again")
+            self.worker.forget_report(self.gate.hold)
+            self.gate = None
+
+    def _refused(self, job: _Job, exc: RefRefused) -> EnvHold:
+        """The hold of a merge push the server refused for a ref that is not the state branch."""
+        w = self.worker
+        branch = exc.ref.removeprefix("refs/heads/")
+        return EnvHold(
+            HoldKind.REF_REFUSED,
+            f"the remote {w.remote.remote} refused branch {branch}: {exc.reason}"[-600:],
+            f"let this worker push {branch} to {w.remote.remote} (the server's hook or branch "
+            "protection), then gitdag work (a worker with --idle-exit goes on by itself)",
+        )
 
     def _land(self, job: _Job, result: MergeResult) -> None:
         w = self.worker
@@ -256,10 +313,17 @@ class RemoteMerges:
             self._rollback(job, result)
             w.progress.event(f"{job.node_id}: merge not recorded yet ({exc}); trying again")
             return
+        except RefRefused as exc:
+            self._rollback(job, result)
+            if exc.ref == STATE_REF.decode():
+                raise  # the state branch itself: nothing can be recorded, this worker stops
+            self._hold(job, self._refused(job, exc))
+            return
         except RemoteError:
             self._rollback(job, result)
             raise
         if isinstance(outcome, Committed):
+            self._repaired()
             self._done(job.node_id, integrated=True)
             return
         self._rollback(job, result)

@@ -37,8 +37,10 @@ from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, Stal
 from gitdag.remote import claims, mirror
 from gitdag.remote.merging import RemoteMerges
 from gitdag.remote.pending import PendingResults
+from gitdag.remote.startholds import StartHold
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
+from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
@@ -131,7 +133,9 @@ class Worker:
         self.grace = dt.timedelta(seconds=float(settings.defaults.kill_grace_s) + CLOCK_SKEW_S)
         self._stop: str | None = None
         self._fetch_failures = 0
-        self.held: EnvHold | None = None  # an environment cause: no more claims until repaired
+        # An environment cause of a failed start: no claims until it is gone (re-checked).
+        self.starts = StartHold(self)
+        self._reported: set[tuple[str, str]] = set()
         self.pending = PendingResults(self.local)
 
     # --- entry ------------------------------------------------------------------------------
@@ -176,14 +180,21 @@ class Worker:
             self._reclaim()
             claimed = self._claim()
             busy = bool(self.flights) or self.merges.busy()
-            if busy or claimed:
+            # A retry of held work is not work: it must not keep an --idle-exit worker alive.
+            retrying = self.merges.gate is not None or (claimed and self.starts.gate is not None)
+            if self.flights or ((busy or claimed) and not retrying):
                 idle_since = time.monotonic()
-            if not busy and self.held is not None:
-                # A cause only a person can remove: said once; the work waits (nothing re-runs).
-                self.progress.event(f"stopped: waiting for a repair ({self.held.kind.value}: "
-                                    f"{self.held.repair})")  # fmt: skip
-                return 1
-            if not busy:
+            holds = [g.hold for g in (self.starts.gate, self.merges.gate) if g is not None]
+            if not busy and holds:
+                # A cause only a person can remove: said once. Without --idle-exit the worker
+                # stops; with it, it re-checks at a backoff until repaired or idle that long.
+                idle = time.monotonic() - idle_since
+                if self.options.idle_exit_s is None or idle >= self.options.idle_exit_s:
+                    for hold in holds:
+                        self.progress.event(f"stopped: waiting for a repair ({hold.kind.value}: "
+                                            f"{hold.repair})")  # fmt: skip
+                    return 1
+            elif not busy:
                 if self._max_reached():
                     self.progress.event(f"ran {self.finished} node(s) (--max-nodes): stopping")
                     return 0
@@ -284,16 +295,25 @@ class Worker:
 
     # --- claiming ---------------------------------------------------------------------------
 
-    def hold(self, who: str, hold: EnvHold) -> None:
-        """Stop claiming: an environment cause waits for a person (said once)."""
-        if self.held is None or self.held != hold:
+    def report(self, who: str, hold: EnvHold) -> None:
+        """Say an environment cause once (the same kind and reason is not said again)."""
+        key = (hold.kind.value, hold.reason)
+        if key not in self._reported:
+            self._reported.add(key)
             self.progress.error(hold.line(who))
-        self.held = hold
+
+    def forget_report(self, hold: EnvHold) -> None:
+        """The cause is gone: say it again if it comes back."""
+        self._reported.discard((hold.kind.value, hold.reason))
+
+    def hold(self, who: str, hold: EnvHold, runner: str | None = None) -> None:
+        """Stop claiming until the cause is gone (remote/startholds.py)."""
+        self.starts.hold(who, hold, runner)
 
     def _claim(self) -> bool:
         claimed = False
         while (
-            self.held is None
+            self.starts.may_claim()
             and not self._max_reached()
             and len(self.flights) < self.options.workers
         ):
@@ -353,6 +373,7 @@ class Worker:
         except (OSError, AttributeError, ValueError):
             flight.pidfd = None  # polling still notices the exit
         self.flights[node_id] = flight
+        self.starts.started(prepared.spec.runner)
 
     # --- watching runs ----------------------------------------------------------------------
 
@@ -430,7 +451,7 @@ class Worker:
             if problem.kind is ErrorKind.SPAWN_ERROR:
                 missing = missing_runner(self.launcher, flight.prepared.spec.runner)
             if missing is not None:  # the agent never ran: give the attempt back
-                self.hold(node_id, missing)
+                self.hold(node_id, missing, runner=flight.prepared.spec.runner)
                 self.launcher.release(flight.prepared, keep_branch=True)
                 self.push_node(node_id, _give_back(attempt, missing.reason))
                 return
@@ -600,6 +621,7 @@ class Worker:
         return 130
 
     def _shutdown(self) -> None:
+        localholds.write(self.local, [])
         for flight in list(self.flights.values()):
             flight.handle.cancel()
             flight.handle.wait()

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import BaseRepo
 
-from gitdag.core import readme
+from gitdag.core import codec, readme
+from gitdag.core.model import Status
 from gitdag.core.transitions import Transition
 from gitdag.store.layout import README_FILE
 from gitdag.store.snapshot import Snapshot
@@ -42,6 +43,21 @@ def _current(repo: BaseRepo, snap: Snapshot) -> readme.ReadmeData | None:
     return data if data is not None and data.base == parent else None
 
 
+def _held(repo: BaseRepo, snap: Snapshot) -> dict[str, str]:
+    """Every held merging node -> its hold's kind (the rebuild: reads the merging nodes only)."""
+    found: dict[str, str] = {}
+    for nid, summary in snap.nodes.items():
+        if summary.status is not Status.MERGING or nid not in snap.blobs:
+            continue
+        try:
+            node = codec.load_node(repo.object_store[oid(snap.blobs[nid])].as_raw_string())
+        except (KeyError, codec.DecodeError):
+            continue
+        if node.hold is not None:
+            found[nid] = node.hold.kind.value
+    return found
+
+
 Memo = tuple[str, readme.ReadmeData]  # (a head this process wrote, the data of its README)
 
 
@@ -59,9 +75,10 @@ def next_readme(
     """
     data = memo[1] if memo is not None and memo[0] == snap.head else _current(repo, snap)
     if data is None:
-        data = readme.from_nodes(snap.nodes.values(), snap.head)
+        data = readme.from_nodes(snap.nodes.values(), snap.head, _held(repo, snap))
     moves = readme.moves_of(snap.nodes, transition.put, transition.remove)
     data = readme.update(data, moves, snap.head)
+    data = readme.update_held(data, transition.put, transition.remove)
     graph = transition.graph or snap.graph
     text = readme.render(data, goal=graph.goal, target=graph.target, paused=graph.control.paused)
     return text, data

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gitdag.config import RunnerConfig
 from gitdag.core.model import HoldKind
-from gitdag.errors import GitdagError, WorkspaceError
+from gitdag.errors import DiskError, GitdagError, WorkspaceError
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.gitcli import read_ref
 from gitdag.workspace.merge_queue import MergeResult
@@ -52,6 +52,22 @@ def disk_trouble(text: str) -> bool:
     """Tell whether an error text is a full, over-quota or read-only disk."""
     low = text.lower()
     return any(t in low for t in _DISK_TEXTS)
+
+
+def disk_error(exc: OSError, where: Path) -> DiskError | None:
+    """The one-line error of a state commit on a full, over-quota or read-only disk, or None.
+
+    Args:
+      exc: what the commit raised.
+      where: the path to name when the error names none (the objects directory).
+    """
+    if exc.errno not in _DISK_ERRNOS:
+        return None
+    path = exc.filename or str(where)
+    return DiskError(
+        f"{path}: {os.strerror(exc.errno or 0)}; the state was not changed and finished work is "
+        "kept on its branches: free disk space (or make the repository writable), then gitdag run"
+    )
 
 
 def _disk(where: str, what: str) -> EnvHold:

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from gitdag import crash
@@ -38,6 +39,7 @@ from gitdag.supervisor.holds import (
     classify_error,
     classify_result,
     classify_start_error,
+    disk_error,
 )
 from gitdag.supervisor.landing import Desk, still_merging
 from gitdag.supervisor.launching import Launcher, Prepared
@@ -132,7 +134,8 @@ class Supervisor:
             finally:
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
-                self.guard.settle()  # this run's last commits: a restart need not check them
+                with contextlib.suppress(OSError):  # a full disk: the next run checks again
+                    self.guard.settle()  # this run's last commits: a restart need not check them
                 self._shutdown()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -202,8 +205,22 @@ class Supervisor:
     def _transact(
         self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
     ) -> Committed | Rejected | None:
-        """Every commit of this supervisor goes through here, signed with its actor."""
-        return self.store.transact(compute, actor=self.actor)
+        """Every commit of this supervisor goes through here, signed with its actor.
+
+        Raises:
+          DiskError: the disk is full or read-only (exit 2, one line naming the path): the ref
+            moves only after its objects are written, so nothing half-written is visible, and
+            a restart recovers the nodes that were running.
+        """
+        objects = Path(self.store.paths.git_dir) / "objects"
+        try:
+            crash.state_fault(str(objects))
+            return self.store.transact(compute, actor=self.actor)
+        except OSError as exc:
+            error = disk_error(exc, objects)
+            if error is None:
+                raise
+            raise error from exc
 
     def _wait(self, timeout: float) -> None:
         if self.merge is not None and not self.merge.future.done():
@@ -758,6 +775,7 @@ class Supervisor:
         return 130
 
     def _shutdown(self) -> None:
+        self.starts.publish(stopping=True)
         for flight in list(self.flights.values()):
             flight.handle.cancel()
             flight.handle.wait()
@@ -767,7 +785,8 @@ class Supervisor:
         self.pool.shutdown(wait=True)
         self.selector.close()
         self.progress.close()
-        self.store.save_index()
+        with contextlib.suppress(OSError):  # a cache: a full disk must not hide why we stopped
+            self.store.save_index()
 
     # --- display ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from gitdag.config import Settings
 from gitdag.core import graph, scheduling
 from gitdag.core.model import HoldKind, Kind, Node, NodeSummary
 from gitdag.errors import ConfigError
+from gitdag.store import localholds
 from gitdag.supervisor.holds import AGAIN, EnvHold, Gate, runner_hold, runner_problem
 from gitdag.workspace.gitcli import read_ref
 
@@ -100,6 +101,8 @@ class StartGates:
         self.gates: dict[str, Gate] = {}  # "runner:<name>", "code" (worktrees), "scratch"
         self.held: dict[str, str] = {}  # ready node -> the gate key it waits on
         self._tries: dict[str, int] = {}  # a cause that comes back waits longer each time
+        self._since: dict[str, str] = {}  # gate key -> when it first held (for `gitdag status`)
+        self._published: object = None  # what holds.json says now (rewritten only on change)
 
     # --- what may start ---------------------------------------------------------------------
 
@@ -108,15 +111,32 @@ class StartGates:
         self._probe(snap)
         self.held = {}
         if not self.gates:
+            self.publish()
             return snap.nodes
         now = self.sup.store.clock()
         for nid in graph.ready(snap.nodes, now, paused=snap.graph.control.paused):
             key = self._key(snap, nid)
             if key is not None:
                 self.held[nid] = key
+        self.publish()
         if not self.held:
             return snap.nodes
         return {k: v for k, v in snap.nodes.items() if k not in self.held}
+
+    def publish(self, *, stopping: bool = False) -> None:
+        """Keep `.dagain/local/holds.json` true for `gitdag status` (written only on change)."""
+        holds = []
+        for key, gate in [] if stopping else sorted(self.gates.items()):
+            ids = sorted(nid for nid, k in self.held.items() if k == key)
+            since = self._since.setdefault(key, self.sup.store.clock().isoformat())
+            holds.append({"kind": gate.hold.kind.value, "reason": gate.hold.reason,
+                          "repair": gate.hold.repair, "since": since,
+                          "nodes": ids[: localholds.SHOWN], "count": len(ids)})  # fmt: skip
+        for key in set(self._since) - set(self.gates):
+            del self._since[key]
+        if holds != self._published:
+            self._published = holds
+            localholds.write(self.sup.store.paths.local, holds)
 
     def can_progress(self, snap: Snapshot, now: dt.datetime, *, paused: bool) -> bool:
         """`scheduling.can_progress`, not counting nodes that wait on a repair."""

@@ -248,3 +248,105 @@ def test_a_runner_executable_that_disappears_is_held_not_failed(
     assert nodes["b"].attempts - nodes["b"].attempt_base == 0  # the lost start does not count
     assert [r[0] for r in cluster.rows()] == ["a"]
     assert not any(nid.startswith("escalate") for nid in nodes)
+
+
+# Refuses every update of the target branch (a protected branch): claims and results land, the
+# merge push (the target with the node's `merge` transition, one atomic push) does not.
+REFUSE_TARGET = """#!/bin/sh
+while read old new ref; do
+    if [ "$ref" = refs/heads/dagain/integration ]; then
+        echo "dagain/integration is protected" >&2; exit 1
+    fi
+done
+exit 0
+"""
+
+
+def test_a_refused_merge_push_holds_the_node(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b")], serve=False)
+    hook(cluster, REFUSE_TARGET)
+    clone = cluster.clone("w0")
+    code, err = finish(cluster.work(clone), timeout=120)
+    assert code == 1, err  # stopped, naming the hold, once nothing else could go on
+    held = [line for line in err.splitlines() if "held (ref_refused)" in line]
+    assert len(held) == 1, err  # said once, though both merges wait on it
+    assert "dagain/integration" in held[0] and "is protected" in held[0], held
+    assert "Traceback" not in err
+    nodes = cluster.nodes()
+    assert {n.status for n in nodes.values()} == {Status.MERGING}  # both agents ran: the
+    assert sorted(r[0] for r in cluster.rows()) == ["a", "b"]  # worker went on with b
+    hold = [n.hold for n in nodes.values() if n.hold is not None]
+    assert hold and hold[0].kind.value == "ref_refused" and "protected" in hold[0].reason
+    assert not any(nid.startswith("escalate") for nid in nodes)
+    # The repair: the merges go through without running an agent again.
+    (cluster.bare / "hooks" / "pre-receive").unlink()
+    code, err = finish(cluster.work(clone), timeout=120)
+    assert code == 0, err
+    nodes = cluster.nodes()
+    assert all(n.status is Status.DONE and n.hold is None for n in nodes.values()), nodes
+    assert sorted(r[0] for r in cluster.rows()) == ["a", "b"]
+
+
+def test_an_idle_exit_worker_waits_on_a_held_merge_and_merges_once_repaired(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    from tests.remote.conftest import wait_for
+
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve=False)
+    refusals = tmp_path / "refusals"
+    hook(cluster, REFUSE_TARGET.replace("exit 1", f"echo x >> {refusals}; exit 1"))
+    clone = cluster.clone("w0")
+    # Not repaired within --idle-exit: it re-checked meanwhile, said the hold once, and exits 1.
+    code, err = finish(cluster.work(clone, "--idle-exit", "4"), timeout=120)
+    assert code == 1, err
+    assert sum("held (ref_refused)" in line for line in err.splitlines()) == 1, err
+    assert "stopped: waiting for a repair (ref_refused" in err
+    assert len(refusals.read_text().split()) >= 2  # retried at a backoff, not once and given up
+    assert cluster.nodes()["a"].status is Status.MERGING
+    # Repaired while a worker waits: it merges by itself, without running the agent again.
+    before = len(refusals.read_text().split())
+    proc = cluster.work(clone, "--idle-exit", "60")
+    wait_for(lambda: len(refusals.read_text().split()) > before, 60, "the merge retried")
+    (cluster.bare / "hooks" / "pre-receive").unlink()
+    code, err = finish(proc, timeout=120)
+    assert code == 0, err
+    assert "repaired: ref_refused" in err
+    node = cluster.nodes()["a"]
+    assert node.status is Status.DONE and node.hold is None and node.attempts == 1
+    assert [r[0] for r in cluster.rows()] == ["a"]
+
+
+def test_an_idle_exit_worker_waits_on_a_held_start_shown_in_status(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    import json
+
+    from tests.remote.conftest import RUNNER, wait_for
+
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b", deps=["a"])], serve=False)
+    clone = cluster.clone("w0")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "my-agent"
+    script = f'#!/bin/sh\n[ "$GITDAG_NODE_ID" = a ] && rm -f "$0"\nexec sh {RUNNER}\n'
+    agent.write_text(script)
+    agent.chmod(0o755)
+    cfg = clone / ".dagain" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace(f"cmd: sh {RUNNER}", "cmd: my-agent"))
+    proc = cluster.work(clone, "--idle-exit", "60", PATH=f"{bindir}:/usr/bin:/bin")
+
+    def holds() -> list[dict[str, object]]:
+        res = cluster.gitdag(clone, "status", "--remote", "origin", "--json")
+        return list(json.loads(res.out)["start_holds"]) if res.code == 0 else []
+
+    wait_for(lambda: holds(), 60, "the held start in status")
+    assert holds()[0]["kind"] == "runner_missing" and "my-agent" in str(holds()[0]["reason"])
+    agent.write_text(script)  # the repair: the worker finds it by itself and starts b
+    agent.chmod(0o755)
+    code, err = finish(proc, timeout=120)
+    assert code == 0, err
+    assert "repaired: runner_missing" in err
+    assert sum("held (runner_missing)" in line for line in err.splitlines()) == 1, err
+    assert [r[0] for r in cluster.rows()] == ["a", "b"]
+    assert {n.status for n in cluster.nodes().values()} == {Status.DONE}
+    assert holds() == []

@@ -52,6 +52,9 @@ def test_dirty_checkout_of_the_target_holds_merges_then_stash_lets_them_land(
     assert [h["id"] for h in report["held"]] == ["t2", "t1"] or len(report["held"]) == 2
     assert {h["kind"] for h in report["held"]} == {"target_dirty"}
     assert "held (2): " in project.gitdag("status").out
+    shown = git(project.root, "show", "dagain/state:README.md")
+    assert "## Held for a repair (2)" in shown and "t1](nodes/" in shown, shown
+    assert ": target_dirty" in shown
     doctor = project.gitdag("doctor")
     assert doctor.code == 1 and "t1 waits to be merged (target_dirty)" in doctor.out + doctor.err
     # The user's checkout is as they left it.
@@ -63,6 +66,7 @@ def test_dirty_checkout_of_the_target_holds_merges_then_stash_lets_them_land(
     assert starts(project) == {"plan-000": 1, "t1": 1, "t2": 1}  # no agent ran again
     assert statuses(project) == {"plan-000": "done", "t1": "done", "t2": "done"}
     assert project.show("t1").get("hold") is None
+    assert "Held for a repair" not in git(project.root, "show", "dagain/state:README.md")
     assert (project.root / "one.txt").read_text() == "1\n"  # the checkout moved with the target
     assert project.gitdag("validate").code == 0
 
@@ -220,3 +224,70 @@ def test_a_runner_that_moves_the_state_back_below_its_claim_starts_at_most_max_a
     again = project.gitdag("run", timeout=120)
     assert starts(project).get("t1", 0) <= 3, (starts(project), again.err)
     assert again.code in (1, 2) and "Traceback" not in again.err, again.err
+
+
+def test_a_state_commit_on_a_full_disk_exits_2_naming_the_path(
+    project: Project, tmp_path: Path
+) -> None:
+    flag = tmp_path / "state-disk-full"
+    behaviours = plan_tasks({"id": "t1", "title": "one"})
+    # t1's first agent run fills the disk as it finishes: the next state commit fails.
+    once = tmp_path / "filled-once"
+    fill = f"[ -e {once} ] || {{ touch {once} {flag}; }}"
+    behaviours["t1"] = {"write": {"one.txt": "1\n"}, "shell": fill}
+    project.plan(behaviours)
+    env = {**project.env(), "GITDAG_FAULT_STATE": str(flag)}
+    res = run_gitdag(project.root, "run", env=env, timeout=120)
+    assert res.code == 2, res.err
+    errors = [line for line in res.err.splitlines() if line.startswith("gitdag: error:")]
+    assert len(errors) == 1, res.err
+    assert "No space left on device" in errors[0] and ".git/objects" in errors[0], res.err
+    assert "Traceback" not in res.err and "unexpected error" not in res.err
+    # Nothing half-written: the graph is valid and t1 is as its claim left it.
+    assert project.gitdag("validate").code == 0
+    assert statuses(project) == {"plan-000": "done", "t1": "running"}
+    flag.unlink()  # the disk is freed: a restart recovers
+    again = run_gitdag(project.root, "run", env=env, timeout=120)
+    assert again.code == 0, again.err
+    assert statuses(project) == {"plan-000": "done", "t1": "done"}
+    assert git(project.root, "show", "dagain/integration:one.txt").strip() == "1"
+
+
+def test_status_shows_the_starts_a_running_supervisor_holds(
+    project: Project, tmp_path: Path
+) -> None:
+    import os
+
+    from tests.remote.conftest import wait_for
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "my-agent"
+    fake = Path(__file__).with_name("fake_runner.py")
+    agent.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
+    agent.chmod(0o755)
+    behaviours = plan_tasks({"id": "t1", "title": "one"}, {"id": "t2", "title": "two"})
+    behaviours["plan-000"]["delete"] = str(agent)  # the executor's executable goes missing
+    project.plan(behaviours)
+    project.config(runners="  mine:\n    cmd: my-agent\n", roles=(
+        "  planner: fake\n  executor: mine\n  verifier: fake\n"))  # fmt: skip
+    env = {**os.environ, **project.env(), "PATH": f"{bindir}:/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitdag", "run", "--watch"], cwd=project.root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def held() -> list[dict[str, object]]:
+        return list(json.loads(project.gitdag("status", "--json").out)["start_holds"])
+
+    try:
+        wait_for(lambda: held(), 60, "a start hold in status")
+        hold = held()[0]
+        assert hold["kind"] == "runner_missing" and "my-agent" in str(hold["reason"]), hold
+        assert hold["nodes"] == ["t1", "t2"] and hold["count"] == 2, hold
+        text = project.gitdag("status").out
+        assert "starts held (runner_missing)" in text and "2 ready node(s): t1, t2" in text, text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert held() == []  # the supervisor stopped: nothing is held any more
