@@ -155,7 +155,7 @@ class RemoteMerges:
         node_id = self.queue[0] if self.queue else self._orphan(merging)
         if node_id is None:
             if self.gate is not None:  # nothing waits any more (merged elsewhere, cancelled)
-                self.worker.forget_report(self.gate.hold)
+                self.worker.said.forget(self.gate.hold)
                 self.gate = None
             return
         node = w.store.node(snap, node_id)
@@ -257,7 +257,7 @@ class RemoteMerges:
             self.gate.failed_again()
         if job.node_id not in self.queue:
             self.queue.insert(0, job.node_id)  # first again once repaired
-        self.worker.report(job.node_id, hold)
+        self.worker.said.say(job.node_id, hold)
 
         def op(node: Node, now: dt.datetime) -> Transition | Rejected:
             return lifecycle.hold(
@@ -273,7 +273,7 @@ class RemoteMerges:
         """A merge went through again: the cause is gone (said once)."""
         if self.gate is not None:
             self.worker.progress.event(f"repaired: {self.gate.hold.kind.value}; merging again")
-            self.worker.forget_report(self.gate.hold)
+            self.worker.said.forget(self.gate.hold)
             self.gate = None
 
     def _refused(self, job: _Job, exc: RefRefused) -> EnvHold:

@@ -32,7 +32,7 @@ class StartHold:
     def hold(self, who: str, hold: EnvHold, runner: str | None = None) -> None:
         """Stop claiming until the cause is gone (said once, re-checked at a backoff)."""
         w = self.worker
-        w.report(who, hold)
+        w.said.say(who, hold)
         gate = self.gate
         if gate is None or gate.hold.kind is not hold.kind:
             gate = self.gate = Gate(hold, max_s=60.0)
@@ -73,6 +73,6 @@ class StartHold:
         if self.gate is not None:
             w = self.worker
             w.progress.event(f"repaired: {self.gate.hold.kind.value}; claiming again")
-            w.forget_report(self.gate.hold)
+            w.said.forget(self.gate.hold)
             self.gate = None
             localholds.write(w.local, [])

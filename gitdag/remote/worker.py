@@ -44,7 +44,7 @@ from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
-from gitdag.supervisor.holds import EnvHold, classify_start_error
+from gitdag.supervisor.holds import EnvHold, SaidOnce, classify_start_error
 from gitdag.supervisor.launching import Launcher, Prepared
 from gitdag.supervisor.lock import SupervisorLock
 from gitdag.supervisor.progress import Progress
@@ -135,7 +135,7 @@ class Worker:
         self._fetch_failures = 0
         # An environment cause of a failed start: no claims until it is gone (re-checked).
         self.starts = StartHold(self)
-        self._reported: set[tuple[str, str]] = set()
+        self.said = SaidOnce(self.progress)
         self.pending = PendingResults(self.local)
 
     # --- entry ------------------------------------------------------------------------------
@@ -294,17 +294,6 @@ class Worker:
         self.progress.transition(transition)
 
     # --- claiming ---------------------------------------------------------------------------
-
-    def report(self, who: str, hold: EnvHold) -> None:
-        """Say an environment cause once (the same kind and reason is not said again)."""
-        key = (hold.kind.value, hold.reason)
-        if key not in self._reported:
-            self._reported.add(key)
-            self.progress.error(hold.line(who))
-
-    def forget_report(self, hold: EnvHold) -> None:
-        """The cause is gone: say it again if it comes back."""
-        self._reported.discard((hold.kind.value, hold.reason))
 
     def hold(self, who: str, hold: EnvHold, runner: str | None = None) -> None:
         """Stop claiming until the cause is gone (remote/startholds.py)."""

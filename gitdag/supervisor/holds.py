@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitdag.config import RunnerConfig
 from gitdag.core.model import HoldKind
@@ -28,6 +29,9 @@ from gitdag.errors import DiskError, GitdagError, WorkspaceError
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.gitcli import read_ref
 from gitdag.workspace.merge_queue import MergeResult
+
+if TYPE_CHECKING:
+    from gitdag.supervisor.progress import Progress
 
 AGAIN = "then gitdag run (a --watch run goes on by itself)"
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -249,3 +253,22 @@ def cause_gone(hold: EnvHold, *, root: Path, git_dir: Path, target: str) -> bool
         found = checkouts_of(root, git_dir, ref)
         return len(found) <= 1 and all(dirty_reason(c) is None for c in found)
     return None
+
+
+class SaidOnce:
+    """Says each environment cause once, however many nodes wait on it (`run` and `work`)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._said: set[tuple[str, str]] = set()
+
+    def say(self, who: str, hold: EnvHold) -> None:
+        """Print the hold's line unless the same kind and reason was said already."""
+        key = (hold.kind.value, hold.reason)
+        if key not in self._said:
+            self._said.add(key)
+            self.progress.error(hold.line(who))
+
+    def forget(self, hold: EnvHold) -> None:
+        """The cause is gone: say it again if it comes back."""
+        self._said.discard((hold.kind.value, hold.reason))

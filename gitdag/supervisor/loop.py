@@ -35,6 +35,7 @@ from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.holds import (
     EnvHold,
     Gate,
+    SaidOnce,
     cause_gone,
     classify_error,
     classify_result,
@@ -115,7 +116,7 @@ class Supervisor:
         self.lost = Ledger(store.paths.local)
         self.merge_gate: Gate | None = None  # the merge queue waits on an environment repair
         self.starts = StartGates(self)  # starts waiting on one (a missing runner, no target)
-        self._reported: set[tuple[str, str]] = set()
+        self.said = SaidOnce(self.progress)
         self._stop: str | None = None
         self._last_head: str | None = None
 
@@ -610,7 +611,7 @@ class Supervisor:
         else:
             self.merge_gate = Gate(hold)
             self.merge_gate.failed_again()
-        self.report(node_id, hold)
+        self.said.say(node_id, hold)
         return self._commit_hold(node_id, hold)
 
     def _commit_hold(self, node_id: str, hold: EnvHold) -> Snapshot | None:
@@ -624,17 +625,6 @@ class Supervisor:
 
         outcome = self._transact(compute)  # quiet: the cause was reported once
         return outcome.snapshot if isinstance(outcome, Committed) else None
-
-    def report(self, who: str, hold: EnvHold) -> None:
-        """Print one line per distinct cause, however many nodes wait on it."""
-        key = (hold.kind.value, hold.reason)
-        if key not in self._reported:
-            self._reported.add(key)
-            self.progress.error(hold.line(who))
-
-    def forget_report(self, hold: EnvHold) -> None:
-        """A repaired cause is said again if it comes back."""
-        self._reported.discard((hold.kind.value, hold.reason))
 
     def _merge_gated(self, snap: Snapshot) -> bool:
         """Tell whether the queue still waits on its environment cause (probed, bounded)."""
@@ -655,7 +645,7 @@ class Supervisor:
             return True
         if gone:
             self.progress.event(f"repaired: {gate.hold.kind.value}; merging again")
-            self.forget_report(gate.hold)
+            self.said.forget(gate.hold)
         return False  # gone, or only a retry tells: try the merge (it re-holds if not)
 
     def _record_merge(self, job: _Merge, result: MergeResult) -> Snapshot | None:

@@ -169,7 +169,7 @@ class StartGates:
             gate = self.gates[key] = Gate(hold, max_s=60.0, tries=self._tries.get(key, 0))
         gate.failed_again()
         self._tries[key] = gate.tries
-        self.sup.report(node.id, hold)
+        self.sup.said.say(node.id, hold)
 
     def runner_missing(self, prepared: Prepared) -> EnvHold | None:
         """The hold of a spawn error whose runner's executable does not resolve, else None."""
@@ -179,7 +179,7 @@ class StartGates:
             return None  # it resolves: the exit 127 was the agent's own
         gate = self.gates["runner:" + name] = Gate(hold, max_s=2.0)
         gate.failed_again()
-        self.sup.report(prepared.node_id, hold)
+        self.sup.said.say(prepared.node_id, hold)
         return hold
 
     def _key(self, snap: Snapshot, node_id: str) -> str | None:
@@ -212,7 +212,7 @@ class StartGates:
                 f"git branch {target} <commit> (recreate it at a commit of yours), " + AGAIN,
             )
             self.gates["code"] = Gate(hold, max_s=2.0)
-            sup.report("code nodes", hold)
+            sup.said.say("code nodes", hold)
         for key, gate in list(self.gates.items()):
             if not gate.due():
                 continue
@@ -226,6 +226,6 @@ class StartGates:
             if gone:
                 del self.gates[key]
                 sup.progress.event(f"repaired: {gate.hold.kind.value}; starting again")
-                sup.forget_report(gate.hold)
+                sup.said.forget(gate.hold)
             else:
                 gate.failed_again()
