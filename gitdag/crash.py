@@ -12,18 +12,16 @@ advanced and before the state transition was recorded) the way kill -9 would: no
 
 `GITDAG_FAIL_AT=a,b` raises `InjectedFault` at points a and b instead: an ordinary exception, so
 `finally` blocks and rollbacks run (tests of all-or-nothing operations such as `gitdag init`).
-`GITDAG_FAULT_ENOSPC=<path>`: while the file `<path>` exists, every git command that writes a
-commit (a worktree's leftovers, a merge commit) fails as on a full disk (`fault_point`); deleting
-the file "frees the disk". Tests of environment holds use it.
-`GITDAG_FAULT_STATE=<path>`: while the file `<path>` exists, the supervisor's state commits fail
-the same way (`state_fault`), before anything is written (tests of a state commit on a full disk).
 
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
 
-A third switch fails instead of killing: `GITDAG_FAULT_AT=store.write_object:ENOSPC` (or
-`store.write_ref:EROFS`, ...) makes `fault_point` raise the OSError a full disk or a read-only
-file system would, where objects and refs are written.
+A third switch fails instead of killing: `GITDAG_FAULT_AT=<point>:<ERRNO>[@<flag file>],...`
+makes `fault_point` raise the OSError a full disk or a read-only file system would (ENOSPC,
+EROFS, EDQUOT, EACCES, EIO); with `@<flag file>` only while that file exists, so a test can "free
+the disk" mid-run by deleting it. Fault points: `store.write_object`, `store.write_ref` (where
+objects and refs are written), `git.commit` (a git command that writes a commit: a worktree's
+leftovers, a merge commit), `supervisor.state_commit` (before any of a supervisor's state commits).
 
 Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
 supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
@@ -45,8 +43,6 @@ ENV = "GITDAG_CRASH_AT"
 RANDOM_ENV = "GITDAG_CRASH_RANDOM"
 LOG_ENV = "GITDAG_CRASH_LOG"
 FAIL_ENV = "GITDAG_FAIL_AT"
-FAULT_ENOSPC_ENV = "GITDAG_FAULT_ENOSPC"
-FAULT_STATE_ENV = "GITDAG_FAULT_STATE"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
 
 # itertools.count is atomic under the GIL: the merge thread passes points too.
@@ -114,13 +110,6 @@ def crash_point(name: str) -> None:
         os._exit(EXIT_CODE)
 
 
-def disk_full_point(what: str) -> None:
-    """Raise OSError(ENOSPC) for `what` while the `GITDAG_FAULT_ENOSPC` file exists."""
-    flag = os.environ.get(FAULT_ENOSPC_ENV)
-    if flag and os.path.exists(flag):
-        raise OSError(errno.ENOSPC, f"No space left on device (injected: {what})", flag)
-
-
 FAULT_ENV = "GITDAG_FAULT_AT"
 _ERRNOS = {"ENOSPC": 28, "EROFS": 30, "EDQUOT": 122, "EACCES": 13, "EIO": 5}
 
@@ -136,14 +125,8 @@ def fault_point(name: str, path: str) -> None:
     if not spec:
         return
     for item in spec.split(","):
-        point, _, code = item.partition(":")
-        if point == name:
-            number = _ERRNOS.get(code or "ENOSPC", 28)
+        point, _, rest = item.partition(":")
+        code, _, flag = rest.partition("@")
+        if point == name and (not flag or os.path.exists(flag)):
+            number = _ERRNOS.get(code or "ENOSPC", errno.ENOSPC)
             raise OSError(number, os.strerror(number), path)
-
-
-def state_fault(path: str) -> None:
-    """Raise OSError(ENOSPC) naming `path` while the `GITDAG_FAULT_STATE` file exists."""
-    flag = os.environ.get(FAULT_STATE_ENV)
-    if flag and os.path.exists(flag):
-        raise OSError(errno.ENOSPC, "No space left on device", path)

@@ -215,7 +215,7 @@ class Supervisor:
         """
         objects = Path(self.store.paths.git_dir) / "objects"
         try:
-            crash.state_fault(str(objects))
+            crash.fault_point("supervisor.state_commit", str(objects))
             return self.store.transact(compute, actor=self.actor)
         except OSError as exc:
             error = disk_error(exc, objects)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from gitdag.crash import disk_full_point
+from gitdag.crash import fault_point
 from gitdag.errors import WorkspaceError
 
 # Variables that relocate the repository: inherited from a hook they would redirect our commands.
@@ -121,7 +121,7 @@ def run_git_committing(
     The user's own identity (environment or config) always wins: `-c user.*` is only passed on
     the retry, because on the command line it would override their configuration.
     """
-    disk_full_point(" ".join(args[:1]))
+    fault_point("git.commit", " ".join(args[:1]))
     proc = run_git(args, cwd, check=False, input=input)
     if proc.returncode != 0 and any(e in proc.stderr.lower() for e in _IDENTITY_ERRORS):
         name, email = fallback_identity()

@@ -188,7 +188,7 @@ def test_a_full_disk_keeps_the_work_and_retries_without_the_agent(
     two_tasks(project)
     flag = tmp_path / "disk-full"
     flag.write_text("")
-    env = {**project.env(), "GITDAG_FAULT_ENOSPC": str(flag)}
+    env = {**project.env(), "GITDAG_FAULT_AT": f"git.commit:ENOSPC@{flag}"}
     res = run_gitdag(project.root, "run", env=env, timeout=120)
     assert res.code == 1, res.err
     assert starts(project) == {"plan-000": 1, "t1": 1, "t2": 1}
@@ -236,7 +236,7 @@ def test_a_state_commit_on_a_full_disk_exits_2_naming_the_path(
     fill = f"[ -e {once} ] || {{ touch {once} {flag}; }}"
     behaviours["t1"] = {"write": {"one.txt": "1\n"}, "shell": fill}
     project.plan(behaviours)
-    env = {**project.env(), "GITDAG_FAULT_STATE": str(flag)}
+    env = {**project.env(), "GITDAG_FAULT_AT": f"supervisor.state_commit:ENOSPC@{flag}"}
     res = run_gitdag(project.root, "run", env=env, timeout=120)
     assert res.code == 2, res.err
     errors = [line for line in res.err.splitlines() if line.startswith("gitdag: error:")]
