@@ -10,7 +10,6 @@ from gitdag.cli._common import echo_json, json_option, split_list
 from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.errors import ConfigError
-from gitdag.remote.idle import POLL_MAX_S
 from gitdag.remote.worker import WorkOptions, run_worker
 from gitdag.store.remote import RemoteState
 from gitdag.supervisor.progress import Progress
@@ -61,17 +60,16 @@ from gitdag.supervisor.progress import Progress
 @click.option(
     "--poll-max",
     type=FiniteFloat(0.05, 3600),
-    default=POLL_MAX_S,
-    show_default=True,
+    default=None,
     metavar="SECONDS",
     help="While idle and the remote's graph does not change, the fetch interval doubles from "
-    "--poll up to this.",
+    "--poll up to this  [default: 15 x --poll, 30 s].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--no-color", is_flag=True, help="Plain lines, no colour or live view (or NO_COLOR).")
 @json_option
 def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: str, workers: int,
-         poll: float, poll_max: float, quiet: bool, no_color: bool,
+         poll: float, poll_max: float | None, quiet: bool, no_color: bool,
          as_json: bool) -> None:  # fmt: skip
     """Take ready nodes from the remote's graph, run them, push their results (exit 0 done or
     stopped as asked, 1 nothing more can run and some node failed, 2 remote or input error,

@@ -35,7 +35,7 @@ from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote import claims, mirror
-from gitdag.remote.idle import POLL_MAX_S, IdlePoll
+from gitdag.remote.idle import IdlePoll
 from gitdag.remote.merging import RemoteMerges
 from gitdag.remote.pending import PendingResults
 from gitdag.remote.startholds import StartHold
@@ -69,7 +69,7 @@ class WorkOptions:
       workers: nodes run at the same time by this worker.
       poll_s: how often to fetch the remote while waiting.
       poll_max_s: while idle and the remote is quiet, the fetch interval doubles up to this
-        (remote/idle.py).
+        (remote/idle.py; None: 15 x poll_s).
       spread: claim at random among the first few ready nodes, so workers collide less.
     """
 
@@ -78,7 +78,7 @@ class WorkOptions:
     labels: tuple[str, ...] = ()
     workers: int = 1
     poll_s: float = 2.0
-    poll_max_s: float = POLL_MAX_S
+    poll_max_s: float | None = None
     spread: int = 4
 
 

@@ -27,6 +27,7 @@ def test_interval_doubles_while_quiet_and_resets_on_change() -> None:
     poll.busy()
     assert poll.interval == 0.5
     assert IdlePoll(5.0, 1.0).max_s == 5.0  # the cap is never below --poll
+    assert IdlePoll(2.0).max_s == 30.0  # unless given: 15 x --poll
 
 
 def test_idle_worker_fetch_count_is_bounded(tmp_path: Path, daemons: list[Daemon],
@@ -61,6 +62,6 @@ def test_idle_worker_fetch_count_is_bounded(tmp_path: Path, daemons: list[Daemon
     assert code == 0, err
     assert "--idle-exit" in err
     idle_fetches = fetches() - start
-    # A fixed 0.3 s poll would fetch about 33 times in 10 idle seconds; doubling from 0.3 s
-    # (0.6, 1.2, 2.4, 4.8, ...) fetches about 5 times. Slower machines fetch less, not more.
+    # A fixed 0.3 s poll would fetch about 33 times in 10 idle seconds; doubling from 0.3 s up
+    # to 15 x 0.3 s (0.6, 1.2, 2.4, 4.5, 4.5) about 6 times. Slower machines fetch less, not more.
     assert 1 <= idle_fetches <= 12, idle_fetches
