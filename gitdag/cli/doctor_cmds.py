@@ -23,9 +23,11 @@ def doctor(do_fix: bool, as_json: bool) -> None:
         if do_fix:
             report = repair(report)
     if as_json:
-        echo_json({"supervisor": report.supervisor,
+        echo_json({"supervisor": report.supervisor, "clone": report.context,
                    "findings": [f.as_data() for f in report.findings]})  # fmt: skip
     else:
+        if report.context:
+            click.echo(report.context)
         if report.supervisor:
             click.echo(f"a supervisor is running ({report.supervisor}): repairs of worktrees, "
                        "runners and the merge queue wait until it stops")  # fmt: skip

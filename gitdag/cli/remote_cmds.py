@@ -57,16 +57,26 @@ from gitdag.supervisor.progress import Progress
     metavar="SECONDS",
     help="How often to fetch the remote while waiting.",
 )
+@click.option(
+    "--poll-max",
+    type=FiniteFloat(0.05, 3600),
+    default=None,
+    metavar="SECONDS",
+    help="While idle and the remote's graph does not change, the fetch interval doubles from "
+    "--poll up to this  [default: 15 x --poll, 30 s].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--no-color", is_flag=True, help="Plain lines, no colour or live view (or NO_COLOR).")
 @json_option
 def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: str, workers: int,
-         poll: float, quiet: bool, no_color: bool, as_json: bool) -> None:  # fmt: skip
+         poll: float, poll_max: float | None, quiet: bool, no_color: bool,
+         as_json: bool) -> None:  # fmt: skip
     """Take ready nodes from the remote's graph, run them, push their results (exit 0 done or
     stopped as asked, 1 nothing more can run and some node failed, 2 remote or input error,
     4 another worker or supervisor runs in this clone)."""
     options = WorkOptions(max_nodes=max_nodes, idle_exit_s=idle_exit, workers=workers,
-                          labels=tuple(split_list(labels)), poll_s=poll)  # fmt: skip
+                          labels=tuple(split_list(labels)), poll_s=poll,
+                          poll_max_s=poll_max)  # fmt: skip
     with RemoteState.open(".", remote) as state:
         config = state.store.paths.dagain / "config.yaml"
         if not config.is_file():

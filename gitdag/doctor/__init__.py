@@ -13,11 +13,18 @@ supervisor's, `refs/heads/<branch>.lock` of the state and target branches); no o
 (alive, their supervisor dead); no leftover node worktrees or half-deleted checkouts; no checkout
 of the target left half-moved by a merge a crash cut short (`workspace/advance.py`); the target
 branch agrees with the `done` and `merging` records; merges held for an environment repair
-(named with their repair); the loose object count (suggests `git gc`).
+(named with their repair); results a worker kept in `.dagain/local/pending/` that never landed;
+the loose object count (suggests `git gc`).
+
+In a clone without a local state branch (a `gitdag work --remote` worker's clone, or a plain clone
+whose remote has `dagain/state`: clone_checks.py) the advice names the remote instead of
+`gitdag init`, and only the checks that make sense there run: configuration and runners, the
+tracking ref's locks, orphaned runners, checkouts, pending results, objects.
 """
 
 from __future__ import annotations
 
+from gitdag.doctor.clone_checks import check_no_state, check_pending, clone_kind, describe
 from gitdag.doctor.findings import Finding, Report, repair
 from gitdag.doctor.process_checks import check_locks, check_orphans, running_supervisor
 from gitdag.doctor.state_checks import VERIFIED_HEAD, check_config, check_holds, check_state
@@ -29,13 +36,14 @@ from gitdag.doctor.workspace_checks import (
     check_objects,
     check_worktrees,
 )
+from gitdag.store.remote import tracking_ref
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 
 __all__ = [
     "LOOSE_OBJECTS_LIMIT", "TRASH_STALE_S", "VERIFIED_HEAD", "Finding", "Report", "check_checkouts",
     "check_config", "check_holds",
-    "check_locks", "check_objects", "check_orphans", "check_state", "check_target",
+    "check_locks", "check_objects", "check_orphans", "check_pending", "check_state", "check_target",
     "check_worktrees", "examine", "repair",
 ]  # fmt: skip
 
@@ -46,6 +54,8 @@ def examine(store: StateStore) -> Report:
     supervisor = running_supervisor(local)
     findings: list[Finding] = []
     findings += check_config(store)
+    if store.head() is None:
+        return _examine_clone(store, supervisor, findings)
     snap: Snapshot | None = None
     state = check_state(store)
     findings += state
@@ -58,5 +68,21 @@ def examine(store: StateStore) -> Report:
         findings += check_worktrees(store, snap, supervisor)
         findings += check_target(store, snap)
         findings += check_holds(store, snap)
+    findings += check_pending(store, clone_kind(store), supervisor)
     findings += check_objects(store)
     return Report(findings, supervisor)
+
+
+def _examine_clone(store: StateStore, supervisor: str | None, findings: list[Finding]) -> Report:
+    """A clone without a local state branch: a worker's, a plain clone's, or not initialised."""
+    kind = clone_kind(store)
+    findings += check_no_state(store, kind)
+    for remote in kind.workers:
+        # The worker writes its graph's tracking ref: a lock a killed worker left is stale here.
+        tracking = StateStore(store.repo, store.paths, ref=tracking_ref(remote, "state").encode())
+        findings += check_locks(tracking, supervisor)
+    findings += check_orphans(store)
+    findings += check_checkouts(store, supervisor)
+    findings += check_pending(store, kind, supervisor)
+    findings += check_objects(store)
+    return Report(findings, supervisor, describe(kind))

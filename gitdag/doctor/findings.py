@@ -14,7 +14,7 @@ class Finding:
 
     Attributes:
       check: which check found it (config, state, incident, lock, orphan, worktree, checkout,
-        target, hold, objects).
+        target, hold, pending, objects).
       problem: one line.
       repair: the command a person runs to repair it.
       fix: makes the repair (`--fix`); returns what it did. None when it needs judgement.
@@ -39,6 +39,7 @@ class Report:
 
     findings: list[Finding]
     supervisor: str | None  # "pid N on HOST" when one holds the lock
+    context: str | None = None  # what this clone is, when that changes the advice (clone_checks)
 
     @property
     def remaining(self) -> list[Finding]:

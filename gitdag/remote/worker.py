@@ -35,6 +35,7 @@ from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote import claims, mirror
+from gitdag.remote.idle import IdlePoll
 from gitdag.remote.merging import RemoteMerges
 from gitdag.remote.pending import PendingResults
 from gitdag.remote.startholds import StartHold
@@ -67,6 +68,8 @@ class WorkOptions:
       labels: this worker's labels; a node with labels only goes to a worker that has them all.
       workers: nodes run at the same time by this worker.
       poll_s: how often to fetch the remote while waiting.
+      poll_max_s: while idle and the remote is quiet, the fetch interval doubles up to this
+        (remote/idle.py; None: 15 x poll_s).
       spread: claim at random among the first few ready nodes, so workers collide less.
     """
 
@@ -75,6 +78,7 @@ class WorkOptions:
     labels: tuple[str, ...] = ()
     workers: int = 1
     poll_s: float = 2.0
+    poll_max_s: float | None = None
     spread: int = 4
 
 
@@ -167,12 +171,15 @@ class Worker:
     def _loop(self) -> int:
         idle_since = time.monotonic()
         last_fetch = time.monotonic()
+        poll = IdlePoll(self.options.poll_s, self.options.poll_max_s)
         while True:
             if self._stop is not None:
                 return self._interrupted()
-            if time.monotonic() - last_fetch >= self.options.poll_s:
+            if time.monotonic() - last_fetch >= poll.interval:
+                before = self.store.head()
                 self._fetch()
                 last_fetch = time.monotonic()
+                poll.fetched(changed=self.store.head() != before)
             self._honour()
             self._collect()
             self._renew()
@@ -180,6 +187,8 @@ class Worker:
             self._reclaim()
             claimed = self._claim()
             busy = bool(self.flights) or self.merges.busy()
+            if busy or claimed:
+                poll.busy()
             # A retry of held work is not work: it must not keep an --idle-exit worker alive.
             retrying = self.merges.gate is not None or (claimed and self.starts.gate is not None)
             if self.flights or ((busy or claimed) and not retrying):

@@ -41,11 +41,19 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return stream.read(length) if length else b""
 
 
+REQUEST_LOG = "GITDAG_TEST_HTTP_LOG"  # a file the server appends one line per request to
+
+
 def make_app(base: Path, user: str, password: str) -> Callable[..., Iterable[bytes]]:
     """The WSGI application: basic auth, then `git http-backend` for the repositories in `base`."""
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    log = os.environ.get(REQUEST_LOG)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if log is not None:  # tests count requests (e.g. an idle worker's fetches)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}"
+                         f"?{environ.get('QUERY_STRING', '')}\n")  # fmt: skip
         if environ.get("HTTP_AUTHORIZATION") != expected:
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'),
                                                 ("Content-Length", "0")])  # fmt: skip

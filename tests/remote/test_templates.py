@@ -113,3 +113,32 @@ def test_the_workflows_never_install_an_unnamed_gitdag() -> None:
         if "upload-artifact" in str(s.get("uses", ""))
     ]
     assert upload and upload[0]["with"]["include-hidden-files"] is True
+
+
+def test_github_template_says_the_workflow_token_cannot_push_workflow_files() -> None:
+    text = (template_dir() / "ci" / "github-actions.yml").read_text()
+    assert "workflows` permission" in text and "Workflows: Read and write" in text
+    checkout = load("github-actions.yml")["jobs"]["work"]["steps"][0]  # type: ignore[index]
+    assert checkout["with"]["token"] == "${{ secrets.GITDAG_PUSH_TOKEN || github.token }}"
+
+
+def test_gitlab_template_pushes_with_a_credential_of_the_free_tier() -> None:
+    text = (template_dir() / "ci" / "gitlab-ci.yml").read_text()
+    assert "gitlab.com Free" in text and "Deploy keys" in text
+    script = "\n".join(load("gitlab-ci.yml")["gitdag-work"]["before_script"])  # type: ignore[index]
+    assert "GITDAG_DEPLOY_KEY" in script and "core.sshCommand" in script
+    assert "GITDAG_PUSH_TOKEN" in script  # a token still works where the tier allows one
+
+
+def test_templates_let_idle_workers_back_off() -> None:
+    from click.testing import CliRunner
+
+    from gitdag.cli import cli
+
+    help_text = CliRunner().invoke(cli, ["work", "--help"]).output
+    for name in ("github-actions.yml", "gitlab-ci.yml"):
+        text = (template_dir() / "ci" / name).read_text()
+        assert '--poll-max "$POLL_MAX"' in text, name
+        # Every option the templates pass with a value exists (`--idle-exit "$IDLE_EXIT"`, ...).
+        for option in re.findall(r'--[a-z-]+(?= ")', text):
+            assert option in help_text, (name, option)
