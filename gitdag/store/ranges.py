@@ -21,7 +21,7 @@ from gitdag.core.legality import (
     step_info,
 )
 from gitdag.core.model import NodeSummary, summarize
-from gitdag.errors import InputError
+from gitdag.errors import InputError, StoreError
 from gitdag.store.delta import (
     CommitCache,
     Delta,
@@ -295,6 +295,24 @@ def first_parent(store: StateStore, commit: str) -> str | None:
     """Return the first parent of a commit, None for a root commit."""
     parents = commit_of(store.repo, commit).parents
     return parents[0].decode() if parents else None
+
+
+def descends(store: StateStore, head: str, ancestor: str, limit: int = 20_000) -> bool:
+    """Tell whether `ancestor` is on `head`'s first-parent line, within `limit` commits.
+
+    A commit the walk cannot read (a missing object) ends it: the answer is then False.
+    """
+    current: str | None = head
+    for _ in range(limit):
+        if current is None:
+            return False
+        if current == ancestor:
+            return True
+        try:
+            current = first_parent(store, current)
+        except StoreError:
+            return False
+    return False
 
 
 def repair_hint(commit: str, parent: str | None) -> str:

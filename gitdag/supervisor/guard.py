@@ -40,6 +40,7 @@ from gitdag.store.delta import commit_of
 from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.ranges import (
     commits_between,
+    descends,
     first_invalid,
     first_parent,
     repair_hint,
@@ -199,21 +200,6 @@ def load_verified(local: Path) -> str | None:
     return text or None
 
 
-def _descends(store: StateStore, head: str, ancestor: str) -> bool:
-    """Tell whether `ancestor` is on `head`'s first-parent line (within `WALK_LIMIT` commits)."""
-    current: str | None = head
-    for _ in range(WALK_LIMIT):
-        if current is None:
-            return False
-        if current == ancestor:
-            return True
-        try:
-            current = first_parent(store, current)
-        except StoreError:
-            return False  # a missing object: the walk cannot reach it
-    return False
-
-
 class Guard:
     """Checks every head a supervisor is about to build on, from the moment it is made."""
 
@@ -282,7 +268,7 @@ class Guard:
         if head == self.verified:
             return
         base = self.verified
-        if base is not None and not _descends(self.store, head, base):
+        if base is not None and not descends(self.store, head, base):
             self._rewound(base, head)
             base = head  # a deliberate reset: the graph it shows must still be valid
         invalid = first_invalid(self.store, base, head)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gitdag.core.legality import step_info
 from gitdag.store.delta import commit_of
-from gitdag.store.ranges import commits_between, first_parent
+from gitdag.store.ranges import commits_between, descends
 from gitdag.store.state import StateStore
 
 LEDGER = "lost-claims.json"
@@ -27,7 +27,7 @@ LEDGER = "lost-claims.json"
 
 def lost_claims(store: StateStore, known: str, head: str) -> list[str]:
     """The nodes claimed in commits `known` had and `head` lacks (one entry per lost claim)."""
-    if known == head or _ahead_of(store, head, known):
+    if known == head or descends(store, head, known, limit=200):
         return []  # the usual move: new commits on top of the known head
     lost = commits_between(store, head, known)  # after their merge base, up to the old head
     found = []
@@ -36,18 +36,6 @@ def lost_claims(store: StateStore, known: str, head: str) -> list[str]:
         if info.verb == "claim" and info.subject:
             found.append(info.subject)
     return found
-
-
-def _ahead_of(store: StateStore, head: str, known: str, limit: int = 200) -> bool:
-    """Tell cheaply whether `known` is among the last `limit` first parents of `head`."""
-    current: str | None = head
-    for _ in range(limit):
-        if current is None:
-            return False
-        if current == known:
-            return True
-        current = first_parent(store, current)
-    return False
 
 
 class Ledger:
