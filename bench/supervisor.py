@@ -38,7 +38,7 @@ import sys, time
 from gitdag.config import load_settings
 from gitdag.store.state import StateStore
 from gitdag.supervisor.loop import RunOptions, Supervisor
-from gitdag.supervisor.progress import Progress
+from gitdag.attempts.progress import Progress
 store = StateStore.open(sys.argv[1])
 settings = load_settings(store.paths.dagain)
 sup = Supervisor(store, settings, RunOptions(workers=int(sys.argv[2])), Progress(quiet=True))

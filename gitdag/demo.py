@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 
 from gitdag import actions
+from gitdag.attempts.progress import Progress
 from gitdag.config import load_settings
 from gitdag.errors import InputError
 from gitdag.store.state import StateStore
 from gitdag.supervisor.loop import RunOptions, Supervisor
-from gitdag.supervisor.progress import Progress
 
 GOAL = "Add statistics and formatting helpers to textkit, each with tests"
 

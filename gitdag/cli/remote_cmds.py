@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from gitdag.attempts.progress import Progress
 from gitdag.cli._common import echo_json, json_option, split_list
 from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.errors import ConfigError
 from gitdag.remote.worker import WorkOptions, run_worker
 from gitdag.store.remote import RemoteState
-from gitdag.supervisor.progress import Progress
 
 
 @click.command("work")

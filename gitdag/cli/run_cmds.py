@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from gitdag import actions
+from gitdag.attempts.progress import Progress
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
 from gitdag.cli.types import FiniteFloat, bounded_int
@@ -14,7 +15,6 @@ from gitdag.config import load_settings
 from gitdag.store.state import Committed
 from gitdag.supervisor import control
 from gitdag.supervisor.loop import RunOptions, run
-from gitdag.supervisor.progress import Progress
 
 
 @click.command("run")

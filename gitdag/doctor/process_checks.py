@@ -9,6 +9,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from gitdag.attempts.lock import SupervisorLock
 from gitdag.core.loaders import load_json
 from gitdag.doctor.findings import Finding
 from gitdag.errors import GitdagError
@@ -16,7 +17,6 @@ from gitdag.runner.orphans import PidInfo, is_alive, is_collected, read_pid_info
 from gitdag.runner.procs import proc_stat
 from gitdag.store.state import StateStore
 from gitdag.store.write import STALE_LOCK_S, break_stale_lock
-from gitdag.supervisor.lock import SupervisorLock
 
 
 def check_locks(store: StateStore, supervisor: str | None) -> list[Finding]:

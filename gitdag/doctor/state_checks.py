@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gitdag.attempts.holds import runner_problem
+from gitdag.attempts.preflight import config_line
 from gitdag.config import load_settings
 from gitdag.core.model import Status
 from gitdag.doctor.findings import Finding
@@ -11,8 +13,6 @@ from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.supervisor.guard import VERIFIED_HEAD as VERIFIED_HEAD
 from gitdag.supervisor.guard import still_open
-from gitdag.supervisor.holds import runner_problem
-from gitdag.supervisor.starting import config_line
 
 
 def check_config(store: StateStore) -> list[Finding]:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+from gitdag.attempts.lock import SupervisorLock
 from gitdag.core import lifecycle
 from gitdag.core.model import Status
 from gitdag.core.transitions import Rejected, Transition
@@ -14,7 +15,6 @@ from gitdag.errors import GitdagError
 from gitdag.store import repo as repos
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.supervisor.lock import SupervisorLock
 from gitdag.workspace import merge_queue
 from gitdag.workspace.gitcli import run_git
 

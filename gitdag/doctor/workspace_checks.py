@@ -6,11 +6,11 @@ import functools
 import time
 from pathlib import Path
 
+from gitdag.attempts.lock import SupervisorLock
 from gitdag.core.model import Status
 from gitdag.doctor.findings import Finding
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.supervisor.lock import SupervisorLock
 from gitdag.workspace.advance import Leftover, find_leftovers, settle
 from gitdag.workspace.gitcli import run_git
 from gitdag.workspace.worktrees import SCRATCH_PREFIX

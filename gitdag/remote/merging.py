@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitdag.attempts.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
 from gitdag.core import lifecycle, proposals
 from gitdag.core.model import ErrorKind, HoldKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
@@ -32,7 +33,6 @@ from gitdag.remote.mirror import move_target
 from gitdag.store.layout import STATE_REF
 from gitdag.store.remote import tracking_ref
 from gitdag.store.state import Committed
-from gitdag.supervisor.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
 from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary

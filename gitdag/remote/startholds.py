@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitdag.attempts.holds import EnvHold, Gate
+from gitdag.attempts.preflight import missing_runner
 from gitdag.core.model import HoldKind
 from gitdag.store import localholds
-from gitdag.supervisor.holds import EnvHold, Gate
-from gitdag.supervisor.starting import missing_runner
 from gitdag.workspace.gitcli import read_ref
 
 if TYPE_CHECKING:

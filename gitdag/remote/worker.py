@@ -28,6 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from gitdag.attempts.holds import EnvHold, SaidOnce, classify_start_error
+from gitdag.attempts.launching import Launcher, Prepared
+from gitdag.attempts.lock import SupervisorLock
+from gitdag.attempts.preflight import missing_runner, preflight
+from gitdag.attempts.progress import Progress
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
 from gitdag.core.model import ErrorKind, Node, Status, Work
@@ -45,11 +50,6 @@ from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
-from gitdag.supervisor.holds import EnvHold, SaidOnce, classify_start_error
-from gitdag.supervisor.launching import Launcher, Prepared
-from gitdag.supervisor.lock import SupervisorLock
-from gitdag.supervisor.progress import Progress
-from gitdag.supervisor.starting import missing_runner, preflight
 from gitdag.transport.outcomes import LostRef, RefPush
 
 CLOCK_SKEW_S = 2.0  # how far apart the workers' clocks may be without two runs overlapping

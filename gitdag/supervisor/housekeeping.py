@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from gitdag.attempts.lock import SupervisorLock
 from gitdag.config import load_settings
 from gitdag.core.model import Status
 from gitdag.store.state import StateStore
-from gitdag.supervisor.lock import SupervisorLock
 from gitdag.workspace.gc import GcReport, gc
 
 

@@ -19,6 +19,20 @@ from pathlib import Path
 from types import FrameType
 
 from gitdag import crash
+from gitdag.attempts.holds import (
+    EnvHold,
+    Gate,
+    SaidOnce,
+    cause_gone,
+    classify_error,
+    classify_result,
+    classify_start_error,
+    disk_error,
+)
+from gitdag.attempts.launching import Launcher, Prepared
+from gitdag.attempts.lock import SupervisorLock
+from gitdag.attempts.preflight import preflight
+from gitdag.attempts.progress import Progress, Running
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
 from gitdag.core.model import ErrorKind, Kind, Node, Status, Work
@@ -32,23 +46,10 @@ from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
 from gitdag.supervisor.guard import Guard
-from gitdag.supervisor.holds import (
-    EnvHold,
-    Gate,
-    SaidOnce,
-    cause_gone,
-    classify_error,
-    classify_result,
-    classify_start_error,
-    disk_error,
-)
 from gitdag.supervisor.landing import Desk, still_merging
-from gitdag.supervisor.launching import Launcher, Prepared
-from gitdag.supervisor.lock import SupervisorLock
-from gitdag.supervisor.progress import Progress, Running
 from gitdag.supervisor.recovery import recover_orphans
 from gitdag.supervisor.rewinds import Ledger
-from gitdag.supervisor.starting import StartGates, preflight
+from gitdag.supervisor.starting import StartGates
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 

@@ -1,96 +1,29 @@
-"""Starts that wait on the environment: a runner's missing executable, a missing target branch.
+"""Starts of `gitdag run` that wait on the environment: a runner's missing executable, no target.
 
-`preflight` refuses a run before its first claim when a runner a ready node may need does not
-resolve (exit 2, nothing claimed). While running, `StartGates` keeps ready nodes whose start
-cannot succeed from being claimed (their attempt would be spent on nothing), probes each cause
-cheaply and at a bounded pace, and lets them start once it is gone. No attempt is spent waiting.
+(`preflight`, before the first claim, is `attempts/preflight.py`.) While running, `StartGates`
+keeps ready nodes whose start cannot succeed from being claimed (their attempt would be spent on
+nothing), probes each cause cheaply and at a bounded pace, and lets them start once it is gone.
+No attempt is spent waiting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitdag.config import Settings
+from gitdag.attempts.holds import AGAIN, EnvHold, Gate, runner_problem
+from gitdag.attempts.preflight import NO_RUNNER, missing_runner
 from gitdag.core import graph, scheduling
 from gitdag.core.model import HoldKind, Kind, Node, NodeSummary
 from gitdag.errors import ConfigError
 from gitdag.store import localholds
-from gitdag.supervisor.holds import AGAIN, EnvHold, Gate, runner_hold, runner_problem
 from gitdag.workspace.gitcli import read_ref
 
 if TYPE_CHECKING:
+    from gitdag.attempts.launching import Prepared
     from gitdag.store.snapshot import Snapshot
-    from gitdag.supervisor.launching import Launcher, Prepared
     from gitdag.supervisor.loop import Supervisor
-
-CONFIG = ".dagain/config.yaml"
-_NO_RUNNER = (Kind.COMMAND, Kind.CHECKPOINT)
-
-
-def config_line(dagain_dir: Path, name: str) -> str:
-    """Where runner `name` is configured: `.dagain/config.yaml:<line> (runners.<name>.cmd)`."""
-    where = f"{CONFIG} (runners.{name}.cmd)"
-    try:
-        lines = (dagain_dir / "config.yaml").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return where
-    in_runners, found = False, None
-    key = re.compile(rf"^(\s+)['\"]?{re.escape(name)}['\"]?\s*:")
-    for number, line in enumerate(lines, 1):
-        if re.match(r"^runners\s*:", line):
-            in_runners = True
-            continue
-        if in_runners and line and not line[0].isspace() and not line.startswith("#"):
-            in_runners = False
-        if in_runners and found is None and key.match(line):
-            found = number
-            continue
-        if found is not None and re.match(r"^\s+cmd\s*:", line):
-            return f"{CONFIG}:{number} (runners.{name}.cmd)"
-    return f"{CONFIG}:{found} (runners.{name})" if found else where
-
-
-def preflight(launcher: Launcher, settings: Settings, snap: Snapshot, now: dt.datetime) -> None:
-    """Refuse to run when a runner a ready (or running) node may need does not resolve.
-
-    Raises:
-      ConfigError: one line naming the runner, the role and the config line (exit 2).
-    """
-    store = launcher.store
-    ready = graph.ready(snap.nodes, now)
-    running = [n.id for n in snap.nodes.values() if n.status.value == "running"]
-    seen: set[str] = set()
-    for node_id in [*ready, *running]:
-        if snap.nodes[node_id].kind in _NO_RUNNER:
-            continue
-        node = store.node(snap, node_id)
-        for name in launcher.pool_of(node):
-            config = settings.runners.get(name)
-            if name in seen or config is None:
-                continue
-            seen.add(name)
-            problem = runner_problem(config, launcher.root)
-            if problem is not None:
-                where = config_line(store.paths.dagain, name)
-                raise ConfigError(
-                    f"{where}: runner {name!r} (role {launcher.role_of(node)}, node {node_id}): "
-                    f"{problem}; install it or change that line (nothing was started)"
-                )
-
-
-def missing_runner(launcher: Launcher, name: str) -> EnvHold | None:
-    """The hold of runner `name` when its executable does not resolve, else None."""
-    config = launcher.settings.runners.get(name)
-    problem = runner_problem(config, launcher.root) if config is not None else None
-    if problem is None:
-        return None
-    roles = [r for r in sorted(launcher.settings.roles) if name in launcher.settings.pool_for(r)]
-    where = config_line(launcher.store.paths.dagain, name)
-    return runner_hold(name, ", ".join(roles) or None, problem, where)
 
 
 class StartGates:
@@ -191,7 +124,7 @@ class StartGates:
             return "code"
         if not node.changes_code() and "scratch" in self.gates:
             return "scratch"
-        if summary.kind in _NO_RUNNER:
+        if summary.kind in NO_RUNNER:
             return None
         try:
             name = self.sup.launcher.runner_for(node)[0]

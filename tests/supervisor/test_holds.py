@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from gitdag.attempts.holds import classify_error, executable_of, runner_problem
+from gitdag.attempts.preflight import config_line
 from gitdag.config import RunnerConfig
 from gitdag.core.model import HoldKind
 from gitdag.errors import WorkspaceError
-from gitdag.supervisor.holds import classify_error, executable_of, runner_problem
-from gitdag.supervisor.starting import config_line
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitdag.attempts.holds import EnvHold, classify_error
+from gitdag.attempts.scratch import ScratchPool
 from gitdag.config import RunnerConfig, Settings
 from gitdag.core.model import ErrorKind, HoldKind, Kind, Node, Work
 from gitdag.core.proposals import PoolRules
@@ -30,8 +32,6 @@ from gitdag.runner.packet import (
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.supervisor.holds import EnvHold, classify_error
-from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
 from gitdag.workspace.advance import Land
 from gitdag.workspace.conflicts import collisions, hunks

@@ -31,7 +31,7 @@ from gitdag.workspace.gitcli import read_ref
 from gitdag.workspace.merge_queue import MergeResult
 
 if TYPE_CHECKING:
-    from gitdag.supervisor.progress import Progress
+    from gitdag.attempts.progress import Progress
 
 AGAIN = "then gitdag run (a --watch run goes on by itself)"
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
