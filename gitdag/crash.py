@@ -12,6 +12,11 @@ advanced and before the state transition was recorded) the way kill -9 would: no
 
 `GITDAG_FAIL_AT=a,b` raises `InjectedFault` at points a and b instead: an ordinary exception, so
 `finally` blocks and rollbacks run (tests of all-or-nothing operations such as `gitdag init`).
+`a:TypeError` (or `KeyError`) raises that instead, as a bug of gitdag would; `a:EIO` (any errno
+name below) the OSError the world would. `fail_point(name)` is a point that only fails, never
+kills: the points around an attempt (`attempt.start` before a runner is prepared,
+`attempt.settle` before a finished one's leftovers are committed, `merge.integrate` on the merge
+thread), so that tests show a bug there crashes (exit 3) and the world's error fails the node.
 
 `GITDAG_CRASH_LOG=<path>` appends the name of the point before dying (the harness counts where
 the kills landed). This module imports nothing from gitdag, so every layer can use it.
@@ -44,6 +49,9 @@ RANDOM_ENV = "GITDAG_CRASH_RANDOM"
 LOG_ENV = "GITDAG_CRASH_LOG"
 FAIL_ENV = "GITDAG_FAIL_AT"
 EXIT_CODE = 137  # what a shell reports for a process killed by SIGKILL
+FAULT_ENV = "GITDAG_FAULT_AT"
+_ERRNOS = {"ENOSPC": 28, "EROFS": 30, "EDQUOT": 122, "EACCES": 13, "EIO": 5}
+_BUGS: dict[str, type[Exception]] = {"TypeError": TypeError, "KeyError": KeyError}
 
 # itertools.count is atomic under the GIL: the merge thread passes points too.
 _calls = itertools.count(1)
@@ -92,11 +100,38 @@ class InjectedFault(RuntimeError):
     """Raised at a point named in `GITDAG_FAIL_AT` (a test's fault, not a kill)."""
 
 
+def _injected(name: str, spec: str) -> BaseException | None:
+    """What `GITDAG_FAIL_AT` raises at `name`, or None.
+
+    `<point>`: InjectedFault; `<point>:TypeError`: a bug of ours (TypeError, KeyError);
+    `<point>:<ERRNO>`: the OSError the world would raise.
+    """
+    for part in spec.split(","):
+        point, _, kind = part.strip().partition(":")
+        if point != name:
+            continue
+        where = f"injected at {name} ({FAIL_ENV})"
+        if not kind:
+            return InjectedFault(f"injected fault at {name} ({FAIL_ENV})")
+        if kind in _BUGS:
+            return _BUGS[kind](where)
+        number = _ERRNOS.get(kind, errno.EIO)
+        return OSError(number, os.strerror(number), where)
+    return None
+
+
+def fail_point(name: str) -> None:
+    """Raise what `GITDAG_FAIL_AT` asks for at `name` (tests only; never kills, never draws)."""
+    fail = os.environ.get(FAIL_ENV)
+    if fail:
+        exc = _injected(name, fail)
+        if exc is not None:
+            raise exc
+
+
 def crash_point(name: str) -> None:
     """Exit at once with status 137 if `name` is selected (see the module docstring)."""
-    fail = os.environ.get(FAIL_ENV)
-    if fail and name in (part.strip() for part in fail.split(",")):
-        raise InjectedFault(f"injected fault at {name} ({FAIL_ENV})")
+    fail_point(name)
     if not (os.environ.get(ENV) or os.environ.get(RANDOM_ENV)):
         return  # the common case: one dict lookup per switch
     if should_crash(name):
@@ -108,10 +143,6 @@ def crash_point(name: str) -> None:
             except OSError:
                 pass
         os._exit(EXIT_CODE)
-
-
-FAULT_ENV = "GITDAG_FAULT_AT"
-_ERRNOS = {"ENOSPC": 28, "EROFS": 30, "EDQUOT": 122, "EACCES": 13, "EIO": 5}
 
 
 def fault_point(name: str, path: str) -> None:

@@ -19,10 +19,13 @@ GitdagError (1)
 
 Expected outcomes (a rejected proposal, a lost race that is retried, a merge conflict) are values,
 never exceptions. Anything that is not a GitdagError reaches the CLI as exit 3 with a logged
-traceback.
+traceback. Around an attempt (its start, its leftovers, its merge) only `ENVIRONMENT_ERRORS` fail
+or hold the node; a bug there (a TypeError, a KeyError) crashes with that log instead.
 """
 
 from __future__ import annotations
+
+import subprocess
 
 
 class GitdagError(Exception):
@@ -117,3 +120,18 @@ class LockedError(GitdagError):
     """Another supervisor holds the repository's lock."""
 
     exit_code = 4
+
+
+# The world's errors around an attempt: a start that could not be set up, a leftover commit or a
+# merge that failed. They fail the node (its attempt counts) or hold it (an environment cause);
+# anything else raised there is a bug of gitdag and reaches the CLI's exit-3 crash log without
+# touching the node (issue 14, part 4). Subprocess errors are git's or a check's (a timeout).
+ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    subprocess.SubprocessError,
+    WorkspaceError,
+    RunnerError,
+    StoreError,
+    DiskError,
+    RemoteError,
+)

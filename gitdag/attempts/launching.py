@@ -18,7 +18,7 @@ from gitdag.config import RunnerConfig, Settings
 from gitdag.core.model import ErrorKind, HoldKind, Kind, Node, Work
 from gitdag.core.proposals import PoolRules
 from gitdag.core.results import ResultProblem, RunnerResult
-from gitdag.errors import ConfigError, WorkspaceError
+from gitdag.errors import ENVIRONMENT_ERRORS, ConfigError, WorkspaceError
 from gitdag.runner.launch import LaunchSpec, RunHandle, RunOutcome, launch, runner_command
 from gitdag.runner.packet import (
     Decision,
@@ -291,7 +291,7 @@ class Launcher:
         if verdict.status == "success":
             try:
                 work = self.finish_work(prepared)
-            except Exception as exc:  # a worktree git could not commit: whose fault?
+            except ENVIRONMENT_ERRORS as exc:  # a worktree git could not commit: whose fault?
                 hold = classify_error(exc, target="", base=prepared.base)
                 if hold is not None and hold.kind is HoldKind.DISK_FULL and prepared.branch:
                     # The work is done and in its worktree: it waits there, committed later.

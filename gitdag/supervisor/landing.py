@@ -113,7 +113,7 @@ def _land(sup: Supervisor, node_id: str, attempt: int, request: _Request) -> Lan
     move = RefMove(request.ref, request.old, request.new)
     outcome = sup.store.transact_along(compute, actor=sup.actor, move=move, cwd=request.cwd)
     if isinstance(outcome, Committed):
-        sup._announce(outcome.transition)
+        sup.announce(outcome.transition)
         return Landing("landed")
     if isinstance(outcome, Moved):
         return Landing("moved")

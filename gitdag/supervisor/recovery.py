@@ -79,7 +79,7 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
                 return Rejected("moved on")
             return lifecycle.recover(current, reason=why, now=t)
 
-        outcome = sup._transact(compute)
+        outcome = sup.port.transact(compute)
         if not isinstance(outcome, Rejected) and outcome is not None:
             sup.progress.event(f"{node_id}: recovered ({reason})")
     stop_stray_runners(sup)
