@@ -134,10 +134,7 @@ class Attempts:
                 now=now, pool=pool(node),
             )  # fmt: skip
 
-        outcome = self.port.transact(on_node(self.port.store, node_id, op))
-        if running is None:
-            self.finished += 1
-        return self.after(running, outcome)
+        return self.after(running, self.port.transact(on_node(self.port.store, node_id, op)))
 
     def judged(self, node_id: str, attempt: int, result: RunnerResult, work: Work | None) -> NodeOp:
         """The transition a runner's result asks for, judged on the head it is committed on."""
@@ -195,9 +192,9 @@ class Attempts:
             if hold is not None:  # not the node's doing: the attempt is given back, it waits
                 self.host.hold_start(node, hold)
                 return None, self.commit(node_id, give_back(attempt, hold.reason))
-            return None, self.fail(
-                node_id, attempt, ErrorKind.SPAWN_ERROR, f"could not start: {exc}"
-            )
+            self.finished += 1  # an attempt that ended before it began
+            why = f"could not start: {exc}"
+            return None, self.fail(node_id, attempt, ErrorKind.SPAWN_ERROR, why)
         except Exception:
             self._give_back_after_bug(node_id, attempt)
             raise

@@ -24,14 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitdag import crash
 from gitdag.attempts.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
 from gitdag.core import lifecycle, proposals
 from gitdag.core.model import ErrorKind, HoldKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import RefRefused, RemoteError, StaleSnapshotError
+from gitdag.errors import ENVIRONMENT_ERRORS, RefRefused, RemoteError, StaleSnapshotError
 from gitdag.remote.mirror import move_target
 from gitdag.store.layout import STATE_REF
 from gitdag.store.remote import tracking_ref
+from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
 from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
@@ -131,7 +133,7 @@ class RemoteMerges:
             job, self.job = self.job, None
             try:
                 result = job.future.result()
-            except Exception as exc:
+            except ENVIRONMENT_ERRORS as exc:  # a bug of ours goes on to the crash log (exit 3)
                 self._rollback(job, None)
                 target = self.worker.remote.target or ""
                 hold = classify_error(exc, target=target, base=job.tip)
@@ -177,8 +179,12 @@ class RemoteMerges:
         if tip is None:
             return
         stop = threading.Event()
-        future = self.pool.submit(w.launcher.integrate, snap, node, cancelled=stop.is_set)
+        future = self.pool.submit(self._integrate, snap, node, stop)
         self.job = _Job(node_id, node.attempts, head, tip, future, stop)
+
+    def _integrate(self, snap: Snapshot, node: Node, stop: threading.Event) -> MergeResult:
+        crash.fail_point("merge.integrate")
+        return self.worker.launcher.integrate(snap, node, cancelled=stop.is_set)
 
     def _stop_if_moved_on(self, job: _Job) -> None:
         """Kill the check of a node cancelled (or reset) meanwhile, as last fetched."""
@@ -259,7 +265,7 @@ class RemoteMerges:
             self.queue.insert(0, job.node_id)  # first again once repaired
         self.worker.said.say(job.node_id, hold)
 
-        def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+        def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             return lifecycle.hold(
                 node, kind=hold.kind, reason=hold.reason, repair=hold.repair, now=now
             )
@@ -300,7 +306,7 @@ class RemoteMerges:
         # The node's branch goes with the merge that integrates it (if it is where we think).
         tidy = RefPush("", work_ref, job.head)
 
-        def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+        def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node.status is not Status.MERGING or node.work is None or node.work.head != job.head:
                 return Rejected(f"{node.id} is {node.status.value}; not recording the merge")
             return lifecycle.merged(node, merged_commit=merged, now=now)
@@ -356,10 +362,9 @@ class RemoteMerges:
               paths: tuple[str, ...]) -> None:  # fmt: skip
         w = self.worker
 
-        def op(node: Node, now: dt.datetime) -> Transition | Rejected:
+        def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node.status is not Status.MERGING:
                 return Rejected(f"{node.id} is {node.status.value}, not merging")
-            snap = w.remote.snapshot()
             return proposals.fail_attempt(
                 node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
                 paths=paths, verb="merge",
