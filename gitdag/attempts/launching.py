@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitdag import crash
 from gitdag.attempts.holds import EnvHold, classify_error
 from gitdag.attempts.scratch import ScratchPool
 from gitdag.config import RunnerConfig, Settings
@@ -290,6 +291,7 @@ class Launcher:
         work = None
         if verdict.status == "success":
             try:
+                crash.fail_point("attempt.settle")
                 work = self.finish_work(prepared)
             except ENVIRONMENT_ERRORS as exc:  # a worktree git could not commit: whose fault?
                 hold = classify_error(exc, target="", base=prepared.base)

@@ -277,7 +277,6 @@ class Attempts:
             self.host.stopped(running)
             return None
         with self._bug_gives_back(node_id, attempt):
-            crash.fail_point("attempt.settle")
             settled = self.launcher.settle(running.prepared, outcome)
         if settled.problem is not None:
             problem = settled.problem
