@@ -20,7 +20,7 @@ from gitdag import crash
 from gitdag.attempts.holds import EnvHold, SaidOnce
 from gitdag.attempts.launching import Launcher, Settled
 from gitdag.attempts.lock import SupervisorLock
-from gitdag.attempts.port import LocalPort, on_node
+from gitdag.attempts.port import CommitPort, LocalPort, on_node
 from gitdag.attempts.preflight import preflight
 from gitdag.attempts.progress import Progress, Running
 from gitdag.attempts.running import Attempt, Attempts
@@ -62,7 +62,14 @@ class Supervisor:
         options: RunOptions,
         progress: Progress | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        port: CommitPort | None = None,
     ) -> None:
+        """`port`: where commits go; the local state branch by default (`LocalPort`).
+
+        Attempts, claims, holds and the stop line go through the port; landing a merge
+        (`landing.py`, one local ref transaction with the target) and crash recovery still assume
+        the local branch, so a `RemotePort` here needs those two to learn the remote first.
+        """
         self.store = store
         self.settings = settings
         self.options = options
@@ -71,7 +78,7 @@ class Supervisor:
         if clock is not None:
             store.clock = clock
         self.launcher = Launcher(store, settings)
-        self.port = LocalPort(store, self.actor)
+        self.port = port or LocalPort(store, self.actor)
         self.attempts = Attempts(self.port, self.launcher, self.progress, self, crash_points=True)
         self.merges = LocalMerges(self)
         self.reviews = Reviews(self)
@@ -145,7 +152,7 @@ class Supervisor:
             self.guard.check(head)
             self._last_head = head
             self._count_rewinds()
-        return self.store.snapshot()
+        return self.port.snapshot()
 
     def _count_rewinds(self) -> None:
         """Claims a rewind of the state branch dropped still count (rewinds.py); say it once."""
@@ -322,9 +329,16 @@ class Supervisor:
 
 
 def run(
-    store: StateStore, settings: Settings, options: RunOptions, progress: Progress | None = None
+    store: StateStore,
+    settings: Settings,
+    options: RunOptions,
+    progress: Progress | None = None,
+    port: CommitPort | None = None,
 ) -> int:
-    """Run the supervisor on a repository's store; return the exit code (spec §5)."""
+    """Run the supervisor on a repository's store; return the exit code (spec §5).
+
+    `port` chooses where its commits go (default: the local state branch, `LocalPort`).
+    """
     if options.workers < 1:
         raise InputError("--workers must be at least 1")
-    return Supervisor(store, settings, options, progress).run()
+    return Supervisor(store, settings, options, progress, port=port).run()
