@@ -142,7 +142,7 @@ def demo(directory: str | None, quiet: bool) -> None:
 @json_option
 def gc_cmd(delete_unmerged: bool, runs_older_than: float | None, as_json: bool) -> None:
     """Remove leftover worktrees, scratch checkouts and merged branches; report disk freed."""
-    from gitdag.supervisor.housekeeping import collect_garbage
+    from gitdag.doctor.housekeeping import collect_garbage
 
     with open_store() as store:
         report = collect_garbage(

@@ -9,10 +9,12 @@ from gitdag.core.model import Status
 from gitdag.doctor.findings import Finding
 from gitdag.errors import GitdagError
 from gitdag.store import ranges
+from gitdag.store.incidents import VERIFIED_HEAD as VERIFIED_HEAD
+from gitdag.store.incidents import load_verified, still_open
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.supervisor.guard import VERIFIED_HEAD as VERIFIED_HEAD
-from gitdag.supervisor.guard import still_open
+from gitdag.attempts.holds import runner_problem
+from gitdag.attempts.preflight import config_line
 
 
 def check_config(store: StateStore) -> list[Finding]:
@@ -74,12 +76,9 @@ def check_state(store: StateStore) -> list[Finding]:
 
 def _verified_base(store: StateStore, head: str) -> str | None:
     """The last head a supervisor verified, when it is in head's history; else None (all of it)."""
-    try:
-        verified = (store.paths.local / VERIFIED_HEAD).read_text().strip()
-    except OSError:
-        return None
-    if not verified or verified == head:
-        return verified or None
+    verified = load_verified(store.paths.local)
+    if verified is None or verified == head:
+        return verified
     try:
         commits = ranges.commits_between(store, verified, head)
     except GitdagError:

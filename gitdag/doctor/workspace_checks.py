@@ -69,7 +69,7 @@ def _stale_entries(trash: Path, age_s: float = TRASH_STALE_S) -> list[str]:
 
 
 def _gc(store: StateStore) -> str:
-    from gitdag.supervisor.housekeeping import collect_garbage
+    from gitdag.doctor.housekeeping import collect_garbage
 
     report = collect_garbage(store)
     return (f"removed {len(report.removed_worktrees)} worktree(s), freed "

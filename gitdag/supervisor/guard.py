@@ -26,17 +26,19 @@ Every head that passed (and every head the supervisor wrote itself) becomes the 
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import json
 import socket
-from dataclasses import dataclass
-from pathlib import Path
 
 from gitdag.core.legality import step_info
-from gitdag.core.loaders import load_json
 from gitdag.errors import IncidentError, InputError, StoreError
 from gitdag.store.delta import commit_of
+from gitdag.store.incidents import (
+    Incident,
+    load_verified,
+    log_rewind,
+    record,
+    save_verified,
+    still_open,
+)
 from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.ranges import (
     commits_between,
@@ -50,38 +52,7 @@ from gitdag.store.state import StateStore
 from gitdag.supervisor.rewinds import lost_claims
 
 SUPERVISOR_PREFIX = "supervisor@"
-INCIDENTS_LOG = "incidents.log"
-OPEN_INCIDENT = "incident.json"
-VERIFIED_HEAD = "verified-head"  # under .dagain/local/; `gitdag doctor` checks from it too
 WALK_LIMIT = 20_000  # first parents walked back to the verified head before calling it unreachable
-
-
-@dataclass(frozen=True)
-class Incident:
-    """A head the supervisor refuses to build on.
-
-    Attributes:
-      head: the head of the branch when it was found.
-      commit: the first offending commit.
-      parent: its first parent (None for a root commit).
-      problems: what is wrong with it, one line each.
-      hint: the repair commands.
-    """
-
-    head: str
-    commit: str
-    parent: str | None
-    problems: tuple[str, ...]
-    hint: str
-
-    def message(self) -> str:
-        """One line: what happened, the first problem, and how to repair it."""
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        return (
-            f"{STATE_BRANCH} was moved by something other than this supervisor: commit "
-            f"{self.commit[:12]}: {self.problems[0]}{more}; refusing to build on it "
-            f"(incident recorded in .dagain/local/{INCIDENTS_LOG}); {self.hint}"
-        )
 
 
 def _host_supervisor(actor: str | None, host: str) -> bool:
@@ -130,74 +101,6 @@ def check_new_commits(
         return None
     problems = tuple(p.message for p in invalid.problems) or ("invalid",)
     return Incident(new_head, invalid.commit, invalid.parent, problems, invalid.hint)
-
-
-def still_open(store: StateStore, local: Path, head: str) -> Incident | None:
-    """Return the recorded incident if its commit is still in `head`'s history, unrepaired."""
-    path = local / OPEN_INCIDENT
-    try:
-        data = load_json(path.read_bytes())
-        incident = Incident(
-            str(data["head"]),
-            str(data["commit"]),
-            data.get("parent"),
-            tuple(str(p) for p in data["problems"]),
-            str(data["hint"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        commits = commits_between(store, incident.parent, head)
-    except StoreError:
-        commits = []
-    if incident.commit in commits and incident.commit not in repairs_in(store, commits):
-        return incident
-    path.unlink(missing_ok=True)  # repaired (reverted, reset past, or the branch moved away)
-    return None
-
-
-def record(local: Path, incident: Incident, actor: str, now: dt.datetime | None = None) -> Path:
-    """Append the incident to `incidents.log`, keep it open in `incident.json`; return the log."""
-    local.mkdir(parents=True, exist_ok=True)
-    when = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
-    entry = {
-        "time": when,
-        "supervisor": actor,
-        "head": incident.head,
-        "commit": incident.commit,
-        "parent": incident.parent,
-        "problems": list(incident.problems),
-        "hint": incident.hint,
-    }
-    log = local / INCIDENTS_LOG
-    with log.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry) + "\n")
-    (local / OPEN_INCIDENT).write_text(json.dumps(entry) + "\n", encoding="utf-8")
-    return log
-
-
-def log_rewind(local: Path, known: str, head: str, problem: str, actor: str) -> None:
-    """Append a rewind to `incidents.log` (it is no open incident: the new head is built on)."""
-    entry = {
-        "time": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "supervisor": actor,
-        "head": head,
-        "moved_back_from": known,
-        "problems": [problem],
-    }
-    with contextlib.suppress(OSError):
-        local.mkdir(parents=True, exist_ok=True)
-        with (local / INCIDENTS_LOG).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
-
-
-def load_verified(local: Path) -> str | None:
-    """Return the verified head recorded under `local` (None: none recorded)."""
-    try:
-        text = (local / VERIFIED_HEAD).read_text().strip()
-    except OSError:
-        return None
-    return text or None
 
 
 class Guard:
@@ -299,5 +202,4 @@ class Guard:
         if head == self.verified:
             return
         self.verified = head
-        with contextlib.suppress(OSError):  # losing it only costs a longer check on restart
-            (self.local / VERIFIED_HEAD).write_text(head + "\n")
+        save_verified(self.local, head)

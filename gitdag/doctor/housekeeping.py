@@ -1,4 +1,8 @@
-"""`gitdag gc`: what the graph says is live or integrated, handed to the workspace's gc."""
+"""Garbage collection for `gitdag gc` and `gitdag doctor --fix`.
+
+What the graph says is live or integrated, handed to the workspace's gc. It lives in doctor/ (a
+repair of the checkout), not in supervisor/, which never calls it.
+"""
 
 from __future__ import annotations
 
