@@ -13,8 +13,6 @@ from gitdag.store.incidents import VERIFIED_HEAD as VERIFIED_HEAD
 from gitdag.store.incidents import load_verified, still_open
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.attempts.holds import runner_problem
-from gitdag.attempts.preflight import config_line
 
 
 def check_config(store: StateStore) -> list[Finding]:
