@@ -378,7 +378,7 @@ class Launcher:
             check_cmd=merge.check,
             check_timeout_s=float(merge.check_timeout_s),
             node_id=node.id,
-            message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
+            message=merge_message(node),
             land=land,
             cancelled=cancelled,
         )
@@ -399,3 +399,8 @@ class Launcher:
             self.worktrees.remove(node_id, delete_branch=True, archive=archive)
         else:
             self.worktrees.remove(node_id, delete_branch=False, archive=False)
+
+
+def merge_message(node: Node) -> str:
+    """The merge commit's message: its subject names the node (`conflicts.py` reads it back)."""
+    return f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n"

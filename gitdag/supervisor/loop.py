@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from gitdag import crash
 from gitdag.config import Settings
@@ -31,6 +32,7 @@ from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
+from gitdag.supervisor import batching
 from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.holds import (
     EnvHold,
@@ -49,6 +51,7 @@ from gitdag.supervisor.progress import Progress, Running
 from gitdag.supervisor.recovery import recover_orphans
 from gitdag.supervisor.rewinds import Ledger
 from gitdag.supervisor.starting import StartGates, preflight
+from gitdag.workspace.batch import BatchResult
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 
@@ -76,8 +79,9 @@ class _Flight:
 class _Merge:
     node_id: str
     attempt: int
-    future: Future[MergeResult]
+    future: Future[Any]  # MergeResult, or BatchResult for a batch
     desk: Desk
+    batch: batching.Members = ()  # a batch's members (merge.batch), in queue order
 
 
 @dataclass
@@ -542,22 +546,31 @@ class Supervisor:
         )
         self.queue = [nid for nid in self.queue if nid in merging] + extra
         if self.merge is not None:
-            if not still_merging(snap, self.merge.node_id, self.merge.attempt):
+            members = self.merge.batch or ((self.merge.node_id, self.merge.attempt),)
+            if not batching.all_merging(snap, members):
                 self.merge.desk.stop.set()  # cancelled, reset, ...: kill its check, never land
             self.merge.desk.serve(self, self.merge.node_id, self.merge.attempt)
             if not self.merge.future.done():
                 return snap
             job, self.merge = self.merge, None
             try:
-                outcome: MergeResult | BaseException = job.future.result()
+                outcome: MergeResult | BatchResult | BaseException = job.future.result()
             except Exception as exc:  # trouble that is no merge outcome: whose is it?
                 outcome = exc
+            if job.batch:
+                return batching.record(job.batch, outcome, self._batch_member(job)) or (
+                    self._snapshot()
+                )
+            assert not isinstance(outcome, BatchResult)
             if job.node_id in self.queue:
                 self.queue.remove(job.node_id)
             # A fresh snapshot either way: whether the run can go on is judged on the state
             # after this merge, never on one read before it (a cancel may have come since).
             snap = self._merge_outcome(job, snap, outcome) or self._snapshot()
         if self.merge is None and self.queue and not self._merge_gated(snap):
+            if batch := batching.start(self, snap):
+                self.merge = _Merge(*batch[2][0], batch[0], batch[1], batch[2])
+                return snap
             node_id = self.queue[0]
             node = self.store.node(snap, node_id)
             if node.work is None:
@@ -578,6 +591,18 @@ class Supervisor:
             )
             self.merge = _Merge(node_id, node.attempts, future, desk)
         return snap
+
+    def _batch_member(self, job: _Merge) -> batching.RecordOne:
+        """Record one member of a finished batch as the serial queue records its merge."""
+
+        def one(node_id: str, attempt: int, result: MergeResult | BaseException) -> Snapshot | None:
+            waits = isinstance(result, MergeResult) and result.status == "abandoned"
+            if node_id in self.queue and not waits:  # an abandoned one keeps its place
+                self.queue.remove(node_id)
+            member = _Merge(node_id, attempt, job.future, job.desk)
+            return self._merge_outcome(member, self._snapshot(), result)
+
+        return one
 
     def _merge_outcome(
         self, job: _Merge, snap: Snapshot, outcome: MergeResult | BaseException
