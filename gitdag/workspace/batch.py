@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gitdag.crash import crash_point
@@ -95,6 +95,7 @@ class Chain:
 
     base: str
     links: list[Link] = field(default_factory=list)
+    cut: int | None = None  # the entry the chain stopped before (see build_chain)
 
     @property
     def merged(self) -> list[Link]:
@@ -107,11 +108,22 @@ class Chain:
 
 
 def build_chain(root: Path, git_dir: Path, base: str, heads: Sequence[tuple[Entry, str]]) -> Chain:
-    """Merge each (entry, head) onto the chain so far, in order, starting from `base`."""
+    """Merge each (entry, head) onto the chain so far, in order, starting from `base`.
+
+    Trouble merging an entry after the first (git failing on its branch) ends the chain there:
+    `cut` is its index, and it and the entries after it wait for a batch they lead, where the
+    trouble is theirs (raised), as when the serial queue merges them.
+    """
     chain = Chain(base)
-    for entry, head in heads:
-        step = merge_onto(root, git_dir, chain.top, head, entry.message,
-                          what=f"{entry.branch} into the batch")  # fmt: skip
+    for at, (entry, head) in enumerate(heads):
+        try:
+            step = merge_onto(root, git_dir, chain.top, head, entry.message,
+                              what=f"{entry.branch} into the batch")  # fmt: skip
+        except WorkspaceError:
+            if at == 0:
+                raise
+            chain.cut = at
+            break
         chain.links.append(Link(entry, step.commit, step.result))
     return chain
 
@@ -199,7 +211,7 @@ def integrate_batch(
     with held(local, "merge-" + target):
         for _ in range(MAX_ROUNDS):
             tip = must_read(git_dir, target_ref, "target branch")
-            heads = [(e, must_read(git_dir, "refs/heads/" + e.branch, "branch")) for e in entries]
+            heads = _heads(git_dir, entries)
             if half_moved := settle_target(local, target_ref):
                 return _held_up(entries, dirty(tip, half_moved))
             if cancelled is not None and cancelled():
@@ -208,8 +220,22 @@ def integrate_batch(
                           cancelled, tip, heads)  # fmt: skip
             outcome = plan.run()
             if outcome is not None:
-                return outcome
+                left = tuple(e.node_id for e in entries[len(plan.heads) :])
+                return replace(outcome, pending=outcome.pending + left)
     raise WorkspaceError(f"{target} kept moving: gave up after {MAX_ROUNDS} merge attempts")
+
+
+def _heads(git_dir: Path, entries: Sequence[Entry]) -> list[tuple[Entry, str]]:
+    """Each entry's branch head, up to the first missing one after the first (it waits)."""
+    heads = []
+    for at, entry in enumerate(entries):
+        try:
+            heads.append((entry, must_read(git_dir, "refs/heads/" + entry.branch, "branch")))
+        except WorkspaceError:
+            if at == 0:
+                raise  # the first entry's own trouble, as when it merges alone
+            break
+    return heads
 
 
 def _held_up(entries: Sequence[Entry], result: MergeResult) -> BatchResult:
@@ -244,8 +270,10 @@ class _Batch:
 
     def run(self) -> BatchResult | None:
         """Chain, check, land: the result, or None when the target moved (merge again)."""
-        entries = [e for e, _ in self.heads]
         chain = build_chain(self.root, self.git_dir, self.tip, self.heads)
+        if chain.cut is not None:
+            self.heads = self.heads[: chain.cut]
+        entries = [e for e, _ in self.heads]
         target_ref = "refs/heads/" + self.target
         if self.check_cmd and chain.merged:
             if refusal := refusal_of(self.root, self.git_dir, target_ref, self.tip):

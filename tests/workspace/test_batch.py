@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gitdag.errors import WorkspaceError
 from gitdag.workspace.batch import BatchResult, Entry, Probe, bounds, integrate_batch, plan_probes
 from tests.conftest import git
 
@@ -140,3 +141,13 @@ def test_branches_already_on_the_target_are_found_once(root: Path) -> None:
     again = batch(root, ids, check=None)
     assert [r.status for r in again.results.values()] == ["already_merged"] * 3
     assert [r.merged for r in again.results.values()] == [r.merged for r in first.results.values()]
+
+
+def test_a_later_branch_gone_waits_and_the_rest_lands(root: Path) -> None:
+    ids = make_changes(root, 4, None)
+    git(root, "update-ref", "-d", "refs/heads/dagain/work/c2")
+    result = batch(root, ids, check=None)
+    assert [r.status for r in result.results.values()] == ["merged", "merged"]
+    assert result.pending == ("c2", "c3")  # c2's own trouble is raised when it leads a batch
+    with pytest.raises(WorkspaceError, match="dagain/work/c2 does not exist"):
+        batch(root, list(result.pending), check=None)
