@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,17 @@ def test_a_later_branch_gone_waits_and_the_rest_lands(root: Path) -> None:
     assert result.pending == ("c2", "c3")  # c2's own trouble is raised when it leads a batch
     with pytest.raises(WorkspaceError, match="dagain/work/c2 does not exist"):
         batch(root, list(result.pending), check=None)
+
+
+def test_a_cancel_during_the_check_abandons_the_batch_untouched(root: Path, tmp_path: Path) -> None:
+    ids = make_changes(root, 3, None)
+    tip = rev(root, TARGET)
+    flag = tmp_path / "cancelled"
+    start = time.monotonic()
+    result = integrate_batch(
+        root, root / ".git", root / ".dagain" / "local", entries=entries(ids), target=TARGET,
+        check_cmd=f"touch {flag}; sleep 30", check_timeout_s=60, cancelled=flag.exists,
+    )  # fmt: skip
+    assert time.monotonic() - start < 25  # the check was stopped, not waited out
+    assert [r.status for r in result.results.values()] == ["abandoned"] * 3
+    assert rev(root, TARGET) == tip and result.landed is None
