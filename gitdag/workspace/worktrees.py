@@ -225,6 +225,12 @@ class Worktrees:
                 # Compare-and-swap on the value just read; deletes the branch's reflog too.
                 move_ref(self.root, self.git_dir, ref, head, None, f"gitdag: remove {node_id}")
 
+    def work_branches(self) -> list[str]:
+        """The node ids that have a `dagain/work/<id>` branch (one `git for-each-ref`)."""
+        out = run_git(["for-each-ref", "--format=%(refname)", "refs/heads/" + WORK_PREFIX],
+                      self.root).stdout  # fmt: skip
+        return [line.removeprefix("refs/heads/" + WORK_PREFIX) for line in out.splitlines()]
+
     # ---- scratch checkouts ----------------------------------------------------------------
 
     def scratch_path(self, name: str) -> Path:
