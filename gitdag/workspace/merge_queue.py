@@ -1,14 +1,14 @@
 """The merge queue's git work: integrate one node branch into the target branch.
 
-`integrate` merges without a checkout (`git merge-tree --write-tree`), writes the merge commit
-in-process (`objects.py`), optionally runs the check command on exactly that commit in a scratch
-checkout, and advances the target with compare-and-swap (in-process, as `git update-ref <ref>
-<new> <old>` would), or through the caller's `land`, which moves it in one ref transaction
+`integrate` merges without a checkout (`git merge-tree --write-tree`), writes the merge
+commit in-process (`objects.py`), optionally runs the check command on exactly that commit in a
+scratch checkout, and advances the target with compare-and-swap (in-process, as `git update-ref
+<ref> <new> <old>` would), or through the caller's `land`, which moves it in one ref transaction
 with the caller's record of the merge (the supervisor: the node's `merge` transition), so a
-node cancelled meanwhile never reaches the target. A checked-out target is moved by `advance.py`, crash-safely.
-If the target moved meanwhile, the merge is redone on the new tip (a bounded number of times).
-One integration per target runs at a time across processes (`locks/merge-<target>.lock`), so the
-queue order the caller chooses is the order commits land.
+node cancelled meanwhile never reaches the target. A checked-out target is moved by
+`advance.py`, crash-safely. If the target moved meanwhile, the merge is redone on the new tip
+(a bounded number of times). One integration per target runs at a time across processes
+(`locks/merge-<target>.lock`), so the queue order the caller chooses is the order commits land.
 
 The outcome is a value; only trouble that is not an ordinary outcome (a missing branch, git
 failing) raises `WorkspaceError`. Node statuses are the caller's business.
