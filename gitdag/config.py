@@ -61,6 +61,10 @@ class MergeConfig(_Cfg):
     check: StrictStr | None = None
     check_timeout_s: Annotated[Number, Field(gt=0, le=7 * 86400)] = 1800
     archive_branches: StrictBool = False
+    # Up to this many ready branches merged, checked and landed together (1: one at a time).
+    batch: Annotated[StrictInt, Field(ge=1, le=64)] = 1
+    # How many checks a failing batch may run at once while it looks for the culprit.
+    batch_checks: Annotated[StrictInt, Field(ge=1, le=16)] = 1
 
 
 class PacketConfig(_Cfg):

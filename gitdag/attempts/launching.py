@@ -87,6 +87,9 @@ class Launcher:
         self.worktrees = Worktrees(paths.root, paths.git_dir, self.local)
         self.scratch = ScratchPool(self.worktrees)
         self.git_dir = paths.git_dir
+        # Nodes whose finished work waits uncommitted in its worktree (a full disk): the one
+        # case where a merging node still needs its checkout.
+        self.uncommitted: set[str] = set()
 
     # --- choosing the runner ------------------------------------------------------------------
 
@@ -298,6 +301,7 @@ class Launcher:
                 if hold is not None and hold.kind is HoldKind.DISK_FULL and prepared.branch:
                     # The work is done and in its worktree: it waits there, committed later.
                     pending = Work(branch=prepared.branch, base=prepared.base, head=None)
+                    self.uncommitted.add(prepared.node_id)
                     return Settled(result=verdict, work=pending, hold=hold)
                 why = f"could not commit the worktree's changes: {exc}"
                 return Settled(problem=ResultProblem(ErrorKind.TASK_FAILURE, why))
@@ -320,7 +324,11 @@ class Launcher:
     ) -> None:
         if prepared.slot is not None:
             self.scratch.release(prepared.slot)
-        if prepared.code and not keep_worktree:
+        if prepared.code and keep_worktree and prepared.node_id not in self.uncommitted:
+            # Its work is committed on its branch, all the merge needs: the checkout goes now,
+            # so live registrations stay as few as the running nodes (every merge reads them).
+            self.worktrees.remove(prepared.node_id, delete_branch=False, archive=False)
+        elif prepared.code and not keep_worktree:
             if keep_branch and self.worktrees.path_for(prepared.node_id).is_dir():
                 # A failed or stopped attempt's work stays on its branch for inspection (the next
                 # attempt starts afresh from the target tip; `gitdag gc` keeps such branches).
@@ -372,7 +380,7 @@ class Launcher:
             check_cmd=merge.check,
             check_timeout_s=float(merge.check_timeout_s),
             node_id=node.id,
-            message=f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n",
+            message=merge_message(node),
             land=land,
             cancelled=cancelled,
         )
@@ -385,6 +393,7 @@ class Launcher:
         self.worktrees.commit_leftovers(
             node.id, node.attempts, f"gitdag: {node.id} attempt {node.attempts}", base=base
         )
+        self.uncommitted.discard(node.id)
 
     def after_merge(self, node_id: str, *, integrated: bool, final: bool = False) -> None:
         if integrated:
@@ -392,3 +401,8 @@ class Launcher:
             self.worktrees.remove(node_id, delete_branch=True, archive=archive)
         else:
             self.worktrees.remove(node_id, delete_branch=False, archive=False)
+
+
+def merge_message(node: Node) -> str:
+    """The merge commit's message: its subject names the node (`conflicts.py` reads it back)."""
+    return f"gitdag: integrate {node.id} (attempt {node.attempts})\n\n{node.title}\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitdag import crash
 from gitdag.attempts.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
@@ -20,7 +20,9 @@ from gitdag.core.model import ErrorKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ENVIRONMENT_ERRORS
 from gitdag.store.snapshot import Snapshot
+from gitdag.supervisor import batching
 from gitdag.supervisor.landing import Desk, still_merging
+from gitdag.workspace.batch import BatchResult
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
 if TYPE_CHECKING:
@@ -31,8 +33,9 @@ if TYPE_CHECKING:
 class _Merge:
     node_id: str
     attempt: int
-    future: Future[MergeResult]
+    future: Future[Any]  # MergeResult, or BatchResult for a batch
     desk: Desk
+    batch: batching.Members = ()  # a batch's members (merge.batch), in queue order
 
 
 class LocalMerges:
@@ -77,22 +80,31 @@ class LocalMerges:
         )
         self.queue = [nid for nid in self.queue if nid in merging] + extra
         if self.merge is not None:
-            if not still_merging(snap, self.merge.node_id, self.merge.attempt):
+            members = self.merge.batch or ((self.merge.node_id, self.merge.attempt),)
+            if not batching.all_merging(snap, members):
                 self.merge.desk.stop.set()  # cancelled, reset, ...: kill its check, never land
             self.merge.desk.serve(sup, self.merge.node_id, self.merge.attempt)
             if not self.merge.future.done():
                 return snap
             job, self.merge = self.merge, None
             try:
-                outcome: MergeResult | BaseException = job.future.result()
+                outcome: MergeResult | BatchResult | BaseException = job.future.result()
             except ENVIRONMENT_ERRORS as exc:  # trouble that is no merge outcome: whose is it?
                 outcome = exc  # anything else is a bug of ours: on to the crash log (exit 3)
+            if job.batch:
+                return batching.record(job.batch, outcome, self._batch_member(job)) or (
+                    sup.snapshot()
+                )
+            assert not isinstance(outcome, BatchResult)
             if job.node_id in self.queue:
                 self.queue.remove(job.node_id)
             # A fresh snapshot either way: whether the run can go on is judged on the state
             # after this merge, never on one read before it (a cancel may have come since).
             snap = self._outcome(job, snap, outcome) or sup.snapshot()
         if self.merge is None and self.queue and not self._gated(snap):
+            if batch := batching.start(self, snap):
+                self.merge = _Merge(*batch[2][0], batch[0], batch[1], batch[2])
+                return snap
             node_id = self.queue[0]
             node = sup.store.node(snap, node_id)
             if node.work is None:
@@ -105,6 +117,18 @@ class LocalMerges:
             future = self.pool.submit(self._integrate, snap, node, desk)
             self.merge = _Merge(node_id, node.attempts, future, desk)
         return snap
+
+    def _batch_member(self, job: _Merge) -> batching.RecordOne:
+        """Record one member of a finished batch as the serial queue records its merge."""
+
+        def one(node_id: str, attempt: int, result: MergeResult | BaseException) -> Snapshot | None:
+            waits = isinstance(result, MergeResult) and result.status == "abandoned"
+            if node_id in self.queue and not waits:  # an abandoned one keeps its place
+                self.queue.remove(node_id)
+            member = _Merge(node_id, attempt, job.future, job.desk)
+            return self._outcome(member, self.sup.snapshot(), result)
+
+        return one
 
     def _integrate(self, snap: Snapshot, node: Node, desk: Desk) -> MergeResult:
         crash.fail_point("merge.integrate")

@@ -147,9 +147,9 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
     """
     worktrees = sup.launcher.worktrees
     worktrees.empty_trash()  # what a crash left between moving a checkout and deleting it
+    removed = _integrated_branches(sup, snap)
     if not worktrees.dir.is_dir():
-        return []
-    removed = []
+        return removed
     for entry in sorted(worktrees.dir.iterdir()):
         node_id = entry.name
         if node_id.startswith(SCRATCH_PREFIX):
@@ -175,6 +175,27 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
         worktrees.remove(node_id, delete_branch=False, archive=False)
         removed.append(node_id)
     return removed
+
+
+def _integrated_branches(sup: Supervisor, snap: Snapshot) -> list[str]:
+    """Delete the branches of integrated nodes whose worktree was already gone; return the ids.
+
+    A merging node's checkout goes when its attempt ends, so a crash right after its merge
+    leaves only its branch (found by tests/reliability/test_recovery.py).
+    """
+    worktrees = sup.launcher.worktrees
+    done = []
+    for node_id in worktrees.work_branches():
+        summary = snap.nodes.get(node_id)
+        if summary is None or summary.status is not Status.DONE:
+            continue
+        if worktrees.path_for(node_id).exists():
+            continue  # handled with its worktree below
+        node = sup.store.node(snap, node_id)
+        if node.work is not None and node.work.merged:
+            sup.launcher.after_merge(node_id, integrated=True)
+            done.append(node_id)
+    return done
 
 
 def _no_live_runner(sup: Supervisor, node_id: str) -> bool:

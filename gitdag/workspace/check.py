@@ -80,6 +80,36 @@ def run_check(
     return CheckOutcome(ok=code == 0 and not timed_out, tail=tail, timed_out=timed_out)
 
 
+def check_merge(
+    root: Path,
+    git_dir: Path,
+    local: Path,
+    target: str,
+    commit: str,
+    cmd: str,
+    timeout_s: float,
+    log_name: str,
+    env: dict[str, str],
+    *,
+    stop: Callable[[], bool] | None = None,
+    slot: int = 0,
+) -> tuple[CheckOutcome, Path]:
+    """Run the merge check on exactly `commit`, in the target's scratch checkout `slot`.
+
+    The log is `merge-checks/<log_name>.log`; the environment gets `GITDAG_TARGET`,
+    `GITDAG_MERGE_COMMIT` and `GITDAG_WORKTREE` on top of `env`. Slot 0 is the checkout the
+    serial queue uses; a batch bisecting with several checks at once uses 1, 2, ... as well.
+    """
+    from gitdag.workspace.worktrees import Worktrees  # worktrees is the heavier import
+
+    log = local / "merge-checks" / f"{log_name}.log"
+    name = "merge-" + target.replace("/", "-") + (f"-{slot}" if slot else "")
+    full = {**env, "GITDAG_TARGET": target, "GITDAG_MERGE_COMMIT": commit}
+    with Worktrees(root, git_dir, local).using_scratch(commit, name=name) as scratch:
+        full["GITDAG_WORKTREE"] = str(scratch)
+        return run_check(cmd, scratch, log, timeout_s, full, stop=stop), log
+
+
 class _Stopped(Exception):
     pass
 

@@ -45,15 +45,17 @@ def checkouts_of(root: Path, git_dir: Path, ref: str) -> list[Checkout]:
     admins = git_dir / "worktrees"
     if admins.is_dir():
         for admin in sorted(admins.iterdir()):
+            candidates.append((admin, admin))  # the checkout's path is read only if it matches
+    for path, admin in candidates:
+        head = head_ref(admin)
+        # A rebase detaches HEAD: only a detached checkout can be rebasing onto `ref`.
+        if head != ref and (head is not None or _rebasing(admin) != ref):
+            continue
+        if path == admin:
             try:
-                gitdir = (admin / "gitdir").read_text().strip()
+                path = Path((admin / "gitdir").read_text().strip()).parent
             except OSError:
                 continue
-            candidates.append((Path(gitdir).parent, admin))
-    for path, admin in candidates:
-        rebasing = _rebasing(admin)
-        if head_ref(admin) != ref and rebasing != ref:
-            continue
         if not path.is_dir():
             continue
         busy = next((m for m in _IN_PROGRESS if (admin / m).exists()), None)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from gitdag.crash import fault_point
 from gitdag.errors import WorkspaceError
 
 # Variables that relocate the repository: inherited from a hook they would redirect our commands.
@@ -48,14 +47,6 @@ _QUIET = {
 # gitdag's own checkouts and commits run no user hooks: a post-checkout or pre-commit hook of the
 # user's would make plumbing slow, fail for reasons outside the node, or write files of its own.
 NO_HOOKS: tuple[str, ...] = ("-c", "core.hooksPath=/dev/null")
-
-_IDENTITY_ERRORS = (
-    "identity unknown",
-    "empty ident",
-    "auto-detect email",
-    "no email was given",
-    "no name was given",
-)
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -111,25 +102,6 @@ def describe_failure(proc: subprocess.CompletedProcess[str]) -> str:
 def fallback_identity() -> tuple[str, str]:
     """The identity gitdag commits under when git has none configured."""
     return "gitdag", f"gitdag@{socket.gethostname() or 'localhost'}"
-
-
-def run_git_committing(
-    args: Sequence[str], cwd: Path, *, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run a command that creates a commit; if git knows no identity, retry as gitdag.
-
-    The user's own identity (environment or config) always wins: `-c user.*` is only passed on
-    the retry, because on the command line it would override their configuration.
-    """
-    fault_point("git.commit", " ".join(args[:1]))
-    proc = run_git(args, cwd, check=False, input=input)
-    if proc.returncode != 0 and any(e in proc.stderr.lower() for e in _IDENTITY_ERRORS):
-        name, email = fallback_identity()
-        ident = ("-c", f"user.name={name}", "-c", f"user.email={email}")
-        proc = run_git([*ident, *args], cwd, check=False, input=input)
-    if proc.returncode != 0:
-        raise WorkspaceError(describe_failure(proc))
-    return proc
 
 
 def read_ref(git_dir: Path, ref: str) -> str | None:

@@ -1,14 +1,14 @@
 """The merge queue's git work: integrate one node branch into the target branch.
 
-`integrate` merges without a checkout (`git merge-tree --write-tree`), builds the merge commit
-(`git commit-tree`), optionally runs the check command on exactly that commit in a scratch
-checkout, and advances the target with compare-and-swap (`git update-ref <ref> <new> <old>`),
-or through the caller's `land`, which moves it in one ref transaction with the caller's record
-of the merge (the supervisor: the node's `merge` transition), so a node cancelled meanwhile
-never reaches the target. A checked-out target is moved by `advance.py`, crash-safely.
-If the target moved meanwhile, the merge is redone on the new tip (a bounded number of times).
-One integration per target runs at a time across processes (`locks/merge-<target>.lock`), so the
-queue order the caller chooses is the order commits land.
+`integrate` merges without a checkout (`git merge-tree --write-tree`), writes the merge
+commit in-process (`objects.py`), optionally runs the check command on exactly that commit in a
+scratch checkout, and advances the target with compare-and-swap (in-process, as `git update-ref
+<ref> <new> <old>` would), or through the caller's `land`, which moves it in one ref transaction
+with the caller's record of the merge (the supervisor: the node's `merge` transition), so a
+node cancelled meanwhile never reaches the target. A checked-out target is moved by
+`advance.py`, crash-safely. If the target moved meanwhile, the merge is redone on the new tip
+(a bounded number of times). One integration per target runs at a time across processes
+(`locks/merge-<target>.lock`), so the queue order the caller chooses is the order commits land.
 
 The outcome is a value; only trouble that is not an ordinary outcome (a missing branch, git
 failing) raises `WorkspaceError`. Node statuses are the caller's business.
@@ -31,11 +31,11 @@ from gitdag.workspace.advance import (
     advance_checkout,
     settle_target,
 )
-from gitdag.workspace.check import run_check
+from gitdag.workspace.check import check_merge
 from gitdag.workspace.checkouts import checkouts_of, dirty_reason
 from gitdag.workspace.conflicts import collisions
-from gitdag.workspace.gitcli import held, read_ref, run_git, run_git_committing, tree_of
-from gitdag.workspace.worktrees import Worktrees
+from gitdag.workspace.gitcli import held, read_ref, run_git, tree_of
+from gitdag.workspace.objects import move_ref, write_commit
 
 MergeStatus = Literal[
     "merged", "already_merged", "conflict", "check_failed", "target_checked_out_dirty", "abandoned"
@@ -108,79 +108,122 @@ def integrate(
     Raises:
       WorkspaceError: a branch is missing, the histories are unrelated, or git fails.
     """
-    root, git_dir, local = Path(root), Path(git_dir), Path(local)
-    target_ref, branch_ref = "refs/heads/" + target, "refs/heads/" + branch
-    with held(local, "merge-" + target):
+    job = _Job(Path(root), Path(git_dir), Path(local), branch, target, check_cmd,
+               check_timeout_s, node_id, message, land, cancelled)  # fmt: skip
+    with held(job.local, "merge-" + target):
         for _ in range(MAX_ROUNDS):
-            tip = _must_read(git_dir, target_ref, "target branch")
-            head = _must_read(git_dir, branch_ref, "branch")
-            if half_moved := settle_target(local, target_ref):
-                return _dirty(tip, half_moved)
-            if cancelled is not None and cancelled():
-                return MergeResult("abandoned", None, (), "cancelled", tip)
-            proc = run_git(
-                ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", tip, head],
-                root,
-                check=False,
-            )
-            if proc.returncode not in (0, 1):
-                raise WorkspaceError(f"cannot merge {branch} into {target}: {proc.stderr.strip()}")
-            fields = proc.stdout.split("\0")
-            tree = fields[0].strip()
-            if proc.returncode == 1:
-                paths = tuple(dict.fromkeys(p for p in fields[1:] if p))
-                hit = tuple(c.describe() for c in collisions(root, tip, head, paths))
-                return MergeResult("conflict", None, paths, "", tip, collided=hit)
-            # A branch already in the target merges to the target's own tree; only then is the
-            # (rarer, slower) ancestry question worth asking.
-            if tree == tree_of(root, git_dir, tip) and contains_commit(root, tip, head):
-                merged = _first_containing(root, tip, head)
-                return MergeResult("already_merged", merged, (), "", tip)
-
-            # Refuse early, before spending a check on a merge that could not land.
-            if check_cmd and (refusal := _refusal(root, git_dir, target_ref, tip)):
-                return refusal
-
-            new = run_git_committing(
-                ["commit-tree", "--no-gpg-sign", tree, "-p", tip, "-p", head, "-F", "-"],
-                root,
-                input=message if message.endswith("\n") else message + "\n",
-            ).stdout.strip()
-
-            log: Path | None = None
-            if check_cmd:
-                log = local / "merge-checks" / f"{node_id}.log"
-                env = {
-                    "GITDAG_NODE_ID": node_id,
-                    "GITDAG_TARGET": target,
-                    "GITDAG_MERGE_COMMIT": new,
-                }
-                wt = Worktrees(root, git_dir, local)
-                with wt.using_scratch(new, name="merge-" + target.replace("/", "-")) as scratch:
-                    env["GITDAG_WORKTREE"] = str(scratch)
-                    outcome = run_check(
-                        check_cmd, scratch, log, check_timeout_s, env, stop=cancelled
-                    )
-                if outcome.stopped:
-                    return MergeResult("abandoned", None, (), "cancelled", tip, log)
-                if not outcome.ok:
-                    return MergeResult("check_failed", None, (), outcome.tail, tip, log)
-
-            # Again: the check may have run for minutes, and people check branches out.
-            if refusal := _refusal(root, git_dir, target_ref, tip):
-                return refusal
-            if cancelled is not None and cancelled():
-                return MergeResult("abandoned", None, (), "cancelled", tip, log)
-            landing = _publish(root, git_dir, local, target_ref, tip, new, node_id, land)
-            if landing.outcome == "refused":
-                return _dirty(tip, landing.reason)
-            if landing.outcome == "landed":
-                crash_point(CRASH_AFTER_ADVANCE)
-                return MergeResult("merged", new, (), "", tip, log, recorded=land is not None)
-            if landing.outcome == "abandoned":
-                return MergeResult("abandoned", None, (), landing.reason, tip, log)
+            result = _round(job)
+            if result is not None:
+                return result
             time.sleep(0.01)  # someone else moved the target: merge again on its new tip
     raise WorkspaceError(f"{target} kept moving: gave up after {MAX_ROUNDS} merge attempts")
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: Path
+    git_dir: Path
+    local: Path
+    branch: str
+    target: str
+    check_cmd: str | None
+    check_timeout_s: float
+    node_id: str
+    message: str
+    land: Land | None
+    cancelled: Callable[[], bool] | None
+
+    @property
+    def target_ref(self) -> str:
+        return "refs/heads/" + self.target
+
+    def stopped(self) -> bool:
+        return self.cancelled is not None and self.cancelled()
+
+
+def _round(job: _Job) -> MergeResult | None:
+    """One merge on the current tip: its result, or None when the target moved meanwhile."""
+    root, git_dir = job.root, job.git_dir
+    tip = must_read(git_dir, job.target_ref, "target branch")
+    head = must_read(git_dir, "refs/heads/" + job.branch, "branch")
+    if half_moved := settle_target(job.local, job.target_ref):
+        return dirty(tip, half_moved)
+    if job.stopped():
+        return MergeResult("abandoned", None, (), "cancelled", tip)
+    step = merge_onto(root, git_dir, tip, head, job.message, what=f"{job.branch} into {job.target}")
+    if step.result is not None:
+        return step.result
+    assert step.commit is not None
+    # Refuse early, before spending a check on a merge that could not land.
+    if job.check_cmd and (refusal := refusal_of(root, git_dir, job.target_ref, tip)):
+        return refusal
+    log: Path | None = None
+    if job.check_cmd:
+        env = {"GITDAG_NODE_ID": job.node_id}
+        outcome, log = check_merge(root, git_dir, job.local, job.target, step.commit,
+                                   job.check_cmd, job.check_timeout_s, job.node_id, env,
+                                   stop=job.cancelled)  # fmt: skip
+        if outcome.stopped:
+            return MergeResult("abandoned", None, (), "cancelled", tip, log)
+        if not outcome.ok:
+            return MergeResult("check_failed", None, (), outcome.tail, tip, log)
+    # Again: the check may have run for minutes, and people check branches out.
+    if refusal := refusal_of(root, git_dir, job.target_ref, tip):
+        return refusal
+    if job.stopped():
+        return MergeResult("abandoned", None, (), "cancelled", tip, log)
+    landing = publish(root, git_dir, job.local, job.target_ref, tip, step.commit,
+                      f"merge {job.node_id}", job.land)  # fmt: skip
+    if landing.outcome == "refused":
+        return dirty(tip, landing.reason)
+    if landing.outcome == "landed":
+        crash_point(CRASH_AFTER_ADVANCE)
+        return MergeResult("merged", step.commit, (), "", tip, log, recorded=job.land is not None)
+    if landing.outcome == "abandoned":
+        return MergeResult("abandoned", None, (), landing.reason, tip, log)
+    return None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One branch merged onto a tip without a checkout: the merge commit, or why there is none.
+
+    `result` is set (conflict, already_merged) when there is nothing to check or land.
+    """
+
+    commit: str | None
+    tree: str
+    result: MergeResult | None = None
+
+
+def merge_onto(root: Path, git_dir: Path, tip: str, head: str, message: str, *, what: str) -> Step:
+    """Merge `head` onto `tip` (`git merge-tree`), writing the merge commit in-process.
+
+    The commit's first parent is `tip`, so the target's first-parent line is the queue order.
+
+    Raises:
+      WorkspaceError: git could not merge (unrelated histories, a missing object).
+    """
+    proc = run_git(
+        ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", tip, head],
+        root,
+        check=False,
+    )
+    if proc.returncode not in (0, 1):
+        raise WorkspaceError(f"cannot merge {what}: {proc.stderr.strip()}")
+    fields = proc.stdout.split("\0")
+    tree = fields[0].strip()
+    if proc.returncode == 1:
+        paths = tuple(dict.fromkeys(p for p in fields[1:] if p))
+        hit = tuple(c.describe() for c in collisions(root, tip, head, paths))
+        return Step(None, tree, MergeResult("conflict", None, paths, "", tip, collided=hit))
+    # A branch already in the target merges to the target's own tree; only then is the
+    # (rarer, slower) ancestry question worth asking.
+    if tree == tree_of(root, git_dir, tip) and contains_commit(root, tip, head):
+        merged = _first_containing(root, tip, head)
+        return Step(None, tree, MergeResult("already_merged", merged, (), "", tip))
+    text = message if message.endswith("\n") else message + "\n"
+    return Step(write_commit(root, git_dir, tree, [tip, head], text), tree)
 
 
 def conflict_summary(result: MergeResult) -> str:
@@ -191,30 +234,35 @@ def conflict_summary(result: MergeResult) -> str:
     return text
 
 
-def _publish(
+def publish(
     root: Path,
     git_dir: Path,
     local: Path,
     target_ref: str,
     tip: str,
     new: str,
-    node_id: str,
+    what: str,
     land: Land | None,
 ) -> Landing:
-    """Move the target from `tip` to `new` (its checkout too, if any): landed, moved, ..."""
+    """Move the target from `tip` to `new` (its checkout too, if any): landed, moved, ...
+
+    `what` names the move in reflogs and the checkout's record (`merge <id>`).
+    """
     checkouts = checkouts_of(root, git_dir, target_ref)
     if checkouts:
         if read_ref(git_dir, target_ref) != tip:
             return Landing("moved")  # moved under us: never move their files on a stale tip
-        intent = Intent(str(checkouts[0].path), target_ref, tip, new, "merging " + node_id)
-        landing = advance_checkout(checkouts[0], intent, local, f"gitdag: merge {node_id}", land)
+        intent = Intent(
+            str(checkouts[0].path), target_ref, tip, new, what.replace("merge", "merging", 1)
+        )
+        landing = advance_checkout(checkouts[0], intent, local, f"gitdag: {what}", land)
         if landing.outcome == "refused" and read_ref(git_dir, target_ref) != tip:
             return Landing("moved")
         return landing
     if land is not None:
         return land(target_ref, tip, new, root)
-    update = ["update-ref", "-m", f"gitdag: merge {node_id}", target_ref, new, tip]
-    return Landing("landed" if run_git(update, root, check=False).returncode == 0 else "moved")
+    moved = move_ref(root, git_dir, target_ref, tip, new, f"gitdag: {what}")
+    return Landing("landed" if moved else "moved")
 
 
 def contains(root: Path, target: str, commit: str) -> bool:
@@ -230,22 +278,22 @@ def contains_commit(root: Path, tip: str, commit: str) -> bool:
     raise WorkspaceError(f"cannot compare {commit} with {tip}: {proc.stderr.strip()}")
 
 
-def _refusal(root: Path, git_dir: Path, target_ref: str, tip: str) -> MergeResult | None:
+def refusal_of(root: Path, git_dir: Path, target_ref: str, tip: str) -> MergeResult | None:
     """The `target_checked_out_dirty` result if the target's checkout may not be moved."""
     checkouts = checkouts_of(root, git_dir, target_ref)
     if len(checkouts) > 1:
         where = ", ".join(str(c.path) for c in checkouts)
-        return _dirty(tip, f"{target_ref[len('refs/heads/') :]} is checked out in {where}")
+        return dirty(tip, f"{target_ref[len('refs/heads/') :]} is checked out in {where}")
     if checkouts and (reason := dirty_reason(checkouts[0])):
-        return _dirty(tip, reason)
+        return dirty(tip, reason)
     return None
 
 
-def _dirty(tip: str, reason: str) -> MergeResult:
+def dirty(tip: str, reason: str) -> MergeResult:
     return MergeResult("target_checked_out_dirty", None, (), reason, tip)
 
 
-def _must_read(git_dir: Path, ref: str, what: str) -> str:
+def must_read(git_dir: Path, ref: str, what: str) -> str:
     sha = read_ref(git_dir, ref)
     if sha is None:
         raise WorkspaceError(f"{what} {ref.removeprefix('refs/heads/')} does not exist")

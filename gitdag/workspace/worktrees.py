@@ -33,9 +33,9 @@ from gitdag.workspace.gitcli import (
     held,
     read_ref,
     run_git,
-    run_git_committing,
     tree_of,
 )
+from gitdag.workspace.objects import move_ref, write_commit
 
 WORK_PREFIX = "dagain/work/"
 ARCHIVE_PREFIX = "dagain/archive/"
@@ -190,12 +190,12 @@ class Worktrees:
             return CommitInfo(head=before, changed=agent_commits > 0, agent_commits=agent_commits)
         subject = message or f"gitdag: uncommitted work of {node_id} (attempt {attempt})"
         text = f"{subject}\n\nGitdag-Node: {node_id}\nGitdag-Attempt: {attempt}\n"
-        head = run_git_committing(
-            ["commit-tree", "--no-gpg-sign", tree, "-p", before, "-F", "-"], path, input=text
-        ).stdout.strip()
-        # Through HEAD, so the worktree's HEAD reflog records it too; compare-and-swap on the
-        # value just read, in case the runner left a process behind that still commits.
-        run_git(["update-ref", "-m", f"gitdag: {subject}", "HEAD", head, before], path)
+        head = write_commit(self.root, self.git_dir, tree, [before], text)
+        # Compare-and-swap on the value just read, in case the runner left a process behind
+        # that still commits; the worktree's HEAD reflog records it too.
+        if not move_ref(self.root, self.git_dir, ref, before, head, f"gitdag: {subject}",
+                        worktree_admin=admin):  # fmt: skip
+            raise WorkspaceError(f"branch {branch} moved while node {node_id}'s work was committed")
         crash_point("workspace.after_leftover_commit")
         return CommitInfo(head=head, changed=True, agent_commits=agent_commits)
 
@@ -223,7 +223,13 @@ class Worktrees:
                 run_git(["branch", "-M", branch, archive_branch(node_id)], self.root)
             else:
                 # Compare-and-swap on the value just read; deletes the branch's reflog too.
-                run_git(["update-ref", "-d", ref, head], self.root)
+                move_ref(self.root, self.git_dir, ref, head, None, f"gitdag: remove {node_id}")
+
+    def work_branches(self) -> list[str]:
+        """The node ids that have a `dagain/work/<id>` branch (one `git for-each-ref`)."""
+        out = run_git(["for-each-ref", "--format=%(refname)", "refs/heads/" + WORK_PREFIX],
+                      self.root).stdout  # fmt: skip
+        return [line.removeprefix("refs/heads/" + WORK_PREFIX) for line in out.splitlines()]
 
     # ---- scratch checkouts ----------------------------------------------------------------
 

@@ -82,7 +82,10 @@ def test_an_orphaned_runner_of_a_killed_supervisor_is_stopped(rproject: Project)
 
 def test_leftover_worktree_after_a_crash_is_removed(rproject: Project) -> None:
     add_task(rproject, "t", "t\n")
-    env = {**rproject.env(), "GITDAG_CRASH_AT": "store.after_cas#3"}  # right after the merge
+    behaviours = json.loads(rproject.plan_path.read_text())
+    behaviours["t"]["exit"] = 3  # a failed attempt: its checkout is released after `fail`
+    rproject.plan(behaviours)
+    env = {**rproject.env(), "GITDAG_CRASH_AT": "store.after_cas#2"}  # right after the failure
     assert run_gitdag(rproject.root, "run", env=env).code == 137
     code, found = doctor(rproject)
     assert code == 1 and checks(found) == ["lock", "worktree"]  # and the dead supervisor's record

@@ -21,16 +21,35 @@ def node_worktrees(project: Project) -> list[str]:
 
 def test_crash_right_after_the_merge_commit_leaves_no_worktree(rproject: Project) -> None:
     # Found by bench/crash.py: the third state commit of a task is its merge (claim, complete,
-    # merge); dying right after it used to leave the node's worktree and branch forever.
+    # merge); dying right after it used to leave the node's worktree and branch forever. The
+    # worktree now goes when the attempt ends (issue 18), so only the branch is left.
     rproject.plan({"t": {"write": {"t.txt": "t\n"}}})
     assert rproject.gitdag("add", "t", "--title", "t").code == 0
     env = {**rproject.env(), "GITDAG_CRASH_AT": "store.after_cas#3"}
     res = run_gitdag(rproject.root, "run", env=env)
     assert res.code == 137
     assert rproject.show("t")["status"] == "done"
+    assert node_worktrees(rproject) == []
+    assert git(rproject.root, "branch", "--list", "dagain/work/*").strip() == "dagain/work/t"
+    res = rproject.gitdag("run")
+    assert res.code == 0, res.err
+    assert node_worktrees(rproject) == []
+    assert git(rproject.root, "branch", "--list", "dagain/work/*") == ""
+    assert git(rproject.root, "show", "dagain/integration:t.txt") == "t\n"
+
+
+def test_crash_between_complete_and_the_checkout_removal_merges_and_tidies(
+    rproject: Project,
+) -> None:
+    rproject.plan({"t": {"write": {"t.txt": "t\n"}}})
+    assert rproject.gitdag("add", "t", "--title", "t").code == 0
+    env = {**rproject.env(), "GITDAG_CRASH_AT": "store.after_cas#2"}  # right after `complete`
+    assert run_gitdag(rproject.root, "run", env=env).code == 137
+    assert rproject.show("t")["status"] == "merging"
     assert len(node_worktrees(rproject)) == 1  # what the crash left
     res = rproject.gitdag("run")
     assert res.code == 0, res.err
+    assert rproject.show("t")["status"] == "done"
     assert node_worktrees(rproject) == []
     assert git(rproject.root, "branch", "--list", "dagain/work/*") == ""
     assert git(rproject.root, "show", "dagain/integration:t.txt") == "t\n"
