@@ -9,7 +9,7 @@ import click
 from gitdag import actions
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
-from gitdag.cli.steer_opts import open_graph, remote_options
+from gitdag.cli.steer_opts import open_graph, remote_of, remote_options
 from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.config import load_settings
 from gitdag.store.state import Committed
@@ -29,14 +29,32 @@ from gitdag.supervisor.progress import Progress
 @click.option("--watch", is_flag=True, help="Keep waiting for new work until interrupted.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--no-color", is_flag=True, help="Plain lines, no colour or live view (or NO_COLOR).")
+@remote_options
 @json_option
 def run_cmd(workers: int | None, once: bool, watch: bool, quiet: bool, no_color: bool,
-            as_json: bool) -> None:  # fmt: skip
+            as_json: bool, remote: str | None, local_only: bool) -> None:  # fmt: skip
     """Run ready nodes until nothing more can run (exit 0 all done, 1 failed/blocked, 4 locked).
+
+    When the graph has a remote (--remote, remote.name, or the upstream of dagain/state) run
+    syncs with it, claims through it as one more worker, and syncs again (exit 2 when the sync
+    is refused, naming the conflicting nodes).
 
     With --json the progress lines are not printed (errors still go to stderr) and stdout gets
     one document at the end: the exit code and the final `gitdag status --json`.
     """
+    name = remote_of(remote, local_only)
+    if name is not None:
+        from gitdag.remote.runsync import run_shared
+
+        with open_store() as store:
+            settings = load_settings(store.paths.dagain)
+        progress = Progress(quiet=quiet or as_json, plain=no_color)
+        code = run_shared(name, settings, workers=workers or settings.defaults.workers,
+                          once=once, watch=watch, progress=progress)  # fmt: skip
+        if as_json:
+            with open_store() as store:
+                echo_json({"exit_code": code, "status": actions.status(store)})
+        raise SystemExit(code)
     with open_store() as store:
         settings = load_settings(store.paths.dagain)
         options = RunOptions(workers=workers or settings.defaults.workers, once=once, watch=watch)

@@ -161,8 +161,10 @@ def follow(state: RemoteState, old_local: str | None, head: str) -> bool:
     return compare_and_swap(repo, STATE_REF, old_local, head, who)
 
 
-def open_remote(start: str | Path, remote: str) -> RemoteState:
+def open_remote(start: str | Path, remote: str, *, fetch: bool = True) -> RemoteState:
     """Open `remote` with the clone's `remote.retry_for_s`, fetched (the state head known).
+
+    `fetch=False`: not fetched yet (`sync` looks for itself: a remote without a graph is fine).
 
     Raises:
       InputError: no such remote. RemoteError: unreachable. NotInitialisedError: it has no
@@ -171,7 +173,8 @@ def open_remote(start: str | Path, remote: str) -> RemoteState:
     state = RemoteState.open(start, remote)
     try:
         state.retry_for(float(load_settings(state.store.paths.dagain).remote.retry_for_s))
-        state.fetch()
+        if fetch:
+            state.fetch()
     except NotInitialisedError as exc:
         local = local_head(state.store.repo)
         state.close()
