@@ -13,8 +13,14 @@ from gitdag.errors import InputError
 
 @click.command("sync")
 @click.argument("remote", required=False, metavar="[REMOTE]")
+@click.option(
+    "--discard-local",
+    is_flag=True,
+    help="Take the remote's graph as it is: drop the local transitions it lacks (they stay "
+    "in the reflog of dagain/state).",
+)
 @json_option
-def sync_cmd(remote: str | None, as_json: bool) -> None:
+def sync_cmd(remote: str | None, discard_local: bool, as_json: bool) -> None:
     """Fetch REMOTE's dagain/state; fast-forward when behind, push when ahead, replay the local
     transitions on top when diverged (semantic three-way merge), or refuse naming the
     conflicting nodes (exit 2, nothing pushed). REMOTE defaults to remote.name in
@@ -30,7 +36,7 @@ def sync_cmd(remote: str | None, as_json: bool) -> None:
         )
     state = open_remote(".", name, fetch=False)
     try:
-        synced = sync_locked(state)
+        synced = sync_locked(state, discard_local=discard_local)
     finally:
         state.close()
     if as_json:

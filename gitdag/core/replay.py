@@ -78,7 +78,10 @@ def replay(
     )  # fmt: skip
     if merged.conflicts:
         nodes = tuple(sorted({c.node for c in merged.conflicts if c.node}))
-        what = "; ".join(str(c).replace("proposal:", "here:") for c in merged.conflicts)
+        what = "; ".join(
+            str(c).replace("(state:", "(remote:").replace("proposal:", "here:")
+            for c in merged.conflicts
+        )
         return Rejected(f"{info.title} ({short}) conflicts with the remote's graph: {what}",
                         nodes=nodes)  # fmt: skip
     if not merged.put and not merged.remove and merged.graph is None:

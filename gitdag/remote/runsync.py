@@ -41,6 +41,9 @@ def describe(synced: Synced) -> str:
         return f"dagain/state created from {where} ({head})"
     if synced.action == "fast-forwarded":
         return f"dagain/state fast-forwarded to {where}'s graph ({head})"
+    if synced.action == "discarded":
+        return (f"dagain/state set to {where}'s graph ({head}); {synced.skipped} local "
+                "transition(s) dropped (still in git's reflog of dagain/state)")  # fmt: skip
     line = f"pushed {synced.pushed} local transition(s) to {where} ({head})"
     if synced.action == "replayed":
         line = f"replayed {synced.pushed} local transition(s) on {where}'s graph ({head})"
@@ -53,7 +56,7 @@ def describe(synced: Synced) -> str:
     return line
 
 
-def sync_locked(state: RemoteState) -> Synced:
+def sync_locked(state: RemoteState, *, discard_local: bool = False) -> Synced:
     """Sync while holding this clone's supervisor lock (no local writer runs meanwhile).
 
     Raises:
@@ -61,7 +64,7 @@ def sync_locked(state: RemoteState) -> Synced:
     """
     paths = state.store.paths
     with SupervisorLock(paths.ensure_local(), paths.git_dir):
-        return sync(state)
+        return sync(state, discard_local=discard_local)
 
 
 def run_shared(remote: str, settings: Settings, *, workers: int, once: bool, watch: bool,

@@ -53,10 +53,12 @@ class Synced:
     Attributes:
       remote: the remote's name.
       action: `up to date`, `created` (no local branch before), `fast-forwarded`, `pushed`
-        (ahead, or the remote had no graph), or `replayed` (diverged).
+        (ahead, or the remote had no graph), `replayed` (diverged), or `discarded` (the
+        local transitions the remote lacked were dropped, as asked).
       head: the head both share now.
       pushed: local transitions that landed on the remote (pushed or replayed).
-      skipped: local transitions whose change the remote had already (nothing to replay).
+      skipped: local transitions whose change the remote had already (nothing to replay), or
+        that were discarded.
       refs: other refs pushed with the graph (the target, node branches).
       followed: whether the local branch now points at `head` (False: it moved meanwhile).
     """
@@ -70,8 +72,12 @@ class Synced:
     followed: bool = True
 
 
-def sync(state: RemoteState, *, max_tries: int = MAX_TRIES) -> Synced:
+def sync(state: RemoteState, *, discard_local: bool = False,
+         max_tries: int = MAX_TRIES) -> Synced:  # fmt: skip
     """Make this clone's `dagain/state` and the remote's one graph (see the module docstring).
+
+    `discard_local`: take the remote's graph as it is; the local transitions it lacks are
+    dropped from the branch (the reflog keeps them).
 
     Raises:
       GraphError: diverged and a local transition conflicts with the remote's graph (names
@@ -93,6 +99,12 @@ def sync(state: RemoteState, *, max_tries: int = MAX_TRIES) -> Synced:
             if local == remote:
                 return _done(state, "up to date", local, remote)
             return _done(state, "fast-forwarded", local, remote)
+        if discard_local:
+            if remote is None:
+                raise NotInitialisedError(f"remote {state.remote} has no {STATE_BRANCH}: "
+                                          "nothing to take instead of this clone's")  # fmt: skip
+            dropped = [e.commit for e in walk(repo, local, stop=_base(state, local, remote))]
+            return _done(state, "discarded", local, remote, skipped=len(dropped))
         if remote is None or is_ancestor(state, remote, local):
             commits = [e.commit for e in walk(repo, local, stop=remote)]
             head, pushed, skipped, action = local, len(commits), 0, "pushed"
@@ -137,8 +149,7 @@ def _replay_chain(state: RemoteState, local: str, remote: str) -> tuple[str, int
     Returns (the new head, commits written, commits skipped, nodes merged by them).
     """
     store, repo = state.store, state.store.repo
-    bases = find_merge_base(repo, [oid(local), oid(remote)])
-    base = bases[0].decode() if bases else None
+    base = _base(state, local, remote)
     done = {v for e in walk(repo, remote, stop=base) for v in e.trailers.get(REPLAYED, [])}
     entries = [e for e in walk(repo, local, stop=base)]
     entries.reverse()
@@ -172,8 +183,9 @@ def _replay_chain(state: RemoteState, local: str, remote: str) -> tuple[str, int
         if isinstance(outcome, Rejected):
             nodes = ", ".join(outcome.nodes) or "graph.yaml"
             raise GraphError(f"sync refused, nothing pushed: conflicting node(s) {nodes}: "
-                             f"{outcome}; settle it on one side (a command with --local here, or "
-                             "with --remote there), then sync again")  # fmt: skip
+                             f"{outcome}; to take the remote's graph instead: gitdag sync "
+                             f"{state.remote} --discard-local (then redo what still matters "
+                             "with --remote)")  # fmt: skip
         text, data = next_readme(repo, snap, outcome, memo)
         commit, new = build_commit(
             repo, snap, outcome, actor=info.actor or "gitdag sync", author=_author(obj),
@@ -185,6 +197,11 @@ def _replay_chain(state: RemoteState, local: str, remote: str) -> tuple[str, int
         snap = new
         written += 1
     return snap.head or remote, written, skipped, merged
+
+
+def _base(state: RemoteState, local: str, remote: str) -> str | None:
+    bases = find_merge_base(state.store.repo, [oid(local), oid(remote)])
+    return bases[0].decode() if bases else None
 
 
 def _author(commit: Commit) -> tuple[str, str]:

@@ -194,6 +194,7 @@ def test_cancel_remote_stops_a_remote_workers_runner_within_one_renewal(
     finally:
         cluster.stop_all()
     assert stopped_after < lease / 2  # before the worker's first renewal would be due
+    assert code in (0, 1), err  # 1: nothing more can run (the only node is cancelled)
     assert "stopping slow" in err
     node = cluster.nodes()["slow"]
     assert node.status is Status.CANCELLED and node.attempts == 1
