@@ -77,15 +77,15 @@ def run_shared(remote: str, settings: Settings, *, workers: int, once: bool, wat
         while True:
             code = run_worker(state, settings, options, progress)
             last = sync_locked(state)
+            if last.action != "up to date":
+                progress.event(describe(last))
             if not watch or once or code not in (0, 1):
-                if last.action != "up to date":
-                    progress.event(describe(last))
                 return code
-            try:
-                _wait_for_change(state, last.head)
-            except KeyboardInterrupt:
-                return 130
+            progress.event(f"watching {remote}'s graph for new work (Ctrl-C to stop)")
+            _wait_for_change(state, last.head)
             progress.event(describe(sync_locked(state)))
+    except KeyboardInterrupt:  # --watch, between two workers (a worker handles its own)
+        return 130
     finally:
         state.close()
 

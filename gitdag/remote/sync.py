@@ -150,6 +150,12 @@ def _replay_chain(state: RemoteState, local: str, remote: str) -> tuple[str, int
     """
     store, repo = state.store, state.store.repo
     base = _base(state, local, remote)
+    if base is None:
+        raise GraphError(
+            f"sync refused, nothing pushed: {STATE_BRANCH} here and on remote {state.remote} "
+            "share no history (two separate `gitdag init`s); take the remote's with `gitdag "
+            f"sync {state.remote} --discard-local`"
+        )
     done = {v for e in walk(repo, remote, stop=base) for v in e.trailers.get(REPLAYED, [])}
     entries = [e for e in walk(repo, local, stop=base)]
     entries.reverse()

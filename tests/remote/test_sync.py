@@ -7,6 +7,9 @@ Against the real smart-HTTP server (`git http-backend` with basic auth) and git 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from tests.remote.conftest import (
     command,
     finish,
     task,
+    wait_for,
 )
 from tests.remote.test_steer import laptop, local_equals_remote
 
@@ -192,3 +196,30 @@ def test_sync_publishes_a_graph_the_remote_does_not_have(
     head = git(fresh, "rev-parse", "dagain/state").strip()
     assert git(empty, "rev-parse", "dagain/state").strip() == head
     assert git(empty, "rev-parse", TARGET).strip() == git(fresh, "rev-parse", TARGET).strip()
+
+
+def test_run_watch_with_a_remote_takes_new_work_until_interrupted(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    log = tmp_path / "runs.log"
+    cluster = build_cluster(tmp_path, daemons, [command("x", log)], serve="http")
+    lap, other = laptop(cluster), cluster.clone("other")
+    with_default_remote(lap)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitdag", "run", "--watch", "--no-color"], cwd=lap,
+        env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    cluster.procs.append(proc)
+    try:
+        wait_for(lambda: cluster.nodes()["x"].status is Status.DONE, 90, "x done")
+        res = cluster.gitdag(other, "add", "y", "--title", "Y", "--kind", "command", "--run",
+                             f"echo y 1 $$ {lap} >> {log}", "--remote", "origin")  # fmt: skip
+        assert res.code == 0, res.err
+        wait_for(lambda: cluster.nodes()["y"].status is Status.DONE, 90, "y done by the watcher")
+        proc.send_signal(signal.SIGINT)
+        code, err = finish(proc, timeout=60)
+    finally:
+        cluster.stop_all()
+    assert code == 130, err
+    assert "watching origin's graph" in err
+    assert [r[0] for r in cluster.rows()] == ["x", "y"]
