@@ -129,8 +129,8 @@ def test_a_lost_race_with_a_worker_push_is_recomputed(tmp_path: Path,
 
     def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
         calls.append(snap.head)
-        if len(calls) == 1:  # a worker claims `a` between our fetch and our push
-            proc = finish(cluster.work(ci, "--max-nodes", "1", SLOW_NODE="a", SLOW_SECONDS="0"))
+        if len(calls) == 1:  # a worker runs a node between our fetch and our push
+            proc = finish(cluster.work(ci, "--max-nodes", "1"))
             assert proc[0] == 0, proc[1]
         return edits.add_transition(snap.nodes, {"id": "c", "title": "C"}, now)
 
@@ -140,7 +140,7 @@ def test_a_lost_race_with_a_worker_push_is_recomputed(tmp_path: Path,
     assert len(calls) == 2 and calls[0] == before and calls[1] != before
     titles = remote_commits(cluster, before)
     assert titles[-1].startswith("add c") and sum(t.startswith("add c") for t in titles) == 1
-    assert any(t.startswith("claim a") for t in titles[:-1])  # the worker's push was kept
+    assert any(t.startswith("claim ") for t in titles[:-1])  # the worker's pushes were kept
     assert local_equals_remote(cluster, lap)
 
 
@@ -200,3 +200,24 @@ def test_cancel_remote_stops_a_remote_workers_runner_within_one_renewal(
     assert node.status is Status.CANCELLED and node.attempts == 1
     titles = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
     assert not any(t.startswith("lease slow") for t in titles)  # no renewal was needed
+
+
+def test_answer_remote_finishes_a_checkpoint_a_worker_reached(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    q = {"id": "q", "title": "Ship it?", "kind": "checkpoint", "description": "Ship it?"}
+    cluster = build_cluster(tmp_path, daemons, [q, task("after", deps=["q"])], serve="daemon")
+    lap, ci = laptop(cluster), cluster.clone("ci")
+    code, err = finish(cluster.work(ci))
+    assert code == 1, err  # waits for a human
+    assert cluster.nodes()["q"].status is Status.NEEDS_HUMAN
+    before = cluster.state_head()
+    res = cluster.gitdag(lap, "answer", "q", "yes", "--remote", "origin", "--json")
+    assert res.code == 0, res.err
+    titles = remote_commits(cluster, before)
+    assert len(titles) == 1 and titles[0].startswith("answer q")
+    assert cluster.nodes()["q"].status is Status.DONE
+    assert local_equals_remote(cluster, lap)
+    code, err = finish(cluster.work(ci))
+    assert code == 0, err
+    assert cluster.nodes()["after"].status is Status.DONE

@@ -223,3 +223,37 @@ def test_run_watch_with_a_remote_takes_new_work_until_interrupted(
     assert code == 130, err
     assert "watching origin's graph" in err
     assert [r[0] for r in cluster.rows()] == ["x", "y"]
+
+
+def test_a_sync_that_loses_a_race_replays_again_on_the_new_head(
+    tmp_path: Path, daemons: list[Daemon], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitdag.remote.steer import open_remote
+    from gitdag.remote.sync import sync
+    from gitdag.store.remote import RemoteState
+
+    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b")], serve="http")
+    lap, other = laptop(cluster), cluster.clone("other")
+    assert cluster.gitdag(lap, "add", "mine", "--title", "M", "--local").code == 0
+    assert cluster.gitdag(other, "cancel", "b", "--remote", "origin").code == 0  # diverged
+    real = RemoteState.push
+    pushes: list[str] = []
+
+    def push(self: RemoteState, updates: list[object], **kw: object) -> object:
+        pushes.append(cluster.state_head())
+        if len(pushes) == 1:  # someone lands first, between our fetch and our push
+            assert cluster.gitdag(other, "pause", "--remote", "origin").code == 0
+        return real(self, updates, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RemoteState, "push", push)
+    state = open_remote(lap, "origin", fetch=False)
+    try:
+        synced = sync(state)
+    finally:
+        state.close()
+    assert synced.action == "replayed" and synced.pushed == 1 and len(pushes) == 2
+    titles = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
+    assert titles[0].startswith("add mine") and titles[1].startswith("pause")
+    assert titles[2].startswith("cancel b")
+    assert sum(t.startswith("add mine") for t in titles) == 1
+    assert local_equals_remote(cluster, lap)
