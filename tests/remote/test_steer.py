@@ -159,6 +159,8 @@ def test_steering_while_a_worker_runs_lands_every_command_once(
             assert res.code == 0, res.err
         code, err = finish(worker, timeout=120)
         assert code == 0, err
+        code, err = finish(cluster.work(ci))  # what was added after it stopped, if anything
+        assert code == 0, err
     finally:
         cluster.stop_all()
     titles = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
