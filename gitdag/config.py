@@ -80,6 +80,10 @@ class RemoteConfig(_Cfg):
     # 502/503/504, DNS) is retried, with capped, jittered backoff, before the remote counts as
     # unreachable.
     retry_for_s: Annotated[StrictInt | float, Field(ge=0, le=3600)] = 60
+    # The remote whose `dagain/state` is the graph (remote/steer.py): steering commands push
+    # there, `gitdag run` syncs with it and claims through it. None: the upstream of
+    # `dagain/state` if it has one, else this clone's graph alone.
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")] | None = None
 
 
 Role = Literal["planner", "executor", "verifier"]

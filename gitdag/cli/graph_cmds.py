@@ -11,6 +11,7 @@ from gitdag import actions
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
 from gitdag.cli.node_opts import node_fields, node_options
+from gitdag.cli.steer_opts import open_graph, remote_options
 from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.core import render
 from gitdag.store import history
@@ -80,11 +81,12 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.command()
 @click.argument("node_id")
 @node_options(title_required=True)
+@remote_options
 @json_option
-def add(node_id: str, as_json: bool, **node: Any) -> None:
+def add(node_id: str, as_json: bool, remote: str | None, local_only: bool, **node: Any) -> None:
     """Add node NODE_ID (one commit)."""
     fields = node_fields(node_id, node)
-    with open_store() as store:
+    with open_graph(remote, local_only) as store:
         committed = actions.add(store, fields)
     if as_json:
         echo_json(committed_data(committed))

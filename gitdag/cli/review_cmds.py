@@ -16,11 +16,13 @@ from gitdag.cli._common import (
     transition_data,
 )
 from gitdag.cli.node_opts import node_fields, node_options
+from gitdag.cli.steer_opts import open_graph, remote_options
 from gitdag.core import codec
 from gitdag.core.diff import render_text
 from gitdag.core.transitions import Rejected
 from gitdag.core.transitions import title as title_line
 from gitdag.errors import GraphError, InputError
+from gitdag.remote.steer import SteeringStore, fetch_proposal, propose_remote
 from gitdag.store import hooks as hookfiles
 from gitdag.store import proposals, ranges
 from gitdag.store import repo as repos
@@ -119,10 +121,11 @@ def _report(outcome: Committed | Rejected | None, what: str, nothing: str,
     is_flag=True,
     help="Also revert the later transitions that build on COMMIT (listed in the commit).",
 )
+@remote_options
 @json_option
-def revert(commit: str, force: bool, as_json: bool) -> None:
+def revert(commit: str, force: bool, as_json: bool, remote: str | None, local_only: bool) -> None:
     """Undo the transition COMMIT with a new commit on dagain/state."""
-    with open_store() as store:
+    with open_graph(remote, local_only) as store:
         outcome = recovery.revert(store, commit, actor=repos.human_actor(store.repo), force=force)
     _report(outcome, "revert", "nothing to revert: the graph already has that change undone",
             as_json)  # fmt: skip
@@ -135,14 +138,16 @@ def revert(commit: str, force: bool, as_json: bool) -> None:
     is_flag=True,
     help="Also reopen nodes whose change is already on the target (they run and merge again).",
 )
+@remote_options
 @json_option
-def reset(rev: str, rerun_integrated: bool, as_json: bool) -> None:
+def reset(rev: str, rerun_integrated: bool, as_json: bool, remote: str | None,
+          local_only: bool) -> None:  # fmt: skip
     """Make the graph equal to its state at REV, as one new commit (history is kept).
 
     Nodes whose change is already on the target stay done unless --rerun-integrated.
     """
     integrated: list[str] = []
-    with open_store() as store:
+    with open_graph(remote, local_only) as store:
         outcome = recovery.reset(
             store, rev, actor=repos.human_actor(store.repo),
             rerun_integrated=rerun_integrated, integrated=integrated,
@@ -190,10 +195,11 @@ def _read_nodes_file(path: str) -> list[Any]:
 @click.option("--add", "node_id", default=None, help="Add one node with this id (options below).")
 @node_options(title_required=False)
 @click.option("-m", "--message", default="", help="The commit's summary paragraph.")
+@remote_options
 @json_option
 def propose(
     name: str, from_file: str | None, node_id: str | None, message: str, as_json: bool,
-    **node: Any,
+    remote: str | None, local_only: bool, **node: Any,
 ) -> None:  # fmt: skip
     """Write graph edits on dagain/proposals/NAME for review (a pull request into dagain/state)."""
     if from_file is not None and node_id is None:
@@ -204,8 +210,13 @@ def propose(
         nodes = [node_fields(node_id, node)]
     else:
         raise click.UsageError("give exactly one of --from-file FILE or --add ID")
-    with open_store() as store:
-        outcome = proposals.propose_nodes(store, name, nodes, summary=message)
+    with open_graph(remote, local_only) as store:
+        shared = None
+        if isinstance(store, SteeringStore):  # also pushes the proposal branch, one push
+            outcome = propose_remote(store, name, nodes, summary=message)
+            shared = store.remote.remote
+        else:
+            outcome = proposals.propose_nodes(store, name, nodes, summary=message)
     if isinstance(outcome, Rejected):
         raise GraphError(f"proposal refused, nothing written: {outcome}")
     if as_json:
@@ -216,15 +227,22 @@ def propose(
         return
     click.echo(f"{title_line(outcome.transition)} on {outcome.branch} ({outcome.head[:12]})")
     click.echo(f"review: gitdag diff dagain/state {outcome.branch}")
-    click.echo(f"share:  git push <remote> {outcome.branch}   apply: gitdag apply-proposal {name}")
+    if shared is not None:
+        click.echo(f"pushed to {shared}   apply: gitdag apply-proposal {name} --remote {shared}")
+    else:
+        click.echo(f"share:  git push <remote> {outcome.branch}   apply: gitdag apply-proposal "
+                   f"{name}")  # fmt: skip
 
 
 @click.command("apply-proposal")
 @click.argument("name")
+@remote_options
 @json_option
-def apply_proposal(name: str, as_json: bool) -> None:
+def apply_proposal(name: str, as_json: bool, remote: str | None, local_only: bool) -> None:
     """Merge the proposal NAME into dagain/state (semantic three-way merge, one commit)."""
-    with open_store() as store:
+    with open_graph(remote, local_only) as store:
+        if isinstance(store, SteeringStore):  # the remote's proposal branch, when it has one
+            fetch_proposal(store, name)
         outcome = proposals.apply_proposal(store, name, actor=repos.human_actor(store.repo))
     _report(outcome, "apply-proposal", f"nothing to apply: dagain/state already holds {name}",
             as_json)  # fmt: skip
