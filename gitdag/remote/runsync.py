@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import time
 
+from gitdag.attempts.lock import SupervisorLock
+from gitdag.attempts.progress import Progress
 from gitdag.config import Settings
 from gitdag.remote.steer import open_remote
 from gitdag.remote.sync import Synced, sync
 from gitdag.remote.worker import WorkOptions, run_worker
 from gitdag.store.remote import RemoteState
-from gitdag.supervisor.lock import SupervisorLock
-from gitdag.supervisor.progress import Progress
 
 WATCH_POLL_S = 2.0
 WATCH_POLL_MAX_S = 30.0
