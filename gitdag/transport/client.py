@@ -213,23 +213,20 @@ class ClientTransport(Transport):
 
     def push(self, updates: Sequence[RefPush], *, atomic: bool,
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
-        """One receive-pack session; a connection lost after the commands went is a lost race."""
-        self.retried = False
+        """One receive-pack session; a connection lost after the commands went is uncertain."""
         try:
             outcome: PushOutcome = self._call(
                 "push", lambda: self._push_once(updates, atomic, objects)
             )
         except _Dropped:
-            # It may or may not have landed: reported as a lost race of the state ref, so the
-            # caller fetches and looks (`retried`).
-            self.retried = True
+            # It may or may not have landed: reported as a lost race of the state ref, and
+            # uncertain, so the caller fetches and looks.
             first, *rest = updates
             lost = RefStatus(first.dst, "!", "[rejected] (connection dropped; fetch first)")
             others = [RefStatus(u.dst, "!", "[rejected] (atomic push failed)") for u in rest]
-            return PushOutcome((lost, *others))
+            return PushOutcome((lost, *others), uncertain=True)
         # Tries before this one failed before their commands went (else _Dropped): the report
         # is about this push alone.
-        self.retried = False
         return outcome
 
     def _push_once(self, updates: Sequence[RefPush], atomic: bool,

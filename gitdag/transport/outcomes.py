@@ -127,6 +127,10 @@ class PushOutcome:
 
     statuses: tuple[RefStatus, ...]
     remote_says: tuple[str, ...] = ()  # what the server printed (`remote: ...`: a hook's reason)
+    # The connection failed after the commands were sent, or the push was tried again: it may
+    # have landed whatever the statuses say, and they are no proof of who moved a ref (the
+    # caller reads the remote back).
+    uncertain: bool = False
 
     @property
     def ok(self) -> bool:
