@@ -34,10 +34,9 @@ from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ConfigError, InputError, RefRefused, RemoteError, StaleSnapshotError
-from gitdag.remote import claims, mirror
+from gitdag.remote import claims, journal, mirror
 from gitdag.remote.idle import IdlePoll
 from gitdag.remote.merging import RemoteMerges
-from gitdag.remote.pending import PendingResults
 from gitdag.remote.startholds import StartHold
 from gitdag.runner.launch import RunHandle, RunOutcome
 from gitdag.runner.orphans import read_pid_info, stop_orphan
@@ -140,7 +139,7 @@ class Worker:
         # An environment cause of a failed start: no claims until it is gone (re-checked).
         self.starts = StartHold(self)
         self.said = SaidOnce(self.progress)
-        self.pending = PendingResults(self.local)
+        self.pending = journal.Journal(self.local)
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -522,6 +521,9 @@ class Worker:
                 self.push_node(node_id, _give_back(attempt, "its kept result was not applied"))
         self._after(flight, outcome)
 
+    def _push_kept(self, entry: journal.Entry) -> None:
+        self._push_result(None, entry.result, entry.work, kept=(entry.node_id, entry.attempt))
+
     def _push_fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,
                    flight: _Flight | None = None) -> None:  # fmt: skip
         def op(node: Node, now: dt.datetime) -> Transition | Rejected:
@@ -574,6 +576,7 @@ class Worker:
 
     def _recover_own(self) -> None:
         """Claims of an earlier worker in this clone (it crashed): stop its runners, reopen them."""
+        journal.replay(self.pending, self.remote, self.token, self._push_kept, self.progress.event)
         snap = self.remote.snapshot()
         suffix = "." + self.token
         for node_id, summary in snap.nodes.items():
@@ -586,15 +589,6 @@ class Worker:
             info = read_pid_info(run_dir)
             grace = min(2.0, float(self.settings.defaults.kill_grace_s))
             stopped = info is not None and stop_orphan(info, grace_s=grace)
-            kept = self.pending.load(node_id, claim.attempt)
-            if kept is not None:  # its result was refused (a hook, a permission): push it again
-                self.progress.event(
-                    f"{node_id}: pushing the kept result of attempt {claim.attempt} again "
-                    "(its agent does not run again)"
-                )
-                result, work = kept
-                self._push_result(None, result, work, kept=(node_id, claim.attempt))
-                continue
             why = f"attempt {claim.attempt}: its worker in this clone is gone"
             why += " (its runner was stopped)" if stopped else ""
             self.push_node(node_id, _give_back(claim.attempt, why))
