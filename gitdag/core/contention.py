@@ -18,9 +18,11 @@ its own (they have waited longer: they go first).
   a writer that lands again and again without fetching can no longer starve one it cannot see.
 - Rank above 0 waits: it sleeps about one cycle per writer ahead of it but one, then looks at
   the remote head cheaply (`ls-refs`, no objects): next in line, from half a cycle after the last
-  landing it saw, every twentieth of a cycle. It fetches when the head moved (which recounts the
-  ranks exactly), and pushes when its rank is 0. So a writer fetches
-  about twice per round of turns, not once per turn.
+  landing it saw, every twentieth of a cycle. A move of the head while others are still ahead
+  counts one of them done (`passed`) without a fetch; next in line, it fetches when the head
+  moved (which recounts the ranks exactly), and pushes when its rank is 0. So a writer fetches
+  about twice per round of turns, not once per landing: with eight writers on one server, the
+  waiters' fetches were most of the server's work.
 - It stops waiting when nobody has landed for `idle` (the rivals ahead of it stopped claiming:
   their nodes run, or they left), and in any case after MAX_S.
 - A winner is the newest, so its rank becomes the number of its rivals: it waits its turn.
@@ -70,6 +72,11 @@ class Contention:
         """Our push lost a race: return how long to wait before fetching and trying again."""
         self.losses += 1
         return self.rng.uniform(0, JITTER_S)
+
+    def passed(self) -> None:
+        """The head moved while others are ahead of us: one of them took its turn."""
+        if self.rank > 0:
+            self.rank -= 1
 
     def ahead(self) -> int:
         """How many writers go before us: rivals that landed before us, and raised hands."""

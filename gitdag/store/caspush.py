@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dulwich.objects import Blob, Commit, Tree
@@ -127,7 +127,8 @@ class CasPushes(TakingTurns):
             settled = self._settle(write, outcome, read_back=read_back)
             if settled is None:
                 # Someone else moved the remote head: they made progress, so retry promptly.
-                settled = self._after_loss(write, outcome, self._catch_up(actor, polite=polite))
+                head = self._catch_up(actor, polite=polite, seen=_moved(write, outcome))
+                settled = self._after_loss(write, outcome, head)
             if settled is not None:
                 return settled
         raise StaleSnapshotError(
@@ -181,10 +182,13 @@ class CasPushes(TakingTurns):
         lost = [r for r in outcome.stale_refs() if r != STATE_REF.decode()]
         return LostRef(lost[0]) if lost else None
 
-    def _catch_up(self, actor: str, *, polite: bool) -> str:
-        """After a lost race: a small jitter, fetch, and (a claim) wait for our turn again."""
+    def _catch_up(self, actor: str, *, polite: bool, seen: Mapping[str, str] | None) -> str:
+        """After a lost race: a small jitter, fetch, and (a claim) wait for our turn again.
+
+        `seen`: where the server said the refs were when it refused us (the new head).
+        """
         time.sleep(self.contention.lost())
-        head = self._fetch_seeing(actor)
+        head = self._fetch_seeing(actor, seen)
         if polite:
             if self._raise_hand(actor, head):
                 self._look_refs()  # the hands raised before ours go first
@@ -274,3 +278,16 @@ class CasPushes(TakingTurns):
     def _confirm(self, sha: str) -> bool:
         """Read back whether our commit is on the remote's state branch (head or ancestor)."""
         return self._contains(self.fetch(), sha)
+
+
+def _moved(write: _Write, outcome: PushOutcome) -> Mapping[str, str] | None:
+    """The refs the server advertised to a push it refused because the head had moved, if so.
+
+    Not when the head it showed was still ours to build on (the race was lost under the
+    server's lock, after the advertisement): then only a fetch tells the new head.
+    """
+    state = STATE_REF.decode()
+    seen = outcome.seen
+    if outcome.uncertain or state not in seen or seen[state] == (write.snap.head or ""):
+        return None
+    return seen

@@ -68,23 +68,32 @@ class TakingTurns(ABC):
         """Wait while writers that landed before us take their turns (contention.py).
 
         Sleeps `nap`, then looks at the remote head and the raised hands with `ls-refs` (no
-        objects) and fetches only if the head moved (which recounts the ranks). Stops at rank
-        0, when nobody has landed for `idle`, or after MAX_TURN_S. Returns the head last
-        fetched, if it fetched.
+        objects). A move of the head while others are still ahead of us counts one of them
+        done (`Contention.passed`) without fetching; next in line, a move is fetched (which
+        recounts the ranks). Stops at rank 0, when nobody has landed for `idle`, or after
+        MAX_TURN_S, and fetches the head last seen if it was not fetched yet. Returns the head
+        last fetched, if it fetched.
         """
         c = self.contention
         fetched = None
         start = last_move = time.monotonic()
+        seen = self.head()
         while c.ahead():
             time.sleep(c.nap(time.monotonic() - last_move))
             now = time.monotonic()
-            moved = self._look(actor)
-            if moved is not None:
-                fetched, last_move = moved, now
+            head = self._look_refs()
+            if head is not None and head != seen:
+                seen, last_move = head, now
+                if c.ahead() > 1:
+                    c.passed()  # each waiter fetching each landing would load the server
+                else:
+                    fetched = self._fetch_seeing(actor, self._seen)
             elif now - last_move >= c.idle():
                 break  # nobody lands: those ahead of us are not claiming now
             if now - start >= MAX_TURN_S:
                 break
+        if seen is not None and seen != self.head():
+            fetched = self._fetch_seeing(actor, self._seen)
         return fetched
 
     def _look(self, actor: str) -> str | None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 # A connection that failed before anything happened (git daemon's accept backlog is 5; a busy
 # host drops connections; a server restarting; a load balancer without a backend for a moment):
@@ -133,6 +134,9 @@ class PushOutcome:
     # have landed whatever the statuses say, and they are no proof of who moved a ref (the
     # caller reads the remote back).
     uncertain: bool = False
+    # Where the server said the remote's refs were before this push (its ref advertisement),
+    # when the transport saw it: a lost race tells the new head without another request.
+    seen: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
