@@ -11,7 +11,8 @@ its own (they have waited longer: they go first).
 
 - Rank 0 pushes at once. So does a writer that has never landed (nobody can see it waiting):
   compare-and-swap settles its race, and once it has landed it takes turns like the rest.
-- A writer that loses without being seen in the round raises its hand: a ref of its own under
+- A writer that loses without being seen in the round raises its hand (in the code: adds a queue
+  entry, `should_enqueue`; `queued` counts the entries ahead of us): a ref of its own under
   `refs/heads/dagain/hands/` (one small push, never contended), lowered in the same atomic push as
   its next landed write. Everybody looks at the raised hands with the head (`ls-refs`), and a
   raised hand goes before every writer in the round (among hands, in the order of their names):
@@ -43,7 +44,7 @@ MAX_S = 3.0  # never wait for a turn longer than this, however many rivals
 NEXT_NAP = 0.05  # the writer next in line looks every twentieth of a cycle ...
 EXPECT = 0.5  # ... from this far into the cycle of the writer ahead of it
 IDLE = 2.5  # cycles without anybody landing: the rivals ahead are not claiming now
-RAISE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
+ENQUEUE_AFTER = 1  # races lost in a row, unseen, before a writer raises its hand
 
 
 class Uniform(Protocol):
@@ -65,7 +66,7 @@ class Contention:
         self.rivals = 0  # other writers that landed commits lately
         self.rank = 0  # rivals whose last landing is older than ours: they go first
         self.cycle = 0.05  # seconds from a fetch to our landed push, moving average
-        self.hands = 0  # raised hands that go before us
+        self.queued = 0  # queue entries (raised hands) that go before us
         self.losses = 0  # races lost since our last landed write
 
     def lost(self) -> float:
@@ -80,11 +81,11 @@ class Contention:
 
     def ahead(self) -> int:
         """How many writers go before us: rivals that landed before us, and raised hands."""
-        return self.rank + self.hands
+        return self.rank + self.queued
 
-    def should_raise(self) -> bool:
-        """Tell whether to raise our hand: we keep losing and nobody can see us in the round."""
-        return self.losses >= RAISE_AFTER and self.rank == 0
+    def should_enqueue(self) -> bool:
+        """Tell whether to add a queue entry: we keep losing and nobody can see us in the round."""
+        return self.losses >= ENQUEUE_AFTER and self.rank == 0
 
     def won(self, cycle_s: float | None = None) -> None:
         """Our push landed, `cycle_s` after the fetch it was built on: we now go last."""

@@ -24,7 +24,7 @@ from gitdag.errors import RefRefused, RemoteError, StaleSnapshotError
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
-from gitdag.store.turns import TakingTurns
+from gitdag.store.turns import WriterQueue
 from gitdag.store.write import add_object, build_commit, compare_and_swap
 from gitdag.transport.outcomes import LostRef, PushOutcome, RefPush
 
@@ -41,7 +41,7 @@ class _Write:
       snap: the remote head it was computed on (the state branch's lease).
       result: the transition.
       new: the graph once it landed (its commit is `sha`).
-      extra: other refs of the same atomic push (a node's branch, the target, our hand).
+      extra: other refs of the same atomic push (a node's branch, the target, our queue entry).
       unwritten: its objects, kept in memory until the push landed (else empty).
       attempt: which try of `push_transition` this is.
       began: when this try began (monotonic), for the cycle of taking turns.
@@ -57,7 +57,7 @@ class _Write:
     began: float
 
 
-class CasPushes(TakingTurns):
+class CasPushes(WriterQueue):
     """The writing half of `RemoteState` (which provides everything declared here)."""
 
     store: StateStore
@@ -111,15 +111,15 @@ class CasPushes(TakingTurns):
           StaleSnapshotError: the remote head kept moving past the bound.
         """
         if polite:
-            self._look(actor)  # who is waiting (raised hands), and has the head moved?
-            self._take_turn(actor)
+            self._poll_head(actor)  # who is queued, and has the head moved?
+            self._wait_in_queue(actor)
         for attempt in range(1, max_tries + 1):
             began = time.monotonic()
             snap = self.snapshot()
             now = self.store.clock()
             result = compute(snap, now)
             if result is None or isinstance(result, Rejected) or result.is_empty():
-                self._lower_hand()
+                self._dequeue()
                 return result if isinstance(result, Rejected) else None
             write = self._build(snap, result, refs, actor=actor, now=now, attempt=attempt,
                                 began=began)  # fmt: skip
@@ -151,8 +151,8 @@ class CasPushes(TakingTurns):
             self.store.repo, snap, result, actor=actor, author=self._identity(), now=now,
             cache=self.store.cache, readme=self.store.readme_for(snap, result), sink=unwritten,
         )  # fmt: skip
-        if self._hand is not None:
-            extra.append(RefPush("", self._hand))  # lowered as our write lands
+        if self._queue_entry is not None:
+            extra.append(RefPush("", self._queue_entry))  # removed as our write lands
         kept = tuple(unwritten) if unwritten is not None else ()
         return _Write(snap, result, new, commit.id.decode(), tuple(extra), kept, attempt, began)
 
@@ -190,9 +190,9 @@ class CasPushes(TakingTurns):
         time.sleep(self.contention.lost())
         head = self._fetch_seeing(actor, seen)
         if polite:
-            if self._raise_hand(actor, head):
-                self._look_refs()  # the hands raised before ours go first
-            head = self._take_turn(actor) or head
+            if self._enqueue(actor, head):
+                self._poll_refs()  # the queue entries before ours go first
+            head = self._wait_in_queue(actor) or head
         return head
 
     def _after_loss(self, write: _Write, outcome: PushOutcome, head: str) -> Committed | None:
@@ -207,7 +207,7 @@ class CasPushes(TakingTurns):
             if self._contains(head, write.sha):
                 # The connection dropped after the push landed, and the fetch found it there.
                 self._adopt(write)
-                return self._won(write, cycle_s=None)  # (our hand was lowered by that push)
+                return self._won(write, cycle_s=None)  # (our queue entry went with that push)
             return None  # it did not land: simply tried again
         if head == write.snap.head:
             why = next((s.summary for s in outcome.statuses if s.stale), "refused")
@@ -218,9 +218,9 @@ class CasPushes(TakingTurns):
         return None
 
     def _won(self, write: _Write, *, cycle_s: float | None) -> Committed:
-        """Our write landed: we go last among the writers taking turns, our hand is down."""
+        """Our write landed: we go last among the queued writers, our queue entry is gone."""
         self.contention.won(cycle_s)
-        self._hand = None
+        self._queue_entry = None
         return Committed(write.result, write.sha, write.new, write.attempt)
 
     def _refusal(self, outcome: PushOutcome, extra: Sequence[RefPush]) -> RefRefused:

@@ -47,7 +47,7 @@ from gitdag.store.caspush import CasPushes
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.store.turns import HANDS as HANDS
+from gitdag.store.turns import QUEUE_REFS as QUEUE_REFS
 from gitdag.transport import CliTransport, Transport, choose
 from gitdag.transport.outcomes import MissingRef, PushOutcome, RefPush
 from gitdag.transport.retry import Retry
@@ -91,9 +91,9 @@ class RemoteState(CasPushes):
         self.retry = retry or Retry()
         self.contention = Contention(rng=random.Random())
         self._fetch_s = 0.0  # how long our last fetch took (part of a write's cycle)
-        self._hand: str | None = None  # our raised hand's ref on the remote, if raised
+        self._queue_entry: str | None = None  # our queue entry's ref on the remote, if any
         self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
-        self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_look_refs`)
+        self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_poll_refs`)
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:
