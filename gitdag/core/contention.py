@@ -104,17 +104,18 @@ class Contention:
         self.rivals = len(others)
         self.rank = len(actors) - actors.index(me) - 1 if me in actors else 0
 
-    def nap(self, since_move: float = 0.0) -> float:
+    def nap(self, since_move: float = 0.0, poll_s: float = 0.0) -> float:
         """Return how long to wait before looking at the remote head again (rank > 0).
 
         Further back: sleep until about one writer is left ahead. Next in line: the writer
         ahead lands about a cycle after the last landing we saw (`since_move` ago), so sleep
-        until shortly before that, then look often.
+        until shortly before that, then look often, but never for less than the last ref poll
+        took (`poll_s`): a slow poll means a busy server, which every poll slows further.
         """
         if self.ahead() > 1:
             return max(MIN_NAP_S, (self.ahead() - 1) * self.cycle * self.rng.uniform(0.8, 1.2))
         early = EXPECT * self.cycle - since_move
-        return max(MIN_NAP_S, early if early > 0 else NEXT_NAP * self.cycle)
+        return max(MIN_NAP_S, early if early > 0 else max(NEXT_NAP * self.cycle, poll_s))
 
     def idle(self) -> float:
         """Return how long the head may stay still before we stop waiting for those ahead.

@@ -80,10 +80,12 @@ class WriterQueue(ABC):
         fetched = None
         start = last_move = time.monotonic()
         seen = self.head()
+        poll_s = 0.0  # how long the last ref poll took
         while c.ahead():
-            time.sleep(c.nap(time.monotonic() - last_move))
+            time.sleep(c.nap(time.monotonic() - last_move, poll_s))
             now = time.monotonic()
             head = self._poll_refs()
+            poll_s = time.monotonic() - now
             if head is not None and head != seen:
                 seen, last_move = head, now
                 if c.ahead() > 1:

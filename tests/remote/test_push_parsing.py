@@ -83,3 +83,17 @@ def test_turn_taking() -> None:
     assert c.should_enqueue()  # lost, and nobody can see us waiting: raise a hand
     c.won()
     assert c.losses == 0 and c.cycle <= MAX_S
+
+
+def test_waiters_poll_less_when_the_server_is_slow() -> None:
+    c = Contention(rng=random.Random(2))
+    c.seen(["me", "a", "b"], "me")  # a and b landed before us: both go first
+    assert c.ahead() == 2
+    c.passed()  # the head moved while two were ahead: one of them took its turn (no fetch)
+    assert c.ahead() == 1
+    c.passed()
+    c.passed()  # never below zero
+    assert c.rank == 0
+    c.seen(["me", "a"], "me")  # next in line, long after the last landing
+    quick = c.nap(since_move=10.0)
+    assert quick < 0.1 and c.nap(since_move=10.0, poll_s=0.4) == 0.4  # no faster than a poll
