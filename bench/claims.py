@@ -6,8 +6,9 @@ What is timed:
     (`gitdag.remote.claims`: choose at random among the first 4 ready nodes of the head it knows,
     push the claim transition with a lease and a unique nonce, confirmed by the push's own
     `<expected>..<ours>` report; taking turns as `gitdag.core.contention` says; the remote spoken
-    to in-process, `gitdag.store.wire`). Latency = from choosing to the confirmation, lost races
-    and waiting for a turn included. Throughput = all claims / (last confirmation - first start).
+    to in-process through `dulwich.client`, gitdag/transport/). Latency = from choosing to the
+    confirmation, lost races and waiting for a turn included. Throughput = all claims / (last
+    confirmation - first start).
     "give-ups": claims that hit their bound of lost races and started over.
   A worker that never wins records no latency: "longest fruitless wait" is the longest time a
   worker's last attempt waited before finding nothing left (starvation the p95 cannot show).
@@ -18,8 +19,8 @@ nodes, served by each transport of `--transports` in turn (interleaved with the 
   http: smart HTTP, `git http-backend` behind a threaded WSGI server with basic auth
     (tests/remote/httpd.py);
   daemon: `git daemon`;
-  delay: the same HTTP server behind a relay that holds every chunk 50 ms each way (100 ms
-    added round trip);
+  http-delay (or delay): the same HTTP server behind a relay that holds every chunk 50 ms each
+    way (100 ms added round trip);
   ssh: `sshd` from the distribution on a port of its own, key authentication (the git CLI with
     ssh's ControlMaster: one connection per worker); only where /usr/sbin/sshd exists.
 After each run every node's claim commits are counted on the remote: a node claimed twice
@@ -34,8 +35,10 @@ runs at most a minute apart: this machine's speed drifts by 2x over minutes.
 before claiming the next (default 0: back-to-back claims, the saturated case the targets are
 about).
 
-Usage: python bench/claims.py [--transports http,daemon] [--workers 1,4,8] [--claims 96]
-       [--repeat 3] [--hold 0]
+Usage: python bench/claims.py [--transports http,daemon,http-delay,ssh] [--workers 1,4,8]
+       [--claims 96] [--repeat 3] [--hold 0]
+Each result line ends with the load average (1 min) when the run ended; the floor is measured
+in the same run, so `median/floor` and `p95/floor` compare like with like on a loaded machine.
 (--claims 48 weighs the start of a run, when all workers race once, twice as much.)
 Tuning (environment): BENCH_IDLE, BENCH_NEXT_NAP, BENCH_EXPECT override contention.IDLE,
 NEXT_NAP and EXPECT in the workers; BENCH_VERBOSE=1 prints per-claim latencies, transport calls
@@ -257,19 +260,21 @@ def run(root: Path, base_url: str, workers: int, count: int, floor_rounds: int,
     med, p95 = statistics.median(latencies), pct(latencies, 0.95)
     if os.environ.get("BENCH_VERBOSE"):
         print(f"   CPU busy while claiming: {use:.0%} of the machine")
-    print(f"{tag.split('-')[0]:>6} {workers} worker(s): {len(won)} claims "
+    print(f"{tag.rsplit('-r', 1)[0]:>10} {workers} worker(s): {len(won)} claims "
           f"(per worker {per_worker[0]}-{per_worker[-1]}), "
           f"{lost} give-ups, longest fruitless wait {u.ms(starved)}, {rate:6.2f} claims/s, "
           f"latency median {u.ms(med)} p95 {u.ms(p95)} | floor push {u.ms(base)} | "
-          f"median/floor {med / base:5.2f}  p95/floor {p95 / base:5.2f}")  # fmt: skip
-    return {"rate": rate, "median": med, "p95": p95, "floor": base, "starved": starved}
+          f"median/floor {med / base:5.2f}  p95/floor {p95 / base:5.2f} | "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    return {"rate": rate, "median": med, "p95": p95, "floor": base, "starved": starved,
+            "load": os.getloadavg()[0]}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", default="1,4,8")
     parser.add_argument("--transports", default="http,daemon",
-                        help="of http, daemon, delay, ssh")  # fmt: skip
+                        help="of http, daemon, http-delay (or delay), ssh")  # fmt: skip
     # 96 claims: 12 per worker at 8 workers, so that the start of a run (every worker races
     # once, before any turn order exists) does not dominate a rate meant for steady claiming.
     parser.add_argument("--claims", type=int, default=96)
@@ -322,8 +327,11 @@ def main() -> None:
     for kind in kinds:
         for w in counts:
             p95s = sorted(r[w]["p95"] for r in rounds[kind])
-            line = f"{kind:>6} {w} worker(s): p95 {statistics.median(p95s):.3f} s (median of "
-            line += f"{len(p95s)}; worst {p95s[-1]:.3f} s)"
+            over = sorted(r[w]["p95"] / r[w]["floor"] for r in rounds[kind])
+            loads = [r[w]["load"] for r in rounds[kind]]
+            line = f"{kind:>10} {w} worker(s): p95 {statistics.median(p95s):.3f} s (median of "
+            line += f"{len(p95s)}; worst {p95s[-1]:.3f} s; p95/floor {statistics.median(over):.1f}"
+            line += f"; load {min(loads):.1f}-{max(loads):.1f})"
             if w != 1 and 1 in counts:
                 shares = sorted(r[w]["rate"] / r[1]["rate"] for r in rounds[kind])
                 worst = max(r[w]["starved"] for r in rounds[kind])

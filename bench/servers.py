@@ -131,6 +131,8 @@ class Servers:
                          f"--base-path={self.base}", f"--port={port}", "--listen=127.0.0.1",
                          str(self.base)], port, "git daemon")  # fmt: skip
             return f"git://127.0.0.1:{port}"
+        if kind == "http-delay":
+            kind = "delay"
         if kind in ("http", "delay"):
             if self.http_port is None:
                 self.http_port = free_port()

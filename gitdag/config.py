@@ -77,7 +77,7 @@ class RemoteConfig(_Cfg):
     """Talking to a shared remote (`gitdag work --remote`, `status --remote`)."""
 
     # How long a call that failed for a moment (connection refused or reset, a timeout, HTTP
-    # 502/503/504, DNS) is retried, with capped, jittered backoff, before the remote counts as
+    # 500/502/503/504, DNS) is retried, with capped, jittered backoff, before the remote counts as
     # unreachable.
     retry_for_s: Annotated[StrictInt | float, Field(ge=0, le=3600)] = 60
     # The remote whose `dagain/state` is the graph (remote/steer.py): steering commands push

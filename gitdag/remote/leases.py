@@ -19,6 +19,7 @@ from gitdag.core import lifecycle
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import RemoteError, StaleSnapshotError
+from gitdag.remote import journal
 from gitdag.runner.orphans import read_pid_info, stop_orphan
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
@@ -87,7 +88,16 @@ def reclaim(w: Worker) -> None:
 
 
 def recover_own(w: Worker) -> None:
-    """Claims of an earlier worker in this clone (it crashed): stop its runners, reopen them."""
+    """Claims of an earlier worker in this clone (it crashed): stop its runners, reopen them.
+
+    The journal is finished first: a kept result whose claim is still this clone's is pushed
+    (its agent does not run again), one whose lease was lost is discarded with a line.
+    """
+
+    def push_kept(entry: journal.Entry) -> None:
+        w.results.push(entry.node_id, entry.attempt, entry.result, entry.work)
+
+    journal.replay(w.pending, w.remote, w.token, push_kept, w.progress.event)
     snap = w.remote.snapshot()
     suffix = "." + w.token
     for node_id, summary in snap.nodes.items():
@@ -100,15 +110,6 @@ def recover_own(w: Worker) -> None:
         info = read_pid_info(run_dir)
         grace = min(2.0, float(w.settings.defaults.kill_grace_s))
         stopped = info is not None and stop_orphan(info, grace_s=grace)
-        kept = w.pending.load(node_id, claim.attempt)
-        if kept is not None:  # its result was refused (a hook, a permission): push it again
-            w.progress.event(
-                f"{node_id}: pushing the kept result of attempt {claim.attempt} again "
-                "(its agent does not run again)"
-            )
-            result, work = kept
-            w.results.push(node_id, claim.attempt, result, work)
-            continue
         why = f"attempt {claim.attempt}: its worker in this clone is gone"
         why += " (its runner was stopped)" if stopped else ""
         w.push_node(node_id, give_back(claim.attempt, why))

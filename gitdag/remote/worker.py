@@ -38,10 +38,9 @@ from gitdag.core.model import Node, Status
 from gitdag.core.stopping import LocalFacts, why_stopped
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import InputError, RemoteError, StaleSnapshotError
-from gitdag.remote import claims, leases, mirror
+from gitdag.remote import claims, journal, leases, mirror
 from gitdag.remote.idle import IdlePoll
 from gitdag.remote.merging import RemoteMerges
-from gitdag.remote.pending import PendingResults
 from gitdag.remote.results import Results
 from gitdag.remote.startholds import StartHold
 from gitdag.store import localholds
@@ -122,7 +121,7 @@ class Worker:
         # An environment cause of a failed start: no claims until it is gone (re-checked).
         self.starts = StartHold(self)
         self.said = SaidOnce(self.progress)
-        self.pending = PendingResults(self.local)
+        self.pending = journal.Journal(self.local)
 
     # --- entry ------------------------------------------------------------------------------
 

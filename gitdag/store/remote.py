@@ -26,7 +26,6 @@ was refused fails, a refused state branch stops the worker); a remote unreachabl
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import re
 import subprocess
@@ -35,36 +34,29 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.objects import Commit, ObjectID, ShaFile
 
 from gitdag.core.contention import Contention
-from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import (
     InputError,
     NotInitialisedError,
-    RefRefused,
     RemoteError,
-    StaleSnapshotError,
 )
 from gitdag.store import repo as repos
+from gitdag.store.caspush import CasPushes
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
-from gitdag.store.state import Committed, StateStore
-from gitdag.store.turns import HANDS as HANDS
-from gitdag.store.turns import TakingTurns
-from gitdag.store.write import add_object, build_commit, compare_and_swap
+from gitdag.store.state import StateStore
+from gitdag.store.turns import QUEUE_REFS as QUEUE_REFS
 from gitdag.transport import CliTransport, Transport, choose
-from gitdag.transport.outcomes import LostRef, MissingRef, PushOutcome, RefPush
+from gitdag.transport.outcomes import MissingRef, PushOutcome, RefPush
 from gitdag.transport.retry import Retry
 
 TRACKING_PREFIX = "refs/gitdag/remotes/"
-MAX_TRIES = 12
 GIT_TIMEOUT_S = 120.0
 STALE_LOCK_S = 5.0
 COMMIT_CACHE = 512
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
 
 
 def tracking_ref(remote: str, what: str) -> str:
@@ -72,7 +64,7 @@ def tracking_ref(remote: str, what: str) -> str:
     return f"{TRACKING_PREFIX}{remote}/{what}"
 
 
-class RemoteState(TakingTurns):
+class RemoteState(CasPushes):
     """One remote's state branch, mirrored into a tracking ref and written by CAS pushes.
 
     Not thread-safe (like the StateStore it wraps): one per thread.
@@ -99,9 +91,9 @@ class RemoteState(TakingTurns):
         self.retry = retry or Retry()
         self.contention = Contention(rng=random.Random())
         self._fetch_s = 0.0  # how long our last fetch took (part of a write's cycle)
-        self._hand: str | None = None  # our raised hand's ref on the remote, if raised
+        self._queue_entry: str | None = None  # our queue entry's ref on the remote, if any
         self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
-        self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_look_refs`)
+        self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_poll_refs`)
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:
@@ -156,10 +148,6 @@ class RemoteState(TakingTurns):
     def retry_for(self, seconds: float) -> None:
         """Retry calls that fail for a moment for up to `seconds` (`remote.retry_for_s`)."""
         self.retry.retry_for_s = seconds
-
-    @property
-    def _retried(self) -> bool:
-        return self.transport.retried
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a local git command in the repository (failure: RemoteError)."""
@@ -279,172 +267,10 @@ class RemoteState(TakingTurns):
         """
         return self.transport.push(updates, atomic=atomic, objects=objects)
 
-    def push_transition(
-        self,
-        compute: Compute,
-        *,
-        actor: str,
-        refs: Sequence[RefPush] | Callable[[Snapshot], Sequence[RefPush]] = (),
-        read_back: bool = False,
-        max_tries: int = MAX_TRIES,
-        polite: bool = False,
-    ) -> Committed | Rejected | LostRef | None:
-        """Compute a transition on the remote head and push it with compare-and-swap.
-
-        On a lost race the remote is fetched and the transition recomputed on its new head
-        (never a textual rebase), up to `max_tries` times, each after a small jitter.
-
-        Args:
-          compute: (snapshot, now) -> the transition, a Rejected, or None for nothing to do.
-          actor: the `Gitdag-Actor` trailer.
-          refs: other refs to push atomically with it (or a function of the snapshot giving
-            them); if one of their leases fails, LostRef is returned and nothing was pushed.
-          read_back: make sure the remote's state history contains our commit (claims: their
-            commit carries a unique nonce): from git's report of the push, else by a fetch.
-          max_tries: the bound on recomputations.
-          polite: wait for our turn among the writers of this remote before pushing
-            (contention.py; claims: a push that can wait; results and renewals go at once).
-
-        Returns:
-          Committed (now the remote head as far as we know), or what compute returned, or LostRef.
-
-        Raises:
-          RemoteError: the remote refused the push for another reason, or is unreachable.
-          StaleSnapshotError: the remote head kept moving past the bound.
-        """
-        author = self._identity()
-        if polite:
-            self._look(actor)  # who is waiting (raised hands), and has the head moved?
-            self._take_turn(actor)
-        for attempt in range(1, max_tries + 1):
-            began = time.monotonic()
-            snap = self.snapshot()
-            now = self.store.clock()
-            result = compute(snap, now)
-            if result is None or isinstance(result, Rejected) or result.is_empty():
-                self._lower_hand()
-                return result if isinstance(result, Rejected) else None
-            extra = list(refs(snap) if callable(refs) else refs)
-            # A transition alone goes straight from memory to the remote, and only one that
-            # landed is written here: a lost race costs no disk writes, and the race window
-            # is shorter by them. Anything else travels with other commits: written first.
-            unwritten: list[Blob | Tree | Commit] | None = None
-            if self.transport.sends_unwritten and all(not up.src for up in extra):
-                unwritten = []
-            commit, new_snap = build_commit(
-                self.store.repo, snap, result, actor=actor, author=author, now=now,
-                cache=self.store.cache, readme=self.store._readme(snap, result), sink=unwritten,
-            )  # fmt: skip
-            sha = commit.id.decode()
-            if self._hand is not None:
-                extra.append(RefPush("", self._hand))  # lowered as our write lands
-            state = RefPush(sha, STATE_REF.decode(), snap.head or "")
-            outcome = self.push([state, *extra], objects=unwritten or ())
-            if unwritten and (outcome.ok or self._retried):
-                for obj in unwritten:  # landed (or may have): ours to keep
-                    add_object(self.store.repo, obj)
-            if outcome.ok:
-                self._adopt(snap, new_snap, extra)
-                if (
-                    not read_back
-                    or self._landed(outcome, snap.head or "", sha)
-                    or self._confirm(sha)
-                ):
-                    self.contention.won(time.monotonic() - began + self._fetch_s)
-                    self._hand = None
-                    return Committed(result, sha, new_snap, attempt)
-            else:
-                if outcome.refusals():
-                    raise self._refusal(outcome, extra)
-                lost = [r for r in outcome.stale_refs() if r != STATE_REF.decode()]
-                if lost:
-                    return LostRef(lost[0])
-            # Someone else moved the remote head: they made progress, so retry promptly (a
-            # small jitter, contention.py): look at what they did, decide again on that head.
-            time.sleep(self.contention.lost())
-            head = self._fetch_seeing(actor)
-            if polite:
-                if self._raise_hand(actor, head):
-                    self._look_refs()  # the hands raised before ours go first
-                head = self._take_turn(actor) or head
-            if self._retried and not outcome.ok and self._contains(head, sha):
-                # The connection dropped after the push landed, and the retry found it there.
-                self._adopt(snap, new_snap, extra)
-                self.contention.won()
-                self._hand = None  # lowered by that same push
-                return Committed(result, sha, new_snap, attempt)
-            if head == snap.head and not outcome.ok and not self._retried:
-                # (A dropped connection whose push did not land is simply tried again.)
-                why = next((s.summary for s in outcome.statuses if s.stale), "refused")
-                raise RemoteError(
-                    f"remote {self.remote} refused {STATE_REF.decode()} although it did not "
-                    f"move: {why}; nothing was changed locally"
-                )
-        raise StaleSnapshotError(
-            f"remote {self.remote}: {STATE_BRANCH} moved under {max_tries} attempts in a row; "
-            "nothing was written"
-        )
-
-    def _refusal(self, outcome: PushOutcome, extra: Sequence[RefPush]) -> RefRefused:
-        """The error for a push refused for a reason other than a lost race, naming the ref.
-
-        A hook that refuses a whole push (pre-receive) refuses every ref of it alike; then the
-        node branches that rode along are pushed alone (forced, no lease) to tell whose fault it
-        was: a branch refused alone is the culprit; else it was the state branch itself, and
-        the branches pushed alone are deleted again (each with its lease).
-        """
-        state = STATE_REF.decode()
-        refused = outcome.refusals()
-        others = [s for s in refused if s.ref != state]
-        if others and len(others) < len(refused):
-            branches = {s.ref for s in others}
-            alone = [u for u in extra if u.dst in branches and u.src and u.expect is None]
-            if alone:
-                probe = self.push(alone, atomic=False)
-                if probe.refusals():
-                    outcome, others = probe, list(probe.refusals())
-                else:  # not theirs: taken back, so that no branch lands without its result
-                    others = []
-                    self.push([RefPush("", u.dst, u.src) for u in alone], atomic=False)
-        first = others[0] if others else next(s for s in refused if s.ref == state)
-        said = "; ".join(outcome.remote_says[-3:])
-        reason = first.summary + (f" ({said})" if said else "")
-        return RefRefused(f"remote {self.remote} refused {first.ref}: {reason}; nothing was "
-                          "changed locally", first.ref, reason)  # fmt: skip
-
     def _identity(self) -> tuple[str, str]:
         if self._author is None:
             self._author = repos.identity(self.store.repo)
         return self._author
-
-    def _adopt(self, old: Snapshot, new: Snapshot, extra: Sequence[RefPush]) -> None:
-        """Our push landed: the tracking refs follow, and the new snapshot is the current one."""
-        if new.head is None:
-            return
-        repo = self.store.repo
-        compare_and_swap(repo, self.state_ref.encode(), old.head, new.head, "gitdag: pushed")
-        for up in extra:
-            if self.target is not None and up.dst == f"refs/heads/{self.target}":
-                compare_and_swap(repo, self.target_ref.encode(), up.expect or None, up.src,
-                                 "gitdag: pushed")  # fmt: skip
-        # The store's own cache of the current snapshot (same package): reading it back is free.
-        self.store._snap = new
-
-    def _landed(self, outcome: PushOutcome, expected: str, sha: str) -> bool:
-        """Tell whether git's report of this push proves that our commit became the state head.
-
-        The server moved the ref under its lock only if it still pointed at `expected`, so a
-        report `<expected>..<sha>` for our unique commit means it was the head at that moment.
-        Not after a retried connection: the report is then about the retry, not the push.
-        """
-        if self._retried:
-            return False
-        ref = STATE_REF.decode()
-        return any(s.ref == ref and s.moved(expected, sha) for s in outcome.statuses)
-
-    def _confirm(self, sha: str) -> bool:
-        """Read back whether our commit is on the remote's state branch (head or ancestor)."""
-        return self._contains(self.fetch(), sha)
 
     def _commit(self, sha: str) -> Commit:
         """Read a commit; state commits are read again and again while taking turns: cached."""

@@ -244,6 +244,23 @@ class StateStore:
         self._readme_next = ("", data)
         return text
 
+    def readme_for(self, snap: Snapshot, transition: Transition) -> str | None:
+        """Return the README.md of the commit applying `transition` on `snap` (None: not kept).
+
+        For writers that build their own commits on this store's branch (a remote's state,
+        pushed instead of committed here); `adopt` the commit's snapshot once it landed.
+        """
+        return self._readme(snap, transition)
+
+    def adopt(self, snap: Snapshot) -> None:
+        """Make `snap` the current graph: its commit (built here, landed elsewhere) is the head.
+
+        The caller has moved the ref; reading the snapshot back is then free, and the README
+        of the next transition starts from the one just written.
+        """
+        self._snap = snap
+        self._wrote(snap.head)
+
     def _wrote(self, head: str | None) -> None:
         # The README just committed describes `head`: the next transition starts from it.
         if self._readme_next is not None and head is not None:

@@ -1,9 +1,10 @@
-"""Taking turns on a remote, the I/O half: looking, fetching, counting rivals, raising a hand.
+"""The writers' queue on a remote, the I/O half: ref polls, fetches, rivals, queue entries.
 
 `contention.Contention` decides (pure: ranks, naps, patience); this mixin of `RemoteState` does
-what those decisions need on the wire: a cheap look at the remote head and the raised hands
+what those decisions need on the wire: a cheap ref poll of the remote head and the queue entries
 (`ls-refs`), a fetch when the head moved, the round of recent writers read from the fetched
-history (`Gitdag-Actor` trailers), and raising or lowering this writer's hand.
+history (`Gitdag-Actor` trailers), and adding or removing this writer's queue entry (a ref under
+`QUEUE_REFS`; docs/many-machines.md calls it "raising a hand").
 """
 
 from __future__ import annotations
@@ -25,19 +26,20 @@ from gitdag.transport.outcomes import PushOutcome, RefPush
 
 RIVALS_S = 3  # rivals are the other actors of the state commits of the last few seconds
 RIVALS_WALK = 32  # ... looking at no more commits than this
-MAX_TURN_S = 3.0  # never wait for a turn longer than this
-# Writers that keep losing raise a hand here (contention.py); a branch, so the push rights a
+MAX_WAIT_S = 3.0  # never wait for a turn longer than this
+# Writers that keep losing add a queue entry here (contention.py); a branch, so the push rights a
 # worker needs stay "dagain/* branches only".
-HANDS = "refs/heads/dagain/hands/"
-HAND_S = 10  # a hand pointing at a state commit older than this (vs the head) was left behind
+QUEUE_REFS = "refs/heads/dagain/hands/"
+# A queue entry pointing at a state commit older than this (vs the head) was left behind.
+QUEUE_ENTRY_STALE_S = 10
 
 
-class TakingTurns(ABC):
+class WriterQueue(ABC):
     """The turn-taking half of `RemoteState` (which provides everything declared here)."""
 
     contention: Contention
     target: str | None
-    _hand: str | None
+    _queue_entry: str | None
     _seen: dict[str, str]
     _fetch_s: float
 
@@ -64,85 +66,98 @@ class TakingTurns(ABC):
     def _commit(self, sha: str) -> Commit:
         """Read a state commit, cached (RemoteState)."""
 
-    def _take_turn(self, actor: str) -> str | None:
+    def _wait_in_queue(self, actor: str) -> str | None:
         """Wait while writers that landed before us take their turns (contention.py).
 
-        Sleeps `nap`, then looks at the remote head and the raised hands with `ls-refs` (no
-        objects) and fetches only if the head moved (which recounts the ranks). Stops at rank
-        0, when nobody has landed for `idle`, or after MAX_TURN_S. Returns the head last
-        fetched, if it fetched.
+        Sleeps `nap`, then looks at the remote head and the queue entries with `ls-refs` (no
+        objects). A move of the head while others are still ahead of us counts one of them
+        done (`Contention.passed`) without fetching; next in line, a move is fetched (which
+        recounts the ranks). Stops at rank 0, when nobody has landed for `idle`, or after
+        MAX_WAIT_S, and fetches the head last seen if it was not fetched yet. Returns the head
+        last fetched, if it fetched.
         """
         c = self.contention
         fetched = None
         start = last_move = time.monotonic()
+        seen = self.head()
+        poll_s = 0.0  # how long the last ref poll took
         while c.ahead():
-            time.sleep(c.nap(time.monotonic() - last_move))
+            time.sleep(c.nap(time.monotonic() - last_move, poll_s))
             now = time.monotonic()
-            moved = self._look(actor)
-            if moved is not None:
-                fetched, last_move = moved, now
+            head = self._poll_refs()
+            poll_s = time.monotonic() - now
+            if head is not None and head != seen:
+                seen, last_move = head, now
+                if c.ahead() > 1:
+                    c.passed()  # each waiter fetching each landing would load the server
+                else:
+                    fetched = self._fetch_seeing(actor, self._seen)
             elif now - last_move >= c.idle():
                 break  # nobody lands: those ahead of us are not claiming now
-            if now - start >= MAX_TURN_S:
+            if now - start >= MAX_WAIT_S:
                 break
+        if seen is not None and seen != self.head():
+            fetched = self._fetch_seeing(actor, self._seen)
         return fetched
 
-    def _look(self, actor: str) -> str | None:
-        """Read the remote head and the raised hands; fetch if the head moved.
+    def _poll_head(self, actor: str) -> str | None:
+        """Read the remote head and the queue entries; fetch if the head moved.
 
         Returns the new head if it moved (and was fetched), else None.
         """
-        if self._look_refs() == self.head():
+        if self._poll_refs() == self.head():
             return None
         return self._fetch_seeing(actor, self._seen)
 
-    def _look_refs(self) -> str | None:
-        """Read the remote head and count the raised hands ahead of us (ls-refs, no objects)."""
-        names = [STATE_REF.decode(), HANDS]
+    def _poll_refs(self) -> str | None:
+        """Read the remote head and count the queue entries ahead of us (ls-refs, no objects)."""
+        names = [STATE_REF.decode(), QUEUE_REFS]
         if self.target is not None:
             names.append(f"refs/heads/{self.target}")
         seen = self._seen = self.transport.refs(names)
         head = self.head()
         newest = self._commit(head).commit_time if head is not None else 0
-        raised = {n: sha for n, sha in seen.items() if n.startswith(HANDS) and n != self._hand}
-        hands = sorted(n for n, sha in raised.items() if self._fresh(sha, newest))
-        self._sweep({n: sha for n, sha in raised.items() if n not in hands})
-        if self._hand is not None:
-            hands = [h for h in hands if h < self._hand]  # among hands: in the order of names
-        self.contention.hands = len(hands)
+        raised = {
+            n: sha for n, sha in seen.items() if n.startswith(QUEUE_REFS) and n != self._queue_entry
+        }
+        entries = sorted(n for n, sha in raised.items() if self._fresh(sha, newest))
+        self._sweep({n: sha for n, sha in raised.items() if n not in entries})
+        if self._queue_entry is not None:
+            entries = [e for e in entries if e < self._queue_entry]  # among them: by name
+        self.contention.queued = len(entries)
         return seen.get(STATE_REF.decode())
 
     def _sweep(self, stale: Mapping[str, str]) -> None:
-        """Delete hands left behind by killed workers (each with its lease): best effort."""
+        """Delete queue entries left behind by killed workers (each with its lease): best effort."""
         if stale:
             with contextlib.suppress(RemoteError):
                 self.push([RefPush("", name, sha) for name, sha in stale.items()], atomic=False)
 
     def _fresh(self, sha: str, newest: int) -> bool:
-        """A hand is fresh unless it points at a state commit well older than our head."""
+        """A queue entry is fresh unless it points at a state commit well older than our head."""
         try:
             stamp: int = self._commit(sha).commit_time
-            return stamp >= newest - HAND_S
+            return stamp >= newest - QUEUE_ENTRY_STALE_S
         except (KeyError, RemoteError):
             return True  # a commit we have not fetched yet: new
 
-    def _raise_hand(self, actor: str, head: str) -> bool:
-        """Raise our hand on the remote if we keep losing unseen (contention.py); True if we did."""
-        if self._hand is not None or not self.contention.should_raise():
+    def _enqueue(self, actor: str, head: str) -> bool:
+        """Add our queue entry if we keep losing unseen (contention.py); True if we did."""
+        if self._queue_entry is not None or not self.contention.should_enqueue():
             return False
         digest = hashlib.sha1(" ".join(actor.split()).encode()).hexdigest()[:16]
-        hand = HANDS + digest
-        outcome = self.push([RefPush(head, hand)], atomic=False)
+        entry = QUEUE_REFS + digest
+        outcome = self.push([RefPush(head, entry)], atomic=False)
         if outcome.ok:
-            self._hand = hand
+            self._queue_entry = entry
         return outcome.ok
 
-    def _lower_hand(self) -> None:
-        """Lower our raised hand (we are leaving without a landed write): best effort."""
-        if self._hand is not None:
-            hand, self._hand = self._hand, None
+    def _dequeue(self) -> None:
+        """Remove our queue entry (we are leaving without a landed write): best effort."""
+        if self._queue_entry is not None:
+            entry, self._queue_entry = self._queue_entry, None
             with contextlib.suppress(RemoteError):
-                self.push([RefPush("", hand)], atomic=False)
+                self.push([RefPush("", entry)], atomic=False)
 
     def _fetch_seeing(self, actor: str, known: Mapping[str, str] | None = None) -> str:
         """Fetch, and count the rival writers of the history fetched (`Contention.seen`)."""

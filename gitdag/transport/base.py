@@ -17,13 +17,10 @@ class Transport(ABC):
     Attributes:
       remote: the remote's name (for messages).
       retry: how transient failures are retried (`remote.retry_for_s`).
-      retried: the last push's connection failed after it was sent (or was retried), so its
-        report may not be about it (the caller checks by fetching).
     """
 
     remote: str
     retry: Retry
-    retried = False
     # Whether `push` can send objects not yet in the repository (`objects`).
     sends_unwritten = False
 
@@ -45,6 +42,8 @@ class Transport(ABC):
         """Push `updates` with their leases in one round trip (all or none when `atomic`).
 
         `objects`: when given (and `sends_unwritten`), everything the remote lacks for them.
+        A push whose connection failed after its commands went, or that was tried again, is
+        `uncertain` (it may have landed): the caller reads the remote back.
         """
 
     @abstractmethod

@@ -139,7 +139,7 @@ class CliTransport(Transport):
                 specs.append(f"{up.src}:{up.dst}")
         proc = self.git(*args, self.remote, *specs, check=False, network=True)
         # A retried push may have landed on the try that failed: its report is then not proof.
-        self.retried = self.retry.retried
+        uncertain = self.retry.retried
         statuses = parse_porcelain(proc.stdout)
         if not statuses:
             raise RemoteError(self.describe("push", proc))
@@ -147,7 +147,7 @@ class CliTransport(Transport):
             line[len("remote:") :].strip() for line in (proc.stderr or "").splitlines()
             if line.startswith("remote:") and line[len("remote:") :].strip()
         )  # fmt: skip
-        return PushOutcome(statuses, said)
+        return PushOutcome(statuses, said, uncertain)
 
     def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
         """`git ls-remote` with a pattern per prefix, filtered to the refs under them."""

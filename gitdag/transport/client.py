@@ -34,6 +34,7 @@ from dulwich.repo import BaseRepo
 
 from gitdag.errors import RemoteError
 from gitdag.transport.base import Transport, under
+from gitdag.transport.endpoints import KeepAliveHttpClient
 from gitdag.transport.outcomes import (
     Failure,
     MissingRef,
@@ -158,7 +159,16 @@ class ClientTransport(Transport):
             )  # fmt: skip
             return found, data.getvalue()
 
-        found, data = self._call("fetch", once)
+        # Where the refs are is known (a look, a lost push's advertisement): the fetch asks
+        # for those commits at once, without listing the refs again (endpoints.py).
+        hinted = known is not None and all(n in known for n in names)
+        if hinted and isinstance(self.client, KeepAliveHttpClient):
+            self.client.refs_hint = {n: known[n] for n in names} if known is not None else None
+        try:
+            found, data = self._call("fetch", once)
+        finally:
+            if isinstance(self.client, KeepAliveHttpClient):
+                self.client.refs_hint = None
         for src in names:
             if src not in found:
                 raise MissingRef(src)
@@ -213,23 +223,20 @@ class ClientTransport(Transport):
 
     def push(self, updates: Sequence[RefPush], *, atomic: bool,
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
-        """One receive-pack session; a connection lost after the commands went is a lost race."""
-        self.retried = False
+        """One receive-pack session; a connection lost after the commands went is uncertain."""
         try:
             outcome: PushOutcome = self._call(
                 "push", lambda: self._push_once(updates, atomic, objects)
             )
         except _Dropped:
-            # It may or may not have landed: reported as a lost race of the state ref, so the
-            # caller fetches and looks (`retried`).
-            self.retried = True
+            # It may or may not have landed: reported as a lost race of the state ref, and
+            # uncertain, so the caller fetches and looks.
             first, *rest = updates
             lost = RefStatus(first.dst, "!", "[rejected] (connection dropped; fetch first)")
             others = [RefStatus(u.dst, "!", "[rejected] (atomic push failed)") for u in rest]
-            return PushOutcome((lost, *others))
+            return PushOutcome((lost, *others), uncertain=True)
         # Tries before this one failed before their commands went (else _Dropped): the report
         # is about this push alone.
-        self.retried = False
         return outcome
 
     def _push_once(self, updates: Sequence[RefPush], atomic: bool,
@@ -282,12 +289,13 @@ class ClientTransport(Transport):
             done = {s.ref for s in statuses}
             statuses += [RefStatus(u.dst, "=", "[up to date]") for u in updates
                          if u.dst not in done]  # fmt: skip
-            return PushOutcome(tuple(_in_order(updates, statuses)))
+            return PushOutcome(tuple(_in_order(updates, statuses)), seen=plan["advertised"])
         report = {k.decode(): v for k, v in (result.ref_status or {}).items()}
         statuses = _report(plan["todo"], plan["advertised"], report)
         done = {s.ref for s in statuses}
         statuses += [RefStatus(u.dst, "=", "[up to date]") for u in updates if u.dst not in done]
-        return PushOutcome(tuple(_in_order(updates, statuses)), tuple(said))
+        return PushOutcome(tuple(_in_order(updates, statuses)), tuple(said),
+                           seen=plan["advertised"])  # fmt: skip
 
 
 class _Dropped(Exception):

@@ -13,20 +13,26 @@ import os
 import select
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dulwich.client import (
+    DEFAULT_REF_PREFIX,
     GitClient,
     SSHGitClient,
     SubprocessGitClient,
     TCPGitClient,
     Urllib3HttpGitClient,
+    build_ls_refs_request_v2,
+    extract_object_format_from_capabilities,
+    read_pkt_refs_v2,
 )
 from dulwich.config import Config, StackedConfig
-from dulwich.protocol import Protocol
+from dulwich.objects import ObjectID
+from dulwich.protocol import Protocol, pkt_line
+from dulwich.refs import Ref
 
 from gitdag.transport.cli import ssh_command
 from gitdag.transport.outcomes import git_env
@@ -71,6 +77,55 @@ class QuickTcpClient(TCPGitClient):
             version = b""
         proto.send_cmd(b"git-" + cmd, path, b"host=" + self._host.encode("ascii") + version)
         return proto, lambda: _can_read(sock), None
+
+
+class KeepAliveHttpClient(Urllib3HttpGitClient):
+    """dulwich's smart-HTTP client, asking for the server's capabilities once, not per call.
+
+    A protocol-v2 `ls-refs` or `fetch` over HTTP starts with a discovery request (`GET
+    info/refs?service=git-upload-pack`) whose answer is the server's v2 capabilities and no
+    refs; dulwich asks it on every call. The capabilities of one server do not change between
+    a worker's calls, so after the first discovery a look is one `POST` (ls-refs) instead of
+    two requests, and a fetch two instead of three: on a forge, and even more on a loaded
+    `git http-backend`, each request costs a server process. A failed call forgets them (the
+    server may have been replaced). Pushes (protocol v0) are unchanged: their discovery is the
+    ref advertisement that the leases are checked against.
+    """
+
+    _v2_capabilities: set[bytes] | None = None
+    # Set by a fetch that knows where its refs are (a look just made): the fetch asks for
+    # those commits without listing the refs (protocol v2 allows wants of any object).
+    refs_hint: dict[str, str] | None = None
+
+    def _discover_references(self, service: bytes, base_url: str,
+                             protocol_version: int | None = None,
+                             ref_prefix: Sequence[bytes] | None = None,
+                             ) -> tuple[Any, set[bytes], str, Any, Any]:  # fmt: skip
+        known = self._v2_capabilities
+        if service != b"git-upload-pack" or known is None or protocol_version not in (None, 2):
+            found = super()._discover_references(service, base_url, protocol_version, ref_prefix)
+            if service == b"git-upload-pack" and self.protocol_version == 2 and not self.dumb:
+                self._v2_capabilities = set(found[1])
+            return found
+        self.protocol_version = 2
+        if self.refs_hint is not None:
+            hinted = {Ref(k.encode()): ObjectID(v.encode()) for k, v in self.refs_hint.items()}
+            return hinted, known, base_url, {}, {}
+        fmt = extract_object_format_from_capabilities(known)
+        commands, args = build_ls_refs_request_v2(known, fmt, ref_prefix or DEFAULT_REF_PREFIX)
+        body = b"".join([pkt_line(c) for c in commands] + [b"0001"]
+                        + [pkt_line(a) for a in args] + [b"0000"])  # fmt: skip
+        try:
+            resp, read = self._smart_request("git-upload-pack", base_url, body)
+            try:
+                proto = Protocol(read, lambda data: None)
+                refs, symrefs, peeled = read_pkt_refs_v2(proto.read_pkt_seq())
+            finally:
+                resp.close()
+        except BaseException:
+            self._v2_capabilities = None
+            raise
+        return refs, known, base_url, symrefs, peeled
 
 
 def _can_read(sock: socket.socket) -> bool:
@@ -135,8 +190,8 @@ def _http(url: str, root: Path, timeout_s: float, stack: Config) -> tuple[GitCli
     password = unquote(parts.password) if parts.password else None
     if user is None and _has_helper(stack):
         user, password = _credential_fill(root, base)
-    client = Urllib3HttpGitClient(base, config=stack, username=user, password=password,
-                                  timeout=timeout_s)  # fmt: skip
+    client = KeepAliveHttpClient(base, config=stack, username=user, password=password,
+                                 timeout=timeout_s)  # fmt: skip
     return client, parts.path
 
 

@@ -6,8 +6,9 @@ A push is a list of `RefPush` (a ref, the commit to put there, the lease); git's
 and anything else (a hook, permissions, a read-only remote) is a refusal the caller reports.
 
 A call that failed before anything happened is classified (`classify`): `transient` (the
-network or the server had a bad moment: connection refused or reset, a timeout, HTTP 502/503/504,
-a DNS failure, curl's "Couldn't connect to server" or "Empty reply from server"), worth retrying
+network or the server had a bad moment: connection refused or reset, a timeout, HTTP 500, 502,
+503 or 504, a DNS failure, curl's "Couldn't connect to server" or "Empty reply from server"),
+worth retrying
 for a while; `refused` (authentication, permissions, no such repository), and `fatal` (anything
 else): reported at once.
 """
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 # A connection that failed before anything happened (git daemon's accept backlog is 5; a busy
 # host drops connections; a server restarting; a load balancer without a backend for a moment):
@@ -29,8 +31,9 @@ _TRANSIENT = (
     "could not resolve hostname", "name or service not known", "temporary failure in name",
     "name resolution", "broken pipe", "connection aborted", "connection closed",
     "remote disconnected", "network is unreachable", "no route to host",
-    "the requested url returned error: 502", "the requested url returned error: 503",
-    "the requested url returned error: 504", "http resp 502", "http resp 503", "http resp 504",
+    "the requested url returned error: 500", "the requested url returned error: 502",
+    "the requested url returned error: 503", "the requested url returned error: 504",
+    "http resp 500", "http resp 502", "http resp 503", "http resp 504", "500 internal server",
     "502 bad gateway", "503 service unavailable", "504 gateway timeout", "max retries exceeded",
     "rpc failed", "unexpected disconnect",
 )  # fmt: skip
@@ -127,6 +130,13 @@ class PushOutcome:
 
     statuses: tuple[RefStatus, ...]
     remote_says: tuple[str, ...] = ()  # what the server printed (`remote: ...`: a hook's reason)
+    # The connection failed after the commands were sent, or the push was tried again: it may
+    # have landed whatever the statuses say, and they are no proof of who moved a ref (the
+    # caller reads the remote back).
+    uncertain: bool = False
+    # Where the server said the remote's refs were before this push (its ref advertisement),
+    # when the transport saw it: a lost race tells the new head without another request.
+    seen: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

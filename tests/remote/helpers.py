@@ -42,3 +42,14 @@ def replay_renewal(clone: Path, node_id: str, attempt: int) -> Outcome:
             return lifecycle.renew_lease(node, attempt=attempt, now=now, lease_s=60)
 
         return remote.push_transition(compute, actor="worker@late:1")
+
+
+def reopen(clone: Path, node_id: str, reason: str = "lease lost (test)") -> Outcome:
+    """Give a running node back (`running -> open`), as a worker whose lease ran out would."""
+    with RemoteState.open(clone, "origin") as remote:
+        remote.fetch()
+
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            return lifecycle.recover(remote.store.node(snap, node_id), reason=reason, now=now)
+
+        return remote.push_transition(compute, actor="worker@other:1")

@@ -1,9 +1,11 @@
 #!/bin/sh
 # A fake agent for the remote tests: one line per attempt in a shared log (to prove each attempt
 # ran exactly once), one file per node in its worktree, a success result. Node $SLOW_NODE sleeps
-# $SLOW_SECONDS (60) on its first attempt (so a test can kill its worker mid-node). With
+# $SLOW_SECONDS (60) on its first attempt (so a test can kill its worker mid-node); every node
+# sleeps $EVERY_SECONDS (0) first (so that nodes are running when a test stops the server). With
 # $SHARED_FILE every node also writes shared.txt (so two nodes' merges conflict).
 echo "$GITDAG_NODE_ID $GITDAG_ATTEMPT $$ $GITDAG_REPO" >> "$REMOTE_LOG"
+sleep "${EVERY_SECONDS:-0}"
 if [ "$GITDAG_NODE_ID" = "${SLOW_NODE:-}" ] && [ "$GITDAG_ATTEMPT" = 1 ]; then
     sleep "${SLOW_SECONDS:-60}"
 fi

@@ -11,7 +11,8 @@ from gitdag.remote.idle import IdlePoll
 from tests.remote.conftest import Daemon, build_cluster, finish, wait_for
 from tests.remote.httpd import REQUEST_LOG
 
-FETCH = "GET /project.git/info/refs?service=git-upload-pack"
+# A fetch asks the refs first (one ls-refs request: the capabilities are known after the first).
+FETCH = "POST /project.git/git-upload-pack"
 
 
 def test_interval_doubles_while_quiet_and_resets_on_change() -> None:

@@ -74,12 +74,26 @@ def test_turn_taking() -> None:
     assert c.rank == 0 and c.ahead() == 0
     c.won(0.2)
     assert c.rank == 2 and c.cycle > 0.05  # just won: everybody else goes first; pace learnt
-    c.hands = 1  # a writer that keeps losing unseen raised its hand: it goes first too
+    c.queued = 1  # a writer that keeps losing unseen raised its hand: it goes first too
     assert c.ahead() == 3 and c.idle() > c.cycle
-    c.hands = 0
+    c.queued = 0
     c.seen(["x"], "me")
-    assert not c.should_raise()
+    assert not c.should_enqueue()
     c.lost()
-    assert c.should_raise()  # lost, and nobody can see us waiting: raise a hand
+    assert c.should_enqueue()  # lost, and nobody can see us waiting: raise a hand
     c.won()
     assert c.losses == 0 and c.cycle <= MAX_S
+
+
+def test_waiters_poll_less_when_the_server_is_slow() -> None:
+    c = Contention(rng=random.Random(2))
+    c.seen(["me", "a", "b"], "me")  # a and b landed before us: both go first
+    assert c.ahead() == 2
+    c.passed()  # the head moved while two were ahead: one of them took its turn (no fetch)
+    assert c.ahead() == 1
+    c.passed()
+    c.passed()  # never below zero
+    assert c.rank == 0
+    c.seen(["me", "a"], "me")  # next in line, long after the last landing
+    quick = c.nap(since_move=10.0)
+    assert quick < 0.1 and c.nap(since_move=10.0, poll_s=0.4) == 0.4  # no faster than a poll

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gitdag.remote import claims
-from gitdag.store.remote import HANDS, RemoteState
+from gitdag.store.remote import QUEUE_REFS, RemoteState
 from gitdag.store.state import Committed
 from gitdag.transport import ClientTransport, CliTransport
 from gitdag.transport.endpoints import QuickTcpClient, client_for
@@ -149,18 +149,18 @@ def test_a_writer_that_keeps_losing_raises_its_hand(tmp_path: Path, daemons: lis
         head = b.fetch()
         b.contention.lost()
         b.contention.lost()  # two lost races, and b never landed: nobody can see it waiting
-        b._raise_hand("b", head)
+        b._enqueue("b", head)
         hands = [r for r in cluster.remote_git("for-each-ref", "--format=%(refname)").split()
-                 if r.startswith(HANDS)]  # fmt: skip
+                 if r.startswith(QUEUE_REFS)]  # fmt: skip
         assert len(hands) == 1
-        a._look_refs()
-        assert a.contention.hands == 1 and a.contention.ahead() >= 1  # a lets b go first
+        a._poll_refs()
+        assert a.contention.queued == 1 and a.contention.ahead() >= 1  # a lets b go first
         won = claims.claim(b, worker="b", labels=(), lease_s=60)
         assert isinstance(won, Committed)
         # Lowered in the same atomic push as b's claim.
-        assert HANDS not in cluster.remote_git("for-each-ref", "--format=%(refname)")
-        a._look_refs()
-        assert a.contention.hands == 0
+        assert QUEUE_REFS not in cluster.remote_git("for-each-ref", "--format=%(refname)")
+        a._poll_refs()
+        assert a.contention.queued == 0
 
 
 def test_a_hand_left_by_a_killed_worker_is_swept(tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -174,10 +174,10 @@ def test_a_hand_left_by_a_killed_worker_is_swept(tmp_path: Path, daemons: list[D
             capture_output=True, text=True,
             env={**os.environ, "GIT_COMMITTER_DATE": "2001-01-01T00:00:00Z"},
         ).stdout.strip()  # fmt: skip
-        left = HANDS + "0123456789abcdef"
+        left = QUEUE_REFS + "0123456789abcdef"
         assert remote.push([RefPush(old, left)], atomic=False).ok
-        remote._look_refs()
-        assert remote.contention.hands == 0  # too old to wait for
+        remote._poll_refs()
+        assert remote.contention.queued == 0  # too old to wait for
     assert left not in cluster.remote_git("for-each-ref", "--format=%(refname)")
 
 
