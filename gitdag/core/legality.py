@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from gitdag.core import agent_rules
 from gitdag.core import graph as graphs
 from gitdag.core.lifecycle import ESCALATE_PREFIX
 from gitdag.core.model import TERMINAL, GraphFile, Node, Status
@@ -39,11 +40,11 @@ from gitdag.core.proposals import scope_of
 from gitdag.core.states import RESTORING_VERBS, can_move
 from gitdag.core.transitions import VERBS, parse_trailers
 
-ADDING_VERBS = frozenset({"init", "add", "complete", "escalate", "fail", "merge", "edit"})
+ADDING_VERBS = frozenset({"init", "add", "complete", "escalate", "fail", "merge", "edit", "defer"})
 REMOVING_VERBS = frozenset({"edit"}) | RESTORING_VERBS
 GRAPH_VERBS = frozenset({"init", "edit", "pause", "resume"}) | RESTORING_VERBS
 # Verbs that apply to the subject only; other nodes they touch follow the secondary rules.
-RESULT_VERBS = frozenset({"complete", "fail", "merge", "escalate"})
+RESULT_VERBS = frozenset({"complete", "fail", "merge", "escalate", "iterate", "defer"})
 # `escalate` is a failure that also adds (or reopens) `escalate-<id>`: the subject moves as a
 # `fail` (or, from merging, a `merge`) would.
 SUBJECT_VERBS = {"escalate": ("escalate", "fail", "merge")}
@@ -225,7 +226,7 @@ def _result_problems(old: Node, new: Node, verb: str | None, info: StepInfo) -> 
     problems += _hold_problems(old, new, verb)
     if entered is Status.FAILED and new.error is None:
         problems.append(Violation("failed without an error record", nid, "error"))
-    acts_on_attempt = verb in ("complete", "fail", "escalate", "checkpoint")
+    acts_on_attempt = verb in ("complete", "fail", "escalate", "checkpoint", "iterate", "defer")
     stale = info.attempt is not None and info.attempt != old.attempts
     if acts_on_attempt and old.status is Status.RUNNING and nid == info.subject and stale:
         problems.append(Violation(
@@ -349,6 +350,10 @@ class _Scope:
             if nid == f"{ESCALATE_PREFIX}{subject}":
                 return subject, None
             return subject, Violation(f"a {verb} of {subject} changed another node", nid)
+        if verb in ("iterate", "defer"):  # agent_rules.py: only the subject, and defer's new nodes
+            if nid not in self.before and verb == "defer":
+                return subject, None
+            return subject, Violation(f"a {verb} of {subject} changed another node", nid)
         if nid not in self.before or nid in self.descendants():
             return subject, None  # added nodes: their parent is checked by the graph rules
         return subject, Violation(f"outside the scope of {subject}, whose result changed it", nid)
@@ -407,6 +412,12 @@ def check_step(
             problems.append(Violation("created_at changed", nid, "created_at"))
         problems += _status_problems(old, new, verb, info, secondary)
         problems += _attempt_problems(old, new, verb, info, context)
+        problems += [
+            Violation(message, nid, name)
+            for message, name in agent_rules.check(
+                old, new, verb, subject=info.subject, trailers=info.trailers
+            )
+        ]
     return problems
 
 

@@ -217,6 +217,7 @@ def fail(
             error=error,
             pool=pool,
             not_before=now + dt.timedelta(seconds=backoff_s(policy, failures)),
+            carry=None,  # a failed attempt's loop and branch are not resumed: it starts afresh
         )
         return Transition(
             verb=verb,
@@ -228,7 +229,14 @@ def fail(
             attempt=node.attempts,
         )
     new = _touch(
-        node, now, status=Status.FAILED, claim=None, error=error, pool=pool, not_before=None
+        node,
+        now,
+        status=Status.FAILED,
+        claim=None,
+        error=error,
+        pool=pool,
+        not_before=None,
+        carry=None,
     )
     escalation = None if final else escalate(new, nodes, graph_file, now=now)
     put: tuple[Node, ...] = (new,) if escalation is None else (new, escalation)
@@ -449,6 +457,7 @@ def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected
         not_before=None,
         attempt_base=node.attempts,
         pool=None,
+        carry=None,
     )
     return Transition(
         verb="retry",

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitdag.core import graph, lifecycle
+from gitdag.core import agent_loops, graph, lifecycle
 from gitdag.core.edits import check_additions, new_node
 from gitdag.core.model import (
     Checkpoint,
@@ -82,6 +82,11 @@ def judge(
                 ErrorKind.INVALID_RESULT, "status checkpoint without a checkpoint question"
             )
         return _checkpoint(node, result, attempt=attempt, now=now)
+    if result.status == "continue":
+        looped = agent_loops.iterate(node, graph_file, result, attempt=attempt, now=now, work=work)
+        return failing.settle(looped)
+    if result.status == "needs":
+        return _needs(node, nodes, full, graph_file, result, failing, work)
     verdict = _check_proposal(node, nodes, full, result, now)
     if isinstance(verdict, Rejected):
         return failing.fail(ErrorKind.INVALID_RESULT, f"result rejected: {verdict}")
@@ -112,6 +117,39 @@ class _Failing:
             now=self.now,
             pool=self.pool,
         )
+
+    def settle(self, outcome: Transition | agent_loops.AgentFailure) -> Transition | Rejected:
+        """Return a transition as it is, and record an agent failure as this attempt's."""
+        if isinstance(outcome, agent_loops.AgentFailure):
+            return self.fail(outcome.kind, outcome.summary)
+        return outcome
+
+
+def _needs(
+    node: Node,
+    nodes: Mapping[str, NodeSummary],
+    full: Mapping[str, Node],
+    graph_file: GraphFile,
+    result: RunnerResult,
+    failing: _Failing,
+    work: Work | None,
+) -> Transition | Rejected:
+    # New nodes named in `needs` are judged exactly like a planner's `next.addNodes`.
+    if result.next.setStatus:
+        return failing.fail(ErrorKind.INVALID_RESULT, "next.setStatus: not with status needs")
+    new_nodes = tuple(item for item in result.needs if not isinstance(item, str))
+    proposal = result.model_copy(
+        update={"next": result.next.model_copy(update={"addNodes": (*new_nodes,
+                                                                    *result.next.addNodes)})}
+    )  # fmt: skip
+    verdict = _check_proposal(node, nodes, full, proposal, failing.now)
+    if isinstance(verdict, Rejected):
+        return failing.fail(ErrorKind.INVALID_RESULT, f"result rejected: {verdict}")
+    added, _ = verdict
+    deferred = agent_loops.defer(
+        node, nodes, graph_file, result, added, attempt=failing.attempt, now=failing.now, work=work
+    )
+    return failing.settle(deferred)
 
 
 def _checkpoint(node: Node, result: RunnerResult, *, attempt: int, now: dt.datetime) -> Transition:

@@ -30,6 +30,7 @@ from gitdag.runner.packet import (
 from gitdag.store.layout import STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
+from gitdag.supervisor import loops
 from gitdag.supervisor.holds import EnvHold, classify_error
 from gitdag.supervisor.scratch import ScratchPool
 from gitdag.workspace import merge_queue
@@ -133,13 +134,13 @@ class Launcher:
 
     def _prepare(self, snap: Snapshot, node: Node, borrowed: list[str]) -> Prepared:
         attempt = node.attempts
-        run_dir = self.runs / node.id / str(attempt)
+        run_dir = loops.run_dir(self.runs, node)
         run_dir.mkdir(parents=True, exist_ok=True)
         target = snap.graph.target
         code = node.changes_code()
         base = branch = slot = None
         if code:
-            info = self.worktrees.create(node.id, target)
+            info = self.worktrees.create(node.id, target, resume=loops.carried_work(node))
             cwd, base, branch = info.path, info.base, info.branch
         else:
             slot, cwd = self.scratch.acquire(target)
@@ -186,6 +187,7 @@ class Launcher:
                 "GITDAG_ARTIFACTS_DIR": str(artifacts),
                 "DAGAIN_ARTIFACTS_DIR": str(artifacts),
                 "DAGAIN_PARENT_NODE_ID": node.parent or "",
+                **loops.environment(node),
             },
         )
         return Prepared(
@@ -270,6 +272,7 @@ class Launcher:
             inputs=inputs,
             decisions=decisions,
             resume=resume,
+            loop=loops.packet_loop(node, snap.graph),
             max_bytes=self.settings.packet.max_bytes,
         )
 
@@ -288,7 +291,7 @@ class Launcher:
         if isinstance(verdict, ResultProblem):
             return Settled(problem=verdict)
         work = None
-        if verdict.status == "success":
+        if verdict.status in loops.KEEPS_WORK:
             try:
                 work = self.finish_work(prepared)
             except Exception as exc:  # a worktree git could not commit: whose fault?

@@ -21,6 +21,7 @@ from types import FrameType
 from gitdag import crash
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
+from gitdag.core.agent_loops import ITERATE_VERB
 from gitdag.core.model import ErrorKind, Kind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -309,6 +310,11 @@ class Supervisor:
                    f"{STATE_BRANCH} was moved back below its claim (see .dagain/local/"
                    "incidents.log)")  # fmt: skip
             return self._give_up(node_id, attempt, why) or claimed
+        return self._start(node_id, claimed, node)
+
+    def _start(self, node_id: str, claimed: Snapshot, node: Node) -> Snapshot:
+        """Prepare and start a run of a claimed node: its attempt, or its loop's next iteration."""
+        attempt = node.attempts
         try:
             prepared = self.launcher.prepare(claimed, node)
             handle = self.launcher.start(prepared)
@@ -529,6 +535,8 @@ class Supervisor:
                 # Done without code: nothing to keep. Failed or retrying: the branch keeps the
                 # attempt's work for inspection (the next attempt starts afresh from the tip).
                 self.launcher.release(flight.prepared, keep_branch=status is not Status.DONE)
+            if outcome.transition.verb == ITERATE_VERB:  # an agent loop: its next iteration
+                snap = self._start(node_id, snap, self.store.node(snap, node_id))
         return snap
 
     # --- the merge queue --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gitdag.errors import RunnerError
 from gitdag.runner.orphans import is_alive, is_collected, read_pid_info, stop_orphan
 from gitdag.runner.procs import proc_stat
 from gitdag.store.snapshot import Snapshot
+from gitdag.supervisor import loops
 from gitdag.workspace.advance import find_leftovers, settle
 from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
@@ -53,7 +54,7 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         if not is_orphaned(node, now):
             continue
         attempt = node.claim.attempt if node.claim else node.attempts
-        run_dir = store.paths.local / "runs" / node_id / str(attempt)
+        run_dir = loops.run_dir(store.paths.local / "runs", node)  # an iteration's own
         info = read_pid_info(run_dir)
         alive = info is not None and is_alive(info)
         if info is not None and not stop_orphan(
