@@ -30,6 +30,7 @@ from types import FrameType
 
 from gitdag.config import Settings
 from gitdag.core import graph, lifecycle, proposals, scheduling
+from gitdag.core.agent_loops import ITERATE_VERB
 from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -547,6 +548,8 @@ class Worker:
         if status is Status.MERGING:
             self.merges.adopt(flight.node_id)
         self.launcher.release(flight.prepared, keep_branch=status is not Status.FAILED)
+        if outcome.transition.verb == ITERATE_VERB:  # an agent loop: its next iteration, here
+            self._start(outcome)
 
     # --- leases of others -------------------------------------------------------------------
 
