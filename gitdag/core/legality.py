@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gitdag.core import agent_rules
+from gitdag.core import agent_rules, groups
 from gitdag.core import graph as graphs
 from gitdag.core.lifecycle import ESCALATE_PREFIX
 from gitdag.core.model import TERMINAL, GraphFile, Node, Status
@@ -325,6 +325,8 @@ class _Scope:
         context: Mapping[str, graphs.NodeLike],
     ) -> None:
         self.verb, self.subject = verb, info.subject
+        named = info.trailers.get(groups.GROUP_TRAILER, [])
+        self.group = named[0] if len(named) == 1 else None
         self.before, self.after, self.context = before, after, context
         self._descendants: set[str] | None = None
 
@@ -346,6 +348,10 @@ class _Scope:
         verb, subject = self.verb, self.subject
         if verb not in RESULT_VERBS or subject is None or nid == subject:
             return None, None
+        if verb == "merge" and self.group is not None:  # a group lands in one commit
+            node = self.after.get(nid) or self.before.get(nid)
+            if node is not None and node.group == self.group:
+                return None, None
         if verb in ("fail", "merge", "escalate"):
             if nid == f"{ESCALATE_PREFIX}{subject}":
                 return subject, None
@@ -417,6 +423,7 @@ def check_step(
             for message, name in agent_rules.check(
                 old, new, verb, subject=info.subject, trailers=info.trailers
             )
+            + groups.check(old, new, verb, info.trailers)
         ]
     return problems
 

@@ -352,6 +352,7 @@ class NodeSummary(NamedTuple):
     labels: tuple[str, ...]
     lease_until: dt.datetime | None
     attempts: int
+    group: str | None = None  # a transaction group (core/groups.py); last, with a default
 
 
 def summarize(node: Node) -> NodeSummary:
@@ -370,4 +371,5 @@ def summarize(node: Node) -> NodeSummary:
         labels=node.labels,
         lease_until=node.claim.lease_until if node.claim else None,
         attempts=node.attempts,
+        group=node.group,
     )

@@ -32,6 +32,7 @@ from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.proposals import propose_nodes
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
+from gitdag.supervisor.group_merges import GroupMerges
 from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.holds import (
     EnvHold,
@@ -118,6 +119,7 @@ class Supervisor:
         self.merge_gate: Gate | None = None  # the merge queue waits on an environment repair
         self.starts = StartGates(self)  # starts waiting on one (a missing runner, no target)
         self.said = SaidOnce(self.progress)
+        self.groups = GroupMerges(self)  # transaction groups integrate whole (group_merges.py)
         self._stop: str | None = None
         self._last_head: str | None = None
 
@@ -164,7 +166,7 @@ class Supervisor:
                 snap = self._start_ready(snap)
             self._show(snap)
             waiting = bool(self.queue) and self.merge_gate is None
-            busy = bool(self.flights) or self.merge is not None or waiting
+            busy = bool(self.flights) or self.merge is not None or waiting or self.groups.busy()
             if not busy:
                 now = self.store.clock()
                 paused = snap.graph.control.paused
@@ -549,6 +551,7 @@ class Supervisor:
             key=lambda nid: (self.store.node(snap, nid).updated_at, nid),
         )
         self.queue = [nid for nid in self.queue if nid in merging] + extra
+        self.queue, snap = self.groups.step(snap, self.queue)
         if self.merge is not None:
             if not still_merging(snap, self.merge.node_id, self.merge.attempt):
                 self.merge.desk.stop.set()  # cancelled, reset, ...: kill its check, never land
@@ -565,7 +568,12 @@ class Supervisor:
             # A fresh snapshot either way: whether the run can go on is judged on the state
             # after this merge, never on one read before it (a cancel may have come since).
             snap = self._merge_outcome(job, snap, outcome) or self._snapshot()
-        if self.merge is None and self.queue and not self._merge_gated(snap):
+        if (
+            self.merge is None
+            and self.queue
+            and not self.groups.busy()
+            and not self._merge_gated(snap)
+        ):
             node_id = self.queue[0]
             node = self.store.node(snap, node_id)
             if node.work is None:
@@ -745,6 +753,7 @@ class Supervisor:
             blocked = graph.blocked(snap.nodes)
             if blocked:
                 why.append(f"{len(blocked)} node(s) blocked by failed deps")
+            why += self.groups.reasons()
             why += [
                 f"proposal {name} awaits review (gitdag apply-proposal {name})" for name in pending
             ]
@@ -780,6 +789,7 @@ class Supervisor:
         if self.merge is not None:
             self.merge.desk.close()  # a running check is killed; nothing lands from now on
             wait([self.merge.future])  # its outcome, even an exception, is for the next run
+        self.groups.close()
         self.pool.shutdown(wait=True)
         self.selector.close()
         self.progress.close()

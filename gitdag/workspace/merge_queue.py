@@ -217,6 +217,25 @@ def _publish(
     return Landing("landed" if run_git(update, root, check=False).returncode == 0 else "moved")
 
 
+def publish(
+    root: Path,
+    git_dir: Path,
+    local: Path,
+    target_ref: str,
+    tip: str,
+    new: str,
+    what: str,
+    land: Land | None,
+) -> Landing:
+    """Move the target from `tip` to `new` as a merge does (for `workspace.groups`)."""
+    return _publish(root, git_dir, local, target_ref, tip, new, what, land)
+
+
+def refusal(root: Path, git_dir: Path, target_ref: str, tip: str) -> MergeResult | None:
+    """The `target_checked_out_dirty` result if the target's checkout may not be moved."""
+    return _refusal(root, git_dir, target_ref, tip)
+
+
 def contains(root: Path, target: str, commit: str) -> bool:
     """Tell whether `commit` is already part of the target branch's history."""
     return contains_commit(Path(root), "refs/heads/" + target, commit)

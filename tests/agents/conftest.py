@@ -71,7 +71,8 @@ class LoopProject:
         return git(self.root, "log", "--format=%s", "dagain/integration").splitlines()
 
     def state_log(self) -> list[str]:
-        return git(self.root, "log", "--format=%B%x00", "dagain/state").split("\x00")
+        log = git(self.root, "log", "--format=%B%x00", "dagain/state")
+        return [m.strip() for m in log.split("\x00")]
 
 
 @pytest.fixture

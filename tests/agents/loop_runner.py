@@ -5,7 +5,7 @@ Env: LOOP_PLAN (path to {node_id: behaviour}), LOOP_LOG (each run appends
 until (continue while the counter is below it, then succeed), write (true: write
 `<node>-<n>.txt` in the worktree each iteration), hang_at / hang_flag (at that counter, the
 first time only - the flag file records it - sleep for a minute), write_attempt (true: write
-`<node>-a<attempt>.txt`), results (a list of result
+`<node>-a<attempt>.txt`), files (a list of {path: text}, one per attempt), results (a list of result
 objects, one per attempt, the last repeated), copy_packet (path: copy the JSON packet there,
 `{attempt}` replaced).
 """
@@ -42,6 +42,10 @@ def main() -> int:
     if "copy_packet" in entry:
         target = pathlib.Path(entry["copy_packet"].replace("{attempt}", attempt))
         target.write_text(pathlib.Path(os.environ["GITDAG_PACKET_JSON"]).read_text())
+    if "files" in entry:  # one {path: text} per attempt, the last repeated
+        files = entry["files"][min(int(attempt), len(entry["files"])) - 1]
+        for rel, text in files.items():
+            pathlib.Path(rel).write_text(text)
     if entry.get("write_attempt"):
         pathlib.Path(f"{node}-a{attempt}.txt").write_text(f"attempt {attempt}\n")
     if entry.get("write"):
