@@ -139,6 +139,9 @@ def status(as_json: bool, remote: str | None) -> None:
         if ids:
             who += f": {ids}" + (" …" if count is not None and count > len(h["nodes"]) else "")
         click.echo(f"starts held ({h['kind']}): {h['reason']}; {who}; repair: {h['repair']}")
+    for g in report["groups"]:
+        members = ", ".join(f"{m['id']} {m['status']}" for m in g["members"])
+        click.echo(f"group {g['name']}: {members} ({g['state']})")
     _list("needs human", report["needs_human"])
     _list("failed", report["failed"])
     for p in report["proposals"]:

@@ -73,3 +73,31 @@ def test_a_conflict_inside_a_group_sends_back_only_the_conflicting_members(
     assert lands == ["gitdag: integrate group api (3 nodes)"]
     assert git(loops.root, "show", "dagain/integration:shared.txt") == "one\n"
     assert loops.gitdag("validate").code == 0
+
+
+def test_status_graph_and_readme_show_a_group_waiting_for_a_failed_member(
+    loops: LoopProject,
+) -> None:
+    nodes = group_nodes("w1", "w2")
+    nodes[1]["retry"] = {"max_attempts": 1, "backoff_s": 0}
+    loops.plan(
+        nodes,
+        {"w1": {"write_attempt": True}, "w2": {"results": [{"status": "fail", "summary": "no"}]}},
+    )
+    res = loops.gitdag("run", "--workers", "2")
+    assert res.code != 0
+    assert "group api waits for w2 (failed)" in res.err
+    assert loops.show("w1")["status"] == "merging"  # it never lands alone
+    assert not [s for s in loops.target_log() if s.startswith("gitdag: integrate")]
+    status = loops.gitdag("status")
+    assert "group api: w1 merging, w2 failed (group api waits for w2 (failed))" in status.out
+    data = json.loads(loops.gitdag("status", "--json").out)
+    assert data["groups"][0]["members"] == [
+        {"id": "w1", "status": "merging"},
+        {"id": "w2", "status": "failed"},
+    ]
+    mermaid = loops.gitdag("graph", "--format", "mermaid").out
+    assert 'subgraph group_0["group api"]' in mermaid
+    readme = git(loops.root, "show", "dagain/state:README.md")
+    assert "## Transaction groups (1)" in readme
+    assert "merging" in readme.split("## Transaction groups")[1]
