@@ -1,4 +1,4 @@
-"""`gitdag validate A..B` checks iterate, defer and group merges on every commit (issue 17 part 4)."""
+"""`gitdag validate A..B` checks iterate, defer and group merges (issue 17 part 4)."""
 
 from __future__ import annotations
 
