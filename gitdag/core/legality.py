@@ -23,6 +23,8 @@ when it changed) plus, for a few rules, the graph at the parent as summaries. Th
   verbs that add; removed only by `edit`, `revert` or `reset`; `created_at` never changes.
 - **graph.yaml** changes only by `init`, `edit`, `pause`/`resume` (which flip `control.paused`
   and nothing else), `revert` or `reset`; it is never removed.
+- **Agent loops and groups**: `iterate`, `defer` and `carry` follow `core.agent_rules`; a group
+  member reaches `done` only in its group's `merge` commit (`core.groups.check`).
 - **Restoring verbs** (`revert`, `reset`) may make any move, but their result must be graph-valid
   (`check_graph`), like every commit's.
 """
