@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitdag.core import graph
+from gitdag.core import graph, lifecycle
 from gitdag.core.model import Carry, ErrorKind, Node, NodeError, NodeSummary, Status
 from gitdag.core.transitions import Rejected, Transition
 
@@ -68,16 +68,12 @@ def landed(
     group: str, nodes: list[Node], *, merged_commit: str, now: dt.datetime
 ) -> Transition | Rejected:
     """Every merging member of the group is integrated by `merged_commit`: one `merge` commit."""
-    put = []
-    for node in nodes:
-        if node.status is not Status.MERGING or node.work is None:
-            return Rejected(f"{node.id} is {node.status.value}, not merging")
-        work = node.work.model_copy(update={"merged": merged_commit})
-        put.append(
-            node.model_copy(
-                update={"status": Status.DONE, "work": work, "hold": None, "updated_at": now}
-            )
-        )
+    put: list[Node] = []
+    for node in nodes:  # each member exactly as it would merge alone, all in one commit
+        one = lifecycle.merged(node, merged_commit=merged_commit, now=now)
+        if isinstance(one, Rejected):
+            return one
+        put.extend(one.put)
     first = nodes[0].id
     others = f" (with {', '.join(n.id for n in nodes[1:])})" if len(nodes) > 1 else ""
     return _with_group(
