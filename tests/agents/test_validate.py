@@ -94,3 +94,22 @@ def test_a_group_member_merged_alone_by_hand_is_named(loops: LoopProject) -> Non
     code, out = validate_range(loops, before)
     assert code != 0
     assert "a member of group api merged alone" in out
+
+
+def test_a_hand_made_defer_that_drops_a_dep_is_named(loops: LoopProject) -> None:
+    gen = {"id": "gen", "title": "gen", "kind": "verify"}
+    loops.plan(
+        [{"id": "wait", "title": "wait", "kind": "verify"}],
+        {"wait": {"results": [{"status": "needs", "needs": [gen]}, {"status": "success"}]}},
+    )
+    assert loops.gitdag("run").code == 0
+    before = git(loops.root, "rev-parse", "dagain/state").strip()
+    path, text = node_file(loops.root, "wait")
+    assert "deps:\n  - gen\n" in text and "deferrals: 1" in text
+    forged = text.replace("deps:\n  - gen\n", "deps: []\n").replace("deferrals: 1", "deferrals: 2")
+    hand_commit(loops.root, {path: forged}, "defer wait: done -> done\n\n"
+                "Gitdag-Transition: defer\nGitdag-Node: wait\nGitdag-Actor: someone\n")  # fmt: skip
+    code, out = validate_range(loops, before)
+    assert code != 0
+    assert "defer dropped deps gen" in out
+    assert "defer must give the attempt back" in out
