@@ -83,6 +83,7 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
                 "worker": claim.worker if claim else None,
                 "since": claim.since.isoformat() if claim else None,
                 "elapsed_s": round((now - claim.since).total_seconds(), 1) if claim else None,
+                "iteration": node.carry.iteration if node.carry else 1,  # agent loops
             }
         )
     queue = sorted(

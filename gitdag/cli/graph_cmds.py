@@ -124,7 +124,9 @@ def status(as_json: bool, remote: str | None) -> None:
     waiting = [f"{w['id']} ({'; '.join(w['for'])})" for w in report["waiting"]]
     _list("waiting", waiting)
     running = [
-        f"{r['id']} (attempt {r['attempt']}, {r['worker']}"
+        f"{r['id']} (attempt {r['attempt']}"
+        + (f", iteration {r['iteration']}" if r.get("iteration", 1) > 1 else "")
+        + f", {r['worker']}"
         + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
         + ")"
         for r in report["running"]
