@@ -94,6 +94,7 @@ def from_nodes(
       base: the commit the data is computed on.
       held: every held merging node -> its hold's kind (summaries do not carry holds).
     """
+    nodes = list(nodes)  # read twice: counts and lists, then groups
     counts = {s.value: 0 for s in Status}
     lists: dict[str, list[str]] = {name: [] for name in LISTED.values()}
     for node in nodes:
