@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dulwich.refs import Ref
 
-from gitdag.core import edits, graph
-from gitdag.core.model import Status
+from gitdag.core import edits, graph, groups
+from gitdag.core.model import NodeSummary, Status
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError
 from gitdag.initrepo import InitResult, init
@@ -38,6 +39,19 @@ def add(store: StateStore, fields: dict[str, Any]) -> Committed:
         raise GraphError(str(outcome))
     assert isinstance(outcome, Committed)
     return outcome
+
+
+def group_report(nodes: Mapping[str, NodeSummary]) -> list[dict[str, Any]]:
+    """Return each transaction group: its members with their status, and what it waits for."""
+    names = sorted({n.group for n in nodes.values() if n.group is not None})
+    report = []
+    for name in names:
+        ready = groups.readiness(nodes, name)
+        members = [{"id": nid, "status": nodes[nid].status.value} for nid in ready.members]
+        landed = all(nodes[nid].status is Status.DONE for nid in ready.members)
+        state = "landed" if landed else (ready.waiting or "ready to integrate")
+        report.append({"name": name, "members": members, "state": state})
+    return report
 
 
 def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -69,6 +83,7 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
                 "worker": claim.worker if claim else None,
                 "since": claim.since.isoformat() if claim else None,
                 "elapsed_s": round((now - claim.since).total_seconds(), 1) if claim else None,
+                "iteration": node.carry.iteration if node.carry else 1,  # agent loops
             }
         )
     queue = sorted(
@@ -95,6 +110,7 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
         "running": running_detail,
         "merge_queue": queue,
         "held": held,
+        "groups": group_report(nodes),
         # Starts the running supervisor or worker keeps back (nothing on the branch says so).
         "start_holds": localholds.read(store.paths.local),
         "needs_human": human,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gitdag import crash
+from gitdag.attempts import loops
 from gitdag.attempts.holds import EnvHold, classify_error
 from gitdag.attempts.scratch import ScratchPool
 from gitdag.config import RunnerConfig, Settings
@@ -137,13 +138,13 @@ class Launcher:
 
     def _prepare(self, snap: Snapshot, node: Node, borrowed: list[str]) -> Prepared:
         attempt = node.attempts
-        run_dir = self.runs / node.id / str(attempt)
+        run_dir = loops.run_dir(self.runs, node)
         run_dir.mkdir(parents=True, exist_ok=True)
         target = snap.graph.target
         code = node.changes_code()
         base = branch = slot = None
         if code:
-            info = self.worktrees.create(node.id, target)
+            info = self.worktrees.create(node.id, target, resume=loops.carried_work(node))
             cwd, base, branch = info.path, info.base, info.branch
         else:
             slot, cwd = self.scratch.acquire(target)
@@ -190,6 +191,7 @@ class Launcher:
                 "GITDAG_ARTIFACTS_DIR": str(artifacts),
                 "DAGAIN_ARTIFACTS_DIR": str(artifacts),
                 "DAGAIN_PARENT_NODE_ID": node.parent or "",
+                **loops.environment(node),
             },
         )
         return Prepared(
@@ -274,6 +276,7 @@ class Launcher:
             inputs=inputs,
             decisions=decisions,
             resume=resume,
+            loop=loops.packet_loop(node, snap.graph),
             max_bytes=self.settings.packet.max_bytes,
         )
 
@@ -292,7 +295,7 @@ class Launcher:
         if isinstance(verdict, ResultProblem):
             return Settled(problem=verdict)
         work = None
-        if verdict.status == "success":
+        if verdict.status in loops.KEEPS_WORK:
             try:
                 crash.fail_point("attempt.settle")
                 work = self.finish_work(prepared)

@@ -31,6 +31,7 @@ from gitdag.attempts.launching import Launcher, Prepared, Settled
 from gitdag.attempts.port import CommitPort, NodeOp, Outcome, give_back, on_node
 from gitdag.attempts.progress import Progress
 from gitdag.core import proposals
+from gitdag.core.agent_loops import ITERATE_VERB
 from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -165,7 +166,16 @@ class Attempts:
         if running is not None:
             node = snap.nodes.get(running.node_id)
             self.host.entered(running, node.status if node is not None else None)
+            if outcome.transition.verb == ITERATE_VERB:  # an agent loop: its next iteration
+                snap = self._next_iteration(running, snap)
         return snap
+
+    def _next_iteration(self, running: Attempt, snap: Snapshot) -> Snapshot:
+        """Start the next iteration of an agent loop on the same claim (iterations never overlap)."""
+        node = self.port.store.node(snap, running.node_id)
+        lease = node.claim.lease_until if node.claim is not None else None
+        _, committed = self.start(snap, node, lease_until=lease if running.lease_until else None)
+        return committed or snap
 
     # --- starting -----------------------------------------------------------------------------
 

@@ -126,7 +126,9 @@ def status(as_json: bool, remote: str | None) -> None:
     waiting = [f"{w['id']} ({'; '.join(w['for'])})" for w in report["waiting"]]
     _list("waiting", waiting)
     running = [
-        f"{r['id']} (attempt {r['attempt']}, {r['worker']}"
+        f"{r['id']} (attempt {r['attempt']}"
+        + (f", iteration {r['iteration']}" if r.get("iteration", 1) > 1 else "")
+        + f", {r['worker']}"
         + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
         + ")"
         for r in report["running"]
@@ -141,6 +143,9 @@ def status(as_json: bool, remote: str | None) -> None:
         if ids:
             who += f": {ids}" + (" …" if count is not None and count > len(h["nodes"]) else "")
         click.echo(f"starts held ({h['kind']}): {h['reason']}; {who}; repair: {h['repair']}")
+    for g in report["groups"]:
+        members = ", ".join(f"{m['id']} {m['status']}" for m in g["members"])
+        click.echo(f"group {g['name']}: {members} ({g['state']})")
     _list("needs human", report["needs_human"])
     _list("failed", report["failed"])
     for p in report["proposals"]:

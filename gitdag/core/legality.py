@@ -23,6 +23,8 @@ when it changed) plus, for a few rules, the graph at the parent as summaries. Th
   verbs that add; removed only by `edit`, `revert` or `reset`; `created_at` never changes.
 - **graph.yaml** changes only by `init`, `edit`, `pause`/`resume` (which flip `control.paused`
   and nothing else), `revert` or `reset`; it is never removed.
+- **Agent loops and groups**: `iterate`, `defer` and `carry` follow `core.agent_rules`; a group
+  member reaches `done` only in its group's `merge` commit (`core.groups.check`).
 - **Restoring verbs** (`revert`, `reset`) may make any move, but their result must be graph-valid
   (`check_graph`), like every commit's.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from gitdag.core import agent_rules, groups
 from gitdag.core import graph as graphs
 from gitdag.core.lifecycle import ESCALATE_PREFIX
 from gitdag.core.model import TERMINAL, GraphFile, Node, Status
@@ -39,11 +42,11 @@ from gitdag.core.proposals import scope_of
 from gitdag.core.states import RESTORING_VERBS, can_move
 from gitdag.core.transitions import VERBS, parse_trailers
 
-ADDING_VERBS = frozenset({"init", "add", "complete", "escalate", "fail", "merge", "edit"})
+ADDING_VERBS = frozenset({"init", "add", "complete", "escalate", "fail", "merge", "edit", "defer"})
 REMOVING_VERBS = frozenset({"edit"}) | RESTORING_VERBS
 GRAPH_VERBS = frozenset({"init", "edit", "pause", "resume"}) | RESTORING_VERBS
 # Verbs that apply to the subject only; other nodes they touch follow the secondary rules.
-RESULT_VERBS = frozenset({"complete", "fail", "merge", "escalate"})
+RESULT_VERBS = frozenset({"complete", "fail", "merge", "escalate", "iterate", "defer"})
 # `escalate` is a failure that also adds (or reopens) `escalate-<id>`: the subject moves as a
 # `fail` (or, from merging, a `merge`) would.
 SUBJECT_VERBS = {"escalate": ("escalate", "fail", "merge")}
@@ -225,7 +228,7 @@ def _result_problems(old: Node, new: Node, verb: str | None, info: StepInfo) -> 
     problems += _hold_problems(old, new, verb)
     if entered is Status.FAILED and new.error is None:
         problems.append(Violation("failed without an error record", nid, "error"))
-    acts_on_attempt = verb in ("complete", "fail", "escalate", "checkpoint")
+    acts_on_attempt = verb in ("complete", "fail", "escalate", "checkpoint", "iterate", "defer")
     stale = info.attempt is not None and info.attempt != old.attempts
     if acts_on_attempt and old.status is Status.RUNNING and nid == info.subject and stale:
         problems.append(Violation(
@@ -324,6 +327,8 @@ class _Scope:
         context: Mapping[str, graphs.NodeLike],
     ) -> None:
         self.verb, self.subject = verb, info.subject
+        named = info.trailers.get(groups.GROUP_TRAILER, [])
+        self.group = named[0] if len(named) == 1 else None
         self.before, self.after, self.context = before, after, context
         self._descendants: set[str] | None = None
 
@@ -345,8 +350,16 @@ class _Scope:
         verb, subject = self.verb, self.subject
         if verb not in RESULT_VERBS or subject is None or nid == subject:
             return None, None
+        if verb == "merge" and self.group is not None:  # a group lands in one commit
+            node = self.after.get(nid) or self.before.get(nid)
+            if node is not None and node.group == self.group:
+                return None, None
         if verb in ("fail", "merge", "escalate"):
             if nid == f"{ESCALATE_PREFIX}{subject}":
+                return subject, None
+            return subject, Violation(f"a {verb} of {subject} changed another node", nid)
+        if verb in ("iterate", "defer"):  # agent_rules.py: only the subject, and defer's new nodes
+            if nid not in self.before and verb == "defer":
                 return subject, None
             return subject, Violation(f"a {verb} of {subject} changed another node", nid)
         if nid not in self.before or nid in self.descendants():
@@ -407,6 +420,13 @@ def check_step(
             problems.append(Violation("created_at changed", nid, "created_at"))
         problems += _status_problems(old, new, verb, info, secondary)
         problems += _attempt_problems(old, new, verb, info, context)
+        problems += [
+            Violation(message, nid, name)
+            for message, name in agent_rules.check(
+                old, new, verb, subject=info.subject, trailers=info.trailers
+            )
+            + groups.check(old, new, verb, info.trailers)
+        ]
     return problems
 
 

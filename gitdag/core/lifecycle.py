@@ -93,7 +93,7 @@ def renew_lease(
     node: Node, *, attempt: int, now: dt.datetime, lease_s: int
 ) -> Transition | Rejected:
     """Extend the lease of a running attempt (running -> running)."""
-    problem = _current(node, attempt)
+    problem = stale_attempt(node, attempt)
     if problem is not None:
         return problem
     assert node.claim is not None
@@ -107,7 +107,8 @@ def renew_lease(
     )
 
 
-def _current(node: Node, attempt: int) -> Rejected | None:
+def stale_attempt(node: Node, attempt: int) -> Rejected | None:
+    """Say why `attempt` is not the node's running attempt (a stale worker), or None if it is."""
     if node.status is not Status.RUNNING or node.claim is None:
         return Rejected(f"{node.id} is {node.status.value}, not running", field="status")
     if node.claim.attempt != attempt:
@@ -192,7 +193,7 @@ def fail(
     """
     if node.status is Status.RUNNING:
         if attempt is not None:
-            problem = _current(node, attempt)
+            problem = stale_attempt(node, attempt)
             if problem is not None:
                 return problem
     elif node.status is not Status.MERGING:
@@ -216,6 +217,7 @@ def fail(
             error=error,
             pool=pool,
             not_before=now + dt.timedelta(seconds=backoff_s(policy, failures)),
+            carry=None,  # a failed attempt's loop and branch are not resumed: it starts afresh
         )
         return Transition(
             verb=verb,
@@ -227,7 +229,14 @@ def fail(
             attempt=node.attempts,
         )
     new = _touch(
-        node, now, status=Status.FAILED, claim=None, error=error, pool=pool, not_before=None
+        node,
+        now,
+        status=Status.FAILED,
+        claim=None,
+        error=error,
+        pool=pool,
+        not_before=None,
+        carry=None,
     )
     escalation = None if final else escalate(new, nodes, graph_file, now=now)
     put: tuple[Node, ...] = (new,) if escalation is None else (new, escalation)
@@ -448,6 +457,7 @@ def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected
         not_before=None,
         attempt_base=node.attempts,
         pool=None,
+        carry=None,
     )
     return Transition(
         verb="retry",

@@ -7,6 +7,7 @@ lists (YAML and JSON have no tuples) and are stored as tuples so records stay im
 from __future__ import annotations
 
 import datetime as dt
+import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -216,6 +217,43 @@ class PoolState(Record):
     failures: Annotated[StrictInt, Field(ge=0)] = 0
 
 
+MAX_STATE_BYTES = 16 * 1024
+
+
+def _bounded_state(value: dict[str, Any]) -> dict[str, Any]:
+    # The carried state rides in the node file, the packet and an environment variable: small.
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError):
+        raise ValueError("not JSON (objects, lists, strings, finite numbers)") from None
+    if size > MAX_STATE_BYTES:
+        raise ValueError(f"{size} bytes as JSON, over {MAX_STATE_BYTES}")
+    return value
+
+
+State = Annotated[dict[ShortText, Any], AfterValidator(_bounded_state)]
+
+
+class Carry(Record):
+    """What a node carries from one run of its work to the next (agent loops, `needs`).
+
+    `iteration` is the iteration running now (or next to run, after a crash or a deferral),
+    `state` what the last `continue` handed on, `since` when the first iteration started (for
+    `max_duration_s`). `branch`/`base`/`head` keep a task's worktree across iterations and
+    deferrals: the next run checks out `head` instead of a fresh target tip. `deferrals` counts
+    `needs`, and `waited` names what the last one waited for (the next packet says so).
+    """
+
+    iteration: Annotated[StrictInt, Field(ge=1)] = 1
+    state: State = Field(default_factory=dict)
+    since: Timestamp | None = None
+    branch: StrictStr | None = None
+    base: StrictStr | None = None
+    head: StrictStr | None = None
+    deferrals: Annotated[StrictInt, Field(ge=0)] = 0
+    waited: tuple[NodeId, ...] = ()
+
+
 class Node(Record):
     """One node file, `nodes/<xx>/<id>.yaml`."""
 
@@ -252,6 +290,12 @@ class Node(Record):
     # Set while a `merging` node's integration waits for an environment repair (HoldKind).
     hold: Hold | None = None
     pool: PoolState | None = None
+    # Agent loops and transaction groups (docs/state-branch.md): bounds that override the graph's
+    # defaults, the group whose members integrate all-or-nothing, and what runs carry forward.
+    max_iterations: Annotated[StrictInt, Field(ge=1, le=10000)] | None = None
+    max_duration_s: Annotated[Number, Field(gt=0, le=30 * 86400)] | None = None
+    group: ShortText | None = None
+    carry: Carry | None = None
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -270,6 +314,9 @@ class Defaults(Record):
     retry: RetryPolicy = RetryPolicy()
     lease_s: Annotated[StrictInt, Field(ge=5, le=86400)] = 600
     escalation_depth: Annotated[StrictInt, Field(ge=0, le=10)] = 2
+    max_iterations: Annotated[StrictInt, Field(ge=1, le=10000)] = 20
+    max_duration_s: Annotated[Number, Field(gt=0, le=30 * 86400)] = 86400
+    max_deferrals: Annotated[StrictInt, Field(ge=0, le=100)] = 3
 
 
 class Control(Record):
@@ -305,6 +352,7 @@ class NodeSummary(NamedTuple):
     labels: tuple[str, ...]
     lease_until: dt.datetime | None
     attempts: int
+    group: str | None = None  # a transaction group (core/groups.py); last, with a default
 
 
 def summarize(node: Node) -> NodeSummary:
@@ -323,4 +371,5 @@ def summarize(node: Node) -> NodeSummary:
         labels=node.labels,
         lease_until=node.claim.lease_until if node.claim else None,
         attempts=node.attempts,
+        group=node.group,
     )

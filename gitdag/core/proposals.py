@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitdag.core import graph, lifecycle
+from gitdag.core import agent_loops, graph, lifecycle
 from gitdag.core.edits import check_additions, new_node
 from gitdag.core.model import (
     Checkpoint,
@@ -69,58 +69,122 @@ def judge(
       The transition (complete / checkpoint / fail / escalate), or Rejected when the attempt is
       not the node's current one (a stale worker: nothing is written at all).
     """
-    stale = lifecycle._current(node, attempt)
+    stale = lifecycle.stale_attempt(node, attempt)
     if stale is not None:
         return stale
+    failing = _Failing(node, nodes, graph_file, attempt, now, pool)
     if result.status == "fail":
         summary = result.summary or "; ".join(result.errors) or "the runner reported failure"
-        return _fail(node, nodes, graph_file, ErrorKind.TASK_FAILURE, summary, attempt, now, pool)
+        return failing.fail(ErrorKind.TASK_FAILURE, summary)
     if result.status == "checkpoint":
         if result.checkpoint is None:
-            return _fail(
-                node,
-                nodes,
-                graph_file,
-                ErrorKind.INVALID_RESULT,
-                "status checkpoint without a checkpoint question",
-                attempt,
-                now,
-                pool,
+            return failing.fail(
+                ErrorKind.INVALID_RESULT, "status checkpoint without a checkpoint question"
             )
-        cp = Checkpoint(
-            question=result.checkpoint.question, options=tuple(result.checkpoint.options)
-        )
-        new = node.model_copy(
-            update={
-                "status": Status.NEEDS_HUMAN,
-                "claim": None,
-                "checkpoint": cp,
-                "outputs": _outputs(result),
-                "updated_at": now,
-            }
-        )
-        return Transition(
-            verb="checkpoint",
-            subject=node.id,
-            from_status="running",
-            to_status="needs_human",
-            summary=cp.question,
-            put=(new,),
-            attempt=attempt,
-        )
+        return _checkpoint(node, result, attempt=attempt, now=now)
+    if result.status == "continue":
+        looped = agent_loops.iterate(node, graph_file, result, attempt=attempt, now=now, work=work)
+        return failing.settle(looped)
+    if result.status == "needs":
+        return _needs(node, nodes, full, graph_file, result, failing, work)
     verdict = _check_proposal(node, nodes, full, result, now)
     if isinstance(verdict, Rejected):
-        return _fail(
-            node,
-            nodes,
-            graph_file,
-            ErrorKind.INVALID_RESULT,
-            f"result rejected: {verdict}",
-            attempt,
-            now,
-            pool,
-        )
+        return failing.fail(ErrorKind.INVALID_RESULT, f"result rejected: {verdict}")
     added, changed = verdict
+    return _complete(node, result, added, changed, attempt=attempt, now=now, work=work)
+
+
+@dataclass(frozen=True)
+class _Failing:
+    """What every failure of one judged attempt shares: only the kind and summary vary."""
+
+    node: Node
+    nodes: Mapping[str, NodeSummary]
+    graph_file: GraphFile
+    attempt: int
+    now: dt.datetime
+    pool: PoolRules
+
+    def fail(self, kind: ErrorKind, summary: str) -> Transition | Rejected:
+        """Record this attempt as failed with `kind` and `summary` (retry, or fail and escalate)."""
+        return fail_attempt(
+            self.node,
+            self.nodes,
+            self.graph_file,
+            kind=kind,
+            summary=summary,
+            attempt=self.attempt,
+            now=self.now,
+            pool=self.pool,
+        )
+
+    def settle(self, outcome: Transition | agent_loops.AgentFailure) -> Transition | Rejected:
+        """Return a transition as it is, and record an agent failure as this attempt's."""
+        if isinstance(outcome, agent_loops.AgentFailure):
+            return self.fail(outcome.kind, outcome.summary)
+        return outcome
+
+
+def _needs(
+    node: Node,
+    nodes: Mapping[str, NodeSummary],
+    full: Mapping[str, Node],
+    graph_file: GraphFile,
+    result: RunnerResult,
+    failing: _Failing,
+    work: Work | None,
+) -> Transition | Rejected:
+    # New nodes named in `needs` are judged exactly like a planner's `next.addNodes`.
+    if result.next.setStatus:
+        return failing.fail(ErrorKind.INVALID_RESULT, "next.setStatus: not with status needs")
+    new_nodes = tuple(item for item in result.needs if not isinstance(item, str))
+    proposal = result.model_copy(
+        update={"next": result.next.model_copy(update={"addNodes": (*new_nodes,
+                                                                    *result.next.addNodes)})}
+    )  # fmt: skip
+    verdict = _check_proposal(node, nodes, full, proposal, failing.now)
+    if isinstance(verdict, Rejected):
+        return failing.fail(ErrorKind.INVALID_RESULT, f"result rejected: {verdict}")
+    added, _ = verdict
+    deferred = agent_loops.defer(
+        node, nodes, graph_file, result, added, attempt=failing.attempt, now=failing.now, work=work
+    )
+    return failing.settle(deferred)
+
+
+def _checkpoint(node: Node, result: RunnerResult, *, attempt: int, now: dt.datetime) -> Transition:
+    assert result.checkpoint is not None
+    cp = Checkpoint(question=result.checkpoint.question, options=tuple(result.checkpoint.options))
+    new = node.model_copy(
+        update={
+            "status": Status.NEEDS_HUMAN,
+            "claim": None,
+            "checkpoint": cp,
+            "outputs": _outputs(result),
+            "updated_at": now,
+        }
+    )
+    return Transition(
+        verb="checkpoint",
+        subject=node.id,
+        from_status="running",
+        to_status="needs_human",
+        summary=cp.question,
+        put=(new,),
+        attempt=attempt,
+    )
+
+
+def _complete(
+    node: Node,
+    result: RunnerResult,
+    added: list[Node],
+    changed: list[Node],
+    *,
+    attempt: int,
+    now: dt.datetime,
+    work: Work | None,
+) -> Transition:
     outputs = _outputs(result)
     if work is not None and node.changes_code():
         done = lifecycle.to_merging(
@@ -138,21 +202,25 @@ def judge(
             }
         )
     put = (done, *added, *changed)
-    extra = ""
-    if added:
-        extra += f" (+{len(added)} node{'s' if len(added) != 1 else ''})"
-    if changed:
-        extra += f" (set {', '.join(f'{n.id}={n.status.value}' for n in changed)})"
     return Transition(
         verb="complete",
         subject=node.id,
         from_status="running",
         to_status=done.status.value,
-        summary=(result.summary or "done") + extra,
+        summary=(result.summary or "done") + _edits_note(added, changed),
         put=put,
         nodes=tuple(n.id for n in put),
         attempt=attempt,
     )
+
+
+def _edits_note(added: list[Node], changed: list[Node]) -> str:
+    extra = ""
+    if added:
+        extra += f" (+{len(added)} node{'s' if len(added) != 1 else ''})"
+    if changed:
+        extra += f" (set {', '.join(f'{n.id}={n.status.value}' for n in changed)})"
+    return extra
 
 
 def _outputs(result: RunnerResult) -> dict[str, str]:
@@ -163,21 +231,6 @@ def _outputs(result: RunnerResult) -> dict[str, str]:
         result.summary or outputs.get("summary") or f"{result.status} (no summary given)"
     )
     return outputs
-
-
-def _fail(
-    node: Node,
-    nodes: Mapping[str, NodeSummary],
-    graph_file: GraphFile,
-    kind: ErrorKind,
-    summary: str,
-    attempt: int,
-    now: dt.datetime,
-    pool: PoolRules,
-) -> Transition | Rejected:
-    return fail_attempt(
-        node, nodes, graph_file, kind=kind, summary=summary, attempt=attempt, now=now, pool=pool
-    )
 
 
 def fail_attempt(

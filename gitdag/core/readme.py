@@ -36,6 +36,7 @@ class ReadmeData:
         carrying every id would make each transition's cost grow with those lists).
       held: merging nodes that wait for an environment repair -> the hold's kind (up to SHOWN).
       held_more: more nodes were held than `held` carries (exact again once rebuilt).
+      groups: transaction groups not yet landed -> member -> status (up to SHOWN of each).
     """
 
     base: str | None
@@ -43,13 +44,14 @@ class ReadmeData:
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     held_more: bool = False
+    groups: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Return the data as one line of JSON."""
         return json.dumps(
             {"base": self.base, "counts": self.counts,
              "lists": {k: list(v) for k, v in self.lists.items()},
-             "held": self.held, "held_more": self.held_more},
+             "held": self.held, "held_more": self.held_more, "groups": self.groups},
             separators=(",", ":"), sort_keys=True,
         )  # fmt: skip
 
@@ -69,13 +71,17 @@ def parse(text: str) -> ReadmeData | None:
         base = raw["base"]
         held = {str(k): str(v) for k, v in raw.get("held", {}).items()}
         held_more = bool(raw.get("held_more", False))
+        groups = {
+            str(g): {str(k): str(v) for k, v in members.items()}
+            for g, members in raw.get("groups", {}).items()
+        }
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if base is not None and not isinstance(base, str):
         return None
     if set(counts) != {s.value for s in Status}:
         return None
-    return ReadmeData(base, counts, lists, held, held_more)
+    return ReadmeData(base, counts, lists, held, held_more, groups)
 
 
 def from_nodes(
@@ -88,6 +94,7 @@ def from_nodes(
       base: the commit the data is computed on.
       held: every held merging node -> its hold's kind (summaries do not carry holds).
     """
+    nodes = list(nodes)  # read twice: counts and lists, then groups
     counts = {s.value: 0 for s in Status}
     lists: dict[str, list[str]] = {name: [] for name in LISTED.values()}
     for node in nodes:
@@ -96,13 +103,42 @@ def from_nodes(
         if name is not None:
             lists[name].append(node.id)
     kept = dict(sorted((held or {}).items())[:SHOWN])
-    return ReadmeData(
+    data = ReadmeData(
         base,
         counts,
         {k: tuple(sorted(v)[:SHOWN]) for k, v in lists.items()},
         kept,
         len(held or {}) > len(kept),
     )
+    return update_groups(data, nodes, ())
+
+
+def update_groups(data: ReadmeData, put: Iterable[NodeLike], remove: Iterable[str]) -> ReadmeData:
+    """Return the data with the group members a transition puts (a landed group is dropped).
+
+    Only the nodes a transition puts can change a group, so the cost is that of the transition.
+    """
+    groups = {g: dict(m) for g, m in data.groups.items()}
+    gone = set(remove)
+    for node in put:
+        gone.add(node.id)  # it may have left its group; put back below if it is in one
+    for members in groups.values():
+        for nid in gone:
+            members.pop(nid, None)
+    for node in put:
+        group = getattr(node, "group", None)
+        if not isinstance(group, str):
+            continue
+        members = groups.setdefault(group, {})
+        if node.id in members or len(members) < SHOWN:
+            members[node.id] = node.status.value
+    kept = {
+        g: m
+        for g, m in sorted(groups.items())
+        if m and any(status != Status.DONE.value for status in m.values())
+    }
+    kept = dict(list(kept.items())[:SHOWN])
+    return data if kept == data.groups else replace(data, groups=kept)
 
 
 def update_held(data: ReadmeData, put: Iterable[Node], remove: Iterable[str]) -> ReadmeData:
@@ -200,6 +236,14 @@ def render(data: ReadmeData, *, goal: str, target: str, paused: bool, links: boo
             lines.append(f"- [{nid}]({node_path(nid)})" if links else f"- {nid}")
         if count > len(ids[:SHOWN]):
             lines.append(f"- … and {count - len(ids[:SHOWN])} more (`gitdag status`)")
+    if data.groups:
+        lines += ["", f"## Transaction groups ({len(data.groups)})", ""]
+        for group, members in sorted(data.groups.items()):
+            shown = ", ".join(
+                (f"[{nid}]({node_path(nid)})" if links else nid) + f" {status}"
+                for nid, status in sorted(members.items())
+            )
+            lines.append(f"- {_escape(group)}: {shown} (lands all together, or not at all)")
     if data.held:
         more = " or more" if data.held_more else ""
         lines += ["", f"## Held for a repair ({len(data.held)}{more})", ""]

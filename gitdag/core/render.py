@@ -55,6 +55,22 @@ def _label(text: str) -> str:
     return "".join(_ENTITIES.get(char, char) for char in flat)
 
 
+def _group(node: NodeLike) -> str | None:
+    # Summaries and full nodes carry `group`; other NodeLikes (none in gitdag) have none.
+    group = getattr(node, "group", None)
+    return group if isinstance(group, str) else None
+
+
+def groups_of(nodes: Mapping[str, NodeLike]) -> dict[str, list[str]]:
+    """Return each transaction group's members (sorted ids), for the graph renderings."""
+    found: dict[str, list[str]] = {}
+    for nid in sorted(nodes):
+        group = _group(nodes[nid])
+        if group is not None:
+            found.setdefault(group, []).append(nid)
+    return found
+
+
 def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) -> str:
     """Return a mermaid flowchart (GitHub renders it inside a ```mermaid block)."""
     lines = ["flowchart TD"]
@@ -68,6 +84,10 @@ def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = No
         node = nodes[nid]
         lines.extend(f"  {_mid(dep)} --> {_mid(nid)}" for dep in node.deps if dep in nodes)
         lines.extend(f"  {_mid(ref)} -.-> {_mid(nid)}" for ref in node.after if ref in nodes)
+    for index, (name, ids) in enumerate(sorted(groups_of(nodes).items())):
+        lines.append(f'  subgraph group_{index}["group {_label(name)}"]')
+        lines.extend(f"    {_mid(nid)}" for nid in ids)
+        lines.append("  end")
     lines += [
         "  classDef open fill:#eee,stroke:#999",
         "  classDef running fill:#cde,stroke:#369",
@@ -101,6 +121,11 @@ def dot(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) 
             for a in node.after
             if a in nodes
         )
+    for index, (name, ids) in enumerate(sorted(groups_of(nodes).items())):
+        lines.append(f"  subgraph cluster_group_{index} {{")
+        lines.append(f"    label={json.dumps('group ' + name)}; style=dashed;")
+        lines.extend(f"    {json.dumps(nid)};" for nid in ids)
+        lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -110,6 +135,7 @@ def as_data(nodes: Mapping[str, NodeLike]) -> dict[str, Any]:
     return {
         "nodes": [
             {"id": nid, "kind": nodes[nid].kind.value, "status": nodes[nid].status.value}
+            | ({"group": group} if (group := _group(nodes[nid])) else {})
             for nid in sorted(nodes)
         ],
         "edges": [

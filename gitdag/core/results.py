@@ -31,6 +31,7 @@ from gitdag.core.model import (
     Priority,
     RetryPolicy,
     ShortText,
+    State,
     Status,
     Text,
 )
@@ -91,6 +92,8 @@ class ProposedNode(_Strict):
     inputs: tuple[InputRef, ...] = ()
     retry: RetryPolicy | None = None
     priority: Priority = 0
+    group: ShortText | None = None
+    max_iterations: Annotated[int, Field(strict=True, ge=1, le=10000)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -147,12 +150,16 @@ class NextProposal(_Strict):
 class RunnerResult(_Strict):
     """A well-formed runner result (spec §4). Nothing in it has been applied or judged yet."""
 
-    status: Literal["success", "fail", "checkpoint"]
+    status: Literal["success", "fail", "checkpoint", "continue", "needs"]
     summary: Text = ""
     outputs: dict[ShortText, Text] = Field(default_factory=dict)
     checkpoint: CheckpointRequest | None = None
     next: NextProposal = NextProposal()
     errors: tuple[Annotated[StrictStr, Field(max_length=65536)], ...] = ()
+    # `continue`: what the next iteration starts from. `needs`: nodes to wait for (ids, or new
+    # nodes written like `next.addNodes` entries). See docs/runner-protocol.md.
+    state: State = Field(default_factory=dict)
+    needs: tuple[NodeId | ProposedNode, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +174,12 @@ class RunnerResult(_Strict):
     def _checkpoint_has_question(self) -> RunnerResult:
         if self.status == "checkpoint" and self.checkpoint is None:
             raise ValueError("checkpoint: required when status is checkpoint")
+        if self.status == "needs" and not self.needs:
+            raise ValueError("needs: required (at least one node) when status is needs")
+        if self.needs and self.status != "needs":
+            raise ValueError(f"needs: only with status needs, not {self.status}")
+        if self.state and self.status != "continue":
+            raise ValueError(f"state: only with status continue, not {self.status}")
         return self
 
 

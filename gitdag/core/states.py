@@ -12,7 +12,8 @@ TRANSITIONS: dict[tuple[Status, Status], frozenset[str]] = {
     (_S.OPEN, _S.NEEDS_HUMAN): frozenset({"checkpoint"}),
     (_S.RUNNING, _S.DONE): frozenset({"complete"}),
     (_S.RUNNING, _S.MERGING): frozenset({"complete"}),
-    (_S.RUNNING, _S.OPEN): frozenset({"fail", "lease", "reset", "revert"}),
+    # `defer`: a `needs` result; the node waits for the nodes it named (core/agent_loops.py).
+    (_S.RUNNING, _S.OPEN): frozenset({"fail", "lease", "reset", "revert", "defer"}),
     # `escalate` is a final failure that also adds the escalation node (lifecycle.fail).
     (_S.RUNNING, _S.FAILED): frozenset({"fail", "escalate"}),
     (_S.RUNNING, _S.NEEDS_HUMAN): frozenset({"checkpoint"}),

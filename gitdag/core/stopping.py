@@ -25,6 +25,7 @@ class LocalFacts:
       merge_hold: the merge queue's cause, as (kind, repair), if it waits on one.
       held_merges: the merging nodes that wait on that cause here.
       labels: a worker's labels (`gitdag work`); None for `gitdag run`.
+      group_waits: one phrase per transaction group whose integration waits (`gitdag run`).
     """
 
     proposals: tuple[str, ...] = ()
@@ -32,6 +33,7 @@ class LocalFacts:
     merge_hold: tuple[str, str] | None = None
     held_merges: int = 0
     labels: tuple[str, ...] | None = None
+    group_waits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def why_stopped(
         why.append(f"{facts.held_merges} merge(s) wait for a repair ({kind}: {repair})")
     if blocked:
         why.append(f"{len(blocked)} node(s) blocked by failed deps")
+    why += facts.group_waits
     if others:
         why.append(f"{len(others)} ready node(s) need labels this worker lacks")
     why += [

@@ -10,7 +10,7 @@ VERBS = frozenset(
     {
         "init", "add", "claim", "complete", "fail", "retry", "escalate", "checkpoint", "answer",
         "merge", "cancel", "pause", "resume", "revert", "reset", "lease", "edit", "incident",
-        "hold",
+        "hold", "iterate", "defer",
     }
 )  # fmt: skip
 

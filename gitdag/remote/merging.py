@@ -152,7 +152,10 @@ class RemoteMerges:
         if self.gated():
             return  # waiting for a repair: integrating now would fail the same way
         snap = w.remote.snapshot()
-        merging = {nid for nid, n in snap.nodes.items() if n.status is Status.MERGING}
+        # Transaction groups land whole, through `gitdag run` (supervisor/group_merges.py).
+        merging = {
+            nid for nid, n in snap.nodes.items() if n.status is Status.MERGING and n.group is None
+        }
         self.queue = [nid for nid in self.queue if nid in merging]
         node_id = self.queue[0] if self.queue else self._orphan(merging)
         if node_id is None:

@@ -76,6 +76,16 @@ class Resume:
     conflicts: str = ""  # ... and the conflicting hunks (bounded)
 
 
+@dataclass(frozen=True)
+class LoopInfo:
+    """Agent loops and deferrals (docs/runner-protocol.md): where this run stands."""
+
+    iteration: int = 1
+    max_iterations: int = 1
+    state: Mapping[str, Any] = field(default_factory=dict)
+    waited: tuple[str, ...] = ()  # the nodes the last `needs` waited for (their outputs: deps)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PacketData:
     """Everything a packet says; the supervisor gathers it, this module only renders it."""
@@ -92,6 +102,7 @@ class PacketData:
     inputs: Sequence[InputValue] = ()
     decisions: Sequence[Decision] = ()
     resume: Resume | None = None
+    loop: LoopInfo | None = None
     max_bytes: int = 64 * 1024
 
 
@@ -157,6 +168,8 @@ def render_markdown(data: PacketData) -> str:
     ]
     if data.resume is not None:
         sections.append(_Section("## Resume\n\n", _resume_md(data.resume, data.attempt)))
+    if data.loop is not None:
+        sections.append(_Section("## Iteration\n\n", _loop_md(data.loop), cuttable=False))
     sections.append(_Section("## How to answer\n\n", _answer_md(data), cuttable=False))
     _fit(sections, data.max_bytes)
     text = "\n".join(s.head + s.body for s in sections)
@@ -278,6 +291,18 @@ def _resume_md(resume: Resume, attempt: int) -> str:
     return out
 
 
+def _loop_md(loop: LoopInfo) -> str:
+    out = f"- iteration {loop.iteration} of at most {loop.max_iterations}\n"
+    if loop.waited:
+        out += (
+            "- you waited for: " + ", ".join(f"`{w}`" for w in loop.waited)
+            + " (their outputs are under Dependencies)\n"
+        )  # fmt: skip
+    state = json.dumps(dict(loop.state), ensure_ascii=False, indent=1, sort_keys=True)
+    out += "- the state your last `continue` handed on (also in `$GITDAG_STATE`):\n\n"
+    return out + _fence(state, "json") + "\n"
+
+
 def _answer_md(data: PacketData) -> str:
     planner = data.node.kind.value == "plan"
     example: dict[str, Any] = {
@@ -304,6 +329,10 @@ def _answer_md(data: PacketData) -> str:
         "- `status`: `success` (the node's work is done), `fail` (it cannot be done: say why in\n"
         "  `summary` and `errors`), or `checkpoint` (only a human can decide: add\n"
         '  `"checkpoint": {"question": "...", "options": ["...", "..."]}` and stop).\n'
+        '- `continue`: this piece is done and you want another iteration; add `"state": {...}`\n'
+        "  (JSON, at most 16 KiB): the next iteration gets it in `$GITDAG_STATE` and here.\n"
+        '- `needs`: you must wait for other nodes first; add `"needs": ["<id>", {<new node>}]`\n'
+        "  (your work so far is kept; this does not count as an attempt).\n"
         "- `outputs`: string values only. `errors`: a list of strings.\n"
         "- `next.addNodes`: new nodes (`id`, `title`, `kind`, `description`, `deps`, `after`,\n"
         "  `ownership`, `acceptance`, `verify`, `inputs`, `run`, `priority`, `labels`);\n"
@@ -451,6 +480,14 @@ def packet_dict(data: PacketData) -> dict[str, Any]:
             "collided_with": list(resume.collided),
             "new_tip": resume.new_tip,
             "conflicts": resume.conflicts,
+        },
+        "loop": None
+        if data.loop is None
+        else {
+            "iteration": data.loop.iteration,
+            "max_iterations": data.loop.max_iterations,
+            "state": dict(data.loop.state),
+            "waited_for": list(data.loop.waited),
         },
         "instructions": data.template,
     }

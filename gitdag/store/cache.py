@@ -19,7 +19,7 @@ from typing import Any
 from gitdag.core.model import Node, NodeSummary
 from gitdag.store.snapshot import Snapshot
 
-_FORMAT = 1  # bump when the pickled shapes change; old caches are then ignored
+_FORMAT = 2  # bump when the pickled shapes change; old caches are then ignored
 
 
 MEMORY_NODES = 4096  # full nodes kept in memory; a 100k graph would otherwise hold ~1 GB

@@ -79,6 +79,7 @@ def next_readme(
     moves = readme.moves_of(snap.nodes, transition.put, transition.remove)
     data = readme.update(data, moves, snap.head)
     data = readme.update_held(data, transition.put, transition.remove)
+    data = readme.update_groups(data, transition.put, transition.remove)
     graph = transition.graph or snap.graph
     text = readme.render(data, goal=graph.goal, target=graph.target, paused=graph.control.paused)
     return text, data

@@ -34,9 +34,7 @@ Members = tuple[tuple[str, int], ...]  # (node id, attempt), in queue order
 RecordOne = Callable[[str, int, "MergeResult | BaseException"], "Snapshot | None"]
 
 
-def start(
-    merges: LocalMerges, snap: Snapshot
-) -> tuple[Future[BatchResult], Desk, Members] | None:
+def start(merges: LocalMerges, snap: Snapshot) -> tuple[Future[BatchResult], Desk, Members] | None:
     """Submit a batch of the queue's first nodes to the merge thread; None when not batching."""
     sup = merges.sup
     merge = sup.settings.merge

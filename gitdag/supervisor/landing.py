@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -76,6 +77,10 @@ class Desk:
 
     def serve(self, sup: Supervisor, node_id: str, attempt: int) -> None:
         """Called on the loop thread: answer every waiting request."""
+        self.answer(lambda move, cwd: _land(sup, node_id, attempt, move, cwd))
+
+    def answer(self, lander: Callable[[RefMove, Path], Landing]) -> None:
+        """Called on the loop thread: land (or refuse) every waiting request with `lander`."""
         while True:
             try:
                 request = self._requests.get_nowait()
@@ -84,7 +89,8 @@ class Desk:
             if not request.answer.set_running_or_notify_cancel():
                 continue
             try:
-                request.answer.set_result(_land(sup, node_id, attempt, request))
+                move = RefMove(request.ref, request.old, request.new)
+                request.answer.set_result(lander(move, request.cwd))
             except BaseException as exc:
                 request.answer.set_exception(exc)
                 raise
@@ -101,17 +107,16 @@ def still_merging(snap: Snapshot, node_id: str, attempt: int) -> bool:
     return summary is not None and summary.status is Status.MERGING and summary.attempts == attempt
 
 
-def _land(sup: Supervisor, node_id: str, attempt: int, request: _Request) -> Landing:
+def _land(sup: Supervisor, node_id: str, attempt: int, move: RefMove, cwd: Path) -> Landing:
     def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
         if not still_merging(snap, node_id, attempt):
             summary = snap.nodes.get(node_id)
             now_is = summary.status.value if summary is not None else "gone"
             return Rejected(f"{node_id} is {now_is}, no longer merging attempt {attempt}")
-        return lifecycle.merged(sup.store.node(snap, node_id), merged_commit=request.new, now=now)
+        return lifecycle.merged(sup.store.node(snap, node_id), merged_commit=move.new, now=now)
 
     crash.crash_point("supervisor.before_merge_commit")
-    move = RefMove(request.ref, request.old, request.new)
-    outcome = sup.store.transact_along(compute, actor=sup.actor, move=move, cwd=request.cwd)
+    outcome = sup.store.transact_along(compute, actor=sup.actor, move=move, cwd=cwd)
     if isinstance(outcome, Committed):
         sup.announce(outcome.transition)
         return Landing("landed")

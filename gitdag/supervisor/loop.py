@@ -295,6 +295,7 @@ class Supervisor:
             held_starts=tuple(self.starts.held_reasons(snap)),
             merge_hold=merge_hold,
             held_merges=held_merges,
+            group_waits=tuple(self.merges.groups.reasons()),
         )
         paused = snap.graph.control.paused
         stop = why_stopped(snap.nodes, paused=paused, now=self.store.clock(), facts=facts)

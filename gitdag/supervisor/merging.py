@@ -21,6 +21,7 @@ from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ENVIRONMENT_ERRORS
 from gitdag.store.snapshot import Snapshot
 from gitdag.supervisor import batching
+from gitdag.supervisor.group_merges import GroupMerges
 from gitdag.supervisor.landing import Desk, still_merging
 from gitdag.workspace.batch import BatchResult
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
@@ -47,10 +48,12 @@ class LocalMerges:
         self.queue: list[str] = []  # merging nodes in the order they entered the queue
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitdag-merge")
         self.gate: Gate | None = None  # the merge queue waits on an environment repair
+        self.groups = GroupMerges(self)  # transaction groups integrate whole (group_merges.py)
 
     def busy(self) -> bool:
         """A merge runs, or nodes wait to be merged (a held queue waits for a person)."""
-        return self.merge is not None or (bool(self.queue) and self.gate is None)
+        waiting = bool(self.queue) and self.gate is None
+        return self.merge is not None or waiting or self.groups.busy()
 
     def running(self) -> bool:
         """A merge's git work is under way and not finished (the loop polls it often)."""
@@ -66,6 +69,7 @@ class LocalMerges:
         if self.merge is not None:
             self.merge.desk.close()  # a running check is killed; nothing lands from now on
             wait([self.merge.future])  # its outcome, even an exception, is for the next run
+        self.groups.close()
         self.pool.shutdown(wait=True)
 
     # --- the step ---------------------------------------------------------------------------
@@ -79,6 +83,7 @@ class LocalMerges:
             key=lambda nid: (sup.store.node(snap, nid).updated_at, nid),
         )
         self.queue = [nid for nid in self.queue if nid in merging] + extra
+        self.queue, snap = self.groups.step(snap, self.queue)
         if self.merge is not None:
             members = self.merge.batch or ((self.merge.node_id, self.merge.attempt),)
             if not batching.all_merging(snap, members):
@@ -101,7 +106,7 @@ class LocalMerges:
             # A fresh snapshot either way: whether the run can go on is judged on the state
             # after this merge, never on one read before it (a cancel may have come since).
             snap = self._outcome(job, snap, outcome) or sup.snapshot()
-        if self.merge is None and self.queue and not self._gated(snap):
+        if self.merge is None and self.queue and not self.groups.busy() and not self._gated(snap):
             if batch := batching.start(self, snap):
                 self.merge = _Merge(*batch[2][0], batch[0], batch[1], batch[2])
                 return snap

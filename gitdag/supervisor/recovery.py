@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING
 
+from gitdag.attempts import loops
 from gitdag.core import lifecycle
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected, Transition
@@ -53,7 +54,7 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         if not is_orphaned(node, now):
             continue
         attempt = node.claim.attempt if node.claim else node.attempts
-        run_dir = store.paths.local / "runs" / node_id / str(attempt)
+        run_dir = loops.run_dir(store.paths.local / "runs", node)  # an iteration's own
         info = read_pid_info(run_dir)
         alive = info is not None and is_alive(info)
         if info is not None and not stop_orphan(

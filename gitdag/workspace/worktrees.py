@@ -114,13 +114,21 @@ class Worktrees:
     def path_for(self, node_id: str) -> Path:
         return self.dir / node_id
 
-    def create(self, node_id: str, target_branch: str) -> WorkInfo:
+    def create(
+        self, node_id: str, target_branch: str, *, resume: tuple[str, str] | None = None
+    ) -> WorkInfo:
         """Check out a fresh `dagain/work/<id>` at the target's tip in `worktrees/<id>`.
 
         Anything left by an earlier attempt (its worktree, its branch) is discarded: the old
         attempt's work was committed already, or is abandoned.
+
+        Args:
+          node_id: the node.
+          target_branch: the branch whose tip a fresh worktree starts from.
+          resume: (head, base) of work carried from an earlier run of the node (an agent loop's
+            iteration, a deferral): the worktree checks out `head`, and `base` stays its base.
         """
-        tip = self._tip(target_branch)
+        tip = resume[0] if resume is not None else self._tip(target_branch)
         path = self.path_for(node_id)
         branch = work_branch(node_id)
         self._ensure_dirs()
@@ -136,8 +144,9 @@ class Worktrees:
                 if path.exists():
                     self._discard(path)
                 run_git(add, self.root)
-        self._write_base(path, tip)
-        return WorkInfo(path=path, branch=branch, base=tip)
+        base = resume[1] if resume is not None else tip
+        self._write_base(path, base)
+        return WorkInfo(path=path, branch=branch, base=base)
 
     def base_of(self, node_id: str) -> str | None:
         """The target commit the node's worktree started from, or None if unknown."""

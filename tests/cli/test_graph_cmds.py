@@ -89,7 +89,7 @@ def test_status_json(repo: Path) -> None:
     assert running["elapsed_s"] > 300 * 86400  # claimed on 2025-01-01: elapsed since then
     del running["elapsed_s"]
     assert running == {"id": "busy", "attempt": 1, "worker": "supervisor@box:42",
-                       "since": "2025-01-01T00:00:00+00:00"}  # fmt: skip
+                       "since": "2025-01-01T00:00:00+00:00", "iteration": 1}  # fmt: skip
     # parser waits for lexer (open); docs runs after parser (open).
     assert report["waiting"] == [{"id": "docs", "for": ["after parser: open"]},
                                  {"id": "parser", "for": ["dep lexer: open"]}]  # fmt: skip

@@ -117,6 +117,20 @@ def test_local_path_remote_and_status(tmp_path: Path, daemons: list[Daemon]) -> 
     assert [r[0] for r in cluster.rows()] == ["a", "b", "c"]
 
 
+def test_an_agent_loop_iterates_on_a_worker(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cluster = build_cluster(tmp_path, daemons, [task("loop")], serve=False)
+    clone = cluster.clone("w0")
+    code, err = finish(cluster.work(clone, LOOP_NODE="loop"))
+    assert code == 0, err
+    node = cluster.nodes()["loop"]
+    assert node.status is Status.DONE and node.attempts == 1
+    assert node.carry is not None and node.carry.iteration == 3
+    assert [r[:2] for r in cluster.rows()] == [("loop", 1)] * 3  # three iterations, one attempt
+    files = set(cluster.remote_git("ls-tree", "-r", "--name-only", TARGET).split())
+    assert {"out/loop-0.txt", "out/loop-1.txt", "out/loop-2.txt"} <= files
+    validate_remote_range(cluster)
+
+
 def test_labels_route_nodes(tmp_path: Path, daemons: list[Daemon]) -> None:
     log = tmp_path / "runs.log"
     nodes = [command("cpu", log), command("gpu", log, labels=["gpu"]),
