@@ -10,6 +10,7 @@ import click
 from gitdag import actions
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
+from gitdag.cli.flow_opts import flow_fields, flow_options
 from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.cli.types import FiniteFloat, bounded_int
 from gitdag.core import render
@@ -80,10 +81,11 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.command()
 @click.argument("node_id")
 @node_options(title_required=True)
+@flow_options
 @json_option
 def add(node_id: str, as_json: bool, **node: Any) -> None:
     """Add node NODE_ID (one commit)."""
-    fields = node_fields(node_id, node)
+    fields = {**node_fields(node_id, node), **flow_fields(node)}
     with open_store() as store:
         committed = actions.add(store, fields)
     if as_json:

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitdag.core import graph, lifecycle
+from gitdag.core import flow, graph, lifecycle
 from gitdag.core.edits import check_additions, new_node
 from gitdag.core.model import (
     Checkpoint,
@@ -108,6 +108,9 @@ def judge(
             put=(new,),
             attempt=attempt,
         )
+    unset = flow.missing_exports(node, result.outputs)  # workflow outputs (docs/workflows.md)
+    if unset is not None:
+        return _fail(node, nodes, graph_file, ErrorKind.INVALID_RESULT, unset, attempt, now, pool)
     verdict = _check_proposal(node, nodes, full, result, now)
     if isinstance(verdict, Rejected):
         return _fail(

@@ -17,6 +17,7 @@ _MERMAID_CLASS = {
     Status.FAILED: "failed",
     Status.NEEDS_HUMAN: "human",
     Status.CANCELLED: "cancelled",
+    Status.SKIPPED: "skipped",
 }
 
 
@@ -85,7 +86,7 @@ def dot(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) 
     colours = {
         Status.OPEN: "white", Status.RUNNING: "lightblue", Status.MERGING: "plum",
         Status.DONE: "palegreen", Status.FAILED: "salmon", Status.NEEDS_HUMAN: "khaki",
-        Status.CANCELLED: "lightgrey",
+        Status.CANCELLED: "lightgrey", Status.SKIPPED: "whitesmoke",
     }  # fmt: skip
     lines = ["digraph gitdag {", "  rankdir=LR;", "  node [shape=box, style=filled];"]
     for nid in sorted(nodes):

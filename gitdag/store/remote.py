@@ -33,10 +33,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 
+from gitdag.core import flow
 from gitdag.core.contention import Contention
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import (
@@ -324,6 +326,7 @@ class RemoteState(TakingTurns):
             if result is None or isinstance(result, Rejected) or result.is_empty():
                 self._lower_hand()
                 return result if isinstance(result, Rejected) else None
+            result = flow.follow(result, snap.nodes, partial(self.store.node, snap), now)
             extra = list(refs(snap) if callable(refs) else refs)
             # A transition alone goes straight from memory to the remote, and only one that
             # landed is written here: a lost race costs no disk writes, and the race window

@@ -1,0 +1,239 @@
+"""Workflow rules as pure decisions: references checked at add time, and which nodes a commit skips.
+
+- `check_node`: a node's `${x.outputs.K}` references and its `when:` name only upstream nodes
+  (in `deps` or `after`) and keys those nodes declare in `exports`; handlers exist.
+- `follow`: given a transition about to be committed, the open nodes it settles: a node whose
+  upstreams are all finished and whose `when:` is false, or that says `skipped_deps: skip` and has
+  a skipped upstream, becomes `skipped` in the same commit (so no scheduler ever sees it ready).
+  Skips cascade. Every writer (run, work, the CLI) gets this from the store's transact.
+- `skip_problem`: the legality rule for `open -> skipped`, whatever verb carries it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+
+from gitdag.core import expr
+from gitdag.core.model import SATISFIED, TERMINAL, Node, NodeSummary, Status
+from gitdag.core.outputs import refs_in
+from gitdag.core.states import RESTORING_VERBS
+from gitdag.core.transitions import Rejected, Transition
+
+Get = Callable[[str], Node | None]
+_TEXT_FIELDS = ("title", "description", "run")
+
+
+def _texts(node: Node) -> Iterable[tuple[str, str]]:
+    for name in _TEXT_FIELDS:
+        value = getattr(node, name)
+        if value:
+            yield name, value
+    for i, text in enumerate(node.acceptance):
+        yield f"acceptance[{i}]", text
+    for i, text in enumerate(node.verify):
+        yield f"verify[{i}]", text
+
+
+def check_node(node: Node, get: Get) -> Rejected | None:
+    """Check a node's workflow fields against the graph it joins (`get` reads other nodes).
+
+    Refused: a `when:` that does not parse; a reference (in `when:` or as `${x.outputs.K}` in
+    title, description, run, acceptance, verify) to a node that is unknown, is not in `deps` or
+    `after`, or does not declare K in `exports`; a handler (`on_failure`, `on_success`) that is
+    unknown or is the node itself.
+    """
+    upstream = set(node.deps) | set(node.after)
+    refs: list[tuple[str, str | None, str]] = []
+    if node.when is not None:
+        try:
+            tree = expr.parse(node.when)
+        except expr.ExprError as exc:
+            return Rejected(f"when: {exc}", field=f"{node.id}.when", nodes=(node.id,))
+        refs += [(r.node, r.key, "when") for r in expr.refs(tree)]
+    for where, text in _texts(node):
+        refs += [(ref, key, where) for ref, key in refs_in(text)]
+    for ref, key, where in refs:
+        other = get(ref) if ref != node.id else node
+        field = f"{node.id}.{where}"
+        if other is None:
+            return Rejected(f"refers to unknown node {ref!r}", field=field, nodes=(node.id,))
+        if ref not in upstream:
+            return Rejected(
+                f"refers to {ref}, which is not in its deps or after (it may not have run yet)",
+                field=field,
+                nodes=(node.id,),
+            )
+        if key is not None and key not in (other.exports or ()):
+            declared = ", ".join(other.exports or ()) or "none"
+            return Rejected(
+                f"refers to {ref}.outputs.{key}, but {ref} exports no {key!r} "
+                f"(it declares: {declared})",
+                field=field,
+                nodes=(node.id,),
+            )
+    for name in ("on_failure", "on_success"):
+        for handler in getattr(node, name) or ():
+            if handler == node.id:
+                return Rejected("a node cannot handle itself", field=f"{node.id}.{name}")
+            if get(handler) is None:
+                return Rejected(f"unknown handler node {handler!r}", field=f"{node.id}.{name}")
+    return None
+
+
+def normalize(node: Node, get: Get) -> Node:
+    """Move each dep on a `continue_on: failure` node to `after` (it runs after a failure too)."""
+
+    def continues(nid: str) -> bool:
+        other = get(nid)
+        return other is not None and "failure" in (other.continue_on or ())
+
+    moved = [d for d in node.deps if continues(d)]
+    if not moved:
+        return node
+    return node.model_copy(
+        update={
+            "deps": tuple(d for d in node.deps if d not in moved),
+            "after": tuple(dict.fromkeys([*node.after, *moved])),
+        }
+    )
+
+
+def missing_exports(node: Node, outputs: Mapping[str, str]) -> str | None:
+    """Say which declared `exports` a success did not set (None when all are set)."""
+    missing = [key for key in node.exports or () if key not in outputs]
+    if not missing:
+        return None
+    return f"declared output{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}"
+
+
+def _skip_reason(
+    node: Node, statuses: Mapping[str, Status], outputs: Callable[[str], Mapping[str, str]]
+) -> str | None:
+    upstream = node.deps + node.after
+    if node.skipped_deps == "skip":
+        skipped = [u for u in upstream if statuses.get(u) is Status.SKIPPED]
+        if skipped:
+            return f"skipped: {skipped[0]} was skipped (skipped_deps: skip)"
+    if node.when is None:
+        return None
+    if any(statuses.get(d) not in SATISFIED for d in node.deps):
+        return None
+    if any(statuses.get(a) not in TERMINAL for a in node.after):
+        return None
+    try:
+        tree = expr.parse(node.when)
+    except expr.ExprError:
+        return None  # refused at add; a hand-made one simply never skips
+    names = {r.node for r in expr.refs(tree)}
+    values = {n: outputs(n) for n in names if any(r.key for r in expr.refs(tree) if r.node == n)}
+    status_text = {n: statuses[n].value for n in names if n in statuses}
+    if expr.evaluate(tree, status_text, values):
+        return None
+    return f"skipped: when {node.when!r} is false"
+
+
+def follow(
+    transition: Transition,
+    nodes: Mapping[str, NodeSummary],
+    get: Callable[[str], Node],
+    now: dt.datetime,
+) -> Transition:
+    """Return the transition with the open nodes it settles moved to `skipped` (see module doc).
+
+    Args:
+      transition: what is about to be committed.
+      nodes: the graph's summaries before it.
+      get: reads a full node of the graph before it.
+      now: the commit's time.
+    """
+    put = {n.id: n for n in transition.put}
+    removed = set(transition.remove)
+    statuses = {nid: s.status for nid, s in nodes.items() if nid not in removed}
+    statuses.update({nid: n.status for nid, n in put.items()})
+    settled = {
+        nid for nid, n in put.items()
+        if n.status in TERMINAL and (nid not in nodes or nodes[nid].status is not n.status)
+    }  # fmt: skip
+    fresh = [nid for nid, n in put.items() if nid not in nodes and n.status is Status.OPEN]
+    if (not settled and not fresh) or transition.verb in RESTORING_VERBS:
+        return transition
+    waiting: dict[str, list[str]] = {}
+    for nid, summary in nodes.items():
+        if statuses.get(nid) is Status.OPEN and nid not in put:
+            for up in summary.deps + summary.after:
+                waiting.setdefault(up, []).append(nid)
+    for nid, node in put.items():
+        if node.status is Status.OPEN:
+            for up in node.deps + node.after:
+                waiting.setdefault(up, []).append(nid)
+
+    def full(nid: str) -> Node:
+        return put[nid] if nid in put else get(nid)
+
+    skipped: list[str] = []
+    queue = list(dict.fromkeys([c for s in settled for c in waiting.get(s, ())] + fresh))
+    seen: set[str] = set()
+    while queue:
+        nid = queue.pop(0)
+        if nid in seen or statuses.get(nid) is not Status.OPEN:
+            continue
+        seen.add(nid)
+        node = full(nid)
+        if node.when is None and node.skipped_deps != "skip":
+            continue
+        reason = _skip_reason(node, statuses, lambda n: full(n).outputs if n in statuses else {})
+        if reason is None:
+            continue
+        put[nid] = node.model_copy(
+            update={"status": Status.SKIPPED, "outputs": {"summary": reason}, "updated_at": now}
+        )
+        statuses[nid] = Status.SKIPPED
+        skipped.append(nid)
+        seen.discard(nid)
+        queue.extend(c for c in waiting.get(nid, ()) if c not in seen)
+    if not skipped:
+        return transition
+    order = list(dict.fromkeys([*(n.id for n in transition.put), *skipped]))
+    return dataclasses.replace(
+        transition,
+        summary=f"{transition.summary} (skipped {', '.join(skipped)})",
+        put=tuple(put[nid] for nid in order),
+        nodes=tuple(dict.fromkeys([*transition.node_ids(), *skipped])),
+    )
+
+
+def skip_problem(
+    old: Node | None, new: Node, statuses: Callable[[str], Status | None]
+) -> str | None:
+    """Say why a move to `skipped` is illegal (None when legal).
+
+    Legal: the node was open (or is added), has a `when:` or `skipped_deps: skip`, nothing but
+    status, outputs and `updated_at` changed, and every upstream is finished (deps done or
+    skipped, after terminal) — or, for `skipped_deps: skip`, some upstream is skipped.
+    """
+    if old is not None and old.status is not Status.OPEN:
+        return f"{old.status.value} -> skipped (only an open node is skipped)"
+    if new.when is None and new.skipped_deps != "skip":
+        return "skipped without a `when:` or `skipped_deps: skip`"
+    if old is not None:
+        same = new.model_copy(
+            update={"status": old.status, "outputs": old.outputs, "updated_at": old.updated_at}
+        )
+        if same != old:
+            return "a skip changed more than status and outputs"
+    upstream = new.deps + new.after
+    if new.skipped_deps == "skip" and any(statuses(u) is Status.SKIPPED for u in upstream):
+        return None
+    for dep in new.deps:
+        if statuses(dep) not in SATISFIED:
+            return f"skipped while dep {dep} is {_shown(statuses(dep))}"
+    for ref in new.after:
+        if statuses(ref) not in TERMINAL:
+            return f"skipped while {ref} is {_shown(statuses(ref))}"
+    return None
+
+
+def _shown(status: Status | None) -> str:
+    return status.value if status is not None else "missing"
