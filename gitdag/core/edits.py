@@ -133,11 +133,26 @@ def add_transition(
     problem = check_additions(existing, [node])
     if problem is not None:
         return problem
+    handlers: list[Node] = []
     if get is not None:
         node = flow.normalize(node, get)
         problem = flow.check_node(node, get)
         if problem is not None:
             return problem
+        attached = flow.attach_handlers(node, get)
+        if isinstance(attached, Rejected):
+            return attached
+        handlers = attached
+        merged: dict[str, graph.NodeLike] = {**existing, node.id: node}
+        merged.update({h.id: h for h in handlers})
+        cycle = graph.find_cycle(merged, roots=[node.id])
+        if cycle is not None:
+            return Rejected("cycle: " + " -> ".join(cycle), field="on_failure", nodes=(node.id,))
     return Transition(
-        verb="add", subject=node.id, summary=node.title, to_status=node.status.value, put=(node,)
+        verb="add",
+        subject=node.id,
+        summary=node.title,
+        to_status=node.status.value,
+        put=(node, *handlers),
+        nodes=(node.id, *(h.id for h in handlers)),
     )

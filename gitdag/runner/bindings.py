@@ -13,6 +13,7 @@ from gitdag.core.model import Node, Status
 from gitdag.runner.packet import InputValue
 
 Read = Callable[[str], Node | None]
+EXIT_FILE = "exit_code"  # a command records its exit code here (supervisor/adopt.py reads it)
 
 
 def upstream_outputs(node: Node, read: Read) -> dict[str, dict[str, str]]:
@@ -34,10 +35,20 @@ def command(node: Node, read: Read) -> tuple[str, dict[str, str]]:
     """
     values = upstream_outputs(node, read)
     cmd, env = outputs.bind_shell(node.run or "", outputs.lookup(values))
+    # In a subshell, so `exit N` in the command still reaches the line that records it.
+    record = f'echo "$__gitdag_rc" > "$GITDAG_RUN_DIR/{EXIT_FILE}"'
+    cmd = f'(\n{cmd}\n)\n__gitdag_rc=$?; {record}; exit "$__gitdag_rc"'
     failures = failure_lines(node, read)
     if failures:
         env["GITDAG_FAILURE"] = "\n".join(failures)
     return cmd, env
+
+
+def unwrap(cmd: str) -> str:
+    """Return a command node's own command from the wrapped one (for summaries and logs)."""
+    if cmd.startswith("(\n") and "\n)\n__gitdag_rc=$?;" in cmd:
+        return cmd[2 : cmd.rindex("\n)\n__gitdag_rc=$?;")]
+    return cmd
 
 
 def failure_lines(node: Node, read: Read) -> list[str]:

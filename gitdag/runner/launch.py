@@ -48,6 +48,7 @@ from gitdag.core.results import (
     strip_fence,
 )
 from gitdag.runner import procs
+from gitdag.runner.bindings import unwrap
 from gitdag.runner.packet import PacketFiles
 
 PID_FILE = "pid.json"
@@ -254,7 +255,7 @@ class RunHandle:
                 spawn_error += f": {_last_line(stderr_tail)}"
         if (not spec.expect_result and source == "none" and code == 0
                 and not self._timed_out and not self._cancelled):  # fmt: skip
-            summary = f"`{_one_line(spec.cmd, 200)}` exited 0"
+            summary = f"`{_one_line(unwrap(spec.cmd), 200)}` exited 0"
             result = RunnerResult(status="success", summary=summary)
             source = "exit_code"
         result = with_output_file(result, spec.run_dir / OUTPUT_FILE)

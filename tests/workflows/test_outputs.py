@@ -44,7 +44,7 @@ def test_unknown_node_or_key_is_refused_at_add(project: Project) -> None:
     for args, words in (
         (("--deps", "build", "--run", "echo ${build.outputs.NOPE}"), "exports no 'NOPE'"),
         (("--deps", "build", "--run", "echo ${ghost.outputs.X}"), "unknown node 'ghost'"),
-        (("--run", "echo ${build.outputs.VERSION}"), "not in its deps or after"),
+        (("--run", "echo ${build.outputs.VERSION}"), "which it does not wait for"),
         (
             ("--deps", "build", "--run", "true", "--when", "build.outputs.NOPE == '1'"),
             "exports no 'NOPE'",
