@@ -293,13 +293,27 @@ def graph_cmd(fmt: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("rev", required=False)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["gitdag", "dagu"]),
+    default=None,
+    help="REV is a workflow file in this format (default: a .yaml/.yml file).",
+)
 @json_option
-def validate(rev: str | None, as_json: bool) -> None:
+def validate(rev: str | None, source: str | None, as_json: bool) -> None:
     """Check the graph at REV (default: the head); for A..B also each commit's legality.
 
+    A workflow file (FLOW.yaml) is checked as `gitdag apply --dry-run` would, nothing applied.
     Exit 0, or 2 with every problem on its own line (with --json: in the document on stdout).
     """
     from gitdag.cli.review_cmds import run_validate
+
+    if rev is not None and (source or rev.endswith((".yaml", ".yml"))):
+        from gitdag.cli.flow_cmds import check_flow  # workflow files (docs/workflows.md)
+
+        check_flow(rev, source or "gitdag", as_json=as_json)
+        return
 
     run_validate(rev, as_json=as_json)
 

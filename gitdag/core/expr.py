@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from gitdag.core.ids import id_problem
 
-MAX_EXPR = 500
+MAX_EXPR = 4000
 _OPS = ("==", "!=", "<=", ">=", "<", ">")
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")

@@ -59,9 +59,9 @@ def check_node(node: Node, get: Get) -> Rejected | None:
         field = f"{node.id}.{where}"
         if other is None:
             return Rejected(f"refers to unknown node {ref!r}", field=field, nodes=(node.id,))
-        if ref not in upstream:
+        if ref not in upstream and not _reaches(node, ref, get):
             return Rejected(
-                f"refers to {ref}, which is not in its deps or after (it may not have run yet)",
+                f"refers to {ref}, which it does not wait for (add it to deps or after)",
                 field=field,
                 nodes=(node.id,),
             )
@@ -98,6 +98,83 @@ def normalize(node: Node, get: Get) -> Node:
             "after": tuple(dict.fromkeys([*node.after, *moved])),
         }
     )
+
+
+TRIGGERS = {"on_failure": "failed", "on_success": "done"}
+
+
+def trigger(node_id: str, which: str) -> str:
+    """Return the condition under which a handler named in `which` of `node_id` runs."""
+    return f"{node_id}.status == '{TRIGGERS[which]}'"
+
+
+def handler_when(own: str | None, triggers: Iterable[str]) -> str:
+    """Combine a handler's own condition with its triggers (any trigger, and its own condition)."""
+    any_of = " or ".join(dict.fromkeys(triggers))
+    if own is None:
+        return any_of
+    return f"({own}) and ({any_of})"
+
+
+def attach_handlers(node: Node, get: Get) -> list[Node] | Rejected:
+    """Return a new node's handlers, changed to wait for it and run only when it triggers them.
+
+    `on_failure` handlers run when it fails for good, `on_success` ones when it is done.
+
+    A handler waits for the node (`after`) and gets the trigger in its `when:`; a handler that
+    already handles other nodes runs when any of them triggers it. A handler must be open.
+    """
+    changed: dict[str, Node] = {}
+    for which in ("on_failure", "on_success"):
+        for hid in getattr(node, which) or ():
+            handler = changed.get(hid) or get(hid)
+            if handler is None:
+                return Rejected(f"unknown handler node {hid!r}", field=f"{node.id}.{which}")
+            if handler.status is not Status.OPEN:
+                return Rejected(
+                    f"handler {hid} is {handler.status.value}, not open", field=f"{node.id}.{which}"
+                )
+            new_trigger = trigger(node.id, which)
+            when = handler.when
+            if when is None:
+                when = new_trigger
+            elif _handles_already(handler, get):
+                # `(own) and (t1 or t2)` or `t1 or t2`: the new trigger joins the alternatives.
+                own_part = when.endswith(")") and ") and (" in when
+                when = f"{when[:-1]} or {new_trigger})" if own_part else f"{when} or {new_trigger}"
+            else:
+                when = handler_when(when, [new_trigger])
+            if len(when) > expr.MAX_EXPR:
+                return Rejected(f"handler {hid}: its condition grows over {expr.MAX_EXPR} chars")
+            changed[hid] = handler.model_copy(
+                update={"after": tuple(dict.fromkeys([*handler.after, node.id])), "when": when}
+            )
+    return list(changed.values())
+
+
+def _handles_already(handler: Node, get: Get) -> bool:
+    for up in handler.after:
+        other = get(up)
+        if other is not None and handler.id in (other.on_failure or ()) + (other.on_success or ()):
+            return True
+    return False
+
+
+def _reaches(node: Node, target: str, get: Get, limit: int = 100_000) -> bool:
+    """Tell whether `target` is upstream of `node` through deps and after (so finished first)."""
+    seen: set[str] = set()
+    stack = list(node.deps + node.after)
+    while stack and len(seen) < limit:
+        nid = stack.pop()
+        if nid == target:
+            return True
+        if nid in seen:
+            continue
+        seen.add(nid)
+        other = get(nid)
+        if other is not None:
+            stack.extend(other.deps + other.after)
+    return False
 
 
 def missing_exports(node: Node, outputs: Mapping[str, str]) -> str | None:

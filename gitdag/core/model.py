@@ -262,13 +262,14 @@ class Node(Record):
     hold: Hold | None = None
     pool: PoolState | None = None
     # Workflow fields (docs/workflows.md); left out of the file while unset.
-    when: ShortText | None = None  # a condition (core/expr.py): false -> skipped
+    when: Annotated[StrictStr, Field(max_length=4000)] | None = None  # core/expr.py; false: skip
     exports: tuple[OutputKey, ...] | None = None  # output keys a success must set
     on_failure: tuple[NodeId, ...] | None = None  # handler nodes run when this fails for good
     on_success: tuple[NodeId, ...] | None = None  # handler nodes run when this is done
     timeout_s: Annotated[Number, Field(gt=0, le=604800)] | None = None  # overrides the runner's
     continue_on: tuple[Literal["failure"], ...] | None = None  # dependents run after a failure
     skipped_deps: Literal["satisfy", "skip"] | None = None  # a skipped dep: run (default) or skip
+    flow: ShortText | None = None  # the workflow file (`gitdag apply`) that made this node
     created_at: Timestamp
     updated_at: Timestamp
 
