@@ -164,8 +164,9 @@ def _step(
     if conditions:
         out["when"] = " and ".join(conditions)
     retry = raw.get("retryPolicy")
+    out["retry"] = {"max_attempts": 1}  # Dagu does not retry a step without a retryPolicy
     if isinstance(retry, Mapping):
-        policy: dict[str, Any] = {}
+        policy: dict[str, Any] = {"max_attempts": 1}
         if isinstance(retry.get("limit"), int):
             policy["max_attempts"] = min(100, retry["limit"] + 1)
         if isinstance(retry.get("intervalSec"), int | float):
