@@ -17,7 +17,7 @@ from typing import Any
 from gitdag.core import flow, graph
 from gitdag.core.edits import new_node
 from gitdag.core.flowfile import Compiled
-from gitdag.core.model import Node, Status
+from gitdag.core.model import GraphFile, Node, Status
 from gitdag.core.transitions import Rejected, Transition
 
 SPEC_FIELDS = (
@@ -35,8 +35,16 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-def plan(compiled: Compiled, existing: Mapping[str, Node], now: dt.datetime) -> Plan | Rejected:
-    """Return the apply's transition on a graph (`existing`: every node, full)."""
+def plan(
+    compiled: Compiled,
+    existing: Mapping[str, Node],
+    now: dt.datetime,
+    graph_file: GraphFile | None = None,
+) -> Plan | Rejected:
+    """Return the apply's transition on a graph (`existing`: every node, full).
+
+    With `graph_file`, the flow's `schedule:` is recorded in `graph.yaml` (`schedules`).
+    """
     desired: dict[str, Node] = {}
     for nid, fields in compiled.nodes.items():
         built = new_node(fields, now)
@@ -79,18 +87,37 @@ def plan(compiled: Compiled, existing: Mapping[str, Node], now: dt.datetime) -> 
         problem = flow.check_node(node, after.get)
         if problem is not None:
             return problem
-    if not put and not remove:
+    new_graph = _scheduled(graph_file, compiled)
+    if not put and not remove and new_graph is None:
         return Plan(None, tuple(notes))
     added = [n.id for n in put if n.id not in existing]
     changed = [n.id for n in put if n.id in existing]
     parts = [f"{label} {', '.join(ids)}" for label, ids in
              (("added", added), ("changed", changed), ("removed", remove)) if ids]  # fmt: skip
+    if new_graph is not None:
+        parts.append("schedule " + (", ".join(compiled.schedule) or "removed"))
     transition = Transition(
         verb="edit",
         subject=compiled.name,
         summary=f"apply flow {compiled.name}: " + "; ".join(parts),
         put=tuple(put),
         remove=tuple(remove),
+        graph=new_graph,
         nodes=tuple([n.id for n in put] + remove),
     )
     return Plan(transition, tuple(notes))
+
+
+def _scheduled(graph_file: GraphFile | None, compiled: Compiled) -> GraphFile | None:
+    """Return graph.yaml with the flow's schedule recorded, or None when it is already."""
+    if graph_file is None:
+        return None
+    table = dict(graph_file.schedules or {})
+    crons = tuple(" ".join(c.split()) for c in compiled.schedule)
+    if table.get(compiled.name, ()) == crons:
+        return None
+    if crons:
+        table[compiled.name] = crons
+    else:
+        table.pop(compiled.name, None)
+    return graph_file.model_copy(update={"schedules": dict(sorted(table.items())) or None})

@@ -162,7 +162,7 @@ def _emit_item(item: Any, indent: str, out: list[str]) -> None:
 # never use them keep their bytes (and their object ids) across versions.
 _OMITTED_WHEN_NONE = frozenset(
     {"hold", "kinds", "when", "exports", "on_failure", "on_success", "timeout_s", "continue_on",
-     "skipped_deps", "flow"}
+     "skipped_deps", "flow", "schedules"}
 )  # fmt: skip
 
 

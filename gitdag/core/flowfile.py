@@ -24,7 +24,8 @@ from gitdag.core.model import Kind, Number, OutputKey, Priority, RetryPolicy
 
 StepName = Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Name = Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
-Cron = Annotated[StrictStr, Field(min_length=9, max_length=200)]
+# Five cron fields (minute hour day month weekday), as GitHub Actions and GitLab read them.
+Cron = Annotated[StrictStr, Field(pattern=r"^\s*[0-9*/,LW#?-]+(\s+[0-9A-Za-z*/,LW#?-]+){4}\s*$")]
 MAX_STEPS = 1000
 
 

@@ -305,6 +305,9 @@ class GraphFile(Record):
     created_at: Timestamp
     defaults: Defaults = Defaults()
     control: Control = Control()
+    # Cron schedules of applied workflow files (flow name -> crons), written into the CI
+    # workers' triggers by `gitdag hooks install --ci`; left out of the file while unset.
+    schedules: dict[ShortText, tuple[ShortText, ...]] | None = None
 
 
 class NodeSummary(NamedTuple):
