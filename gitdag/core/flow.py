@@ -185,8 +185,49 @@ def missing_exports(node: Node, outputs: Mapping[str, str]) -> str | None:
     return f"declared output{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}"
 
 
+class _Statuses:
+    """The statuses after a transition, without copying the graph's (it may be 100k nodes)."""
+
+    def __init__(
+        self, nodes: Mapping[str, NodeSummary], put: Mapping[str, Node], removed: set[str]
+    ) -> None:
+        self.nodes, self.put, self.removed = nodes, put, removed
+
+    def get(self, nid: str) -> Status | None:
+        if nid in self.put:
+            return self.put[nid].status
+        summary = self.nodes.get(nid)
+        return None if summary is None or nid in self.removed else summary.status
+
+    def __getitem__(self, nid: str) -> Status:
+        found = self.get(nid)
+        if found is None:
+            raise KeyError(nid)
+        return found
+
+    def __contains__(self, nid: object) -> bool:
+        return isinstance(nid, str) and self.get(nid) is not None
+
+
+def _waiting_on(
+    nodes: Mapping[str, NodeSummary], put: Mapping[str, Node], ids: set[str]
+) -> list[str]:
+    """Return the open nodes (after `put`) with a dep or after in `ids`: one pass, C-level tests."""
+    open_ = Status.OPEN
+    found = [
+        nid for nid, s in nodes.items()
+        if s.status is open_ and nid not in put
+        and (not ids.isdisjoint(s.deps) or (s.after and not ids.isdisjoint(s.after)))
+    ]  # fmt: skip
+    found += [
+        nid for nid, n in put.items()
+        if n.status is open_ and (not ids.isdisjoint(n.deps) or not ids.isdisjoint(n.after))
+    ]  # fmt: skip
+    return found
+
+
 def _skip_reason(
-    node: Node, statuses: Mapping[str, Status], outputs: Callable[[str], Mapping[str, str]]
+    node: Node, statuses: _Statuses, outputs: Callable[[str], Mapping[str, str]]
 ) -> str | None:
     upstream = node.deps + node.after
     if node.skipped_deps == "skip":
@@ -227,8 +268,6 @@ def follow(
     """
     put = {n.id: n for n in transition.put}
     removed = set(transition.remove)
-    statuses = {nid: s.status for nid, s in nodes.items() if nid not in removed}
-    statuses.update({nid: n.status for nid, n in put.items()})
     settled = {
         nid for nid, n in put.items()
         if n.status in TERMINAL and (nid not in nodes or nodes[nid].status is not n.status)
@@ -236,40 +275,36 @@ def follow(
     fresh = [nid for nid, n in put.items() if nid not in nodes and n.status is Status.OPEN]
     if (not settled and not fresh) or transition.verb in RESTORING_VERBS:
         return transition
-    waiting: dict[str, list[str]] = {}
-    for nid, summary in nodes.items():
-        if statuses.get(nid) is Status.OPEN and nid not in put:
-            for up in summary.deps + summary.after:
-                waiting.setdefault(up, []).append(nid)
-    for nid, node in put.items():
-        if node.status is Status.OPEN:
-            for up in node.deps + node.after:
-                waiting.setdefault(up, []).append(nid)
+    statuses = _Statuses(nodes, put, removed)
 
     def full(nid: str) -> Node:
         return put[nid] if nid in put else get(nid)
 
+    def outputs_of(nid: str) -> Mapping[str, str]:
+        return full(nid).outputs if statuses.get(nid) is not None else {}
+
     skipped: list[str] = []
-    queue = list(dict.fromkeys([c for s in settled for c in waiting.get(s, ())] + fresh))
-    seen: set[str] = set()
+    queue = _waiting_on(nodes, put, settled) + fresh
     while queue:
-        nid = queue.pop(0)
-        if nid in seen or statuses.get(nid) is not Status.OPEN:
-            continue
-        seen.add(nid)
-        node = full(nid)
-        if node.when is None and node.skipped_deps != "skip":
-            continue
-        reason = _skip_reason(node, statuses, lambda n: full(n).outputs if n in statuses else {})
-        if reason is None:
-            continue
-        put[nid] = node.model_copy(
-            update={"status": Status.SKIPPED, "outputs": {"summary": reason}, "updated_at": now}
-        )
-        statuses[nid] = Status.SKIPPED
-        skipped.append(nid)
-        seen.discard(nid)
-        queue.extend(c for c in waiting.get(nid, ()) if c not in seen)
+        seen: set[str] = set()
+        found: set[str] = set()
+        for nid in queue:
+            if nid in seen or statuses.get(nid) is not Status.OPEN:
+                continue
+            seen.add(nid)
+            node = full(nid)
+            if node.when is None and node.skipped_deps != "skip":
+                continue
+            reason = _skip_reason(node, statuses, outputs_of)
+            if reason is None:
+                continue
+            put[nid] = node.model_copy(
+                update={"status": Status.SKIPPED, "outputs": {"summary": reason}, "updated_at": now}
+            )
+            skipped.append(nid)
+            found.add(nid)
+        # Skips cascade: what waited on a node just skipped may be settled now (rare: a rescan).
+        queue = _waiting_on(nodes, put, found) if found else []
     if not skipped:
         return transition
     order = list(dict.fromkeys([*(n.id for n in transition.put), *skipped]))

@@ -128,4 +128,5 @@ def test_the_json_schema_ships_and_matches_the_model() -> None:
     from gitdag.core import flowfile
 
     text = resources.files("gitdag").joinpath("schemas/flow.schema.json").read_text()
+    # Regenerate: json.dumps(flowfile.schema(), indent=1, sort_keys=True) into that file.
     assert json.loads(text) == flowfile.schema()
