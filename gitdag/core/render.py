@@ -77,6 +77,7 @@ def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = No
         "  classDef failed fill:#fcc,stroke:#c33",
         "  classDef human fill:#ffc,stroke:#cc3",
         "  classDef cancelled fill:#ddd,stroke:#666",
+        "  classDef skipped fill:#f5f5f5,stroke:#bbb,stroke-dasharray:3 3",
     ]
     return "\n".join(lines) + "\n"
 

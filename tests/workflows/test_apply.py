@@ -113,6 +113,8 @@ def test_validate_checks_a_flow_file_without_applying_it(project: Project) -> No
     write(project, bad, "bad.yaml")
     res = project.gitdag("validate", "bad.yaml")
     assert res.code == 2 and "bad.yaml" in res.err and "exports no 'NOPE'" in res.err
+    res = project.gitdag("apply", "bad.yaml")  # a when: over a missing output: refused at apply
+    assert res.code == 2 and "deploy.when" in res.err and "exports no 'NOPE'" in res.err
     write(project, "steps:\n  - id: a\n    depends: [ghost]\n    run: 'true'\n", "ghost.yaml")
     res = project.gitdag("apply", "ghost.yaml")
     assert res.code == 2 and "unknown step 'ghost'" in res.err

@@ -49,7 +49,8 @@ def test_skipped_is_legal_on_every_commit_and_shows_everywhere(project: Project,
     root = git(project.root, "rev-list", "--max-parents=0", "dagain/state").strip()
     res = project.gitdag("validate", f"{root}..dagain/state")
     assert res.code == 0, res.out + res.err
-    for fmt, word in (("mermaid", "skipped"), ("dot", "whitesmoke"), ("json", "skipped")):
+    for fmt, word in (("mermaid", ":::skipped"), ("mermaid", "classDef skipped"),
+                      ("dot", "whitesmoke"), ("json", '"skipped"')):  # fmt: skip
         out = project.gitdag("graph", "--format", fmt).out
         assert word in out, fmt
     assert "skipped" in project.gitdag("status").out
