@@ -172,8 +172,10 @@ class _Parser:
         token = self.take()
         if token == "(":
             inner = self.expr(depth + 1)
-            if self.take() != ")":
-                raise ExprError("expected `)`")
+            if self.peek() != ")":
+                found = self.peek()
+                raise ExprError("expected `)`" + (f", found {found!r}" if found else " at the end"))
+            self.take()
             return inner
         if token[:1] in "'\"":
             return Lit(token[1:])
