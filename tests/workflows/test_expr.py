@@ -1,4 +1,4 @@
-"""The `when:` grammar (core/expr.py): what it accepts, how it evaluates, that it never runs code."""
+"""The `when:` grammar (core/expr.py): what it accepts, how it evaluates, that it runs no code."""
 
 from __future__ import annotations
 
