@@ -28,11 +28,26 @@ if TYPE_CHECKING:
     from gitdag.supervisor.loop import Supervisor
 
 
+def _is_handler(sup: Supervisor, node: Node) -> bool:
+    snap = sup.store.snapshot()
+    for up in node.after:
+        if up in snap.nodes:
+            other = sup.store.node(snap, up)
+            if node.id in (other.on_failure or ()) + (other.on_success or ()):
+                return True
+    return False
+
+
 def adopt(sup: Supervisor, node: Node, run_dir: Path, info: PidInfo | None) -> bool:
     """Wait for an orphaned command run and commit its outcome; False when it cannot be adopted."""
     if node.kind is not Kind.COMMAND or node.worktree or info is None or node.claim is None:
         return False
-    limit = float(node.timeout_s or sup.settings.defaults.timeout_s)
+    # A handler's orphan is waited for (up to its timeout): it must run exactly once. Any other
+    # command's orphan is adopted only when it has already ended (else stopped and rerun, as
+    # before), so a long build left running does not hold the restart up.
+    limit = (
+        float(node.timeout_s or sup.settings.defaults.timeout_s) if _is_handler(sup, node) else 0
+    )
     if not wait_orphan(info, limit):
         return False
     try:

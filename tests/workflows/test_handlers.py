@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import Result
 from tests.supervisor.conftest import Project
 
 
@@ -29,8 +32,9 @@ def wait_for(predicate, timeout: float = 90.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("ended_first", [True, False], ids=["ended", "still-running"])
 def test_on_failure_handler_runs_once_even_after_kill_9_mid_handler(
-    project: Project, tmp_path: Path
+    project: Project, tmp_path: Path, ended_first: bool
 ) -> None:
     quiet(project)
     marks, flag = tmp_path / "marks", tmp_path / "flag"
@@ -56,12 +60,26 @@ def test_on_failure_handler_runs_once_even_after_kill_9_mid_handler(
     finally:
         if first.poll() is None:
             first.kill()
-    flag.write_text("go")
-    res = project.gitdag("run")
+    if ended_first:  # the orphaned handler ends before the next supervisor starts
+        flag.write_text("go")
+        wait_for(lambda: "end" in marks.read_text())
+        res = project.gitdag("run")
+    else:  # it is still running when the next supervisor starts, which waits for it
+        second = subprocess.Popen(
+            [sys.executable, "-m", "gitdag", "run"], cwd=project.root, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.0)
+        flag.write_text("go")
+        out, err = second.communicate(timeout=120)
+        res = Result(second.returncode, out, err)
     assert res.code == 1, res.err  # build failed for good
     lines = marks.read_text().splitlines()
-    assert lines.count("end") == 1 and "cheer" not in lines
-    assert all("build: task_failure" in line for line in lines if line.startswith("start"))
+    assert (
+        lines.count("end") == 1
+        and lines.count("start build: task_failure: command exited with code 3") == 1
+    )
+    assert "cheer" not in lines
     assert project.show("notify")["status"] == "done"
     assert project.show("cheer")["status"] == "skipped"
     log = json.loads(project.gitdag("log", "--json").out)
