@@ -255,7 +255,7 @@ def hooks_install(server: bool, names: tuple[str, ...], ci: bool, as_json: bool)
     from gitdag.store.repo import open_repo
     from gitdag.template import template_dir
 
-    data: dict[str, Any] = {"ci": None, "hooks": []}
+    data: dict[str, Any] = {"ci": None, "hooks": [], "schedules": None}
     if ci:
         text = (template_dir() / "ci" / "validate-state.yml").read_text(encoding="utf-8")
         with open_store() as store:
