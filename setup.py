@@ -13,6 +13,7 @@ setup(
     package_data={
         "gitdag._template": ["*", ".*", "*/*", "*/.*"],
         "gitdag.ui": ["static/*", "static/vendor/*"],
+        "gitdag": ["schemas/*.json"],  # the workflow file's JSON Schema (docs/workflows.md)
     },
     include_package_data=False,
 )

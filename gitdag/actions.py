@@ -32,7 +32,12 @@ __all__ = ["InitResult", "add", "init", "status", "validate"]
 def add(store: StateStore, fields: dict[str, Any]) -> Committed:
     """Add one node, recomputed on the new head if another writer got there first."""
     outcome = store.transact(
-        lambda snap, now: edits.add_transition(snap.nodes, fields, now),
+        lambda snap, now: edits.add_transition(
+            snap.nodes,
+            fields,
+            now,
+            lambda nid: store.node(snap, nid) if nid in snap.nodes else None,
+        ),
         actor=repos.human_actor(store.repo),
     )
     if isinstance(outcome, Rejected):

@@ -21,6 +21,7 @@ from gitdag.core.model import ErrorKind, HoldKind, Kind, Node, Work
 from gitdag.core.proposals import PoolRules
 from gitdag.core.results import ResultProblem, RunnerResult
 from gitdag.errors import ENVIRONMENT_ERRORS, ConfigError, WorkspaceError
+from gitdag.runner import bindings
 from gitdag.runner.launch import LaunchSpec, RunHandle, RunOutcome, launch, runner_command
 from gitdag.runner.packet import (
     Decision,
@@ -153,14 +154,16 @@ class Launcher:
         if node.kind is Kind.COMMAND:
             if not node.run:
                 raise ConfigError(f"command node {node.id} has no `run`")
-            runner_name, cmd, env, timeout = "command", node.run, {}, float(defaults.timeout_s)
-            role = "command"
+            cmd, env = bindings.command(node, self._reader(snap))  # ${x.outputs.K}, failures
+            runner_name, timeout, role = "command", float(defaults.timeout_s), "command"
         else:
             runner_name, config = self.runner_for(node)
             cmd = runner_command(config, self.root)
             env = dict(config.env)
             timeout = float(config.timeout_s or defaults.timeout_s)
             role = self.role_of(node) or "executor"
+        if node.timeout_s is not None:
+            timeout = float(node.timeout_s)  # the node's own bound overrides the runner's
         result_path = run_dir / "result.json"
         # dagain's runners keep files between attempts here (one directory per node, never
         # cleaned by gitdag: `gitdag gc --runs-older-than` deletes run directories only).
@@ -218,7 +221,7 @@ class Launcher:
                         dep.id,
                         dep.title,
                         dep.status.value,
-                        dep.outputs.get("summary", ""),
+                        bindings.dep_summary(dep),
                         dict(dep.outputs),
                     )
                 )
@@ -228,6 +231,8 @@ class Launcher:
                 store.node(snap, ref.node).outputs.get(ref.key) if ref.node in snap.nodes else None
             )
             inputs.append(InputValue(ref.node, ref.key, value))
+        node, referenced = bindings.packet_node(node, self._reader(snap))
+        inputs += referenced
         decisions = []
         concerned = [node.id, *node.deps, *node.after]
         ancestor = node.parent
@@ -279,6 +284,9 @@ class Launcher:
             loop=loops.packet_loop(node, snap.graph),
             max_bytes=self.settings.packet.max_bytes,
         )
+
+    def _reader(self, snap: Snapshot) -> bindings.Read:
+        return lambda nid: self.store.node(snap, nid) if nid in snap.nodes else None
 
     def start(self, prepared: Prepared) -> RunHandle:
         return launch(prepared.spec)

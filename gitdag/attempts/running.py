@@ -171,7 +171,7 @@ class Attempts:
         return snap
 
     def _next_iteration(self, running: Attempt, snap: Snapshot) -> Snapshot:
-        """Start the next iteration of an agent loop on the same claim (iterations never overlap)."""
+        """Start an agent loop's next iteration on the same claim (iterations never overlap)."""
         node = self.port.store.node(snap, running.node_id)
         lease = node.claim.lease_until if node.claim is not None else None
         _, committed = self.start(snap, node, lease_until=lease if running.lease_until else None)

@@ -10,6 +10,7 @@ import click
 from gitdag import actions
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
+from gitdag.cli.flow_opts import flow_fields, flow_options
 from gitdag.cli.node_opts import node_fields, node_options
 from gitdag.cli.steer_opts import open_graph, remote_options
 from gitdag.cli.types import FiniteFloat, bounded_int
@@ -82,10 +83,11 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
 @click.argument("node_id")
 @node_options(title_required=True)
 @remote_options
+@flow_options
 @json_option
 def add(node_id: str, as_json: bool, remote: str | None, local_only: bool, **node: Any) -> None:
     """Add node NODE_ID (one commit)."""
-    fields = node_fields(node_id, node)
+    fields = {**node_fields(node_id, node), **flow_fields(node)}
     with open_graph(remote, local_only) as store:
         committed = actions.add(store, fields)
     if as_json:
@@ -298,13 +300,27 @@ def graph_cmd(fmt: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("rev", required=False)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["gitdag", "dagu"]),
+    default=None,
+    help="REV is a workflow file in this format (default: a .yaml/.yml file).",
+)
 @json_option
-def validate(rev: str | None, as_json: bool) -> None:
+def validate(rev: str | None, source: str | None, as_json: bool) -> None:
     """Check the graph at REV (default: the head); for A..B also each commit's legality.
 
+    A workflow file (FLOW.yaml) is checked as `gitdag apply --dry-run` would, nothing applied.
     Exit 0, or 2 with every problem on its own line (with --json: in the document on stdout).
     """
     from gitdag.cli.review_cmds import run_validate
+
+    if rev is not None and (source or rev.endswith((".yaml", ".yml"))):
+        from gitdag.cli.flow_cmds import check_flow  # workflow files (docs/workflows.md)
+
+        check_flow(rev, source or "gitdag", as_json=as_json)
+        return
 
     run_validate(rev, as_json=as_json)
 

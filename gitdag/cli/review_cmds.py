@@ -273,7 +273,7 @@ def hooks_install(server: bool, names: tuple[str, ...], ci: bool, as_json: bool)
     from gitdag.store.repo import open_repo
     from gitdag.template import template_dir
 
-    data: dict[str, Any] = {"ci": None, "hooks": []}
+    data: dict[str, Any] = {"ci": None, "hooks": [], "schedules": None}
     if ci:
         text = (template_dir() / "ci" / "validate-state.yml").read_text(encoding="utf-8")
         with open_store() as store:
@@ -283,6 +283,9 @@ def hooks_install(server: bool, names: tuple[str, ...], ci: bool, as_json: bool)
         if not as_json:
             click.echo(f"wrote {where} ({head[:12]}); push dagain/state" if head
                        else f"{where} is up to date")  # fmt: skip
+        from gitdag.cli.flow_cmds import install_schedules  # workflow schedules (issue 16)
+
+        data["schedules"] = install_schedules(as_json=as_json)
 
     wanted = names or (("pre-receive",) if server else hookfiles.CLIENT_HOOKS)
     repo, paths = open_repo(".")

@@ -160,7 +160,10 @@ def _emit_item(item: Any, indent: str, out: list[str]) -> None:
 
 # Fields added after files were first written: left out while empty, so the files of graphs that
 # never use them keep their bytes (and their object ids) across versions.
-_OMITTED_WHEN_NONE = frozenset({"hold"})
+_OMITTED_WHEN_NONE = frozenset(
+    {"hold", "kinds", "when", "exports", "on_failure", "on_success", "timeout_s", "continue_on",
+     "skipped_deps", "flow", "schedules"}
+)  # fmt: skip
 
 
 def _fields(model: BaseModel) -> dict[str, Any]:

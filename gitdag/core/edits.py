@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gitdag.core import codec, graph
+from gitdag.core import codec, flow, graph
 from gitdag.core.codec import validation_message
 from gitdag.core.ids import id_problem
 from gitdag.core.model import GraphFile, Kind, Node, NodeSummary, Status
@@ -117,15 +117,42 @@ def check_additions(
 
 
 def add_transition(
-    existing: Mapping[str, NodeSummary | Node], fields: Mapping[str, Any], now: dt.datetime
+    existing: Mapping[str, NodeSummary | Node],
+    fields: Mapping[str, Any],
+    now: dt.datetime,
+    get: flow.Get | None = None,
 ) -> Transition | Rejected:
-    """Return the transition that adds one node, or why it cannot be added."""
+    """Return the transition that adds one node, or why it cannot be added.
+
+    `get` reads the graph's full nodes: with it, the node's workflow fields are checked
+    (`core/flow.check_node`) and a dep on a `continue_on: failure` node becomes an `after`.
+    """
     node = new_node(fields, now)
     if isinstance(node, Rejected):
         return node
     problem = check_additions(existing, [node])
     if problem is not None:
         return problem
+    handlers: list[Node] = []
+    if get is not None:
+        node = flow.normalize(node, get)
+        problem = flow.check_node(node, get)
+        if problem is not None:
+            return problem
+        attached = flow.attach_handlers(node, get)
+        if isinstance(attached, Rejected):
+            return attached
+        handlers = attached
+        merged: dict[str, graph.NodeLike] = {**existing, node.id: node}
+        merged.update({h.id: h for h in handlers})
+        cycle = graph.find_cycle(merged, roots=[node.id])
+        if cycle is not None:
+            return Rejected("cycle: " + " -> ".join(cycle), field="on_failure", nodes=(node.id,))
     return Transition(
-        verb="add", subject=node.id, summary=node.title, to_status=node.status.value, put=(node,)
+        verb="add",
+        subject=node.id,
+        summary=node.title,
+        to_status=node.status.value,
+        put=(node, *handlers),
+        nodes=(node.id, *(h.id for h in handlers)),
     )

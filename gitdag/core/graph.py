@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from gitdag.core.model import TERMINAL, Kind, Status
+from gitdag.core.model import SATISFIED, TERMINAL, Kind, Status
 
 
 class NodeLike(Protocol):
@@ -131,7 +131,7 @@ def is_ready(node: NodeLike, nodes: Nodes, now: dt.datetime) -> bool:
         return False
     for dep in node.deps:
         other = nodes.get(dep)
-        if other is None or other.status is not Status.DONE:
+        if other is None or other.status not in SATISFIED:
             return False
     for ref in node.after:
         other = nodes.get(ref)
@@ -220,7 +220,7 @@ def open_sets(
             other = nodes.get(dep)
             if other is None:
                 reasons.append(f"missing {dep}")
-            elif other.status is not done:
+            elif other.status is not done and other.status not in SATISFIED:
                 reasons.append(f"dep {dep}: {_shown_status(other, skip)}")
         for ref in node.after:
             other = nodes.get(ref)

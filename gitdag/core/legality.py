@@ -34,10 +34,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gitdag.core import agent_rules, groups
+from gitdag.core import agent_rules, flow, groups
 from gitdag.core import graph as graphs
 from gitdag.core.lifecycle import ESCALATE_PREFIX
-from gitdag.core.model import TERMINAL, GraphFile, Node, Status
+from gitdag.core.model import SATISFIED, TERMINAL, GraphFile, Node, Status
 from gitdag.core.proposals import scope_of
 from gitdag.core.states import RESTORING_VERBS, can_move
 from gitdag.core.transitions import VERBS, parse_trailers
@@ -51,7 +51,7 @@ RESULT_VERBS = frozenset({"complete", "fail", "merge", "escalate", "iterate", "d
 # `fail` (or, from merging, a `merge`) would.
 SUBJECT_VERBS = {"escalate": ("escalate", "fail", "merge")}
 FINISHING_VERBS = frozenset({"complete", "merge", "answer"})
-_REOPEN_FROM = frozenset({Status.FAILED, Status.CANCELLED, Status.DONE})
+_REOPEN_FROM = frozenset({Status.FAILED, Status.CANCELLED, Status.DONE, Status.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ def _attempt_problems(
     if old.status is Status.OPEN:
         for dep in new.deps:
             other = context.get(dep)
-            if other is None or other.status is not Status.DONE:
+            if other is None or other.status not in SATISFIED:
                 state = other.status.value if other is not None else "missing"
                 problems.append(Violation(f"claimed while dep {dep} is {state}", nid, "deps"))
         for ref in new.after:
@@ -397,8 +397,24 @@ def check_step(
     if graph_changed:
         problems += _graph_file_problems(graph_before, graph_after, verb)
     scope = _Scope(verb, info, before, after, context)
+
+    def status_after(nid: str) -> Status | None:
+        if nid in after:
+            return after[nid].status
+        known = context.get(nid) if nid not in before else None
+        return known.status if known is not None else None
+
     for nid in changed:
         old, new = before.get(nid), after.get(nid)
+        if _skipping(old, new) and not restoring:
+            assert new is not None
+            # A skip rides in whatever commit settles the node's upstream (core/flow.py).
+            why = flow.skip_problem(old, new, status_after)
+            if why is not None:
+                problems.append(Violation(why, nid, "status"))
+            if old is None and verb not in ADDING_VERBS:
+                problems.append(Violation(f"added by {verb!r}", nid, "id"))
+            continue
         secondary, outside = scope.of(nid)
         if outside is not None and not restoring:
             problems.append(outside)
@@ -428,6 +444,14 @@ def check_step(
             + groups.check(old, new, verb, info.trailers)
         ]
     return problems
+
+
+def _skipping(old: Node | None, new: Node | None) -> bool:
+    return (
+        new is not None
+        and new.status is Status.SKIPPED
+        and (old is None or old.status is not Status.SKIPPED)
+    )
 
 
 def check_graph(

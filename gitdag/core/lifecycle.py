@@ -206,7 +206,9 @@ def fail(
     # A failure of the environment that another attempt would meet again (the remote refuses
     # the node's branch) spends no more runs: failed at once, and not escalated to a planner.
     final = kind in FINAL_KINDS
-    left = 0 if final or spent else node.attempts_left(policy)
+    # A retry policy that names kinds retries only those: another kind fails the node at once.
+    unlisted = policy.kinds is not None and kind not in policy.kinds
+    left = 0 if final or spent or unlisted else node.attempts_left(policy)
     if left > 0:
         failures = node.attempts - node.attempt_base
         new = _touch(
@@ -429,7 +431,7 @@ def answer(
 
 def cancel(node: Node, *, by: str, now: dt.datetime) -> Transition | Rejected:
     """Cancel a node that is not done (its runner, if any, is stopped by the supervisor)."""
-    if node.status in (Status.DONE, Status.CANCELLED):
+    if node.status in (Status.DONE, Status.CANCELLED, Status.SKIPPED):
         return Rejected(f"{node.id} is {node.status.value}; cannot cancel")
     error = NodeError(kind=ErrorKind.CANCELLED, summary=f"cancelled by {by}", attempt=node.attempts)
     new = _touch(node, now, status=Status.CANCELLED, claim=None, error=error, not_before=None)
@@ -445,7 +447,9 @@ def cancel(node: Node, *, by: str, now: dt.datetime) -> Transition | Rejected:
 
 def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected:
     """Reopen a failed or cancelled node with a fresh retry budget (done needs `force`)."""
-    allowed = {Status.FAILED, Status.CANCELLED} | ({Status.DONE} if force else set())
+    allowed = {Status.FAILED, Status.CANCELLED, Status.SKIPPED} | (
+        {Status.DONE} if force else set()
+    )
     if node.status not in allowed:
         hint = " (use --force to rerun a done node)" if node.status is Status.DONE else ""
         return Rejected(f"{node.id} is {node.status.value}; cannot retry{hint}")

@@ -39,9 +39,14 @@ class Status(StrEnum):
     FAILED = "failed"
     NEEDS_HUMAN = "needs_human"
     CANCELLED = "cancelled"
+    # Its `when:` was false (or a dep it needs was skipped): finished without running. Satisfies
+    # dependents like `done` unless they say `skipped_deps: skip` (docs/workflows.md).
+    SKIPPED = "skipped"
 
 
-TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
+# What satisfies a `deps` entry: done, or skipped (a skipped node's dependents still run).
+SATISFIED = frozenset({Status.DONE, Status.SKIPPED})
 
 
 class Kind(StrEnum):
@@ -125,6 +130,8 @@ def _utc(value: Any) -> Any:
 
 
 NodeId = Annotated[StrictStr, AfterValidator(_check_id)]
+# An output key: what `$GITDAG_OUTPUT` lines and `${node.outputs.KEY}` references use.
+OutputKey = Annotated[StrictStr, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Priority = Annotated[StrictInt, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 # A number of seconds: an int or a finite float; never a bool, a string, nan or inf.
 Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
@@ -155,6 +162,8 @@ class RetryPolicy(Record):
     max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 3
     backoff_s: Annotated[Number, Field(ge=0, le=86400)] = 5
     backoff_max_s: Annotated[Number, Field(ge=0, le=604800)] = 300
+    # Which failure kinds are retried (None: every kind); any other kind fails the node at once.
+    kinds: tuple[ErrorKind, ...] | None = None
 
 
 class Claim(Record):
@@ -296,6 +305,15 @@ class Node(Record):
     max_duration_s: Annotated[Number, Field(gt=0, le=30 * 86400)] | None = None
     group: ShortText | None = None
     carry: Carry | None = None
+    # Workflow fields (docs/workflows.md); left out of the file while unset.
+    when: Annotated[StrictStr, Field(max_length=4000)] | None = None  # core/expr.py; false: skip
+    exports: tuple[OutputKey, ...] | None = None  # output keys a success must set
+    on_failure: tuple[NodeId, ...] | None = None  # handler nodes run when this fails for good
+    on_success: tuple[NodeId, ...] | None = None  # handler nodes run when this is done
+    timeout_s: Annotated[Number, Field(gt=0, le=604800)] | None = None  # overrides the runner's
+    continue_on: tuple[Literal["failure"], ...] | None = None  # dependents run after a failure
+    skipped_deps: Literal["satisfy", "skip"] | None = None  # a skipped dep: run (default) or skip
+    flow: ShortText | None = None  # the workflow file (`gitdag apply`) that made this node
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -334,6 +352,9 @@ class GraphFile(Record):
     created_at: Timestamp
     defaults: Defaults = Defaults()
     control: Control = Control()
+    # Cron schedules of applied workflow files (flow name -> crons), written into the CI
+    # workers' triggers by `gitdag hooks install --ci`; left out of the file while unset.
+    schedules: dict[ShortText, tuple[ShortText, ...]] | None = None
 
 
 class NodeSummary(NamedTuple):

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitdag.core import agent_loops, graph, lifecycle
+from gitdag.core import agent_loops, flow, graph, lifecycle
 from gitdag.core.edits import check_additions, new_node
 from gitdag.core.model import (
     Checkpoint,
@@ -87,6 +87,9 @@ def judge(
         return failing.settle(looped)
     if result.status == "needs":
         return _needs(node, nodes, full, graph_file, result, failing, work)
+    unset = flow.missing_exports(node, result.outputs)  # workflow outputs (docs/workflows.md)
+    if unset is not None:
+        return failing.fail(ErrorKind.INVALID_RESULT, unset)
     verdict = _check_proposal(node, nodes, full, result, now)
     if isinstance(verdict, Rejected):
         return failing.fail(ErrorKind.INVALID_RESULT, f"result rejected: {verdict}")

@@ -17,6 +17,7 @@ _MERMAID_CLASS = {
     Status.FAILED: "failed",
     Status.NEEDS_HUMAN: "human",
     Status.CANCELLED: "cancelled",
+    Status.SKIPPED: "skipped",
 }
 
 
@@ -96,6 +97,7 @@ def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = No
         "  classDef failed fill:#fcc,stroke:#c33",
         "  classDef human fill:#ffc,stroke:#cc3",
         "  classDef cancelled fill:#ddd,stroke:#666",
+        "  classDef skipped fill:#f5f5f5,stroke:#bbb,stroke-dasharray:3 3",
     ]
     return "\n".join(lines) + "\n"
 
@@ -105,7 +107,7 @@ def dot(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) 
     colours = {
         Status.OPEN: "white", Status.RUNNING: "lightblue", Status.MERGING: "plum",
         Status.DONE: "palegreen", Status.FAILED: "salmon", Status.NEEDS_HUMAN: "khaki",
-        Status.CANCELLED: "lightgrey",
+        Status.CANCELLED: "lightgrey", Status.SKIPPED: "whitesmoke",
     }  # fmt: skip
     lines = ["digraph gitdag {", "  rankdir=LR;", "  node [shape=box, style=filled];"]
     for nid in sorted(nodes):

@@ -115,5 +115,6 @@ def can_progress(nodes: Mapping[str, NodeSummary], now: dt.datetime, *, paused: 
 
 def outcome_code(nodes: Mapping[str, NodeSummary]) -> int:
     """Return `gitdag run`'s exit code for a graph that cannot progress: 0 all done, else 1."""
-    settled = all(n.status in (Status.DONE, Status.CANCELLED) for n in nodes.values())
+    ends = (Status.DONE, Status.CANCELLED, Status.SKIPPED)
+    settled = all(n.status in ends for n in nodes.values())
     return 0 if settled else 1

@@ -25,6 +25,8 @@ TRANSITIONS: dict[tuple[Status, Status], frozenset[str]] = {
     (_S.FAILED, _S.OPEN): frozenset({"retry", "escalate", "edit"}),
     (_S.CANCELLED, _S.OPEN): frozenset({"retry", "escalate", "edit"}),
     (_S.DONE, _S.OPEN): frozenset({"retry", "edit"}),
+    # A skipped node is reopened like a finished one (and then runs: its `when` is not asked again).
+    (_S.SKIPPED, _S.OPEN): frozenset({"retry", "edit"}),
 }
 # "any but done -> cancelled" by `gitdag cancel`.
 for _from in (_S.OPEN, _S.RUNNING, _S.MERGING, _S.FAILED, _S.NEEDS_HUMAN):
@@ -37,6 +39,9 @@ HOLD_VERB = "hold"
 # Verbs that restore an earlier state (a revert undoes one commit, a reset restores a whole earlier
 # graph): they may make any move, because the status they restore was itself reached legally.
 RESTORING_VERBS = frozenset({"revert", "reset"})
+
+# `open -> skipped` is no verb's own move: it rides in the commit that settles the node's last
+# upstream (core/flow.py), and legality checks it by its own rule (flow.skip_problem).
 
 
 def is_terminal(status: Status) -> bool:

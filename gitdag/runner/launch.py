@@ -37,6 +37,7 @@ from typing import IO, Literal
 
 from gitdag.config import RunnerConfig
 from gitdag.core.model import ErrorKind
+from gitdag.core.outputs import OutputProblem, parse_output_file
 from gitdag.core.results import (
     CLOSE_TAG,
     MAX_RESULT_BYTES,
@@ -47,6 +48,7 @@ from gitdag.core.results import (
     strip_fence,
 )
 from gitdag.runner import procs
+from gitdag.runner.bindings import unwrap
 from gitdag.runner.packet import PacketFiles
 
 PID_FILE = "pid.json"
@@ -54,6 +56,7 @@ OUTCOME_FILE = "outcome.json"
 STDOUT_FILE = "stdout"
 STDERR_FILE = "stderr"
 LOG_FILE = "log"
+OUTPUT_FILE = "output.env"  # $GITDAG_OUTPUT: KEY=VALUE lines (core/outputs.py)
 LOG_STREAM_CAP = 256 * 1024
 DEFAULT_SCRIPT = ".dagain/script.yaml"
 
@@ -252,9 +255,10 @@ class RunHandle:
                 spawn_error += f": {_last_line(stderr_tail)}"
         if (not spec.expect_result and source == "none" and code == 0
                 and not self._timed_out and not self._cancelled):  # fmt: skip
-            summary = f"`{_one_line(spec.cmd, 200)}` exited 0"
+            summary = f"`{_one_line(unwrap(spec.cmd), 200)}` exited 0"
             result = RunnerResult(status="success", summary=summary)
             source = "exit_code"
+        result = with_output_file(result, spec.run_dir / OUTPUT_FILE)
         outcome = RunOutcome(
             node_id=spec.node_id, attempt=spec.attempt, run_id=spec.run_id, runner=spec.runner,
             exit_code=code, timed_out=self._timed_out, cancelled=self._cancelled,
@@ -309,6 +313,7 @@ def runner_env(spec: LaunchSpec) -> dict[str, str]:
         GITDAG_PACKET=str(spec.packet.md),
         GITDAG_PACKET_JSON=str(spec.packet.json),
         GITDAG_RESULT=str(spec.result_path),
+        GITDAG_OUTPUT=str(spec.run_dir / OUTPUT_FILE),
         DAGAIN_NODE_ID=spec.node_id,
         DAGAIN_RUN_ID=spec.run_id,
     )
@@ -319,7 +324,7 @@ def launch(spec: LaunchSpec) -> RunHandle:
     """Start a runner and return at once. A start failure comes back as a finished handle."""
     if not spec.run_dir.is_dir():  # usually write_packet made it: a stat is cheaper than mkdir
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (spec.result_path, spec.run_dir / OUTCOME_FILE):
+    for stale in (spec.result_path, spec.run_dir / OUTCOME_FILE, spec.run_dir / OUTPUT_FILE):
         stale.unlink(missing_ok=True)  # a result from an earlier run in this directory is not ours
     cmd, packet_on_stdin = expand_command(spec.cmd, spec.packet)
     on_stdin = packet_on_stdin and spec.stdin_packet
@@ -400,6 +405,29 @@ def collect_result(
     except UnicodeDecodeError:
         return parse_result(found), "stdout"
     return parse_result(text), "stdout"
+
+
+def with_output_file(
+    result: RunnerResult | ResultProblem, path: Path
+) -> RunnerResult | ResultProblem:
+    """Add the `KEY=VALUE` lines of `$GITDAG_OUTPUT` to a result's outputs (the result's own win).
+
+    An unusable output file makes the result invalid: the node declared values it cannot pass on.
+    """
+    if not isinstance(result, RunnerResult):
+        return result
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return result
+    except OSError as exc:
+        return ResultProblem(ErrorKind.INVALID_RESULT, f"cannot read $GITDAG_OUTPUT: {exc}")
+    found = parse_output_file(data)
+    if isinstance(found, OutputProblem):
+        return ResultProblem(ErrorKind.INVALID_RESULT, found.reason)
+    if not found:
+        return result
+    return result.model_copy(update={"outputs": {**found, **result.outputs}})
 
 
 def _oversized(size: int) -> ResultProblem:

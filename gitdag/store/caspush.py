@@ -16,9 +16,11 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from dulwich.objects import Blob, Commit, Tree
 
+from gitdag.core import flow
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import RefRefused, RemoteError, StaleSnapshotError
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
@@ -121,6 +123,8 @@ class CasPushes(WriterQueue):
             if result is None or isinstance(result, Rejected) or result.is_empty():
                 self._dequeue()
                 return result if isinstance(result, Rejected) else None
+            # What the transition settles for the workflow (skips, handlers: core/flow.py).
+            result = flow.follow(result, snap.nodes, partial(self.store.node, snap), now)
             write = self._build(snap, result, refs, actor=actor, now=now, attempt=attempt,
                                 began=began)  # fmt: skip
             outcome = self._send(write)

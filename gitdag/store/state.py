@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from dulwich.objects import Commit, ObjectID
@@ -14,7 +15,7 @@ from dulwich.objectspec import parse_commit
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from gitdag.core import codec
+from gitdag.core import codec, flow
 from gitdag.core.model import Node, NodeSummary
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.crash import crash_point
@@ -373,6 +374,7 @@ class StateStore:
                 return result
             if result.is_empty():
                 return None
+            result = flow.follow(result, snap.nodes, partial(self.node, snap), now)
             commit, new_snap = build_commit(
                 self.repo,
                 snap,

@@ -20,6 +20,7 @@ from gitdag.errors import RunnerError
 from gitdag.runner.orphans import is_alive, is_collected, read_pid_info, stop_orphan
 from gitdag.runner.procs import proc_stat
 from gitdag.store.snapshot import Snapshot
+from gitdag.supervisor.adopt import adopt
 from gitdag.workspace.advance import find_leftovers, settle
 from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
@@ -56,6 +57,8 @@ def recover_orphans(sup: Supervisor, snap: Snapshot) -> None:
         attempt = node.claim.attempt if node.claim else node.attempts
         run_dir = loops.run_dir(store.paths.local / "runs", node)  # an iteration's own
         info = read_pid_info(run_dir)
+        if adopt(sup, node, run_dir, info):  # a command's orphan: its outcome is kept
+            continue
         alive = info is not None and is_alive(info)
         if info is not None and not stop_orphan(
             info, grace_s=min(2.0, sup.settings.defaults.kill_grace_s)

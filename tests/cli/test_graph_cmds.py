@@ -81,7 +81,7 @@ def test_status_json(repo: Path) -> None:
     assert report["head"] == git(repo, "rev-parse", "dagain/state").strip()
     assert report["total"] == 8
     assert report["counts"] == {"open": 5, "running": 1, "merging": 0, "done": 1, "failed": 1,
-                                "needs_human": 0, "cancelled": 0}  # fmt: skip
+                                "needs_human": 0, "cancelled": 0, "skipped": 0}  # fmt: skip
     # Claim order: priority first (parser has 2 but waits for lexer), then kind: verify last.
     assert report["ready"] == ["lexer", "check"]
     assert report["blocked"] == ["after-flaky"]

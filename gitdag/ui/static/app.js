@@ -4,7 +4,7 @@
 
 const EXPORT = window.GITDAG_EXPORT || null;
 const LIST_LIMIT = 300;
-const STATUSES = ["open", "running", "merging", "done", "failed", "needs_human", "cancelled"];
+const STATUSES = ["open", "running", "merging", "done", "failed", "needs_human", "cancelled", "skipped"];
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...kids) => {
   const e = document.createElement(tag);

@@ -9,7 +9,7 @@
 const STATUS_COLOURS = {
   open: ["#eeeeee", "#999999"], running: ["#cce0ee", "#336699"], merging: ["#ddccff", "#663399"],
   done: ["#ccffcc", "#339933"], failed: ["#ffcccc", "#cc3333"], needs_human: ["#ffffcc", "#cccc33"],
-  cancelled: ["#dddddd", "#666666"],
+  cancelled: ["#dddddd", "#666666"], skipped: ["#f5f5f5", "#bbbbbb"],
 };
 const NODE_W = 150, NODE_H = 30;
 const WHOLE_LIMIT = 300;      // nodes laid out by one dagre call

@@ -1,0 +1,1 @@
+from tests.supervisor.conftest import project as project
