@@ -205,6 +205,7 @@ def build_commit(
         nodes=nodes,
         blobs=blobs,
         graph_blob=graph_blob,
+        lineage=base.lineage.child([*put_nodes, *transition.remove]),
     )
     return commit, snap
 

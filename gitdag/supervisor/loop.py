@@ -172,8 +172,8 @@ class Supervisor:
                         self._wait(self.options.poll_s)
                         continue
                     return self._final(snap)
-                wake = scheduling.next_wakeup(snap.nodes, now)
-                if wake is not None and not graph.ready(snap.nodes, now, paused=paused):
+                wake = scheduling.next_wakeup(snap.nodes, now, index=snap.index)
+                if wake is not None and not snap.index.ready(now, paused=paused):
                     self._wait(min(self.options.poll_s, max(0.0, (wake - now).total_seconds())))
                     continue
             self._wait(self.options.poll_s)
@@ -263,6 +263,7 @@ class Supervisor:
             now=self.store.clock(),
             paused=snap.graph.control.paused,
             in_flight=list(self.flights),
+            index=snap.index,
         )
         for dispatch in dispatches:
             if dispatch.action == "checkpoint":
@@ -534,7 +535,7 @@ class Supervisor:
     # --- the merge queue --------------------------------------------------------------------
 
     def _merge_step(self, snap: Snapshot) -> Snapshot:
-        merging = [nid for nid, n in snap.nodes.items() if n.status is Status.MERGING]
+        merging = snap.index.ids(Status.MERGING)
         known = set(self.queue)
         extra = sorted(
             (nid for nid in merging if nid not in known),
@@ -794,7 +795,7 @@ class Supervisor:
             Running(f.node_id, f.prepared.spec.runner, f.handle.started_at, f.prepared.run_dir)
             for _, f in sorted(self.flights.items())
         ]
-        self.progress.status(graph.counts(snap.nodes.values()), rows, len(self.queue))
+        self.progress.status(snap.index.counts(), rows, len(self.queue))
 
 
 def _recover_attempt(

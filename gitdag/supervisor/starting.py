@@ -114,7 +114,7 @@ class StartGates:
             self.publish()
             return snap.nodes
         now = self.sup.store.clock()
-        for nid in graph.ready(snap.nodes, now, paused=snap.graph.control.paused):
+        for nid in snap.index.iter_ready(now, paused=snap.graph.control.paused):
             key = self._key(snap, nid)
             if key is not None:
                 self.held[nid] = key
@@ -142,9 +142,9 @@ class StartGates:
         """`scheduling.can_progress`, not counting nodes that wait on a repair."""
         if paused:
             return False
-        if any(nid not in self.held for nid in graph.ready(snap.nodes, now)):
+        if any(nid not in self.held for nid in snap.index.iter_ready(now)):
             return True
-        return scheduling.next_wakeup(snap.nodes, now) is not None
+        return scheduling.next_wakeup(snap.nodes, now, index=snap.index) is not None
 
     def held_reasons(self, snap: Snapshot) -> list[str]:
         """One phrase per cause for `run`'s last line."""
