@@ -15,15 +15,14 @@ from gitdag.core import edits, graph, groups
 from gitdag.core.model import NodeSummary, Status
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError
-from gitdag.initrepo import InitResult, init
 from gitdag.store import localholds
 from gitdag.store import repo as repos
 from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX
-from gitdag.store.ranges import graph_problems_at
 from gitdag.store.snapshot import Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
 
 if TYPE_CHECKING:
+    from gitdag.initrepo import InitResult, init  # re-exported lazily (__getattr__)
     from gitdag.store.proposals import Pending
 
 __all__ = ["InitResult", "add", "init", "status", "validate"]
@@ -149,4 +148,17 @@ def validate(store: StateStore, rev: str | None) -> list[Problem]:
     commit = store.resolve(rev) if rev else store.head()
     if commit is None:
         return [Problem("dagain/state", "branch does not exist (run `gitdag init`)")]
+    from gitdag.store.ranges import graph_problems_at  # a full check: `status` does not pay
+
     return graph_problems_at(store, commit)
+
+
+def __getattr__(name: str) -> Any:
+    # `init` and its result type live in gitdag.initrepo, which brings filelock, the config
+    # models and ruamel: loaded on first use, so `gitdag status` / `ready` / `show` start
+    # without them (tests/cli/test_fast_start.py).
+    if name in ("init", "InitResult"):
+        from gitdag import initrepo
+
+        return getattr(initrepo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

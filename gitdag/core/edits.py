@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,6 +87,27 @@ def new_node(fields: Mapping[str, Any], now: dt.datetime) -> Node | Rejected:
     return node
 
 
+class Overlay(Mapping[str, "graph.NodeLike"]):
+    """A graph with a few nodes added or replaced, read through without copying the graph."""
+
+    def __init__(self, base: Mapping[str, graph.NodeLike], top: Mapping[str, graph.NodeLike]):
+        self._base, self._top = base, top
+
+    def __getitem__(self, key: str) -> graph.NodeLike:
+        found = self._top.get(key)
+        return found if found is not None else self._base[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._top or key in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._top
+        yield from (k for k in self._base if k not in self._top)
+
+    def __len__(self) -> int:
+        return len(self._base) + sum(1 for k in self._top if k not in self._base)
+
+
 def check_additions(
     existing: Mapping[str, NodeSummary | Node], added: list[Node]
 ) -> Rejected | None:
@@ -96,13 +117,15 @@ def check_additions(
       existing: the graph before the change.
       added: the nodes to add (none of them may exist yet).
     """
+    if not added:
+        return None
     seen: set[str] = set()
     for node in added:
         if node.id in existing or node.id in seen:
             return Rejected(f"node {node.id!r} already exists", field="id", nodes=(node.id,))
         seen.add(node.id)
-    merged: dict[str, graph.NodeLike] = dict(existing)
-    merged.update({n.id: n for n in added})
+    # A view, not a copy: a planner adding 5 nodes to a graph of 100k reads only around them.
+    merged = Overlay(existing, {n.id: n for n in added})
     for node in added:
         for field, refs in (("deps", node.deps), ("after", node.after)):
             for ref in refs:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gitdag.core import agent_loops, flow, graph, lifecycle
-from gitdag.core.edits import check_additions, new_node
+from gitdag.core.edits import Overlay, check_additions, new_node
 from gitdag.core.model import (
     Checkpoint,
     ErrorKind,
@@ -320,8 +320,9 @@ def _check_proposal(
             problem.reason,
             field=f"next.addNodes: {problem.field}" if problem.field else "next.addNodes",
         )
-    merged: dict[str, graph.NodeLike] = dict(nodes)
-    merged.update({n.id: summarize(n) for n in added})
+    if not result.next.setStatus:
+        return added, []
+    merged = Overlay(nodes, {n.id: summarize(n) for n in added})
     allowed = scope_of(merged, node.id)
     changed: list[Node] = []
     for index, change in enumerate(result.next.setStatus):

@@ -35,7 +35,7 @@ def candidates(
     """Return (checkpoint nodes to open, nodes this worker may claim), in claim order."""
     dispatches = scheduling.plan(
         snap.nodes, capacity=slots + spread - 1, now=now, paused=snap.graph.control.paused,
-        in_flight=list(in_flight), labels=labels,
+        in_flight=list(in_flight), labels=labels, index=snap.index,
     )  # fmt: skip
     asks = [d.node_id for d in dispatches if d.action == "checkpoint"]
     runs = [d.node_id for d in dispatches if d.action == "run"]

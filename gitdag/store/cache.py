@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitdag.core.model import Node, NodeSummary
-from gitdag.store.snapshot import Snapshot
+from gitdag.store.snapshot import Lineage, Snapshot
 
 _FORMAT = 2  # bump when the pickled shapes change; old caches are then ignored
 
@@ -156,7 +156,11 @@ class IndexCache:
         if data.get("format") != _FORMAT:
             return None
         snap = data.get("snapshot")
-        return snap if isinstance(snap, Snapshot) else None
+        if not isinstance(snap, Snapshot):
+            return None
+        if "lineage" not in snap.__dict__:  # pickled before snapshots carried one
+            object.__setattr__(snap, "lineage", Lineage())
+        return snap
 
     def save(self, snapshot: Snapshot) -> None:
         """Replace the cached snapshot (a valid one only: problems are never cached)."""

@@ -121,7 +121,10 @@ def load_snapshot(
     """
     tree = commit_tree(repo, commit)
     if base is not None and not base.problems and base.tree == tree:
-        return Snapshot(commit, tree, base.graph, base.nodes, base.blobs, base.graph_blob)
+        return Snapshot(
+            commit, tree, base.graph, base.nodes, base.blobs, base.graph_blob,
+            lineage=base.lineage.child(()),
+        )  # fmt: skip
     loader = _Loader(repo, cache)
     if base is not None and not base.problems and base.tree is not None:
         snap = _load_incremental(repo, commit, tree, base, loader)
@@ -212,7 +215,8 @@ def _load_incremental(
     nodes = Layered.of(base.nodes).changed(put_nodes, gone)
     blobs = Layered.of(base.blobs).changed(put_blobs, gone)
     problems = loader.problems + graph_problems(nodes, changed, full=removed)
-    return Snapshot(commit, tree, graph_file, nodes, blobs, graph_sha, tuple(problems))
+    lineage = base.lineage.child([*changed, *gone])
+    return Snapshot(commit, tree, graph_file, nodes, blobs, graph_sha, tuple(problems), lineage)
 
 
 def graph_problems(

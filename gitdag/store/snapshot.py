@@ -6,6 +6,7 @@ from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from gitdag.core.graphindex import GraphIndex
 from gitdag.core.model import GraphFile, NodeSummary
 
 V = TypeVar("V")
@@ -159,6 +160,58 @@ class _Values(ValuesView[V]):
         return (value for _, value in self._mapping._merged_items())
 
 
+# A lineage link is cut when replaying its chain would cost about what a rebuild costs.
+MAX_CHAIN = 256
+
+
+class Lineage:
+    """Where a snapshot's `GraphIndex` comes from: its own, or its parent's plus what changed.
+
+    The index is handed down, not copied (copying it would cost the graph's size again): the
+    first descendant that asks takes its ancestor's index, applies the ids changed since, and
+    keeps it. An ancestor asked again afterwards builds a fresh one (correct, only slower). The
+    supervisor asks for the index of its newest snapshot only, so each change is applied once.
+    """
+
+    __slots__ = ("changed", "index", "parent", "pending")
+
+    def __init__(self) -> None:
+        self.index: GraphIndex | None = None
+        self.parent: Lineage | None = None
+        self.changed: tuple[str, ...] = ()
+        self.pending = 0  # ids changed along the chain up to an ancestor that holds an index
+
+    def child(self, changed: Iterable[str]) -> Lineage:
+        """Return the lineage of a snapshot derived from this one by changing `changed`."""
+        new = Lineage()
+        new.changed = tuple(changed)
+        new.pending = (0 if self.index is not None else self.pending) + len(new.changed)
+        if new.pending <= MAX_CHAIN * 4 and (self.index is not None or self.parent is not None):
+            new.parent = self
+        return new
+
+    def index_for(self, nodes: Mapping[str, NodeSummary]) -> GraphIndex:
+        """Return the index of `nodes` (this lineage's graph), taking an ancestor's when linked."""
+        if self.index is not None:
+            return self.index
+        changed: list[str] = []
+        link: Lineage | None = self
+        while link is not None and link.index is None:
+            changed.extend(link.changed)
+            link = link.parent
+        taken = link.index if link is not None else None
+        if link is None or taken is None:
+            index = GraphIndex.build(nodes)
+        else:
+            index, link.index = taken, None  # handed down: the ancestor no longer has it
+            index.update(nodes, changed)
+        self.index, self.parent, self.changed = index, None, ()
+        return index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Lineage, ())  # derived data: a pickled snapshot rebuilds it when asked
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a state tree: the path (or `path: field`) and what is wrong."""
@@ -183,6 +236,7 @@ class Snapshot:
       blobs: id -> blob sha (hex) of the node's file; full nodes are loaded through the store.
       graph_blob: blob sha of `graph.yaml`.
       problems: what is wrong with the tree (empty for a valid one).
+      lineage: how its `index` is derived (`Lineage.child` of the snapshot it was built from).
     """
 
     head: str | None
@@ -192,3 +246,9 @@ class Snapshot:
     blobs: Mapping[str, str]
     graph_blob: str | None = None
     problems: tuple[Problem, ...] = field(default=())
+    lineage: Lineage = field(default_factory=Lineage, compare=False, repr=False)
+
+    @property
+    def index(self) -> GraphIndex:
+        """The ready set, counts and ids by status of `nodes`, updated from the parent's."""
+        return self.lineage.index_for(self.nodes)

@@ -28,7 +28,6 @@ from gitdag.errors import InputError, StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
 from gitdag.store.snapshot import Layered, Snapshot
-from gitdag.transport.outcomes import git_env
 
 _FILE = 0o100644
 _DIR = 0o040000
@@ -121,21 +120,54 @@ def build_commit(
     """
     objects: list[Blob | Tree | Commit] = []
     root = _tree(repo, base.tree.encode() if base.tree else None)
+    graph_file, graph_blob = base.graph, base.graph_blob
+    if transition.graph is not None:
+        graph_blob = _put_file(root, GRAPH_FILE, codec.dump(transition.graph), objects)
+        graph_file = transition.graph
+    if readme is not None:
+        _put_file(root, README_FILE, readme, objects)
+    by_shard, put_nodes, put_blobs = _node_blobs(transition, cache, objects)
+    if by_shard:
+        _rewrite_shards(repo, root, by_shard, objects)
+    objects.append(root)
+    commit = _commit_object(root, base, transition, actor=actor, author=author, now=now)
+    objects.append(commit)
+    if sink is not None:
+        sink.extend(objects)
+    else:
+        for obj in objects:
+            add_object(repo, obj)
+    snap = Snapshot(
+        head=commit.id.decode(),
+        tree=root.id.decode(),
+        graph=graph_file,
+        # Layered: the new snapshot shares the old one's maps and adds only what changed.
+        nodes=Layered.of(base.nodes).changed(put_nodes, transition.remove),
+        blobs=Layered.of(base.blobs).changed(put_blobs, transition.remove),
+        graph_blob=graph_blob,
+        lineage=base.lineage.child([*put_nodes, *transition.remove]),
+    )
+    return commit, snap
+
+
+_Shards = dict[str, list[tuple[str, Blob | None]]]  # shard -> (id, its new blob or None: removed)
+
+
+def _put_file(root: Tree, name: str, text: str, objects: list[Blob | Tree | Commit]) -> str:
+    """Write a file of the root tree; return its blob sha (hex)."""
+    blob = Blob.from_string(text.encode())
+    objects.append(blob)
+    root.add(name.encode(), _FILE, blob.id)
+    return blob.id.decode()
+
+
+def _node_blobs(
+    transition: Transition, cache: ParseCache | None, objects: list[Blob | Tree | Commit]
+) -> tuple[_Shards, dict[str, NodeSummary], dict[str, str]]:
+    """Render the nodes the transition puts; return them by shard, with summaries and blobs."""
+    by_shard: _Shards = {}
     put_nodes: dict[str, NodeSummary] = {}
     put_blobs: dict[str, str] = {}
-    graph_file, graph_blob = base.graph, base.graph_blob
-
-    if transition.graph is not None:
-        blob = Blob.from_string(codec.dump(transition.graph).encode())
-        objects.append(blob)
-        root.add(GRAPH_FILE.encode(), _FILE, blob.id)
-        graph_file, graph_blob = transition.graph, blob.id.decode()
-    if readme is not None:
-        blob = Blob.from_string(readme.encode())
-        objects.append(blob)
-        root.add(README_FILE.encode(), _FILE, blob.id)
-
-    by_shard: dict[str, list[tuple[str, Blob | None]]] = {}
     for node in transition.put:
         data = codec.dump(node).encode()
         if len(data) > codec.MAX_FILE_BYTES:
@@ -154,59 +186,52 @@ def build_commit(
             cache.put(blob.id.decode(), node)
     for nid in transition.remove:
         by_shard.setdefault(shard(nid), []).append((nid, None))
-    # Layered: the new snapshot shares the old one's maps and adds only what changed.
-    nodes = Layered.of(base.nodes).changed(put_nodes, transition.remove)
-    blobs = Layered.of(base.blobs).changed(put_blobs, transition.remove)
+    return by_shard, put_nodes, put_blobs
 
-    if by_shard:
-        nodes_sha = root[NODES_DIR.encode()][1] if NODES_DIR.encode() in root else None
-        nodes_tree = _tree(repo, nodes_sha)
-        for shard_name, items in by_shard.items():
-            key = shard_name.encode()
-            shard_tree = _tree(repo, nodes_tree[key][1] if key in nodes_tree else None)
-            for nid, maybe_blob in items:
-                name = f"{nid}.yaml".encode()
-                if maybe_blob is None:
-                    if name in shard_tree:
-                        del shard_tree[name]
-                else:
-                    shard_tree.add(name, _FILE, maybe_blob.id)
-            if len(shard_tree) == 0:
-                if key in nodes_tree:
-                    del nodes_tree[key]
-            else:
-                objects.append(shard_tree)
-                nodes_tree.add(key, _DIR, shard_tree.id)
-        objects.append(nodes_tree)
-        root.add(NODES_DIR.encode(), _DIR, nodes_tree.id)
-    objects.append(root)
 
+def _rewrite_shards(
+    repo: BaseRepo, root: Tree, by_shard: _Shards, objects: list[Blob | Tree | Commit]
+) -> None:
+    """Rewrite the changed shard trees and `nodes/` (only the trees on changed paths)."""
+    nodes_key = NODES_DIR.encode()
+    nodes_tree = _tree(repo, root[nodes_key][1] if nodes_key in root else None)
+    for shard_name, items in by_shard.items():
+        key = shard_name.encode()
+        shard_tree = _tree(repo, nodes_tree[key][1] if key in nodes_tree else None)
+        for nid, maybe_blob in items:
+            name = f"{nid}.yaml".encode()
+            if maybe_blob is not None:
+                shard_tree.add(name, _FILE, maybe_blob.id)
+            elif name in shard_tree:
+                del shard_tree[name]
+        if len(shard_tree):
+            objects.append(shard_tree)
+            nodes_tree.add(key, _DIR, shard_tree.id)
+        elif key in nodes_tree:
+            del nodes_tree[key]  # an empty shard is no tree at all
+    objects.append(nodes_tree)
+    root.add(nodes_key, _DIR, nodes_tree.id)
+
+
+def _commit_object(
+    root: Tree,
+    base: Snapshot,
+    transition: Transition,
+    *,
+    actor: str,
+    author: tuple[str, str],
+    now: dt.datetime,
+) -> Commit:
     commit = Commit()
     commit.tree = root.id
     commit.parents = [ObjectID(base.head.encode())] if base.head else []
     author_name, email = author
-    ident = f"{author_name} <{email}>".encode()
-    commit.author = commit.committer = ident
-    stamp = int(now.timestamp())
-    commit.author_time = commit.commit_time = stamp
+    commit.author = commit.committer = f"{author_name} <{email}>".encode()
+    commit.author_time = commit.commit_time = int(now.timestamp())
     commit.author_timezone = commit.commit_timezone = 0
     commit.encoding = b"UTF-8"
     commit.message = message(transition, actor).encode()
-    objects.append(commit)
-    if sink is not None:
-        sink.extend(objects)
-    else:
-        for obj in objects:
-            add_object(repo, obj)
-    snap = Snapshot(
-        head=commit.id.decode(),
-        tree=root.id.decode(),
-        graph=graph_file,
-        nodes=nodes,
-        blobs=blobs,
-        graph_blob=graph_blob,
-    )
-    return commit, snap
+    return commit
 
 
 # A writer holds `<ref>.lock` for the milliseconds of one write and fsync. One that has not been
@@ -325,6 +350,8 @@ def joint_compare_and_swap(cwd: str | os.PathLike[str], moves: list[RefMove], re
     lines = ["start"]
     lines += [f"update {m.ref} {m.new} {m.old}" for m in moves]
     lines += ["prepare", "commit", ""]
+    from gitdag.transport.outcomes import git_env  # the transport package: not for readers
+
     try:
         proc = subprocess.run(
             ["git", "update-ref", "-m", reflog, "--stdin"],
@@ -342,6 +369,8 @@ def joint_compare_and_swap(cwd: str | os.PathLike[str], moves: list[RefMove], re
 
 def ref_at(cwd: str | os.PathLike[str], ref: str) -> str | None:
     """The commit `ref` points at as seen from `cwd` (git resolves `HEAD` there), or None."""
+    from gitdag.transport.outcomes import git_env
+
     proc = subprocess.run(
         ["git", "rev-parse", "--verify", "-q", ref + "^{commit}"],
         cwd=cwd,

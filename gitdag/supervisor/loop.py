@@ -25,7 +25,7 @@ from gitdag.attempts.preflight import preflight
 from gitdag.attempts.progress import Progress, Running
 from gitdag.attempts.running import Attempt, Attempts
 from gitdag.config import Settings
-from gitdag.core import graph, lifecycle, scheduling
+from gitdag.core import lifecycle, scheduling
 from gitdag.core.model import ErrorKind, Kind, Node, Status
 from gitdag.core.stopping import LocalFacts, why_stopped
 from gitdag.core.transitions import Rejected, Transition
@@ -138,8 +138,8 @@ class Supervisor:
                         self._wait(self.options.poll_s)
                         continue
                     return self._final(snap)
-                wake = scheduling.next_wakeup(snap.nodes, now)
-                if wake is not None and not graph.ready(snap.nodes, now, paused=paused):
+                wake = scheduling.next_wakeup(snap.nodes, now, index=snap.index)
+                if wake is not None and not snap.index.ready(now, paused=paused):
                     self._wait(min(self.options.poll_s, max(0.0, (wake - now).total_seconds())))
                     continue
             self._wait(self.options.poll_s)
@@ -187,6 +187,7 @@ class Supervisor:
             now=self.store.clock(),
             paused=snap.graph.control.paused,
             in_flight=list(self.attempts.running),
+            index=snap.index,
         )
         for dispatch in dispatches:
             if dispatch.action == "checkpoint":
@@ -326,7 +327,7 @@ class Supervisor:
             Running(a.node_id, a.prepared.spec.runner, a.handle.started_at, a.prepared.run_dir)
             for _, a in sorted(self.attempts.running.items())
         ]
-        self.progress.status(graph.counts(snap.nodes.values()), rows, len(self.merges.queue))
+        self.progress.status(snap.index.counts(), rows, len(self.merges.queue))
 
 
 def run(

@@ -76,7 +76,7 @@ class LocalMerges:
 
     def step(self, snap: Snapshot) -> Snapshot:
         sup = self.sup
-        merging = [nid for nid, n in snap.nodes.items() if n.status is Status.MERGING]
+        merging = snap.index.ids(Status.MERGING)
         known = set(self.queue)
         extra = sorted(
             (nid for nid in merging if nid not in known),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from gitdag.attempts.holds import AGAIN, EnvHold, Gate, runner_problem
 from gitdag.attempts.preflight import NO_RUNNER, missing_runner
-from gitdag.core import graph, scheduling
+from gitdag.core import scheduling
 from gitdag.core.model import HoldKind, Kind, Node, NodeSummary
 from gitdag.errors import ConfigError
 from gitdag.store import localholds
@@ -47,7 +47,7 @@ class StartGates:
             self.publish()
             return snap.nodes
         now = self.sup.store.clock()
-        for nid in graph.ready(snap.nodes, now, paused=snap.graph.control.paused):
+        for nid in snap.index.iter_ready(now, paused=snap.graph.control.paused):
             key = self._key(snap, nid)
             if key is not None:
                 self.held[nid] = key
@@ -75,9 +75,9 @@ class StartGates:
         """`scheduling.can_progress`, not counting nodes that wait on a repair."""
         if paused:
             return False
-        if any(nid not in self.held for nid in graph.ready(snap.nodes, now)):
+        if any(nid not in self.held for nid in snap.index.iter_ready(now)):
             return True
-        return scheduling.next_wakeup(snap.nodes, now) is not None
+        return scheduling.next_wakeup(snap.nodes, now, index=snap.index) is not None
 
     def held_reasons(self, snap: Snapshot) -> list[str]:
         """One phrase per cause for `run`'s last line."""

@@ -1,0 +1,181 @@
+"""End to end per node (issue 18 part 7): `gitdag run` on a planned graph with fake agents.
+
+The graph: `plan-000` (a planner) adds P sub-planners; each adds up to 99 task nodes and one
+verify node that waits for them (planner fan-out, at most 100 nodes per result). A task's agent
+writes one file in its worktree and reports success: gitdag commits the leftovers, the merge
+queue merges the branch into the target, and the worktree is removed. A verify agent reports
+success. Agents are a small `sh` script (each planner's result is written beforehand), so what
+is measured is gitdag: claims, packets, launches, worktrees, commits, merges, state commits.
+
+Per node = wall time of `gitdag run` / every node it finished (planners, tasks, verifies). Run at
+two sizes in the same process; the ratio is the growth (target <= 1.3x). The floor, measured in
+the same run, is what git itself needs per task node: `git worktree add -b`, write a file,
+`git commit -qam`, `git merge-tree --write-tree` + `commit-tree` + `update-ref` onto the target,
+`git worktree remove` and one `sh` agent spawn. The workspace code (checkouts, merge queue) is
+whatever this tree has: the script uses only the CLI.
+
+    python bench/e2e.py [--sizes 200,2000] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import git, machine, seal_env
+
+PER_PLAN = 99  # tasks per sub-planner (+ its verify node = 100, the most a result may add)
+
+AGENT = r"""#!/bin/sh
+# A fake agent: planners copy their prepared result; tasks write one file; verifies succeed.
+set -e
+prepared="$E2E_RESULTS/$GITDAG_NODE_ID.json"
+if [ -f "$prepared" ]; then cp "$prepared" "$GITDAG_RESULT"; exit 0; fi
+case "$GITDAG_NODE_ID" in
+  t-*) mkdir -p out && echo "$GITDAG_NODE_ID $GITDAG_ATTEMPT" > "out/$GITDAG_NODE_ID.txt" ;;
+esac
+printf '{"status": "success", "summary": "%s ok"}' "$GITDAG_NODE_ID" > "$GITDAG_RESULT"
+"""
+
+
+def prepare(repo: Path, tasks: int) -> int:
+    """Make the repository, its config and the planners' results; return the node count."""
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("# e2e\n")
+    (repo / "src").mkdir()
+    for i in range(50):
+        (repo / "src" / f"m{i}.py").write_text(f"x = {i}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "start")
+    results = repo.parent / f"{repo.name}-results"
+    results.mkdir()
+    agent = repo.parent / f"{repo.name}-agent.sh"
+    agent.write_text(AGENT)
+    agent.chmod(0o755)
+    planners = (tasks + PER_PLAN - 1) // PER_PLAN
+    subs = [f"p-{j:03d}" for j in range(planners)]
+    (results / "plan-000.json").write_text(json.dumps({
+        "status": "success", "summary": "fan out",
+        "next": {"addNodes": [{"id": s, "title": s, "kind": "plan"} for s in subs]},
+    }))  # fmt: skip
+    made = 0
+    for j, sub in enumerate(subs):
+        count = min(PER_PLAN, tasks - made)
+        ids = [f"t-{j:03d}-{k:02d}" for k in range(count)]
+        made += count
+        adds = [{"id": t, "title": t, "kind": "task"} for t in ids]
+        adds.append({"id": f"v-{j:03d}", "title": f"verify {sub}", "kind": "verify", "deps": ids})
+        (results / f"{sub}.json").write_text(json.dumps({
+            "status": "success", "summary": f"{sub} planned", "next": {"addNodes": adds},
+        }))  # fmt: skip
+    (repo / ".dagain").mkdir(exist_ok=True)
+    env = _env(repo)
+    subprocess.run(
+        [sys.executable, "-m", "gitdag", "init", "--goal", "e2e benchmark", "--backoff", "0"],
+        cwd=repo, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    (repo / ".dagain" / "config.yaml").write_text(
+        "schema_version: 1\n"
+        f"runners:\n  fake:\n    cmd: {agent}\n    timeout_s: 120\n"
+        "roles:\n  planner: fake\n  executor: fake\n  verifier: fake\n"
+    )
+    return 1 + planners + tasks + planners  # plan-000, sub-planners, tasks, verifies
+
+
+def _env(repo: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["E2E_RESULTS"] = str(repo.parent / f"{repo.name}-results")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode
+    return env
+
+
+def run(repo: Path, workers: int) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitdag", "run", "--workers", str(workers), "--quiet"],
+        cwd=repo, env=_env(repo), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"gitdag run exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return wall
+
+
+def check(repo: Path, tasks: int) -> None:
+    """Every task's file reached the target: the merges happened."""
+    files = git(repo, "ls-tree", "-r", "--name-only", "dagain/integration", "out/").split()
+    if len(files) != tasks:
+        raise SystemExit(f"{len(files)} of {tasks} task files reached dagain/integration")
+
+
+def floor_per_task(work: Path, samples: int = 15) -> float:
+    """git's own minimum per task node (see the module docstring), median of `samples`."""
+    repo = work / "floor"
+    prepare(repo, 1)
+    agent = repo.parent / f"{repo.name}-agent.sh"
+    git(repo, "branch", "floor-target", "main")
+    times = []
+    for i in range(samples):
+        wt = work / f"floor-wt-{i}"
+        t0 = time.perf_counter()
+        git(repo, "worktree", "add", "-q", "-b", f"fw-{i}", str(wt), "floor-target")
+        env = {**_env(repo), "GITDAG_NODE_ID": f"t-f-{i}", "GITDAG_ATTEMPT": "1",
+               "GITDAG_RESULT": str(work / "floor-result.json")}  # fmt: skip
+        subprocess.run([str(agent)], cwd=wt, env=env, check=True)
+        git(wt, "add", "-A")
+        git(wt, "commit", "-q", "-m", f"task {i}")
+        tip = git(repo, "rev-parse", "floor-target").strip()
+        tree = git(repo, "merge-tree", "--write-tree", tip, f"fw-{i}").split()[0]
+        merged = git(repo, "commit-tree", tree, "-p", tip, "-p", f"fw-{i}", "-m", "merge").strip()
+        git(repo, "update-ref", "refs/heads/floor-target", merged, tip)
+        git(repo, "worktree", "remove", "--force", str(wt))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="200,2000", help="task nodes per run")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="gitdag-bench-e2e-") as tmp:
+        work = Path(tmp)
+        seal_env(work / "home")
+        print(machine(), f"load {load()}")
+        floor = floor_per_task(work)
+        print(f"floor per task node (git worktree + commit + merge + agent): {floor * 1000:.1f} ms")
+        per: dict[int, float] = {}
+        for tasks in sizes:
+            repo = work / f"g{tasks}"
+            nodes = prepare(repo, tasks)
+            wall = run(repo, args.workers)
+            check(repo, tasks)
+            per[tasks] = wall / nodes
+            print(
+                f"{tasks:>5} tasks, {nodes:>5} nodes, workers {args.workers}: {wall:8.1f} s, "
+                f"{per[tasks] * 1000:7.1f} ms/node = {per[tasks] / floor:5.2f}x floor "
+                f"(load {load()})",
+                flush=True,
+            )
+        if len(sizes) > 1:
+            small, big = per[sizes[0]], per[sizes[-1]]
+            print(f"growth {sizes[0]} -> {sizes[-1]} tasks: {big / small:.2f}x per node "
+                  "(target <= 1.3)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
