@@ -23,7 +23,7 @@ from gitdag.store.state import Committed, StateStore
 
 if TYPE_CHECKING:
     from gitdag.initrepo import InitResult, init  # re-exported lazily (__getattr__)
-    from gitdag.store.proposals import Pending
+    from gitdag.store.proposal_branches import Pending
 
 __all__ = ["InitResult", "add", "init", "status", "validate"]
 
@@ -138,9 +138,9 @@ def _pending_proposals(store: StateStore, snap: Snapshot) -> list[Pending]:
     # Most repositories have no proposal branch: one ref listing, and the merge code stays unloaded.
     if not store.repo.refs.keys(base=Ref(("refs/heads/" + PROPOSAL_BRANCH_PREFIX).encode())):
         return []
-    from gitdag.store import proposals
+    from gitdag.store import proposal_branches
 
-    return list(proposals.pending(store, snap))
+    return list(proposal_branches.pending(store, snap))
 
 
 def validate(store: StateStore, rev: str | None) -> list[Problem]:

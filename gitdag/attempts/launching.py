@@ -17,8 +17,8 @@ from gitdag.attempts import loops
 from gitdag.attempts.holds import EnvHold, classify_error
 from gitdag.attempts.scratch import ScratchPool
 from gitdag.config import RunnerConfig, Settings
+from gitdag.core.judging import PoolRules
 from gitdag.core.model import ErrorKind, HoldKind, Kind, Node, Work
-from gitdag.core.proposals import PoolRules
 from gitdag.core.results import ResultProblem, RunnerResult
 from gitdag.errors import ENVIRONMENT_ERRORS, ConfigError, WorkspaceError
 from gitdag.runner import bindings

@@ -30,7 +30,7 @@ from gitdag.attempts.holds import EnvHold, classify_start_error
 from gitdag.attempts.launching import Launcher, Prepared, Settled
 from gitdag.attempts.port import CommitPort, NodeOp, Outcome, give_back, on_node
 from gitdag.attempts.progress import Progress
-from gitdag.core import proposals
+from gitdag.core import judging
 from gitdag.core.agent_loops import ITERATE_VERB
 from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
@@ -130,7 +130,7 @@ class Attempts:
         pool = self.launcher.pool_rules
 
         def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
-            return proposals.fail_attempt(
+            return judging.fail_attempt(
                 node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt,
                 now=now, pool=pool(node),
             )  # fmt: skip
@@ -145,7 +145,7 @@ class Attempts:
             wanted = [s.id for s in result.next.setStatus]
             wanted += [a.id for a in result.next.addNodes if a.id in snap.nodes]
             full = store.nodes(snap, [i for i in dict.fromkeys(wanted) if i in snap.nodes])
-            return proposals.judge(
+            return judging.judge(
                 node, snap.nodes, full, snap.graph, result, attempt=attempt, now=now, work=work,
                 pool=pool(node),
             )  # fmt: skip

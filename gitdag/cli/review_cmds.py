@@ -24,9 +24,9 @@ from gitdag.core.transitions import title as title_line
 from gitdag.errors import GraphError, InputError
 from gitdag.remote.steer import SteeringStore, fetch_proposal, propose_remote
 from gitdag.store import hooks as hookfiles
-from gitdag.store import proposals, ranges
+from gitdag.store import proposal_branches, ranges
 from gitdag.store import repo as repos
-from gitdag.store import revert as recovery
+from gitdag.store import revert as reverts
 from gitdag.store.delta import diff_revisions, resolve
 from gitdag.store.state import Committed, StateStore
 
@@ -126,7 +126,7 @@ def _report(outcome: Committed | Rejected | None, what: str, nothing: str,
 def revert(commit: str, force: bool, as_json: bool, remote: str | None, local_only: bool) -> None:
     """Undo the transition COMMIT with a new commit on dagain/state."""
     with open_graph(remote, local_only) as store:
-        outcome = recovery.revert(store, commit, actor=repos.human_actor(store.repo), force=force)
+        outcome = reverts.revert(store, commit, actor=repos.human_actor(store.repo), force=force)
     _report(outcome, "revert", "nothing to revert: the graph already has that change undone",
             as_json)  # fmt: skip
 
@@ -148,7 +148,7 @@ def reset(rev: str, rerun_integrated: bool, as_json: bool, remote: str | None,
     """
     integrated: list[str] = []
     with open_graph(remote, local_only) as store:
-        outcome = recovery.reset(
+        outcome = reverts.reset(
             store, rev, actor=repos.human_actor(store.repo),
             rerun_integrated=rerun_integrated, integrated=integrated,
         )  # fmt: skip
@@ -216,7 +216,7 @@ def propose(
             outcome = propose_remote(store, name, nodes, summary=message)
             shared = store.remote.remote
         else:
-            outcome = proposals.propose_nodes(store, name, nodes, summary=message)
+            outcome = proposal_branches.propose_nodes(store, name, nodes, summary=message)
     if isinstance(outcome, Rejected):
         raise GraphError(f"proposal refused, nothing written: {outcome}")
     if as_json:
@@ -243,7 +243,7 @@ def apply_proposal(name: str, as_json: bool, remote: str | None, local_only: boo
     with open_graph(remote, local_only) as store:
         if isinstance(store, SteeringStore):  # the remote's proposal branch, when it has one
             fetch_proposal(store, name)
-        outcome = proposals.apply_proposal(store, name, actor=repos.human_actor(store.repo))
+        outcome = proposal_branches.apply_proposal(store, name, actor=repos.human_actor(store.repo))
     _report(outcome, "apply-proposal", f"nothing to apply: dagain/state already holds {name}",
             as_json)  # fmt: skip
 

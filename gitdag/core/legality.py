@@ -7,7 +7,7 @@ when it changed) plus, for a few rules, the graph at the parent as summaries. Th
   `Gitdag-Actor`, and a `Gitdag-Node` for every node the commit changes. Only the root is `init`.
 - **Status**: every status change of the subject (the node the title names, or every node for
   human verbs) is allowed by the status table for the commit's verb. A result (`complete`) may also
-  reopen or cancel nodes in the subject's scope (`core.proposals.scope_of`: a plan's descendants,
+  reopen or cancel nodes in the subject's scope (`core.judging.scope_of`: a plan's descendants,
   an escalation node's target) and add nodes (open, or cancelled at once); a failure (`fail`,
   `merge`, `escalate`) may also add or reopen the subject's escalation node `escalate-<id>`, and
   `escalate` moves its subject as `fail` would.
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 
 from gitdag.core import agent_rules, flow, groups
 from gitdag.core import graph as graphs
+from gitdag.core.judging import scope_of
 from gitdag.core.lifecycle import ESCALATE_PREFIX
 from gitdag.core.model import SATISFIED, TERMINAL, GraphFile, Node, Status
-from gitdag.core.proposals import scope_of
 from gitdag.core.states import RESTORING_VERBS, can_move
 from gitdag.core.transitions import VERBS, parse_trailers
 

@@ -1,7 +1,7 @@
 """What a runner returns (spec §4): the result model, and turning raw text into it.
 
 Pure: text in, a `RunnerResult` or a `ResultProblem` out. Graph-level checks of a proposal (ids
-that exist, cycles, scope, the 100-node bound) belong to `gitdag.core.proposals`; here only the
+that exist, cycles, scope, the 100-node bound) belong to `gitdag.core.judging`; here only the
 shape is judged. Problems are values with a one-line reason naming the field, because a rejected
 result is an expected outcome that ends up in a commit message and in the next packet.
 """

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from gitdag import crash
 from gitdag.attempts.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
-from gitdag.core import lifecycle, proposals
+from gitdag.core import judging, lifecycle
 from gitdag.core.model import ErrorKind, HoldKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ENVIRONMENT_ERRORS, RefRefused, RemoteError, StaleSnapshotError
@@ -368,7 +368,7 @@ class RemoteMerges:
         def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node.status is not Status.MERGING:
                 return Rejected(f"{node.id} is {node.status.value}, not merging")
-            return proposals.fail_attempt(
+            return judging.fail_attempt(
                 node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt, now=now,
                 paths=paths, verb="merge",
             )  # fmt: skip

@@ -36,7 +36,7 @@ from gitdag.store.write import compare_and_swap
 from gitdag.transport.outcomes import LostRef
 
 if TYPE_CHECKING:
-    from gitdag.store.proposals import Proposed
+    from gitdag.store.proposal_branches import Proposed
 
 
 class SteeringStore(StateStore):
@@ -245,7 +245,7 @@ def fetch_proposal(store: SteeringStore, name: str) -> str | None:
     the local branch of that name is fast-forwarded to it when it is behind (a local branch
     with commits the remote lacks is kept: it is what `apply-proposal` and `propose` use).
     """
-    from gitdag.store.proposals import branch_of
+    from gitdag.store.proposal_branches import branch_of
 
     state, repo = store.remote, store.repo
     branch = branch_of(name)
@@ -274,7 +274,7 @@ def propose_remote(store: SteeringStore, name: str, nodes: list[object],
       RemoteError: refused or unreachable. StaleSnapshotError: it kept moving.
     """
     from gitdag.errors import RefRefused, StaleSnapshotError
-    from gitdag.store.proposals import branch_of, propose_nodes
+    from gitdag.store.proposal_branches import branch_of, propose_nodes
     from gitdag.transport.outcomes import RefPush
 
     state, repo = store.remote, store.repo

@@ -26,8 +26,8 @@ from gitdag.errors import RefRefused, RemoteError, StaleSnapshotError
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, StateStore
-from gitdag.store.turns import WriterQueue
 from gitdag.store.write import add_object, build_commit, compare_and_swap
+from gitdag.store.writer_queue import WriterQueue
 from gitdag.transport.outcomes import LostRef, PushOutcome, RefPush
 
 MAX_TRIES = 12

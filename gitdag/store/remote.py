@@ -47,7 +47,7 @@ from gitdag.store.caspush import CasPushes
 from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.store.turns import QUEUE_REFS as QUEUE_REFS
+from gitdag.store.writer_queue import QUEUE_REFS as QUEUE_REFS
 from gitdag.transport import CliTransport, Transport, choose
 from gitdag.transport.outcomes import MissingRef, PushOutcome, RefPush
 from gitdag.transport.retry import Retry

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitdag.core import proposals
+from gitdag.core import judging
 from gitdag.core.model import ErrorKind, Kind, Node
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -69,11 +69,11 @@ def adopt(sup: Supervisor, node: Node, run_dir: Path, info: PidInfo | None) -> b
             return Rejected("gone")
         current = sup.store.node(snap, node.id)
         if isinstance(found, RunnerResult):
-            return proposals.judge(current, snap.nodes, {}, snap.graph, found,
+            return judging.judge(current, snap.nodes, {}, snap.graph, found,
                                    attempt=attempt, now=now, pool=pool)  # fmt: skip
         why = f"command exited with code {code}" if found is None else found.reason
         kind = ErrorKind.TASK_FAILURE if found is None else found.kind
-        return proposals.fail_attempt(current, snap.nodes, snap.graph, kind=kind, summary=why,
+        return judging.fail_attempt(current, snap.nodes, snap.graph, kind=kind, summary=why,
                                       attempt=attempt, now=now, pool=pool)  # fmt: skip
 
     outcome = sup.port.transact(compute)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitdag import crash
-from gitdag.core import groups, proposals
+from gitdag.core import groups, judging
 from gitdag.core.model import ErrorKind, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ENVIRONMENT_ERRORS
@@ -214,7 +214,7 @@ class GroupMerges:
                     return groups.sent_back(
                         node, group=job.group, kind=kind, reason=reason, now=now
                     )
-                failed = proposals.fail_attempt(
+                failed = judging.fail_attempt(
                     node,
                     s.nodes,
                     s.graph,

@@ -34,9 +34,9 @@ from gitdag.store import repo as repos
 from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
+from gitdag.supervisor.crash_recovery import recover_orphans
 from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.merging import LocalMerges
-from gitdag.supervisor.recovery import recover_orphans
 from gitdag.supervisor.review import Reviews
 from gitdag.supervisor.rewinds import Ledger
 from gitdag.supervisor.starting import StartGates

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitdag import crash
 from gitdag.attempts.holds import EnvHold, Gate, cause_gone, classify_error, classify_result
-from gitdag.core import lifecycle, proposals
+from gitdag.core import judging, lifecycle
 from gitdag.core.model import ErrorKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ENVIRONMENT_ERRORS
@@ -249,7 +249,7 @@ class LocalMerges:
         pool = sup.launcher.pool_rules
 
         def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
-            return proposals.fail_attempt(
+            return judging.fail_attempt(
                 node, snap.nodes, snap.graph, kind=kind, summary=summary, attempt=attempt,
                 now=now, pool=pool(node), paths=paths, verb="merge",
             )  # fmt: skip

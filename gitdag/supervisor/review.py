@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected
-from gitdag.store.proposals import propose_nodes
+from gitdag.store.proposal_branches import propose_nodes
 from gitdag.store.snapshot import Snapshot
 
 if TYPE_CHECKING:

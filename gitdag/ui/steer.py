@@ -14,7 +14,7 @@ from typing import Any
 
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError, InputError
-from gitdag.store import proposals
+from gitdag.store import proposal_branches
 from gitdag.store.state import StateStore
 from gitdag.supervisor import control
 
@@ -76,7 +76,7 @@ def propose_text(store: StateStore, text: str, now: dt.datetime | None = None) -
     first = body.splitlines()[0].strip()
     title = first if len(first) <= 120 else first[:119] + "…"
     node = {"id": node_id, "title": title, "kind": "plan", "description": body}
-    outcome = proposals.propose_nodes(
+    outcome = proposal_branches.propose_nodes(
         store, node_id, [node], actor=ui_actor(), summary=f"Requested from gitdag ui: {title}"
     )
     if isinstance(outcome, Rejected):

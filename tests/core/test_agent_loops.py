@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gitdag.core import agent_rules, groups, lifecycle, proposals
+from gitdag.core import agent_rules, groups, judging, lifecycle
 from gitdag.core.model import ErrorKind, GraphFile, Node, Status, Work, summarize
 from gitdag.core.results import RunnerResult, parse_result
 from gitdag.core.transitions import Rejected, Transition
@@ -34,7 +34,7 @@ def result(text: str) -> RunnerResult:
 def judge(n: Node, others: list[Node], res: RunnerResult, now: dt.datetime = NOW,
           work: Work | None = None) -> Transition | Rejected:  # fmt: skip
     nodes = {x.id: summarize(x) for x in [n, *others]}
-    return proposals.judge(n, nodes, {}, GRAPH, res, attempt=n.attempts, now=now, work=work)
+    return judging.judge(n, nodes, {}, GRAPH, res, attempt=n.attempts, now=now, work=work)
 
 
 def test_continue_iterates_under_the_same_claim_and_carries_state_and_branch() -> None:

@@ -30,14 +30,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gitdag import actions
-from gitdag.core import edits, graph, lifecycle, proposals
+from gitdag.core import edits, graph, judging, lifecycle
 from gitdag.core.legality import step_info
 from gitdag.core.model import ErrorKind, Kind, Status, Work
 from gitdag.core.results import RunnerResult, parse_result
 from gitdag.core.states import can_move
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.store import ranges
-from gitdag.store import revert as recovery
+from gitdag.store import revert as reverts
 from gitdag.store.cache import ParseCache
 from gitdag.store.delta import commit_of
 from gitdag.store.read import load_snapshot
@@ -207,7 +207,7 @@ class StoreMachine(RuleBasedStateMachine):
         result = parse_result(json.dumps({"status": "success", "summary": f"{nid} ran"}))
         assert isinstance(result, RunnerResult)
         work = Work(branch=f"dagain/work/{nid}", base="1" * 40, head="2" * 40) if code else None
-        self.commit(self.node_op(nid, lambda n, s, now: proposals.judge(
+        self.commit(self.node_op(nid, lambda n, s, now: judging.judge(
             n, s.nodes, {}, s.graph, result, attempt=n.attempts, now=now,
             work=work if n.changes_code() else None)))  # fmt: skip
         self.commit(self.node_op(nid, lambda n, s, now: lifecycle.merged(
@@ -237,7 +237,7 @@ class StoreMachine(RuleBasedStateMachine):
             if code and node.changes_code():
                 work = Work(branch=f"dagain/work/{nid}", base="1" * 40, head="2" * 40)
             full = self.a.nodes(snap, [a.id for a in result.next.addNodes if a.id in snap.nodes])
-            return proposals.judge(node, snap.nodes, full, snap.graph, result, attempt=attempt,
+            return judging.judge(node, snap.nodes, full, snap.graph, result, attempt=attempt,
                                    now=now, work=work)  # fmt: skip
 
         self.commit(op)
@@ -248,7 +248,7 @@ class StoreMachine(RuleBasedStateMachine):
         ids = self.with_status(Status.RUNNING, Status.MERGING)
         if ids:
             nid = data.draw(st.sampled_from(ids))
-            self.commit(self.node_op(nid, lambda n, s, now: proposals.fail_attempt(
+            self.commit(self.node_op(nid, lambda n, s, now: judging.fail_attempt(
                 n, s.nodes, s.graph, kind=kind, summary="it broke", attempt=n.attempts, now=now,
                 verb="merge" if n.status is Status.MERGING else "fail")))  # fmt: skip
 
@@ -279,9 +279,9 @@ class StoreMachine(RuleBasedStateMachine):
         history = ranges.commits_between(self.a, None, self.a.head() or "")
         target = history[max(1, len(history) - back)]
         if reset:
-            self.record(recovery.reset(self.a, target, actor=HUMAN))
+            self.record(reverts.reset(self.a, target, actor=HUMAN))
         else:
-            self.record(recovery.revert(self.a, target, actor=HUMAN, force=force))
+            self.record(reverts.revert(self.a, target, actor=HUMAN, force=force))
 
     # --- rules: concurrent compare-and-swap writers -----------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from gitdag.core import lifecycle, proposals
+from gitdag.core import judging, lifecycle
 from gitdag.core.model import Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -26,7 +26,7 @@ def replay_result(clone: Path, node_id: str, attempt: int, *, work: Work | None 
 
         def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             node = remote.store.node(snap, node_id)
-            return proposals.judge(node, snap.nodes, {}, snap.graph, result, attempt=attempt,
+            return judging.judge(node, snap.nodes, {}, snap.graph, result, attempt=attempt,
                                    now=now, work=work)  # fmt: skip
 
         return remote.push_transition(compute, actor="worker@late:1", refs=refs or ())

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitdag.core import graph, proposals
+from gitdag.core import graph, judging
 from gitdag.core.contention import Contention
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -63,7 +63,7 @@ def main() -> None:
                              a: int = attempt) -> Transition | Rejected:  # fmt: skip
                     node = remote.store.node(s, nid)
                     result = RunnerResult(status="success", summary="raced")
-                    return proposals.judge(node, s.nodes, {}, s.graph, result, attempt=a, now=now)
+                    return judging.judge(node, s.nodes, {}, s.graph, result, attempt=a, now=now)
 
                 done = remote.push_transition(complete, actor=f"worker@{name}")
                 assert isinstance(done, Committed), done

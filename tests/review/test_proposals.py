@@ -11,7 +11,7 @@ import pytest
 from gitdag.core.merge3 import merge_graphs, merge_record
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected
-from gitdag.store.proposals import Proposed, propose_nodes
+from gitdag.store.proposal_branches import Proposed, propose_nodes
 from gitdag.store.state import StateStore
 from tests.conftest import git, run_gitdag
 from tests.review import helpers as h

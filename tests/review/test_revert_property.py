@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gitdag.core.transitions import Rejected
 from gitdag.store import ranges
-from gitdag.store import revert as recovery
+from gitdag.store import revert as reverts
 from gitdag.store.delta import commit_of
 from gitdag.store.state import Committed, StateStore
 from tests.conftest import make_repo
@@ -68,7 +68,7 @@ def test_revert_is_exact_or_refused_and_history_stays_valid(
             parent = commit_of(store.repo, target).parents[0].decode()
             old_files, target_files = files_at(store, parent), files_at(store, target)
             head_files = files_at(store, before)
-            outcome = recovery.revert(store, target, actor="prop", force=force)
+            outcome = reverts.revert(store, target, actor="prop", force=force)
             event(f"outcome {type(outcome).__name__}, force={force}")
             if isinstance(outcome, Rejected) or outcome is None:
                 assert store.head() == before  # nothing written

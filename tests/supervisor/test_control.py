@@ -198,7 +198,7 @@ def test_pause_stops_new_claims_and_resume_continues(project: Project) -> None:
 def test_result_for_a_superseded_attempt_is_rejected_and_writes_nothing(project: Project) -> None:
     import datetime as dt
 
-    from gitdag.core import lifecycle, proposals
+    from gitdag.core import judging, lifecycle
     from gitdag.core.results import RunnerResult
     from gitdag.store.state import StateStore
 
@@ -223,7 +223,7 @@ def test_result_for_a_superseded_attempt_is_rejected_and_writes_nothing(project:
         head = store.head()
         late = RunnerResult(status="success", summary="late")
         out = store.transact(
-            lambda s, now: proposals.judge(
+            lambda s, now: judging.judge(
                 store.node(s, "plan-000"), s.nodes, {}, s.graph, late, attempt=1, now=now
             ),
             actor="t",

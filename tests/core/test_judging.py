@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gitdag.core import lifecycle, proposals
+from gitdag.core import judging, lifecycle
 from gitdag.core.model import ErrorKind, GraphFile, Node, Status, Work, summarize
 from gitdag.core.results import RunnerResult, parse_result
 from gitdag.core.transitions import Rejected, Transition
@@ -34,7 +34,7 @@ def judge(
 ) -> Transition | Rejected:
     parsed = RunnerResult.model_validate(result)
     summaries = {k: summarize(v) for k, v in full.items()}
-    return proposals.judge(n, summaries, full, GRAPH, parsed, attempt=n.attempts, now=NOW, **kw)  # type: ignore[arg-type]
+    return judging.judge(n, summaries, full, GRAPH, parsed, attempt=n.attempts, now=NOW, **kw)  # type: ignore[arg-type]
 
 
 def test_plan_adds_nodes_in_one_transition() -> None:
@@ -145,7 +145,7 @@ def test_task_with_work_goes_to_merging_and_checkpoint_and_fail() -> None:
 def test_stale_attempt_changes_nothing() -> None:
     task = running(node("t"))
     parsed = RunnerResult.model_validate({"status": "success"})
-    out = proposals.judge(
+    out = judging.judge(
         task, {"t": summarize(task)}, {}, GRAPH, parsed, attempt=task.attempts - 1 or 99, now=NOW
     )
     assert isinstance(out, Rejected)

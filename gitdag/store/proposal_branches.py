@@ -21,7 +21,7 @@ from dulwich.refs import Ref
 from gitdag.core.legality import StepInfo, check_graph, check_step, edges_changed
 from gitdag.core.merge3 import merge_graphs
 from gitdag.core.model import GraphFile, Node, summarize
-from gitdag.core.propose import name_problem, proposal_transition
+from gitdag.core.proposed_edits import name_problem, proposal_transition
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError
 from gitdag.store import repo as repos
