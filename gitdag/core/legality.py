@@ -26,21 +26,24 @@ when it changed) plus, for a few rules, the graph at the parent as summaries. Th
 - **Agent loops and groups**: `iterate`, `defer` and `carry` follow `core.agent_rules`; a group
   member reaches `done` only in its group's `merge` commit (`core.groups.check`).
 - **Restoring verbs** (`revert`, `reset`) may make any move, but their result must be graph-valid
-  (`check_graph`), like every commit's.
+  (`core.graph_checks.check_graph`), like every commit's.
+
+The commit message is read by `core.commit_message.step_info`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gitdag.core import agent_rules, flow, groups
 from gitdag.core import graph as graphs
+from gitdag.core.commit_message import StepInfo
 from gitdag.core.judging import scope_of
 from gitdag.core.lifecycle import ESCALATE_PREFIX
 from gitdag.core.model import SATISFIED, TERMINAL, GraphFile, Node, Status
 from gitdag.core.states import RESTORING_VERBS, can_move
-from gitdag.core.transitions import VERBS, parse_trailers
+from gitdag.core.transitions import VERBS
 
 ADDING_VERBS = frozenset({"init", "add", "complete", "escalate", "fail", "merge", "edit", "defer"})
 REMOVING_VERBS = frozenset({"edit"}) | RESTORING_VERBS
@@ -69,65 +72,6 @@ class Violation:
         if self.field:
             where.append(f"field {self.field}")
         return ": ".join([*where, self.message])
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What a commit message says about its transition.
-
-    Attributes:
-      title: the first line.
-      verbs: every `Gitdag-Transition` value (exactly one is legal).
-      subject: the node the title names (None for `graph` or an unreadable title).
-      nodes: the `Gitdag-Node` values.
-      actor: the `Gitdag-Actor` value.
-      attempt: the `Gitdag-Attempt` value, when present and a number.
-      attempt_text: the raw `Gitdag-Attempt` value (to report a malformed one).
-      trailers: all `Gitdag-*` trailers.
-    """
-
-    title: str
-    verbs: tuple[str, ...]
-    subject: str | None
-    nodes: tuple[str, ...]
-    actor: str | None
-    attempt: int | None
-    attempt_text: str | None
-    trailers: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def verb(self) -> str | None:
-        """The verb, when exactly one known verb is given."""
-        return self.verbs[0] if len(self.verbs) == 1 and self.verbs[0] in VERBS else None
-
-
-def _first(trailers: Mapping[str, list[str]], key: str) -> str | None:
-    values = trailers.get(key)
-    return values[0] if values else None
-
-
-def step_info(message: str) -> StepInfo:
-    """Parse the title and `Gitdag-*` trailers of a commit message."""
-    lines = message.splitlines()
-    title = lines[0].strip() if lines else ""
-    trailers = parse_trailers(message)
-    words = title.split()
-    subject = words[1].rstrip(":") if len(words) >= 2 else None
-    if subject == "graph":
-        subject = None
-    attempt_text = _first(trailers, "Gitdag-Attempt")
-    attempt = int(attempt_text) if attempt_text is not None and attempt_text.isdigit() else None
-    actor = _first(trailers, "Gitdag-Actor")
-    return StepInfo(
-        title=title,
-        verbs=tuple(trailers.get("Gitdag-Transition", [])),
-        subject=subject,
-        nodes=tuple(trailers.get("Gitdag-Node", [])),
-        actor=actor,
-        attempt=attempt,
-        attempt_text=attempt_text,
-        trailers=trailers,
-    )
 
 
 def check_trailers(info: StepInfo, changed: Iterable[str], *, is_root: bool) -> list[Violation]:
@@ -452,51 +396,3 @@ def _skipping(old: Node | None, new: Node | None) -> bool:
         and new.status is Status.SKIPPED
         and (old is None or old.status is not Status.SKIPPED)
     )
-
-
-def check_graph(
-    nodes: Mapping[str, graphs.NodeLike], edges_changed: Iterable[str], removed: Iterable[str]
-) -> list[Violation]:
-    """Return unknown references and cycles a commit introduced, looking only where it changed.
-
-    Args:
-      nodes: the graph after the commit.
-      edges_changed: nodes added, or whose deps/after/parent changed.
-      removed: nodes removed (every remaining node is checked for references to them).
-    """
-    problems: list[Violation] = []
-    roots = [nid for nid in edges_changed if nid in nodes]
-    for nid in roots:
-        node = nodes[nid]
-        for name, refs in (("deps", node.deps), ("after", node.after)):
-            problems.extend(
-                Violation(f"unknown node {ref!r}", nid, name) for ref in refs if ref not in nodes
-            )
-        if node.parent is not None and node.parent not in nodes:
-            problems.append(Violation(f"unknown node {node.parent!r}", nid, "parent"))
-    gone = {nid for nid in removed if nid not in nodes}
-    if gone:
-        for node in nodes.values():
-            for name, refs in (("deps", node.deps), ("after", node.after)):
-                problems.extend(
-                    Violation(f"refers to removed node {ref!r}", node.id, name)
-                    for ref in refs if ref in gone
-                )  # fmt: skip
-            if node.parent in gone:
-                problems.append(Violation(f"refers to removed node {node.parent!r}", node.id,
-                                          "parent"))  # fmt: skip
-    if roots:
-        cycle = graphs.find_cycle(nodes, roots=roots)
-        if cycle is not None:
-            problems.append(Violation("cycle " + " -> ".join(cycle), cycle[0], "deps"))
-    return problems
-
-
-def edges_changed(before: Mapping[str, Node], after: Mapping[str, Node]) -> list[str]:
-    """Return the ids added, or whose deps, after or parent differ."""
-    found = []
-    for nid, new in after.items():
-        old = before.get(nid)
-        if old is None or (old.deps, old.after, old.parent) != (new.deps, new.after, new.parent):
-            found.append(nid)
-    return found

@@ -1,7 +1,8 @@
 """The node lifecycle as pure decisions: each function returns a Transition or a Rejected.
 
-Claims, failures with retry and backoff, escalation, checkpoints, answers, cancels, retries,
-leases, merges, pause and resume. `now` is always a parameter; nothing here reads a clock.
+Claims, failures with retry and backoff, escalation, checkpoints, leases, holds and merges (the
+verbs a person gives, answer, cancel, retry, pause and resume, are in `core/human_verbs.py`).
+`now` is always a parameter; nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def backoff_s(policy: RetryPolicy, failures: int) -> float:
     return float(min(policy.backoff_max_s, policy.backoff_s * (2 ** (failures - 1))))
 
 
-def _touch(node: Node, now: dt.datetime, **changes: object) -> Node:
+def touch(node: Node, now: dt.datetime, **changes: object) -> Node:
+    """Return the node with `changes` and `updated_at=now`; leaving `merging` ends its hold."""
     new = node.model_copy(update={**changes, "updated_at": now})
     # A hold belongs to a waiting integration: whatever ends the `merging` state ends it too.
     if new.hold is not None and new.status is not Status.MERGING:
@@ -63,7 +65,7 @@ def claim(
     if node.not_before is not None and node.not_before > now:
         return Rejected(f"{node.id} backs off until {node.not_before.isoformat()}")
     attempt = node.attempts + 1
-    new = _touch(
+    new = touch(
         node,
         now,
         status=Status.RUNNING,
@@ -97,7 +99,7 @@ def renew_lease(
     if problem is not None:
         return problem
     assert node.claim is not None
-    new = _touch(
+    new = touch(
         node,
         now,
         claim=node.claim.model_copy(update={"lease_until": now + dt.timedelta(seconds=lease_s)}),
@@ -125,7 +127,7 @@ def checkpoint_open(node: Node, *, now: dt.datetime) -> Transition | Rejected:
         return Rejected(f"{node.id} is not an open checkpoint node")
     question = node.description.strip() or node.title
     options = node.checkpoint.options if node.checkpoint else ()
-    new = _touch(
+    new = touch(
         node,
         now,
         status=Status.NEEDS_HUMAN,
@@ -211,7 +213,7 @@ def fail(
     left = 0 if final or spent or unlisted else node.attempts_left(policy)
     if left > 0:
         failures = node.attempts - node.attempt_base
-        new = _touch(
+        new = touch(
             node,
             now,
             status=Status.OPEN,
@@ -230,7 +232,7 @@ def fail(
             put=(new,),
             attempt=node.attempts,
         )
-    new = _touch(
+    new = touch(
         node,
         now,
         status=Status.FAILED,
@@ -332,7 +334,7 @@ def to_merging(
     node: Node, work: Work, *, attempt: int, summary: str, outputs: dict[str, str], now: dt.datetime
 ) -> Node:
     """Return the node after a successful attempt with code to integrate."""
-    return _touch(
+    return touch(
         node,
         now,
         status=Status.MERGING,
@@ -347,7 +349,7 @@ def merged(node: Node, *, merged_commit: str, now: dt.datetime) -> Transition | 
     """The merge queue integrated the node: merging -> done with `work.merged`."""
     if node.status is not Status.MERGING or node.work is None:
         return Rejected(f"{node.id} is {node.status.value}, not merging")
-    new = _touch(
+    new = touch(
         node, now, status=Status.DONE, work=node.work.model_copy(update={"merged": merged_commit})
     )
     return Transition(
@@ -377,99 +379,8 @@ def hold(
         verb="hold",
         subject=node.id,
         summary=f"{kind.value}: {reason} (repair: {repair})",
-        put=(_touch(node, now, hold=record),),
+        put=(touch(node, now, hold=record),),
         attempt=node.attempts,
-    )
-
-
-def answer(
-    node: Node, *, text: str, by: str, now: dt.datetime, option: int | None = None
-) -> Transition | Rejected:
-    """A person answers a node waiting for them: needs_human -> done (checkpoint node) or open."""
-    if node.status is not Status.NEEDS_HUMAN or node.checkpoint is None:
-        return Rejected(f"{node.id} is {node.status.value}, not waiting for an answer")
-    cp = node.checkpoint
-    if option is not None:
-        if not 1 <= option <= len(cp.options):
-            return Rejected(
-                f"--option {option}: {node.id} has {len(cp.options)} option(s)", field="option"
-            )
-        text = cp.options[option - 1]
-    if not text.strip():
-        return Rejected("the answer is empty", field="answer")
-    recorded = cp.model_copy(update={"answer": text, "answered_by": by, "answered_at": now})
-    if node.kind is Kind.CHECKPOINT:
-        new = _touch(
-            node,
-            now,
-            status=Status.DONE,
-            checkpoint=recorded,
-            outputs={**node.outputs, "summary": text, "answer": text},
-        )
-        to = "done"
-    else:
-        # The attempt that asked is over; the answer goes into the next attempt's packet and
-        # does not use up the retry budget.
-        new = _touch(
-            node,
-            now,
-            status=Status.OPEN,
-            checkpoint=recorded,
-            not_before=None,
-            attempt_base=node.attempt_base + 1,
-        )
-        to = "open"
-    return Transition(
-        verb="answer",
-        subject=node.id,
-        from_status="needs_human",
-        to_status=to,
-        summary=text,
-        put=(new,),
-    )
-
-
-def cancel(node: Node, *, by: str, now: dt.datetime) -> Transition | Rejected:
-    """Cancel a node that is not done (its runner, if any, is stopped by the supervisor)."""
-    if node.status in (Status.DONE, Status.CANCELLED, Status.SKIPPED):
-        return Rejected(f"{node.id} is {node.status.value}; cannot cancel")
-    error = NodeError(kind=ErrorKind.CANCELLED, summary=f"cancelled by {by}", attempt=node.attempts)
-    new = _touch(node, now, status=Status.CANCELLED, claim=None, error=error, not_before=None)
-    return Transition(
-        verb="cancel",
-        subject=node.id,
-        from_status=node.status.value,
-        to_status="cancelled",
-        summary=f"cancelled by {by}",
-        put=(new,),
-    )
-
-
-def retry(node: Node, *, force: bool, now: dt.datetime) -> Transition | Rejected:
-    """Reopen a failed or cancelled node with a fresh retry budget (done needs `force`)."""
-    allowed = {Status.FAILED, Status.CANCELLED, Status.SKIPPED} | (
-        {Status.DONE} if force else set()
-    )
-    if node.status not in allowed:
-        hint = " (use --force to rerun a done node)" if node.status is Status.DONE else ""
-        return Rejected(f"{node.id} is {node.status.value}; cannot retry{hint}")
-    new = _touch(
-        node,
-        now,
-        status=Status.OPEN,
-        claim=None,
-        not_before=None,
-        attempt_base=node.attempts,
-        pool=None,
-        carry=None,
-    )
-    return Transition(
-        verb="retry",
-        subject=node.id,
-        from_status=node.status.value,
-        to_status="open",
-        summary="reopened with a fresh retry budget",
-        put=(new,),
     )
 
 
@@ -483,7 +394,7 @@ def recover(node: Node, *, reason: str, now: dt.datetime) -> Transition | Reject
     if node.status is not Status.RUNNING:
         return Rejected(f"{node.id} is {node.status.value}, not running")
     error = NodeError(kind=ErrorKind.LEASE_EXPIRED, summary=reason, attempt=node.attempts)
-    new = _touch(
+    new = touch(
         node,
         now,
         status=Status.OPEN,
@@ -500,22 +411,4 @@ def recover(node: Node, *, reason: str, now: dt.datetime) -> Transition | Reject
         summary=reason,
         put=(new,),
         attempt=node.attempts,
-    )
-
-
-def set_paused(graph_file: GraphFile, paused: bool) -> Transition | Rejected:
-    """Pause or resume the whole graph (running nodes finish; nothing new starts)."""
-    if graph_file.control.paused == paused:
-        return Rejected("the graph is already " + ("paused" if paused else "running"))
-    new = graph_file.model_copy(
-        update={"control": graph_file.control.model_copy(update={"paused": paused})}
-    )
-    verb = "pause" if paused else "resume"
-    return Transition(
-        verb=verb,
-        subject="graph",
-        from_status="active" if paused else "paused",
-        to_status="paused" if paused else "active",
-        summary=f"graph {verb}d",
-        graph=new,
     )

@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gitdag.core import graph as graphs
-from gitdag.core.legality import StepInfo, check_graph, check_step, edges_changed
+from gitdag.core.commit_message import StepInfo
+from gitdag.core.graph_checks import check_graph, edges_changed
+from gitdag.core.legality import check_step
 from gitdag.core.merge3 import merge_graphs
 from gitdag.core.model import GraphFile, Node, summarize
 from gitdag.core.transitions import TRAILER_KEYS, Rejected, Transition
@@ -33,7 +35,7 @@ class LocalStep:
 
     Attributes:
       commit: its sha.
-      info: its title and trailers (`legality.step_info`).
+      info: its title and trailers (`commit_message.step_info`).
       summary: its summary paragraph.
       before: the nodes it changed, at its parent (absent: it added them).
       after: the nodes it changed, at it (absent: it removed them).

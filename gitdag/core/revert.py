@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gitdag.core.graph import NodeLike
-from gitdag.core.legality import Violation, check_graph, edges_changed
+from gitdag.core.graph_checks import check_graph, edges_changed
+from gitdag.core.legality import Violation
 from gitdag.core.model import TERMINAL, GraphFile, Node, NodeSummary, Status, summarize
 from gitdag.core.transitions import Rejected, Transition
 

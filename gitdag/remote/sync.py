@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from dulwich.graph import find_merge_base
 from dulwich.objects import Commit
 
-from gitdag.core.legality import step_info
+from gitdag.core.commit_message import step_info
 from gitdag.core.model import Status
 from gitdag.core.replay import REPLAYED, LocalStep, replay
 from gitdag.core.transitions import Rejected

@@ -18,7 +18,9 @@ from typing import Any
 from dulwich.graph import find_merge_base
 from dulwich.refs import Ref
 
-from gitdag.core.legality import StepInfo, check_graph, check_step, edges_changed
+from gitdag.core.commit_message import StepInfo
+from gitdag.core.graph_checks import check_graph, edges_changed
+from gitdag.core.legality import check_step
 from gitdag.core.merge3 import merge_graphs
 from gitdag.core.model import GraphFile, Node, summarize
 from gitdag.core.proposed_edits import name_problem, proposal_transition

@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 from dulwich.graph import find_merge_base
 from dulwich.objects import Commit
 
-from gitdag.core.legality import (
-    Violation,
-    check_graph,
-    check_step,
-    edges_changed,
-    step_info,
-)
+from gitdag.core.commit_message import step_info
+from gitdag.core.graph_checks import check_graph, edges_changed
+from gitdag.core.legality import Violation, check_step
 from gitdag.core.model import NodeSummary, summarize
 from gitdag.errors import InputError, StoreError
 from gitdag.store.delta import (

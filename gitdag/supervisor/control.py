@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from gitdag.core import lifecycle
+from gitdag.core import human_verbs
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import InputError
 from gitdag.store import repo as repos
@@ -59,22 +59,22 @@ def answer(
 ) -> Committed:
     """Answer a node waiting for a human (text, or the N-th of its options, 1-based)."""
     by = actor or repos.human_actor(store.repo)
-    return _node_op(store, node_id, lifecycle.answer, by, text=text, by=by, option=option)
+    return _node_op(store, node_id, human_verbs.answer, by, text=text, by=by, option=option)
 
 
 def cancel(store: StateStore, node_id: str, *, actor: str | None = None) -> Committed:
     """Cancel a node; a supervisor running it stops its runner within 2 s."""
     by = actor or repos.human_actor(store.repo)
-    return _node_op(store, node_id, lifecycle.cancel, by, by=by)
+    return _node_op(store, node_id, human_verbs.cancel, by, by=by)
 
 
 def retry(
     store: StateStore, node_id: str, force: bool = False, *, actor: str | None = None
 ) -> Committed:
     """Reopen a failed or cancelled node (a done one with force) with a fresh budget."""
-    return _node_op(store, node_id, lifecycle.retry, actor, force=force)
+    return _node_op(store, node_id, human_verbs.retry, actor, force=force)
 
 
 def set_paused(store: StateStore, paused: bool, *, actor: str | None = None) -> Committed:
     """Pause (nothing new starts; running nodes finish) or resume the graph."""
-    return _apply(store, lambda snap, now: lifecycle.set_paused(snap.graph, paused), actor)
+    return _apply(store, lambda snap, now: human_verbs.set_paused(snap.graph, paused), actor)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import socket
 
-from gitdag.core.legality import step_info
+from gitdag.core.commit_message import step_info
 from gitdag.errors import IncidentError, InputError, StoreError
 from gitdag.store.delta import commit_of
 from gitdag.store.incidents import (

@@ -17,7 +17,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from gitdag.core.legality import step_info
+from gitdag.core.commit_message import step_info
 from gitdag.store.delta import commit_of
 from gitdag.store.ranges import commits_between, descends
 from gitdag.store.state import StateStore

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gitdag.core import lifecycle
+from gitdag.core import human_verbs, lifecycle
 from gitdag.core.model import ErrorKind, GraphFile, Kind, Node, RetryPolicy, Status, summarize
 from gitdag.core.states import can_move
 from gitdag.core.transitions import Rejected, Transition
@@ -131,7 +131,7 @@ def test_checkpoint_answer_and_retry_budget() -> None:
     t = lifecycle.checkpoint_open(cp, now=NOW)
     assert isinstance(t, Transition) and t.put[0].status is Status.NEEDS_HUMAN
     waiting = t.put[0]
-    ans = lifecycle.answer(waiting, text="yes", by="Ann <a@x>", now=NOW)
+    ans = human_verbs.answer(waiting, text="yes", by="Ann <a@x>", now=NOW)
     assert isinstance(ans, Transition)
     done = ans.put[0]
     assert done.status is Status.DONE and done.checkpoint is not None
@@ -139,21 +139,21 @@ def test_checkpoint_answer_and_retry_budget() -> None:
     opts = waiting.model_copy(
         update={"checkpoint": waiting.checkpoint.model_copy(update={"options": ("a", "b")})}
     )  # type: ignore[union-attr]
-    picked = lifecycle.answer(opts, text="", by="x", now=NOW, option=2)
+    picked = human_verbs.answer(opts, text="", by="x", now=NOW, option=2)
     assert isinstance(picked, Transition) and picked.put[0].checkpoint.answer == "b"  # type: ignore[union-attr]
-    assert isinstance(lifecycle.answer(opts, text="", by="x", now=NOW, option=3), Rejected)
+    assert isinstance(human_verbs.answer(opts, text="", by="x", now=NOW, option=3), Rejected)
 
 
 def test_retry_gives_a_fresh_budget_and_keeps_attempts_monotonic() -> None:
     failed = node(status="failed", attempts=3)
     policy = RetryPolicy(max_attempts=3)
     assert failed.attempts_left(policy) == 0
-    t = lifecycle.retry(failed, force=False, now=NOW)
+    t = human_verbs.retry(failed, force=False, now=NOW)
     assert isinstance(t, Transition)
     reopened = t.put[0]
     assert reopened.attempts == 3 and reopened.attempts_left(policy) == 3
-    assert isinstance(lifecycle.retry(node(status="done"), force=False, now=NOW), Rejected)
-    assert isinstance(lifecycle.retry(node(status="done"), force=True, now=NOW), Transition)
+    assert isinstance(human_verbs.retry(node(status="done"), force=False, now=NOW), Rejected)
+    assert isinstance(human_verbs.retry(node(status="done"), force=True, now=NOW), Transition)
 
 
 def test_recover_and_cancel_and_pause() -> None:
@@ -163,12 +163,12 @@ def test_recover_and_cancel_and_pause() -> None:
     back = t.put[0]
     assert back.status is Status.OPEN and back.claim is None and back.attempt_base == 1
     assert back.error is not None and back.error.kind is ErrorKind.LEASE_EXPIRED
-    c = lifecycle.cancel(running, by="me", now=NOW)
+    c = human_verbs.cancel(running, by="me", now=NOW)
     assert isinstance(c, Transition) and c.put[0].status is Status.CANCELLED
-    assert isinstance(lifecycle.cancel(node(status="done"), by="me", now=NOW), Rejected)
-    p = lifecycle.set_paused(GRAPH, True)
+    assert isinstance(human_verbs.cancel(node(status="done"), by="me", now=NOW), Rejected)
+    p = human_verbs.set_paused(GRAPH, True)
     assert isinstance(p, Transition) and p.graph is not None and p.graph.control.paused
-    assert isinstance(lifecycle.set_paused(GRAPH, False), Rejected)
+    assert isinstance(human_verbs.set_paused(GRAPH, False), Rejected)
 
 
 def test_every_lifecycle_move_is_in_the_status_table() -> None:
@@ -178,7 +178,7 @@ def test_every_lifecycle_move_is_in_the_status_table() -> None:
         (n, lifecycle.claim(n, worker="w", now=NOW, lease_s=5)),
         (r, lifecycle.fail(r, {}, GRAPH, kind=ErrorKind.TIMEOUT, summary="x", now=NOW)),
         (r, lifecycle.recover(r, reason="x", now=NOW)),
-        (r, lifecycle.cancel(r, by="x", now=NOW)),
+        (r, human_verbs.cancel(r, by="x", now=NOW)),
     ]
     for before, t in moves:
         assert isinstance(t, Transition)

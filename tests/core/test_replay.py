@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gitdag.core import edits, lifecycle
-from gitdag.core.legality import step_info
+from gitdag.core import edits, human_verbs, lifecycle
+from gitdag.core.commit_message import step_info
 from gitdag.core.model import GraphFile, Node, NodeSummary, Status, summarize
 from gitdag.core.replay import REPLAYED, LocalStep, replay
 from gitdag.core.transitions import Rejected, Transition, message
@@ -46,7 +46,7 @@ def test_an_add_lands_on_a_graph_that_moved_and_names_its_original() -> None:
 
 def test_a_field_both_sides_changed_is_a_conflict_naming_the_node() -> None:
     x = node("x")
-    cancel = lifecycle.cancel(x, now=NOW, by="person")
+    cancel = human_verbs.cancel(x, now=NOW, by="person")
     assert isinstance(cancel, Transition)
     done = node("x", status="done", attempts=1, outputs={"summary": "ok"})
     out = replay(step(cancel, {"x": x}), {"x": done}, GRAPH, summaries({"x": done}))
@@ -56,7 +56,7 @@ def test_a_field_both_sides_changed_is_a_conflict_naming_the_node() -> None:
 
 def test_a_change_the_remote_already_has_is_nothing_to_replay() -> None:
     x = node("x")
-    cancel = lifecycle.cancel(x, now=NOW, by="person")
+    cancel = human_verbs.cancel(x, now=NOW, by="person")
     assert isinstance(cancel, Transition)
     there = cancel.put[0]
     out = replay(step(cancel, {"x": x}), {"x": there}, GRAPH, summaries({"x": there}))

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gitdag import actions
-from gitdag.core import edits, graph, judging, lifecycle
-from gitdag.core.legality import step_info
+from gitdag.core import edits, graph, human_verbs, judging, lifecycle
+from gitdag.core.commit_message import step_info
 from gitdag.core.model import ErrorKind, Kind, Status, Work
 from gitdag.core.results import RunnerResult, parse_result
 from gitdag.core.states import can_move
@@ -149,7 +149,7 @@ class StoreMachine(RuleBasedStateMachine):
         ids = self.with_status(Status.FAILED, Status.CANCELLED, Status.DONE)
         if ids:
             nid = data.draw(st.sampled_from(ids))
-            op = self.node_op(nid, lambda n, s, now: lifecycle.retry(n, force=force, now=now))
+            op = self.node_op(nid, lambda n, s, now: human_verbs.retry(n, force=force, now=now))
             self.commit(op, actor=HUMAN)
 
     @precondition(lambda self: self.snap().nodes)
@@ -158,7 +158,7 @@ class StoreMachine(RuleBasedStateMachine):
         ids = sorted(self.snap().nodes)
         if ids:
             nid = data.draw(st.sampled_from(ids))
-            self.commit(self.node_op(nid, lambda n, s, now: lifecycle.cancel(n, by="p", now=now)),
+            self.commit(self.node_op(nid, lambda n, s, now: human_verbs.cancel(n, by="p", now=now)),
                         actor=HUMAN)  # fmt: skip
 
     @precondition(lambda self: self.with_status(Status.NEEDS_HUMAN))
@@ -167,18 +167,18 @@ class StoreMachine(RuleBasedStateMachine):
         ids = self.with_status(Status.NEEDS_HUMAN)
         if ids:
             nid = data.draw(st.sampled_from(ids))
-            self.commit(self.node_op(nid, lambda n, s, now: lifecycle.answer(
+            self.commit(self.node_op(nid, lambda n, s, now: human_verbs.answer(
                 n, text="go ahead", by=HUMAN, now=now)), actor=HUMAN)  # fmt: skip
 
     @precondition(lambda self: not self.paused())
     @rule()
     def pause(self) -> None:
-        self.commit(lambda s, now: lifecycle.set_paused(s.graph, True), actor=HUMAN)
+        self.commit(lambda s, now: human_verbs.set_paused(s.graph, True), actor=HUMAN)
 
     @precondition(lambda self: self.paused())
     @rule()
     def resume(self) -> None:
-        self.commit(lambda s, now: lifecycle.set_paused(s.graph, False), actor=HUMAN)
+        self.commit(lambda s, now: human_verbs.set_paused(s.graph, False), actor=HUMAN)
 
     # --- rules: the supervisor --------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ class StoreMachine(RuleBasedStateMachine):
         old = self.b_snap
         assert old is not None
         head = self.a.head()
-        flip = lifecycle.set_paused(old.graph, not old.graph.control.paused)
+        flip = human_verbs.set_paused(old.graph, not old.graph.control.paused)
         assert isinstance(flip, Transition)
         commit, _ = build_commit(self.b.repo, old, flip, actor=HUMAN, author=("p", "p@x"),
                                  now=self.now)  # fmt: skip

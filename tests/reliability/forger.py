@@ -39,14 +39,14 @@ def forge_illegal(repo: str) -> None:
 
 
 def forge_signed(repo: str) -> None:
-    from gitdag.core import lifecycle
+    from gitdag.core import human_verbs
     from gitdag.store.state import StateStore
 
     with StateStore.open(repo, use_disk_cache=False) as store:
         snap = store.snapshot()
         me = store.node(snap, os.environ["GITDAG_NODE_ID"])
         assert me.claim is not None
-        store.transact(lambda s, now: lifecycle.cancel(store.node(s, "victim"), by="x", now=now),
+        store.transact(lambda s, now: human_verbs.cancel(store.node(s, "victim"), by="x", now=now),
                        actor=me.claim.worker)  # fmt: skip
 
 

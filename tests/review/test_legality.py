@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gitdag.core import lifecycle
-from gitdag.core.legality import StepInfo, Violation, check_graph, check_step, step_info
+from gitdag.core import human_verbs, lifecycle
+from gitdag.core.commit_message import StepInfo, step_info
+from gitdag.core.graph_checks import check_graph
+from gitdag.core.legality import Violation, check_step
 from gitdag.core.model import (
     Claim,
     ErrorKind,
@@ -195,7 +197,7 @@ def test_a_hold_only_on_a_merging_node_and_only_by_hold() -> None:
 
 def test_pause_may_only_flip_paused() -> None:
     before = GraphFile(created_at=NOW)
-    t = lifecycle.set_paused(before, True)
+    t = human_verbs.set_paused(before, True)
     assert isinstance(t, Transition) and t.graph is not None
     assert check([], t, graph_changed=True, graph_before=before, graph_after=t.graph) == []
     sneaky = t.graph.model_copy(update={"goal": "something else"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from gitdag.core import lifecycle
+from gitdag.core import human_verbs, lifecycle
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed, Moved, StateStore
@@ -31,7 +31,7 @@ def _setup(tmp_path: Path) -> tuple[Path, str, str]:
 def _cancel(store: StateStore, calls: list[str]) -> object:
     def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
         calls.append(snap.head or "")
-        return lifecycle.cancel(store.node(snap, "n"), by="test", now=now)
+        return human_verbs.cancel(store.node(snap, "n"), by="test", now=now)
 
     return compute
 
