@@ -25,7 +25,8 @@ from pathlib import Path
 from gitdag.core.model import Kind, Node
 from gitdag.core.results import parse_result
 from gitdag.runner.launch import LaunchSpec, launch
-from gitdag.runner.packet import DepInfo, PacketData, render_markdown, write_packet
+from gitdag.runner.packet import DepInfo, PacketData, write_packet
+from gitdag.runner.packet_markdown import render_markdown
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

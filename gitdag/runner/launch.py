@@ -33,31 +33,25 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 from gitdag.config import RunnerConfig
 from gitdag.core.model import ErrorKind
-from gitdag.core.outputs import OutputProblem, parse_output_file
-from gitdag.core.results import (
-    CLOSE_TAG,
-    MAX_RESULT_BYTES,
-    OPEN_TAG,
-    ResultProblem,
-    RunnerResult,
-    parse_result,
-    strip_fence,
-)
-from gitdag.runner import procs
+from gitdag.core.results import ResultProblem, RunnerResult
+from gitdag.runner import procs, run_log
 from gitdag.runner.bindings import unwrap
+from gitdag.runner.collect import ResultSource, collect_result, with_output_file
 from gitdag.runner.packet import PacketFiles
+from gitdag.runner.run_files import (
+    OUTCOME_FILE,
+    OUTPUT_FILE,
+    PID_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    Stream,
+    write_once,
+)
 
-PID_FILE = "pid.json"
-OUTCOME_FILE = "outcome.json"
-STDOUT_FILE = "stdout"
-STDERR_FILE = "stderr"
-LOG_FILE = "log"
-OUTPUT_FILE = "output.env"  # $GITDAG_OUTPUT: KEY=VALUE lines (core/outputs.py)
-LOG_STREAM_CAP = 256 * 1024
 DEFAULT_SCRIPT = ".dagain/script.yaml"
 
 # Variables git sets for hooks and aliases; inherited, they would point the runner's own git
@@ -66,8 +60,6 @@ _GIT_REPO_VARS = frozenset(
     {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
      "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_NAMESPACE"}
 )  # fmt: skip
-
-ResultSource = Literal["file", "stdout", "none", "exit_code"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +110,7 @@ class RunOutcome:
         if self.cancelled:
             return ResultProblem(ErrorKind.CANCELLED, "cancelled while running")
         if self.timed_out:
-            reason = f"timed out after {_seconds(self.timeout_s)}; process group stopped"
+            reason = f"timed out after {run_log.seconds(self.timeout_s)}; process group stopped"
             return ResultProblem(ErrorKind.TIMEOUT, reason)
         if self.spawn_error is not None:
             return ResultProblem(ErrorKind.SPAWN_ERROR, self.spawn_error)
@@ -126,18 +118,18 @@ class RunOutcome:
             return self.result
         if isinstance(self.result, RunnerResult) and self.result.status != "success":
             return self.result
-        how = _exit_text(self.exit_code)
+        how = run_log.exit_text(self.exit_code)
         who = "runner" if self.expect_result else "command"
         if isinstance(self.result, RunnerResult):
             reason = f"{who} {how} after reporting success"
             if self.result.summary:
-                reason += f" ({_one_line(self.result.summary, 200)})"
+                reason += f" ({run_log.one_line(self.result.summary, 200)})"
         elif self.result_source == "none":
             reason = f"{who} {how}" + (" with no result" if self.expect_result else "")
         else:
             reason = f"{who} {how}; its result was unusable too: {self.result.reason}"
         if self.output_tail:
-            reason += f"; last output: {_last_line(self.output_tail)}"
+            reason += f"; last output: {run_log.last_line(self.output_tail)}"
         return ResultProblem(ErrorKind.TASK_FAILURE, reason)
 
 
@@ -239,10 +231,10 @@ class RunHandle:
 
     def _finish(self, code: int | None, spawn_error: str | None) -> RunOutcome:
         spec = self.spec
-        ended = _now()
+        ended = run_log.now()
         duration = time.monotonic() - self._t0
-        out = _Stream.read(spec.run_dir / STDOUT_FILE)
-        err = _Stream.read(spec.run_dir / STDERR_FILE)
+        out = Stream.read(spec.run_dir / STDOUT_FILE)
+        err = Stream.read(spec.run_dir / STDERR_FILE)
         stderr_tail = err.text[-2048:]
         tail = stderr_tail or out.text[-2048:]
         result, source = collect_result(spec, out)
@@ -252,10 +244,10 @@ class RunHandle:
             who = "runner command" if spec.expect_result else "command"
             spawn_error = f"{who} {what} (exit {code})"
             if stderr_tail.strip():
-                spawn_error += f": {_last_line(stderr_tail)}"
+                spawn_error += f": {run_log.last_line(stderr_tail)}"
         if (not spec.expect_result and source == "none" and code == 0
                 and not self._timed_out and not self._cancelled):  # fmt: skip
-            summary = f"`{_one_line(unwrap(spec.cmd), 200)}` exited 0"
+            summary = f"`{run_log.one_line(unwrap(spec.cmd), 200)}` exited 0"
             result = RunnerResult(status="success", summary=summary)
             source = "exit_code"
         result = with_output_file(result, spec.run_dir / OUTPUT_FILE)
@@ -267,9 +259,9 @@ class RunHandle:
             timeout_s=spec.timeout_s, output_tail=tail.strip()[-1000:],
             expect_result=spec.expect_result,
         )  # fmt: skip
-        _write_log_footer(spec, outcome, self._killed, (out, err))
+        run_log.write_log_footer(spec, outcome, self._killed, (out, err))
         # Not atomic on purpose: only its existence matters to readers, and it is written per run.
-        record = json.dumps(_outcome_json(outcome), indent=1) + "\n"
+        record = json.dumps(run_log.outcome_json(outcome), indent=1) + "\n"
         (spec.run_dir / OUTCOME_FILE).write_text(record, encoding="utf-8")
         return outcome
 
@@ -328,7 +320,7 @@ def launch(spec: LaunchSpec) -> RunHandle:
         stale.unlink(missing_ok=True)  # a result from an earlier run in this directory is not ours
     cmd, packet_on_stdin = expand_command(spec.cmd, spec.packet)
     on_stdin = packet_on_stdin and spec.stdin_packet
-    started = _now()
+    started = run_log.now()
     files: list[IO[bytes]] = []
     try:
         stdin: IO[bytes] | int = subprocess.DEVNULL
@@ -345,18 +337,18 @@ def launch(spec: LaunchSpec) -> RunHandle:
             stdout=out, stderr=err, start_new_session=True, close_fds=True,
         )  # fmt: skip
     except OSError as exc:
-        _write_log_header(spec, cmd, started, on_stdin, None)
+        run_log.write_log_header(spec, cmd, started, on_stdin, None)
         return RunHandle(spec, None, started, f"cannot start the runner in {spec.cwd}: {exc}")
     finally:
         for handle in files:
             handle.close()
     low, high = procs.tick_window(before, procs.boot_ticks())
-    _write_once(spec.run_dir / PID_FILE, {
+    write_once(spec.run_dir / PID_FILE, {
         "pid": proc.pid,
         "pgid": proc.pid,
         "start_ticks": low,  # the leader started within [start_ticks, start_ticks_max]
         "start_ticks_max": high,
-        "started_at": _iso(started),
+        "started_at": run_log.iso(started),
         "node_id": spec.node_id,
         "attempt": spec.attempt,
         "run_id": spec.run_id,
@@ -366,266 +358,5 @@ def launch(spec: LaunchSpec) -> RunHandle:
         "supervisor_pid": os.getpid(),
         "supervisor_start_ticks": procs.own_start_ticks(),
     })  # fmt: skip
-    _write_log_header(spec, cmd, started, on_stdin, proc.pid)
+    run_log.write_log_header(spec, cmd, started, on_stdin, proc.pid)
     return RunHandle(spec, proc, started)
-
-
-# --- collecting ----------------------------------------------------------------------------------
-
-
-def collect_result(
-    spec: LaunchSpec, stdout: _Stream | None = None
-) -> tuple[RunnerResult | ResultProblem, ResultSource]:
-    """Read the result: `$GITDAG_RESULT` if it has content, else the first `<result>` on stdout."""
-    path = spec.result_path
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = -1
-    if size > MAX_RESULT_BYTES:
-        return _oversized(size), "file"
-    if size > 0:
-        try:
-            return parse_result(path.read_bytes()), "file"
-        except OSError as exc:
-            return ResultProblem(ErrorKind.INVALID_RESULT, f"cannot read the result: {exc}"), "file"
-    if stdout is not None and stdout.whole:
-        found = _find_block(stdout.data)
-    else:
-        found = scan_stdout(spec.run_dir / STDOUT_FILE)
-    if found is None:
-        return ResultProblem(
-            ErrorKind.MISSING_RESULT,
-            "no result: nothing written to $GITDAG_RESULT and no <result>…</result> on stdout",
-        ), "none"
-    if isinstance(found, int):
-        return _oversized(found), "stdout"
-    try:
-        text = strip_fence(found.decode("utf-8"))
-    except UnicodeDecodeError:
-        return parse_result(found), "stdout"
-    return parse_result(text), "stdout"
-
-
-def with_output_file(
-    result: RunnerResult | ResultProblem, path: Path
-) -> RunnerResult | ResultProblem:
-    """Add the `KEY=VALUE` lines of `$GITDAG_OUTPUT` to a result's outputs (the result's own win).
-
-    An unusable output file makes the result invalid: the node declared values it cannot pass on.
-    """
-    if not isinstance(result, RunnerResult):
-        return result
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return result
-    except OSError as exc:
-        return ResultProblem(ErrorKind.INVALID_RESULT, f"cannot read $GITDAG_OUTPUT: {exc}")
-    found = parse_output_file(data)
-    if isinstance(found, OutputProblem):
-        return ResultProblem(ErrorKind.INVALID_RESULT, found.reason)
-    if not found:
-        return result
-    return result.model_copy(update={"outputs": {**found, **result.outputs}})
-
-
-def _oversized(size: int) -> ResultProblem:
-    return ResultProblem(ErrorKind.INVALID_RESULT, f"result is {size} bytes, over 1 MiB")
-
-
-def _find_block(data: bytes) -> bytes | int | None:
-    start = data.find(OPEN_TAG.encode())
-    if start < 0:
-        return None
-    start += len(OPEN_TAG)
-    end = data.find(CLOSE_TAG.encode(), start)
-    if end < 0:
-        return None
-    return data[start:end] if end - start <= MAX_RESULT_BYTES else end - start
-
-
-def scan_stdout(path: Path, chunk: int = 1 << 20) -> bytes | int | None:
-    """Find the first `<result>…</result>` in a file without loading all of it.
-
-    Returns the bytes inside the tags, their size when over 1 MiB (the content is not kept), or
-    None when there is no complete block.
-    """
-    opening, closing = OPEN_TAG.encode(), CLOSE_TAG.encode()
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError:
-        return None
-    with handle:
-        buf = b""
-        inside = False
-        size = 0  # bytes inside the tags that are no longer in buf (the oversized case)
-        while True:
-            data = handle.read(chunk)
-            if not data:
-                return None
-            buf += data
-            if not inside:
-                start = buf.find(opening)
-                if start < 0:
-                    buf = buf[-(len(opening) - 1) :]
-                    continue
-                inside = True
-                buf = buf[start + len(opening) :]
-            end = buf.find(closing)
-            if end >= 0:
-                return buf[:end] if size == 0 else size + end
-            if size or len(buf) > MAX_RESULT_BYTES + len(closing):
-                keep = len(closing) - 1
-                size += len(buf) - keep
-                buf = buf[-keep:]
-
-
-# --- files ---------------------------------------------------------------------------------------
-
-
-class _Stream:
-    """One output file of a runner: its size, and its last LOG_STREAM_CAP bytes (read once)."""
-
-    def __init__(self, path: Path, size: int, data: bytes) -> None:
-        self.path, self.size, self.data = path, size, data
-
-    @property
-    def whole(self) -> bool:
-        return len(self.data) == self.size
-
-    @property
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
-
-    @classmethod
-    def read(cls, path: Path) -> _Stream:
-        try:
-            size = path.stat().st_size
-            if size == 0:
-                return cls(path, 0, b"")  # the common case costs one stat, no open
-            with open(path, "rb") as handle:
-                if size > LOG_STREAM_CAP:
-                    handle.seek(size - LOG_STREAM_CAP)
-                return cls(path, size, handle.read(LOG_STREAM_CAP))
-        except OSError:
-            return cls(path, 0, b"")
-
-
-def _write_log_header(spec: LaunchSpec, cmd: str, started: dt.datetime, on_stdin: bool,
-                      pid: int | None) -> None:  # fmt: skip
-    packet = f"{spec.packet.md} ({'on stdin' if on_stdin else 'by path'})"
-    lines = [
-        f"[gitdag] node: {spec.node_id}  attempt: {spec.attempt}  run: {spec.run_id}  "
-        f"runner: {spec.runner}",
-        f"[gitdag] cmd: {cmd}",
-        f"[gitdag] cwd: {spec.cwd}",
-        f"[gitdag] packet: {packet}",
-        f"[gitdag] result: {spec.result_path}",
-        f"[gitdag] timeout: {_seconds(spec.timeout_s)} (then TERM, KILL after "
-        f"{_seconds(spec.kill_grace_s)})",
-        f"[gitdag] started: {_iso(started)}",
-        f"[gitdag] live output: {spec.run_dir / STDOUT_FILE} and {spec.run_dir / STDERR_FILE}",
-    ]
-    if pid is not None:
-        lines.append(f"[gitdag] pid: {pid} (its own process group)")
-    (spec.run_dir / LOG_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _write_log_footer(spec: LaunchSpec, outcome: RunOutcome, killed: bool,
-                      streams: tuple[_Stream, _Stream]) -> None:  # fmt: skip
-    parts = []
-    for stream in streams:
-        text = stream.text
-        head = f"[gitdag] ---- {stream.path.name} ({stream.size} bytes) ----\n"
-        if not stream.whole:
-            head += f"[… {stream.size - len(stream.data)} earlier bytes are in {stream.path} …]\n"
-        parts.append(head + text + ("" if not text or text.endswith("\n") else "\n"))
-    end = [f"[gitdag] ended: {_iso(outcome.ended_at)}  {_exit_text(outcome.exit_code)}  "
-           f"after {outcome.duration_s:.2f}s"]  # fmt: skip
-    if outcome.timed_out:
-        end.append(f"[gitdag] timed out after {_seconds(spec.timeout_s)}: sent TERM to the group"
-                   + (", then KILL" if killed else ""))  # fmt: skip
-    if outcome.cancelled:
-        end.append("[gitdag] cancelled: sent TERM to the group" + (", then KILL" if killed else ""))
-    if outcome.spawn_error:
-        end.append(f"[gitdag] spawn error: {outcome.spawn_error}")
-    verdict = outcome.verdict()
-    shown = (f"{verdict.kind.value}: {verdict.reason}" if isinstance(verdict, ResultProblem)
-             else f"result {verdict.status} (from {outcome.result_source})")  # fmt: skip
-    end.append(f"[gitdag] verdict: {shown}")
-    with open(spec.run_dir / LOG_FILE, "a", encoding="utf-8") as log:
-        log.write("".join(parts) + "\n".join(end) + "\n")
-
-
-def _outcome_json(outcome: RunOutcome) -> dict[str, object]:
-    verdict = outcome.verdict()
-    return {
-        "node_id": outcome.node_id,
-        "attempt": outcome.attempt,
-        "run_id": outcome.run_id,
-        "exit_code": outcome.exit_code,
-        "timed_out": outcome.timed_out,
-        "cancelled": outcome.cancelled,
-        "spawn_error": outcome.spawn_error,
-        "duration_s": round(outcome.duration_s, 3),
-        "started_at": _iso(outcome.started_at),
-        "ended_at": _iso(outcome.ended_at),
-        "result_source": outcome.result_source,
-        "verdict": verdict.kind.value if isinstance(verdict, ResultProblem) else verdict.status,
-        "reason": verdict.reason if isinstance(verdict, ResultProblem) else verdict.summary,
-    }
-
-
-def _write_once(path: Path, data: Mapping[str, object]) -> None:
-    # One write() of a fresh file: a reader sees all of it or (after a crash between the open and
-    # the write, a window of microseconds) an empty file, which it treats as no record. Cheaper
-    # than write-and-rename, and this runs once per attempt.
-    raw = (json.dumps(data, indent=1) + "\n").encode("utf-8")
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, raw)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, data: Mapping[str, object]) -> None:
-    """Write JSON then rename it into place, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s"
-
-
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "did not start"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    return f"exited with code {code}"
-
-
-def _last_line(text: str, limit: int = 300) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return _one_line(lines[-1], limit) if lines else ""
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"

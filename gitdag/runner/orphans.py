@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gitdag.core.loaders import load_json
 from gitdag.runner import procs
-from gitdag.runner.launch import OUTCOME_FILE, PID_FILE, write_json
+from gitdag.runner.run_files import OUTCOME_FILE, PID_FILE, write_json
 
 
 @dataclass(frozen=True)

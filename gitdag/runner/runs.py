@@ -1,6 +1,6 @@
 """Reading run directories: which attempts of a node ran here, their output, and following it live.
 
-A run directory is `.dagain/local/runs/<node>/<attempt>/` (see `gitdag.runner.launch`): `stdout`
+A run directory is `.dagain/local/runs/<node>/<attempt>/` (see `gitdag.runner.run_files`): `stdout`
 and `stderr` as the runner wrote them, `log` (gitdag's header, then both streams and the verdict
 once the attempt ended), `pid.json` while and after it runs, `outcome.json` once it was collected.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from gitdag.runner.launch import LOG_FILE, OUTCOME_FILE, STDERR_FILE, STDOUT_FILE
 from gitdag.runner.orphans import is_alive, read_pid_info
+from gitdag.runner.run_files import LOG_FILE, OUTCOME_FILE, STDERR_FILE, STDOUT_FILE
 
 STREAMS = {"stdout": STDOUT_FILE, "stderr": STDERR_FILE, "log": LOG_FILE}
 

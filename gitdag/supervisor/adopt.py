@@ -20,8 +20,9 @@ from gitdag.core.model import ErrorKind, Kind, Node
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.runner.bindings import EXIT_FILE
-from gitdag.runner.launch import OUTCOME_FILE, OUTPUT_FILE, with_output_file
+from gitdag.runner.collect import with_output_file
 from gitdag.runner.orphans import PidInfo, wait_orphan
+from gitdag.runner.run_files import OUTCOME_FILE, OUTPUT_FILE
 from gitdag.store.snapshot import Snapshot
 
 if TYPE_CHECKING:

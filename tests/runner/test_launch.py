@@ -15,7 +15,8 @@ from gitdag.config import RunnerConfig
 from gitdag.core.model import ErrorKind
 from gitdag.core.results import ResultProblem, RunnerResult
 from gitdag.runner import procs
-from gitdag.runner.launch import RunOutcome, expand_command, launch, runner_command, scan_stdout
+from gitdag.runner.collect import scan_stdout
+from gitdag.runner.launch import RunOutcome, expand_command, launch, runner_command
 from tests.timing import within
 
 from .helpers import PY, spec

@@ -17,9 +17,9 @@ from gitdag.runner.packet import (
     Resume,
     load_prompt,
     render_json,
-    render_markdown,
     write_packet,
 )
+from gitdag.runner.packet_markdown import render_markdown
 from gitdag.template import template_dir
 
 from .helpers import NOW, make_node, packet_data
