@@ -138,11 +138,14 @@ class Worker:
                 snap = self.remote.snapshot()
                 preflight(self.launcher, self.settings, snap, self.store.clock())
                 leases.recover_own(self)
-                return self._loop()
+                code = self._loop()
             finally:
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
                 self._shutdown()
+        # A signal that came while the loop was returning was caught by our handler and would be
+        # lost (`run --watch` would start watching again): it still means "stop".
+        return 130 if self._stop is not None else code
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop = signal.Signals(signum).name
