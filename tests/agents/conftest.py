@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result, git, make_repo, run_gitdag
+from tests.remote.conftest import daemons  # test_remote_loops: the served remote's fixture
 
 LOOP = Path(__file__).with_name("loop_runner.py")
+__all__ = ["daemons"]
 
 
 @dataclass
