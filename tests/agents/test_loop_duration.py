@@ -11,6 +11,7 @@ import sys
 import time
 
 from tests.agents.conftest import LoopProject
+from tests.conftest import run_gitdag
 
 ONE_ATTEMPT = {"max_attempts": 1, "backoff_s": 0}
 
@@ -101,3 +102,28 @@ def test_a_crash_does_not_reset_the_loops_clock(loops: LoopProject) -> None:
     assert since is not None
     assert dt.datetime.fromisoformat(since.group(1)).timestamp() <= first
     assert loops.gitdag("validate").code == 0
+
+
+def test_init_and_add_set_the_loop_bounds(loops: LoopProject) -> None:
+    # Graph defaults at `init`, a node's own at `add`; the node's wins, a bad value is refused.
+    fresh = loops.tmp / "fresh"
+    fresh.mkdir()
+    git_init = subprocess.run(["git", "init", "-q"], cwd=fresh)
+    assert git_init.returncode == 0
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "init"], cwd=fresh, check=True)
+    res = run_gitdag(fresh, "init", "--max-iterations", "5", "--max-duration", "90")
+    assert res.code == 0, res.err
+    graph = subprocess.run(["git", "show", "dagain/state:graph.yaml"], cwd=fresh,
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "max_iterations: 5\n" in graph and "max_duration_s: 90\n" in graph
+    res = loops.gitdag("add", "count", "--title", "count", "--kind", "verify",
+                       "--max-iterations", "2", "--max-duration", "600")  # fmt: skip
+    assert res.code == 0, res.err
+    shown = loops.show("count")
+    assert shown["max_iterations"] == 2 and shown["max_duration_s"] == 600
+    bad = loops.gitdag("add", "bad", "--title", "bad", "--max-duration", "0")
+    assert bad.code == 2 and "--max-duration" in bad.err
+    loops.plan([], {"count": {"until": 100}})
+    assert loops.gitdag("run").code != 0
+    assert [r.n for r in loops.rows("count") if r.kind == "start"][-2:] == [0, 1]
+    assert "max_iterations is 2" in str(loops.show("count")["error"])
