@@ -20,6 +20,7 @@ from gitdag.core.model import ErrorKind, Status
 from tests.agents.conftest import LOOP, LoopProject
 from tests.conftest import git
 from tests.remote.conftest import TARGET, Cluster, Daemon, build_cluster, finish, wait_for
+from tests.review.helpers import hand_commit, node_file
 
 ONE_ATTEMPT = {"max_attempts": 1, "backoff_s": 0}
 
@@ -97,6 +98,18 @@ def test_a_worker_runs_a_loop_0_1_2_3_and_fails_the_one_over_max_iterations(
     assert over.status is Status.FAILED
     assert "max_iterations is 3" in over.error.summary
     remote.validate()
+    # A hand-made iterate on the shared history is named by `validate A..B` in any clone.
+    checker = remote.cluster.clone("forger")
+    git(checker, "branch", "-q", "forged", "origin/dagain/state")
+    before = git(checker, "rev-parse", "forged").strip()
+    path, text = node_file(checker, "count", "forged")
+    assert "  iteration: 4\n" in text
+    hand_commit(checker, {path: text.replace("  iteration: 4\n", "  iteration: 9\n")},
+                "iterate count\n\nGitdag-Transition: iterate\nGitdag-Node: count\n"
+                "Gitdag-Actor: someone\nGitdag-Iteration: 9\n", branch="forged")  # fmt: skip
+    res = remote.cluster.gitdag(checker, "validate", f"{before}..forged")
+    assert res.code != 0
+    assert "iterate on a node that is not running" in res.out + res.err
 
 
 def test_kill_9_of_a_worker_in_iteration_2_resumes_at_2_without_overlap(
