@@ -17,6 +17,7 @@ from gitdag.attempts import loops
 from gitdag.attempts.holds import EnvHold, classify_error
 from gitdag.attempts.scratch import ScratchPool
 from gitdag.config import RunnerConfig, Settings
+from gitdag.core import agent_loops
 from gitdag.core.judging import PoolRules
 from gitdag.core.model import ErrorKind, HoldKind, Kind, Node, Work
 from gitdag.core.results import ResultProblem, RunnerResult
@@ -125,11 +126,14 @@ class Launcher:
 
     # --- preparing -----------------------------------------------------------------------------
 
-    def prepare(self, snap: Snapshot, node: Node) -> Prepared:
-        """Set up cwd, packet and command; on failure nothing borrowed stays borrowed."""
+    def prepare(self, snap: Snapshot, node: Node, *, same_worktree: bool = False) -> Prepared:
+        """Set up cwd, packet and command; on failure nothing borrowed stays borrowed.
+
+        `same_worktree`: an agent loop's next iteration, run in the worktree the last one left.
+        """
         borrowed: list[str] = []
         try:
-            return self._prepare(snap, node, borrowed)
+            return self._prepare(snap, node, borrowed, same_worktree)
         except BaseException:
             for slot in borrowed:
                 self.scratch.release(slot)
@@ -137,7 +141,7 @@ class Launcher:
                 self.worktrees.remove(node.id, delete_branch=False, archive=False)
             raise
 
-    def _prepare(self, snap: Snapshot, node: Node, borrowed: list[str]) -> Prepared:
+    def _prepare(self, snap: Snapshot, node: Node, borrowed: list[str], same: bool) -> Prepared:
         attempt = node.attempts
         run_dir = loops.run_dir(self.runs, node)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +149,8 @@ class Launcher:
         code = node.changes_code()
         base = branch = slot = None
         if code:
-            info = self.worktrees.create(node.id, target, resume=loops.carried_work(node))
+            resume = loops.carried_work(node)
+            info = self.worktrees.create(node.id, target, resume=resume, keep=same)
             cwd, base, branch = info.path, info.base, info.branch
         else:
             slot, cwd = self.scratch.acquire(target)
@@ -164,6 +169,11 @@ class Launcher:
             role = self.role_of(node) or "executor"
         if node.timeout_s is not None:
             timeout = float(node.timeout_s)  # the node's own bound overrides the runner's
+        # Whichever ends first stops the run: this run's timeout, or the loop's max_duration_s.
+        left = agent_loops.time_left(node, snap.graph, self.store.clock())
+        deadline = None
+        if left is not None and left < timeout:
+            timeout, deadline = max(left, 0.001), agent_loops.duration_reason(node, snap.graph)
         result_path = run_dir / "result.json"
         # dagain's runners keep files between attempts here (one directory per node, never
         # cleaned by gitdag: `gitdag gc --runs-older-than` deletes run directories only).
@@ -186,6 +196,7 @@ class Launcher:
             timeout_s=timeout,
             kill_grace_s=float(defaults.kill_grace_s),
             expect_result=node.kind is not Kind.COMMAND,
+            deadline=deadline,
             gitdag_env={
                 "GITDAG_WORKTREE": str(cwd),
                 "GITDAG_REPO": str(self.root),
@@ -329,6 +340,11 @@ class Launcher:
         if not info.changed:
             return None
         return Work(branch=prepared.branch, base=prepared.base, head=info.head)
+
+    def between_iterations(self, prepared: Prepared) -> None:
+        """An agent loop goes on: its scratch slot goes back, its worktree stays as it was left."""
+        if prepared.slot is not None:
+            self.scratch.release(prepared.slot)
 
     def release(
         self, prepared: Prepared, *, keep_branch: bool = True, keep_worktree: bool = False

@@ -30,7 +30,7 @@ from gitdag.attempts.holds import EnvHold, classify_start_error
 from gitdag.attempts.launching import Launcher, Prepared, Settled
 from gitdag.attempts.port import CommitPort, NodeOp, Outcome, give_back, on_node
 from gitdag.attempts.progress import Progress
-from gitdag.core import judging
+from gitdag.core import agent_loops, judging
 from gitdag.core.agent_loops import ITERATE_VERB
 from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
@@ -164,34 +164,53 @@ class Attempts:
         self.host.announce(outcome.transition)
         snap = outcome.snapshot
         if running is not None:
-            node = snap.nodes.get(running.node_id)
-            self.host.entered(running, node.status if node is not None else None)
             if outcome.transition.verb == ITERATE_VERB:  # an agent loop: its next iteration
-                snap = self._next_iteration(running, snap)
+                return self._next_iteration(running, snap)
+            self._entered(running, snap)
         return snap
 
+    def _entered(self, running: Attempt, snap: Snapshot) -> None:
+        node = snap.nodes.get(running.node_id)
+        self.host.entered(running, node.status if node is not None else None)
+
     def _next_iteration(self, running: Attempt, snap: Snapshot) -> Snapshot:
-        """Start an agent loop's next iteration on the same claim (iterations never overlap)."""
+        """Start an agent loop's next iteration on the same claim, in the same worktree.
+
+        Iterations never overlap: the last one's runner has ended. If the next one does not
+        start (no time left, a hold), the worktree is released as after any ending.
+        """
+        self.launcher.between_iterations(running.prepared)
         node = self.port.store.node(snap, running.node_id)
         lease = node.claim.lease_until if node.claim is not None else None
-        _, committed = self.start(snap, node, lease_until=lease if running.lease_until else None)
-        return committed or snap
+        started, committed = self.start(snap, node, lease_until=lease if running.lease_until
+                                        else None, same_worktree=True)  # fmt: skip
+        snap = committed or snap
+        if started is None:
+            self._entered(running, snap)
+        return snap
 
     # --- starting -----------------------------------------------------------------------------
 
     def start(
-        self, claimed: Snapshot, node: Node, *, lease_until: dt.datetime | None = None
-    ) -> tuple[Attempt | None, Snapshot | None]:
+        self, claimed: Snapshot, node: Node, *, lease_until: dt.datetime | None = None,
+        same_worktree: bool = False,
+    ) -> tuple[Attempt | None, Snapshot | None]:  # fmt: skip
         """Start the attempt `node` was just claimed for; its start's commit if it did not start.
+
+        `same_worktree`: an agent loop's next iteration (`Launcher.prepare`).
 
         Raises:
           ConfigError: the user's configuration is wrong (the attempt was given back).
           Exception: a bug of gitdag (not one of ENVIRONMENT_ERRORS; the attempt was given back).
         """
         node_id, attempt = node.id, node.attempts
+        overdue = agent_loops.overdue(node, claimed.graph, self.port.store.clock())
+        if overdue is not None:  # its loop's max_duration_s ran out (a restart came too late)
+            self.finished += 1
+            return None, self.fail(node_id, attempt, overdue.kind, overdue.summary)
         try:
             crash.fail_point("attempt.start")
-            prepared = self.launcher.prepare(claimed, node)
+            prepared = self.launcher.prepare(claimed, node, same_worktree=same_worktree)
             handle = self.launcher.start(prepared)
         except ConfigError:
             # The user's configuration is wrong, not the node: give the attempt back and stop.

@@ -8,13 +8,15 @@ from typing import Any, TypeVar
 import click
 
 from gitdag.cli._common import split_list
+from gitdag.cli.types import FiniteFloat
 from gitdag.core.model import ErrorKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def flow_options(func: F) -> F:
-    """Add --when, --exports, --on-failure, --on-success, --timeout, --continue-on, --retry-*."""
+    """Add --when, --exports, --on-failure, --on-success, --timeout, --continue-on, --retry-*,
+    and the agent-loop bounds --max-iterations and --max-duration."""
     options = [
         click.option("--when", default=None, help="Condition over upstream statuses/outputs."),
         click.option("--exports", default="", help="Comma-separated output keys it must set."),
@@ -30,7 +32,12 @@ def flow_options(func: F) -> F:
             default="",
             help="Comma-separated failure kinds to retry: " + ", ".join(k.value for k in ErrorKind),
         ),
-    ]
+        click.option("--max-iterations", type=click.IntRange(1, 10000), default=None,
+                     help="Agent loop: iterations in one attempt (graph default: 20)."),
+        click.option("--max-duration", "max_duration_s", type=FiniteFloat(0, 30 * 86400,
+                     min_open=True), default=None, help="Agent loop: seconds from iteration 1's "
+                     "start, then the run is stopped (graph default: 86400)."),
+    ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
     return func
@@ -39,7 +46,9 @@ def flow_options(func: F) -> F:
 def flow_fields(opts: Mapping[str, Any]) -> dict[str, Any]:
     """The node fields the workflow options set (only those given)."""
     fields: dict[str, Any] = {"when": opts["when"], "timeout_s": opts["timeout_s"],
-                              "skipped_deps": opts["skipped_deps"]}  # fmt: skip
+                              "skipped_deps": opts["skipped_deps"],
+                              "max_iterations": opts["max_iterations"],
+                              "max_duration_s": opts["max_duration_s"]}  # fmt: skip
     for name in ("exports", "on_failure", "on_success"):
         if opts[name]:
             fields[name] = split_list(opts[name])

@@ -45,6 +45,18 @@ from gitdag.store import history
     help="Seconds a claim holds without renewal (600).",
 )
 @click.option(
+    "--max-iterations",
+    type=click.IntRange(1, 10000),
+    default=None,
+    help="Iterations an agent loop may run in one attempt (20).",
+)
+@click.option(
+    "--max-duration",
+    type=FiniteFloat(0, 30 * 86400, min_open=True),
+    default=None,
+    help="Seconds an agent loop may run from iteration 1's start (86400).",
+)
+@click.option(
     "--runner",
     default=None,
     metavar="NAME",
@@ -53,7 +65,8 @@ from gitdag.store import history
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def init(goal: str, target: str, max_attempts: int | None, backoff: float | None,
-         lease: int | None, runner: str | None, as_json: bool) -> None:  # fmt: skip
+         lease: int | None, max_iterations: int | None, max_duration: float | None,
+         runner: str | None, as_json: bool) -> None:  # fmt: skip
     """Create .dagain/, the target branch and dagain/state (all or nothing)."""
     defaults: dict[str, Any] = {}
     retry: dict[str, Any] = {}
@@ -65,6 +78,11 @@ def init(goal: str, target: str, max_attempts: int | None, backoff: float | None
         defaults["retry"] = retry
     if lease is not None:
         defaults["lease_s"] = lease
+    if max_iterations is not None:
+        defaults["max_iterations"] = max_iterations
+    if max_duration is not None:
+        whole = float(max_duration).is_integer()
+        defaults["max_duration_s"] = int(max_duration) if whole else max_duration
     with open_store() as store:
         result = actions.init(store, goal, target, defaults or None, runner=runner)
     if as_json:

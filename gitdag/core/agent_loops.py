@@ -12,6 +12,11 @@ Two result statuses that are neither a finish nor a failure, decided purely:
 
 A bound broken (`max_iterations`, `max_duration_s`, `max_deferrals`) or a `needs` that names an
 unknown node or makes a cycle is an `AgentFailure`: the caller records it as a failed attempt.
+
+The loop's clock (`max_duration_s`) starts with iteration 1 (the claim's `since`) and is kept in
+`carry.since` from the first `iterate` on, so a crash, a restart or a given-back attempt does not
+reset it; it is wall-clock time. A `defer` stops it: the next attempt, after the wait, starts it
+again. `time_left` is what a run may still use: the launcher stops a runner that outlives it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from gitdag.core.model import (
     Carry,
     ErrorKind,
     GraphFile,
+    Kind,
     Node,
     NodeSummary,
     Status,
@@ -55,9 +61,50 @@ def limits(node: Node, graph_file: GraphFile) -> tuple[int, float]:
     return iterations, float(duration)
 
 
+def loop_since(node: Node) -> dt.datetime | None:
+    """Return when the node's loop started: `carry.since`, else its claim's start, else None."""
+    if node.carry is not None and node.carry.since is not None:
+        return node.carry.since
+    return node.claim.since if node.claim is not None else None
+
+
+def time_left(node: Node, graph_file: GraphFile, now: dt.datetime) -> float | None:
+    """Return the seconds a run of the node may still use under `max_duration_s` (None: no clock).
+
+    Commands never iterate: their runs are bounded by `timeout_s` alone.
+    """
+    since = loop_since(node)
+    if since is None or node.kind is Kind.COMMAND:
+        return None
+    _, max_duration_s = limits(node, graph_file)
+    return max_duration_s - (now - since).total_seconds()
+
+
+def duration_reason(node: Node, graph_file: GraphFile) -> str:
+    """Return the failure summary of a loop that ran past `max_duration_s` (kind task_failure)."""
+    _, max_duration_s = limits(node, graph_file)
+    since = loop_since(node)
+    start = f" at {since.isoformat(timespec='seconds')}" if since is not None else ""
+    iteration = node.carry.iteration if node.carry is not None else 1
+    return (
+        f"ran past max_duration_s {max_duration_s:g} (counted from iteration 1's start{start}); "
+        f"stopped in iteration {iteration}"
+    )
+
+
+def overdue(node: Node, graph_file: GraphFile, now: dt.datetime) -> AgentFailure | None:
+    """Return the failure of a run that would start with no time left, or None if it may start."""
+    left = time_left(node, graph_file, now)
+    if left is None or left > 0:
+        return None
+    return AgentFailure(ErrorKind.TASK_FAILURE, duration_reason(node, graph_file) + " (before it "
+                        "began: no time was left)")  # fmt: skip
+
+
 def _carried(node: Node, work: Work | None) -> Carry:
     """The node's carry (a fresh one at iteration 1), with a task's branch updated from `work`."""
-    carry = node.carry or Carry(since=node.claim.since if node.claim else None)
+    carry = node.carry or Carry()
+    carry = carry.model_copy(update={"since": loop_since(node)})
     if work is not None and work.head is not None:
         carry = carry.model_copy(
             update={"branch": work.branch, "base": work.base, "head": work.head}
@@ -96,7 +143,7 @@ def iterate(
             f"iteration {carry.iteration} asked to continue, but max_iterations is "
             f"{max_iterations}",
         )
-    since = carry.since or now
+    since = carry.since or now  # `_carried` filled it from the claim; `now` only without one
     elapsed = (now - since).total_seconds()
     if elapsed > max_duration_s:
         return AgentFailure(
@@ -184,7 +231,10 @@ def defer(
             "deps": deps,
             "not_before": None,
             "attempt_base": node.attempt_base + 1,  # waiting is not failing: nothing spent
-            "carry": carry.model_copy(update={"deferrals": carry.deferrals + 1, "waited": wanted}),
+            # The clock stops while it waits: the next attempt starts it again (`since` None).
+            "carry": carry.model_copy(
+                update={"deferrals": carry.deferrals + 1, "waited": wanted, "since": None}
+            ),
             "updated_at": now,
         }
     )

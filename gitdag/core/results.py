@@ -28,6 +28,7 @@ from gitdag.core.model import (
     InputRef,
     Kind,
     NodeId,
+    Number,
     Priority,
     RetryPolicy,
     ShortText,
@@ -94,6 +95,7 @@ class ProposedNode(_Strict):
     priority: Priority = 0
     group: ShortText | None = None
     max_iterations: Annotated[int, Field(strict=True, ge=1, le=10000)] | None = None
+    max_duration_s: Annotated[Number, Field(gt=0, le=30 * 86400)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from gitdag.attempts import loops
 from gitdag.attempts.port import NodeOp, give_back
 from gitdag.attempts.running import Attempt
 from gitdag.core import lifecycle
@@ -103,10 +104,11 @@ def recover_own(w: Worker) -> None:
     for node_id, summary in snap.nodes.items():
         if summary.status is not Status.RUNNING:
             continue
-        claim = w.store.node(snap, node_id).claim
+        node = w.store.node(snap, node_id)
+        claim = node.claim
         if claim is None or not claim.worker.endswith(suffix) or claim.worker == w.worker_id:
             continue
-        run_dir = w.local / "runs" / node_id / str(claim.attempt)
+        run_dir = loops.run_dir(w.local / "runs", node)  # an agent loop's iteration has its own
         info = read_pid_info(run_dir)
         grace = min(2.0, float(w.settings.defaults.kill_grace_s))
         stopped = info is not None and stop_orphan(info, grace_s=grace)

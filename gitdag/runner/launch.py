@@ -8,8 +8,10 @@ the next supervisor find it (see `gitdag.runner.orphans`).
 
 How the exit code and the result combine (`RunOutcome.verdict()`):
 
-1. cancelled → `cancelled`; timed out → `timeout`; the command could not be started, or the shell
-   said it does not exist / cannot execute it (exit 127 / 126) → `spawn_error`.
+1. cancelled → `cancelled`; timed out → `timeout` (or, when the time that ran out was what was
+   left of the loop's `max_duration_s`, `task_failure` naming it); the command could not be
+   started, or the shell said it does not exist / cannot execute it (exit 127 / 126) →
+   `spawn_error`.
 2. exit 0 → the result decides: a valid result is returned as is (its own `status`); no result →
    `missing_result`; an unusable one → `invalid_result`.
 3. non-zero exit → only a `fail` or `checkpoint` result is honoured as given; anything else (no
@@ -81,6 +83,9 @@ class LaunchSpec:
     gitdag_env: Mapping[str, str] = field(default_factory=dict)
     expect_result: bool = True
     stdin_packet: bool = True
+    # Set when `timeout_s` is what is left of a bound of the node's whole loop (its
+    # max_duration_s) rather than the runner's timeout: the failure summary naming that bound.
+    deadline: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,11 +109,14 @@ class RunOutcome:
     timeout_s: float
     output_tail: str = ""  # the end of stderr (or of stdout when stderr is empty)
     expect_result: bool = True
+    deadline: str | None = None  # LaunchSpec.deadline
 
     def verdict(self) -> RunnerResult | ResultProblem:
         """Return what the attempt amounts to: a result to judge, or a failure of a given kind."""
         if self.cancelled:
             return ResultProblem(ErrorKind.CANCELLED, "cancelled while running")
+        if self.timed_out and self.deadline is not None:  # the loop's bound, not the run's
+            return ResultProblem(ErrorKind.TASK_FAILURE, f"{self.deadline}; process group stopped")
         if self.timed_out:
             reason = f"timed out after {run_log.seconds(self.timeout_s)}; process group stopped"
             return ResultProblem(ErrorKind.TIMEOUT, reason)
@@ -257,7 +265,7 @@ class RunHandle:
             spawn_error=spawn_error, duration_s=duration, started_at=self.started_at,
             ended_at=ended, result=result, result_source=source, run_dir=spec.run_dir,
             timeout_s=spec.timeout_s, output_tail=tail.strip()[-1000:],
-            expect_result=spec.expect_result,
+            expect_result=spec.expect_result, deadline=spec.deadline,
         )  # fmt: skip
         run_log.write_log_footer(spec, outcome, self._killed, (out, err))
         # Not atomic on purpose: only its existence matters to readers, and it is written per run.

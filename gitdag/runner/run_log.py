@@ -27,7 +27,8 @@ def write_log_header(spec: LaunchSpec, cmd: str, started: dt.datetime, on_stdin:
         f"[gitdag] packet: {packet}",
         f"[gitdag] result: {spec.result_path}",
         f"[gitdag] timeout: {seconds(spec.timeout_s)} (then TERM, KILL after "
-        f"{seconds(spec.kill_grace_s)})",
+        f"{seconds(spec.kill_grace_s)})"
+        + (" - what is left of the loop's max_duration_s" if spec.deadline else ""),
         f"[gitdag] started: {iso(started)}",
         f"[gitdag] live output: {spec.run_dir / STDOUT_FILE} and {spec.run_dir / STDERR_FILE}",
     ]

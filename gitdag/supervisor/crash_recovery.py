@@ -116,7 +116,9 @@ def stop_stray_runners(sup: Supervisor) -> list[str]:
     stopped: list[str] = []
     if not runs.is_dir():
         return stopped
-    for pid_file in sorted(runs.glob("*/*/pid.json")):
+    # <node>/<attempt>/, and an agent loop's <node>/<attempt>/iteration-<n>/ (attempts.loops)
+    pid_files = [*runs.glob("*/*/pid.json"), *runs.glob("*/*/iteration-*/pid.json")]
+    for pid_file in sorted(pid_files):
         run_dir = pid_file.parent
         info = None if is_collected(run_dir) else read_pid_info(run_dir)
         if info is None or _launcher_alive(info.supervisor_pid, info.supervisor_start_ticks):

@@ -115,7 +115,12 @@ class Worktrees:
         return self.dir / node_id
 
     def create(
-        self, node_id: str, target_branch: str, *, resume: tuple[str, str] | None = None
+        self,
+        node_id: str,
+        target_branch: str,
+        *,
+        resume: tuple[str, str] | None = None,
+        keep: bool = False,
     ) -> WorkInfo:
         """Check out a fresh `dagain/work/<id>` at the target's tip in `worktrees/<id>`.
 
@@ -127,7 +132,13 @@ class Worktrees:
           target_branch: the branch whose tip a fresh worktree starts from.
           resume: (head, base) of work carried from an earlier run of the node (an agent loop's
             iteration, a deferral): the worktree checks out `head`, and `base` stays its base.
+          keep: the next iteration of a loop whose last run just ended here: the worktree
+            stays as it is (with the files git ignores) if it is still on the node's branch at
+            `head`; only otherwise is it made afresh.
         """
+        kept = self._kept(node_id, resume) if keep else None
+        if kept is not None:
+            return kept
         tip = resume[0] if resume is not None else self._tip(target_branch)
         path = self.path_for(node_id)
         branch = work_branch(node_id)
@@ -145,6 +156,20 @@ class Worktrees:
                     self._discard(path)
                 run_git(add, self.root)
         base = resume[1] if resume is not None else tip
+        self._write_base(path, base)
+        return WorkInfo(path=path, branch=branch, base=base)
+
+    def _kept(self, node_id: str, resume: tuple[str, str] | None) -> WorkInfo | None:
+        """The node's worktree as the last iteration left it, if it is on its branch at `resume`."""
+        path = self.path_for(node_id)
+        branch = work_branch(node_id)
+        admin = admin_dir(path)
+        if admin is None or not admin.is_dir() or _head_of(admin) != "refs/heads/" + branch:
+            return None
+        head = read_ref(self.git_dir, "refs/heads/" + branch)
+        base = resume[1] if resume is not None else self.base_of(node_id)
+        if head is None or base is None or (resume is not None and head != resume[0]):
+            return None
         self._write_base(path, base)
         return WorkInfo(path=path, branch=branch, base=base)
 

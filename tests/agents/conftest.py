@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result, git, make_repo, run_gitdag
+from tests.remote.conftest import daemons  # test_remote_loops: the served remote's fixture
 
 LOOP = Path(__file__).with_name("loop_runner.py")
+__all__ = ["daemons"]
 
 
 @dataclass
@@ -37,11 +39,11 @@ class LoopProject:
         plan = {"plan-000": {"results": [{"status": "success", "next": {"addNodes": nodes}}]}}
         self.plan_path.write_text(json.dumps({**plan, **behaviours}))
 
-    def config(self, extra: str = "") -> None:
+    def config(self, extra: str = "", timeout_s: float = 60) -> None:
         roles = "  planner: loop\n  executor: loop\n  verifier: loop\n"
         (self.root / ".dagain" / "config.yaml").write_text(
             "schema_version: 1\nrunners:\n"
-            f"  loop:\n    cmd: {sys.executable} {LOOP}\n    timeout_s: 60\n"
+            f"  loop:\n    cmd: {sys.executable} {LOOP}\n    timeout_s: {timeout_s:g}\n"
             f"roles:\n{roles}defaults:\n  kill_grace_s: 1\n{extra}"
         )
 
@@ -77,7 +79,8 @@ class LoopProject:
 
 @pytest.fixture
 def loops(tmp_path: Path) -> LoopProject:
-    root = make_repo(tmp_path / "proj", {"README.md": "# p\n", "src/app.py": "x = 1\n"})
+    files = {"README.md": "# p\n", "src/app.py": "x = 1\n", ".gitignore": "build/\n"}
+    root = make_repo(tmp_path / "proj", files)
     proj = LoopProject(root, tmp_path / "plan.json", tmp_path / "runs.log", tmp_path)
     proj.plan_path.write_text("{}")
     res = proj.gitdag("init", "--goal", "Test goal", "--backoff", "0")

@@ -5,7 +5,9 @@ Env: LOOP_PLAN (path to {node_id: behaviour}), LOOP_LOG (each run appends
 until (continue while the counter is below it, then succeed), write (true: write
 `<node>-<n>.txt` in the worktree each iteration), hang_at / hang_flag (at that counter, the
 first time only - the flag file records it - sleep for a minute), write_attempt (true: write
-`<node>-a<attempt>.txt`), files (a list of {path: text}, one per attempt), results (a list of result
+`<node>-a<attempt>.txt`), sleep_at (at that counter, every time, sleep for two minutes), cache
+(true: iteration 1 writes the git-ignored `build/cache.bin`; later iterations log `cache-hit` or
+`cache-miss`), files (a list of {path: text}, one per attempt), results (a list of result
 objects, one per attempt, the last repeated), copy_packet (path: copy the JSON packet there,
 `{attempt}` replaced).
 """
@@ -50,6 +52,15 @@ def main() -> int:
         pathlib.Path(f"{node}-a{attempt}.txt").write_text(f"attempt {attempt}\n")
     if entry.get("write"):
         pathlib.Path(f"{node}-{n}.txt").write_text(f"iteration {iteration}\n")
+    if entry.get("cache"):
+        cache = pathlib.Path("build/cache.bin")
+        if iteration == "1":
+            cache.parent.mkdir(exist_ok=True)
+            cache.write_bytes(b"made in iteration 1\n")
+        else:
+            log("cache-hit" if cache.is_file() else "cache-miss")
+    if n == entry.get("sleep_at"):
+        time.sleep(120)
     flag = entry.get("hang_flag")
     if flag and n == entry.get("hang_at") and not pathlib.Path(flag).exists():
         pathlib.Path(flag).write_text("hung once\n")
