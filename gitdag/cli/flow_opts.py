@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from gitdag.cli._common import split_list
-from gitdag.core.model import ErrorKind
+from gitdag.core.summary import ErrorKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
