@@ -277,6 +277,11 @@ def fast_main(argv: list[str]) -> int | None:
     if parsed is None:
         return None
     directory, command, node_id, as_json = parsed
+    # A short-lived process that reads: reference counting frees what it drops, and the cyclic
+    # collector would only walk the 10^5-10^6 objects of a big graph's summaries, repeatedly.
+    import gc
+
+    gc.disable()
     try:
         try:
             if directory:

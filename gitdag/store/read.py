@@ -144,6 +144,8 @@ def load_snapshot(
     Returns:
       The snapshot; anything wrong with the tree is listed in `problems`, never raised.
     """
+    if base is not None and not base.problems and base.head == commit and base.tree is not None:
+        return base  # the index cache's snapshot is the head's: no object to read
     tree = commit_tree(repo, commit)
     if base is not None and not base.problems and base.tree == tree:
         return Snapshot(
