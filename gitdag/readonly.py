@@ -27,6 +27,7 @@ from gitdag.errors import GitdagError
 
 if TYPE_CHECKING:
     from gitdag.store.history import AttemptTime
+    from gitdag.store.snapshot import Snapshot
     from gitdag.store.state import StateStore
 
 # No space, quota, read-only file system, permission: what the repository's storage refuses.
@@ -144,17 +145,18 @@ def ready(*, as_json: bool) -> None:
 
 def show(node_id: str, *, as_json: bool) -> None:
     """`gitdag show NODE_ID`: the node's file, then its attempts' durations and runner output."""
-    from gitdag.core import codec
     from gitdag.runner import runs
     from gitdag.store import history
 
     with open_store() as store:
         snap = store.snapshot()
-        node = store.node(snap, node_id)
+        text = _stored_text(store, snap, node_id) if not as_json else None
+        node = store.node(snap, node_id) if text is None else None
+        summary = snap.nodes[node_id]  # store.node raised for an unknown id
         now = store.clock()
         times = []
-        if node.attempts and snap.head is not None:
-            times = history.attempt_times(store.repo, snap.head, node_id, since=node.created_at)
+        if summary.attempts and snap.head is not None:
+            times = history.attempt_times(store.repo, snap.head, node_id, since=summary.created_at)
         runs_dir = store.paths.local / "runs"
         local = runs.attempts(runs_dir, node_id)
     timing = _timing(times, now)
@@ -163,10 +165,15 @@ def show(node_id: str, *, as_json: bool) -> None:
         "dir": str(runs_dir / node_id) if local else None,
         "attempts": local,
     }
-    if as_json:
-        _echo_json({**node.model_dump(mode="json"), "timing": timing, "logs": logs})
-        return
-    _echo(codec.dump(node), nl=False)
+    if node is not None:
+        from gitdag.core import codec
+
+        if as_json:
+            _echo_json({**node.model_dump(mode="json"), "timing": timing, "logs": logs})
+            return
+        text = codec.dump(node)
+    assert text is not None
+    _echo(text, nl=False)
     if timing["attempts"]:
         parts = []
         for a in timing["attempts"]:
@@ -179,6 +186,26 @@ def show(node_id: str, *, as_json: bool) -> None:
                    f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
     if local:
         _echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
+
+
+def _stored_text(store: StateStore, snap: Snapshot, node_id: str) -> str | None:
+    """The node's file as stored, when gitdag wrote it (so it is what `codec.dump` prints).
+
+    Such a file needs neither parsing nor the models; any other file (hand-made, or written
+    where this repository's parse cache did not see it) returns None and is parsed.
+    """
+    blob = snap.blobs.get(node_id)
+    if blob is None or not store.cache.is_canonical(blob):
+        return None
+    from dulwich.objects import Blob, ObjectID
+
+    obj = store.repo.object_store[ObjectID(blob.encode())]
+    if not isinstance(obj, Blob):
+        return None
+    try:
+        return obj.as_raw_string().decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _timing(times: list[AttemptTime], now: dt.datetime) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class ParseCache:
         self._empty = False
         self._pending: dict[str, Node] = {}  # pickled at flush, off the transition's path
         self._pending_light: dict[str, Node] = {}  # nodes whose light row is not in the file
+        self._canonical: set[str] = set()  # blobs gitdag wrote itself (codec.dump of the node)
+        self._pending_canonical: list[str] = []
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self._path is not None:
@@ -64,6 +66,7 @@ class ParseCache:
                         f"CREATE TABLE IF NOT EXISTS {table} "
                         "(blob TEXT PRIMARY KEY, fmt INT, data BLOB)"
                     )
+                db.execute("CREATE TABLE IF NOT EXISTS canonical (blob TEXT PRIMARY KEY)")
                 # A new (cold) cache answers every lookup with a miss: skip the queries.
                 self._empty = db.execute("SELECT 1 FROM nodes LIMIT 1").fetchone() is None
                 self._db = db
@@ -133,14 +136,38 @@ class ParseCache:
         if len(memory) > self._limit:
             del memory[next(iter(memory))]
 
-    def put(self, blob: str, node: Node) -> None:
-        """Remember a parsed node; written to disk on `flush()`."""
+    def put(self, blob: str, node: Node, *, canonical: bool = False) -> None:
+        """Remember a parsed node; written to disk on `flush()`.
+
+        Args:
+          blob: the blob's sha (hex).
+          node: the node its text holds.
+          canonical: the blob's text is `codec.dump(node)` (gitdag wrote it): `gitdag show` may
+            print the stored file as it is, without the models (`is_canonical`).
+        """
         self._remember(blob, node)
+        if canonical:
+            self._canonical.add(blob)
         if self._path is not None:
             self._pending[blob] = node
             self._pending_light[blob] = node
+            if canonical:
+                self._pending_canonical.append(blob)
             if len(self._pending) >= PENDING_NODES:
                 self.flush()
+
+    def is_canonical(self, blob: str) -> bool:
+        """Tell whether gitdag wrote this blob as the canonical text of its node."""
+        if blob in self._canonical:
+            return True
+        db = self._connect()
+        if db is None or self._empty:
+            return False
+        try:
+            row = db.execute("SELECT 1 FROM canonical WHERE blob = ?", (blob,)).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None
 
     def flush(self) -> None:
         """Write remembered nodes (and their light rows) to the sqlite file in one transaction."""
@@ -149,6 +176,7 @@ class ParseCache:
         db = self._connect()
         pending, self._pending = self._pending, {}
         pending_light, self._pending_light = self._pending_light, {}
+        canonical, self._pending_canonical = self._pending_canonical, []
         if db is None:
             return
         rows = [(b, _FORMAT, pickle.dumps(n, protocol=5)) for b, n in pending.items()]
@@ -158,6 +186,8 @@ class ParseCache:
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO nodes (blob, fmt, data) VALUES (?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO light (blob, fmt, data) VALUES (?, ?, ?)", light)
+            db.executemany("INSERT OR IGNORE INTO canonical (blob) VALUES (?)",
+                           [(b,) for b in canonical])  # fmt: skip
             db.execute("COMMIT")
             self._empty = False
 

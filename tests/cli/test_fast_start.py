@@ -116,15 +116,15 @@ def busy(repo: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("args", "allowed"),
-    [(["status"], ()), (["status", "--json"], ()), (["ready"], ()),
-     (["show", "t1"], NO_MODELS)],
+    [(["status"], ()), (["status", "--json"], ()), (["ready"], ()), (["show", "t1"], ()),
+     (["show", "--json", "t1"], NO_MODELS)],
 )  # fmt: skip
 def test_the_fast_start_loads_neither_click_nor_the_models(
     busy: Path, args: list[str], allowed: tuple[str, ...]
 ) -> None:
     # status and ready read the summaries (and a running node's detail) from the caches,
-    # including the one node the claim changed since the index was saved; show validates and
-    # re-emits its one node, so it may load the models, but never click.
+    # including the one node the claim changed since the index was saved; show prints a file
+    # gitdag wrote as it is stored, and with --json dumps the validated node (the models).
     proc = _run(busy, FAST_PROBE, *args)
     loaded = _loaded(proc)
     assert "gitdag.readonly" in loaded
@@ -166,6 +166,23 @@ def test_the_fast_start_prints_what_click_prints(repo: Path, args: list[str]) ->
     assert (fast.returncode, fast.stdout, fast.stderr) == (
         slow.returncode, slow.stdout, slow.stderr
     )  # fmt: skip
+
+
+def test_show_prints_a_stored_file_gitdag_wrote_as_the_codec_would(busy: Path) -> None:
+    from gitdag.core import codec
+
+    store = StateStore.open(busy)
+    try:
+        snap = store.snapshot()
+        blob = snap.blobs["t1"]
+        assert store.cache.is_canonical(blob)
+        expected = codec.dump(store.node(snap, "t1"))
+    finally:
+        store.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    fast = subprocess.run([sys.executable, "-m", "gitdag", "show", "t1"], cwd=busy, env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert fast.stdout == expected
 
 
 def test_an_uninitialised_repository_gets_the_same_error(repo: Path) -> None:
