@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from dulwich.refs import Ref
 
-from gitdag.core import edits, graph, groups
-from gitdag.core.model import NodeSummary, Status
-from gitdag.core.transitions import Rejected
+from gitdag.core import graph
+from gitdag.core.summary import NodeSummary, Status
 from gitdag.errors import GraphError
 from gitdag.store import localholds
 from gitdag.store import repo as repos
@@ -30,6 +29,9 @@ __all__ = ["InitResult", "add", "init", "status", "validate"]
 
 def add(store: StateStore, fields: dict[str, Any]) -> Committed:
     """Add one node, recomputed on the new head if another writer got there first."""
+    from gitdag.core import edits
+    from gitdag.core.transitions import Rejected
+
     outcome = store.transact(
         lambda snap, now: edits.add_transition(
             snap.nodes,
@@ -48,7 +50,11 @@ def add(store: StateStore, fields: dict[str, Any]) -> Committed:
 def group_report(nodes: Mapping[str, NodeSummary]) -> list[dict[str, Any]]:
     """Return each transaction group: its members with their status, and what it waits for."""
     names = sorted({n.group for n in nodes.values() if n.group is not None})
-    report = []
+    report: list[dict[str, Any]] = []
+    if not names:
+        return report
+    from gitdag.core import groups  # brings the lifecycle and the models: only when needed
+
     for name in names:
         ready = groups.readiness(nodes, name)
         members = [{"id": nid, "status": nodes[nid].status.value} for nid in ready.members]
@@ -67,7 +73,10 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
     snap = store.snapshot()
     now = now or store.clock()
     nodes = snap.nodes
-    paused = snap.graph.control.paused
+    # The graph's summary and the nodes' details come from the caches without the models
+    # (pydantic) when they are warm: `gitdag status` starts fast (issue 18 part 5).
+    head = snap.graph_summary
+    paused = head.paused
     # One pass sorts every node into its status (status runs on graphs of 100k nodes).
     by_status: dict[Status, list[str]] = {s: [] for s in Status}
     for nid, n in nodes.items():
@@ -78,33 +87,33 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
     failed = sorted(by_status[Status.FAILED])
     running_detail = []
     for nid in running:
-        node = store.node(snap, nid)
-        claim = node.claim
+        d = store.detail(snap, nid)
         running_detail.append(
             {
                 "id": nid,
-                "attempt": claim.attempt if claim else node.attempts,
-                "worker": claim.worker if claim else None,
-                "since": claim.since.isoformat() if claim else None,
-                "elapsed_s": round((now - claim.since).total_seconds(), 1) if claim else None,
-                "iteration": node.carry.iteration if node.carry else 1,  # agent loops
+                "attempt": d.attempt,
+                "worker": d.worker,
+                "since": d.since.isoformat() if d.since else None,
+                "elapsed_s": round((now - d.since).total_seconds(), 1) if d.since else None,
+                "iteration": d.iteration,  # agent loops
             }
         )
+    details = {nid: store.detail(snap, nid) for nid in merging}
     queue = sorted(
-        merging, key=lambda nid: (store.node(snap, nid).updated_at, nid)
+        merging, key=lambda nid: (details[nid].updated_at, nid)
     )  # queue order: when they entered `merging`
     blocked = graph.blocked(nodes, failed + by_status[Status.CANCELLED])
     ready, waiting = graph.open_sets(nodes, now, paused=paused, blocked_ids=blocked)
     held = []  # merges waiting for an environment repair (docs/state-branch.md, `hold`)
     for nid in queue:
-        hold = store.node(snap, nid).hold
+        hold = details[nid].hold
         if hold is not None:
             held.append({"id": nid, "kind": hold.kind.value, "reason": hold.reason,
                          "repair": hold.repair, "since": hold.since.isoformat()})  # fmt: skip
     return {
         "head": snap.head,
-        "goal": snap.graph.goal,
-        "target": snap.graph.target,
+        "goal": head.goal,
+        "target": head.target,
         "paused": paused,
         "total": len(nodes),
         "counts": {s.value: len(ids) for s, ids in by_status.items()},

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import errno
 import sys
-import traceback
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from gitdag import __version__
-from gitdag.errors import GitdagError
-
-# No space, quota, read-only file system, permission: what the repository's storage refuses.
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+from gitdag.readonly import failure
 
 
 class _Group(click.Group):
@@ -34,32 +27,15 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except GitdagError as exc:
-            click.echo(f"gitdag: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
         except click.exceptions.NoArgsIsHelpError:
             raise
         except click.UsageError as exc:
             _usage_error(exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
-        except OSError as exc:
-            if exc.errno not in _STORAGE_ERRNOS:
-                log = _crash_log()
-                click.echo(f"gitdag: unexpected error; traceback in {log}", err=True)
-                ctx.exit(3)
-            # A full disk or a read-only repository is the environment, not the input: one line
-            # naming the path. Objects and refs are written before the ref moves, so nothing
-            # half-written is visible (docs/input-rules.md).
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(
-                f"gitdag: error: {where}{exc.strerror or exc}; nothing was changed", err=True
-            )
-            ctx.exit(2)
-        except Exception:
-            log = _crash_log()
-            click.echo(f"gitdag: unexpected error; traceback in {log}", err=True)
-            ctx.exit(3)
+        except Exception as exc:
+            # One mapping for click and the fast start of the read-only commands (readonly.py).
+            ctx.exit(failure(exc))
 
     # Command modules load on first use, so `gitdag status` does not pay for importing the
     # supervisor, runners, review and remote code (measured in bench/status.py). The graph
@@ -99,29 +75,6 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
     message = " ".join(exc.format_message().split())
     click.echo(f"gitdag: error: {message} (see `{where} -h`)", err=True)
     sys.exit(2)
-
-
-def _crash_log() -> str:
-    text = traceback.format_exc()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    try:
-        from gitdag.store.repo import open_repo
-
-        _, paths = open_repo(".")
-        if not paths.local.is_dir():  # never create .dagain/ (a failed init leaves nothing)
-            raise FileNotFoundError(paths.local)
-        target = paths.local / "logs" / f"crash-{stamp}.log"
-    except Exception:
-        import tempfile
-
-        target = Path(tempfile.gettempdir()) / f"gitdag-crash-{stamp}.log"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    except OSError:
-        sys.stderr.write(text)
-        return "(stderr)"
-    return str(target)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,7 +9,7 @@ import click
 
 from gitdag.cli._common import split_list
 from gitdag.cli.types import FiniteFloat
-from gitdag.core.model import ErrorKind
+from gitdag.core.summary import ErrorKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import click
 
-from gitdag import actions
+from gitdag import actions, readonly
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
 from gitdag.cli.flow_opts import flow_fields, flow_options
@@ -130,58 +129,9 @@ def status(as_json: bool, remote: str | None) -> None:
 
         with fetched(".", remote, retry_for_s) as store:
             report = actions.status(store)
+        readonly.print_status(report, as_json=as_json)
     else:
-        with open_store() as store:
-            report = actions.status(store)
-    if as_json:
-        echo_json(report)
-        return
-    click.echo(f"goal: {report['goal'] or '(none)'}")
-    paused = "  PAUSED" if report["paused"] else ""
-    click.echo(f"target: {report['target']}  state: {str(report['head'])[:12]}{paused}")
-    counts = report["counts"]
-    click.echo(f"{report['total']} nodes: " + " · ".join(f"{k} {v}" for k, v in counts.items()))
-    _list("ready", report["ready"])
-    _list("blocked", report["blocked"])
-    waiting = [f"{w['id']} ({'; '.join(w['for'])})" for w in report["waiting"]]
-    _list("waiting", waiting)
-    running = [
-        f"{r['id']} (attempt {r['attempt']}"
-        + (f", iteration {r['iteration']}" if r.get("iteration", 1) > 1 else "")
-        + f", {r['worker']}"
-        + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
-        + ")"
-        for r in report["running"]
-    ]
-    _list("running", running)
-    _list("merge queue", report["merge_queue"])
-    _list("held", [f"{h['id']} ({h['kind']}: {h['repair']})" for h in report["held"]])
-    for h in report["start_holds"]:
-        count = h.get("count")
-        who = "every start" if count is None else f"{count} ready node(s)"
-        ids = ", ".join(h.get("nodes") or [])
-        if ids:
-            who += f": {ids}" + (" …" if count is not None and count > len(h["nodes"]) else "")
-        click.echo(f"starts held ({h['kind']}): {h['reason']}; {who}; repair: {h['repair']}")
-    for g in report["groups"]:
-        members = ", ".join(f"{m['id']} {m['status']}" for m in g["members"])
-        click.echo(f"group {g['name']}: {members} ({g['state']})")
-    _list("needs human", report["needs_human"])
-    _list("failed", report["failed"])
-    for p in report["proposals"]:
-        what = ", ".join(p["nodes"][:10]) + (" …" if len(p["nodes"]) > 10 else "")
-        click.echo(f"proposal {p['name']} awaits review ({what}): {p['review']}; then {p['apply']}")
-        if p["conflict"]:
-            click.echo(f"  applying it now would be refused: {p['conflict']}")
-
-
-def _list(label: str, items: list[str], limit: int = 20) -> None:
-    if not items:
-        return
-    shown = ", ".join(items[:limit]) + (
-        f", … (+{len(items) - limit})" if len(items) > limit else ""
-    )
-    click.echo(f"{label} ({len(items)}): {shown}")
+        readonly.status(as_json=as_json)
 
 
 @click.command()
@@ -190,70 +140,14 @@ def _list(label: str, items: list[str], limit: int = 20) -> None:
 def show(node_id: str, as_json: bool) -> None:
     """Show one node: its file as stored, then (as YAML comments) its attempts' durations and
     where its runner output is (`gitdag logs NODE_ID`)."""
-    from gitdag.core import codec
-    from gitdag.runner import runs
-
-    with open_store() as store:
-        snap = store.snapshot()
-        node = store.node(snap, node_id)
-        now = store.clock()
-        times = []
-        if node.attempts and snap.head is not None:
-            times = history.attempt_times(store.repo, snap.head, node_id, since=node.created_at)
-        runs_dir = store.paths.local / "runs"
-        local = runs.attempts(runs_dir, node_id)
-    timing = _timing(times, now)
-    logs = {
-        "command": f"gitdag logs {node_id}",
-        "dir": str(runs_dir / node_id) if local else None,
-        "attempts": local,
-    }
-    if as_json:
-        echo_json({**node.model_dump(mode="json"), "timing": timing, "logs": logs})
-        return
-    click.echo(codec.dump(node), nl=False)
-    if timing["attempts"]:
-        parts = []
-        for a in timing["attempts"]:
-            if a["seconds"] is None:
-                parts.append(f"{a['attempt']} running {render.duration(a['elapsed_s'])}")
-            else:
-                parts.append(f"{a['attempt']} {a['ended_by']} {render.duration(a['seconds'])}")
-        click.echo("# attempts: " + ", ".join(parts))
-        click.echo(f"# total: {render.duration(timing['total_s'])} over "
-                   f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
-    if local:
-        click.echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
-
-
-def _timing(times: list[history.AttemptTime], now: dt.datetime) -> dict[str, Any]:
-    """Durations per attempt from commit times: a running attempt counts until `now`."""
-    rows = []
-    total = 0.0
-    for t in times:
-        elapsed = (now - t.started).total_seconds() if t.ended is None else None
-        total += t.seconds if t.seconds is not None else max(0.0, elapsed or 0.0)
-        rows.append({"attempt": t.attempt, "started": t.started.isoformat(),
-                     "ended": t.ended.isoformat() if t.ended else None, "ended_by": t.verb,
-                     "seconds": t.seconds,
-                     "elapsed_s": None if elapsed is None else round(elapsed, 1)})  # fmt: skip
-    return {"attempts": rows, "total_s": total}
+    readonly.show(node_id, as_json=as_json)
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 def ready(as_json: bool) -> None:
     """The nodes that may start now, in claim order."""
-    with open_store() as store:
-        snap = store.snapshot()
-        from gitdag.core import graph
-
-        ids = graph.ready(snap.nodes, store.clock(), paused=snap.graph.control.paused)
-    if as_json:
-        echo_json(ids)
-    else:
-        for nid in ids:
-            click.echo(nid)
+    readonly.ready(as_json=as_json)
 
 
 @click.command()

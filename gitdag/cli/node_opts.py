@@ -12,7 +12,7 @@ import click
 
 from gitdag.cli._common import split_list
 from gitdag.cli.types import bounded_int
-from gitdag.core.model import Kind
+from gitdag.core.summary import Kind
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from gitdag.core.model import SATISFIED, TERMINAL, Kind, Status
+from gitdag.core.summary import SATISFIED, TERMINAL, Kind, Status
 
 
 class NodeLike(Protocol):

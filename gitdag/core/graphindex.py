@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 
 from gitdag.core.graph import claim_key
-from gitdag.core.model import SATISFIED, TERMINAL, Kind, NodeSummary, Status
+from gitdag.core.summary import SATISFIED, TERMINAL, Kind, NodeSummary, Status
 
 Key = tuple[int, int, dt.datetime, str]
 

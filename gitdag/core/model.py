@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import StrEnum
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,66 +25,21 @@ from pydantic import (
 from gitdag.core.ids import id_problem
 from gitdag.core.refnames import target_problem
 
+# The light names live in core/summary.py (no pydantic: the read-only commands import them
+# alone); re-exported so every `from gitdag.core.model import Status` keeps working.
+from gitdag.core.summary import DETAILED as DETAILED
+from gitdag.core.summary import SATISFIED as SATISFIED
+from gitdag.core.summary import TERMINAL as TERMINAL
+from gitdag.core.summary import ErrorKind as ErrorKind
+from gitdag.core.summary import GraphSummary as GraphSummary
+from gitdag.core.summary import HoldKind as HoldKind
+from gitdag.core.summary import HoldSummary as HoldSummary
+from gitdag.core.summary import Kind as Kind
+from gitdag.core.summary import NodeDetail as NodeDetail
+from gitdag.core.summary import NodeSummary as NodeSummary
+from gitdag.core.summary import Status as Status
+
 SCHEMA_VERSION = 1
-
-
-class Status(StrEnum):
-    """Stored statuses of a node."""
-
-    OPEN = "open"
-    RUNNING = "running"
-    MERGING = "merging"
-    DONE = "done"
-    FAILED = "failed"
-    NEEDS_HUMAN = "needs_human"
-    CANCELLED = "cancelled"
-    # Its `when:` was false (or a dep it needs was skipped): finished without running. Satisfies
-    # dependents like `done` unless they say `skipped_deps: skip` (docs/workflows.md).
-    SKIPPED = "skipped"
-
-
-TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
-# What satisfies a `deps` entry: done, or skipped (a skipped node's dependents still run).
-SATISFIED = frozenset({Status.DONE, Status.SKIPPED})
-
-
-class Kind(StrEnum):
-    """What a node does, and so which role runs it."""
-
-    PLAN = "plan"
-    TASK = "task"
-    VERIFY = "verify"
-    COMMAND = "command"
-    CHECKPOINT = "checkpoint"
-
-
-class ErrorKind(StrEnum):
-    """Why the last attempt of a node failed."""
-
-    TIMEOUT = "timeout"
-    SPAWN_ERROR = "spawn_error"
-    MISSING_RESULT = "missing_result"
-    INVALID_RESULT = "invalid_result"
-    TASK_FAILURE = "task_failure"
-    MERGE_CONFLICT = "merge_conflict"
-    CHECK_FAILED = "check_failed"
-    LEASE_EXPIRED = "lease_expired"
-    CANCELLED = "cancelled"
-    PUSH_REFUSED = "push_refused"  # the remote refused the node's branch: not the agent's to fix
-
-
-class HoldKind(StrEnum):
-    """Why a node's finished work waits: an environment failure a person repairs (never the agent).
-
-    Environment failures never spend an attempt and never escalate (docs/state-branch.md).
-    """
-
-    TARGET_DIRTY = "target_dirty"  # the user's checkout of the target has edits, or is busy
-    TARGET_MISSING = "target_missing"  # the target branch is gone
-    DISK_FULL = "disk_full"  # ENOSPC, EDQUOT or EROFS while writing objects or refs
-    REF_REFUSED = "ref_refused"  # a push or ref update was refused (a hook, permissions)
-    GIT_ERROR = "git_error"  # git failed for a reason that is not the node's
-    RUNNER_MISSING = "runner_missing"  # a runner's executable is missing or cannot start
 
 
 def _check_id(value: str) -> str:
@@ -357,25 +311,6 @@ class GraphFile(Record):
     schedules: dict[ShortText, tuple[ShortText, ...]] | None = None
 
 
-class NodeSummary(NamedTuple):
-    """The few fields of a node that scheduling and status need; cheap to cache and load."""
-
-    id: str
-    kind: Kind
-    status: Status
-    priority: int
-    deps: tuple[str, ...]
-    after: tuple[str, ...]
-    parent: str | None
-    not_before: dt.datetime | None
-    created_at: dt.datetime
-    ownership: tuple[str, ...]
-    labels: tuple[str, ...]
-    lease_until: dt.datetime | None
-    attempts: int
-    group: str | None = None  # a transaction group (core/groups.py); last, with a default
-
-
 def summarize(node: Node) -> NodeSummary:
     """Return the summary of a node, as kept in the snapshot index."""
     return NodeSummary(
@@ -394,3 +329,21 @@ def summarize(node: Node) -> NodeSummary:
         attempts=node.attempts,
         group=node.group,
     )
+
+
+def detail(node: Node) -> NodeDetail:
+    """Return what `gitdag status` shows of a running or merging node beyond its summary."""
+    claim, hold = node.claim, node.hold
+    return NodeDetail(
+        attempt=claim.attempt if claim else node.attempts,
+        worker=claim.worker if claim else None,
+        since=claim.since if claim else None,
+        iteration=node.carry.iteration if node.carry else 1,
+        updated_at=node.updated_at,
+        hold=HoldSummary(hold.kind, hold.reason, hold.repair, hold.since) if hold else None,
+    )
+
+
+def summarize_graph(graph: GraphFile) -> GraphSummary:
+    """Return what the read-only commands show of `graph.yaml`."""
+    return GraphSummary(goal=graph.goal, target=graph.target, paused=graph.control.paused)

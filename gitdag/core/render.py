@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitdag.core.graph import NodeLike
-from gitdag.core.model import Status
+from gitdag.core.summary import Status
 
 _MERMAID_CLASS = {
     Status.OPEN: "open",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from gitdag.core.model import GraphFile, Node
+if TYPE_CHECKING:  # annotations only: reading trailers (`gitdag log`, `show`) needs no models
+    from gitdag.core.model import GraphFile, Node
 
 VERBS = frozenset(
     {

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from dulwich.diff_tree import tree_changes
-from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, Tree
-from dulwich.repo import BaseRepo
 
 from gitdag.core import graph as graphs
-from gitdag.core.codec import DecodeError, load_graph, load_node
 from gitdag.core.ids import is_valid_id, shard
-from gitdag.core.model import GraphFile, NodeSummary, summarize
+from gitdag.core.summary import NodeSummary
 from gitdag.errors import StoreError
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE, node_id_from_path
-from gitdag.store.snapshot import Layered, Problem, Snapshot
+from gitdag.store.snapshot import Layered, Problem, Snapshot, StoredGraph
 from gitdag.store.treerules import FORGE_DIR, entry_problem
 
+if TYPE_CHECKING:
+    from dulwich.object_store import BaseObjectStore
+    from dulwich.repo import BaseRepo
+
+    from gitdag.core.model import GraphFile
+
+# The codec and the models (pydantic) are imported where a file is parsed: a snapshot read from
+# the index cache, and the nodes the light table knows, need neither (issue 18 part 5).
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-PLACEHOLDER_GRAPH = GraphFile(created_at=_EPOCH)
+
+
+@functools.cache
+def placeholder_graph() -> GraphFile:
+    """The `graph.yaml` of a tree that has none (or an unreadable one), and of an empty branch."""
+    from gitdag.core.model import GraphFile
+
+    return GraphFile(created_at=_EPOCH)
 
 
 def _tree(store: BaseObjectStore, sha: bytes) -> Tree:
@@ -72,6 +86,15 @@ class _Loader:
         if not self.entry(path, mode):
             return None
         nid = name[: -len(".yaml")]
+        light = self.cache.light(sha)
+        if light is not None:
+            if light[0].id != nid:
+                self._mismatch(path, light[0].id, nid)
+                return None
+            return light[0]
+        from gitdag.core.codec import DecodeError, load_node
+        from gitdag.core.model import summarize
+
         cached = self.cache.get(sha)
         if cached is not None:
             if cached.id != nid:
@@ -97,12 +120,14 @@ class _Loader:
     def graph(self, sha: str | None) -> GraphFile:
         if sha is None:
             self.problems.append(Problem(GRAPH_FILE, "missing"))
-            return PLACEHOLDER_GRAPH
+            return placeholder_graph()
+        from gitdag.core.codec import DecodeError, load_graph
+
         try:
             return load_graph(_blob_bytes(self.repo, sha))
         except DecodeError as exc:
             self.problems.append(Problem(GRAPH_FILE, str(exc)))
-            return PLACEHOLDER_GRAPH
+            return placeholder_graph()
 
 
 def load_snapshot(
@@ -119,10 +144,12 @@ def load_snapshot(
     Returns:
       The snapshot; anything wrong with the tree is listed in `problems`, never raised.
     """
+    if base is not None and not base.problems and base.head == commit and base.tree is not None:
+        return base  # the index cache's snapshot is the head's: no object to read
     tree = commit_tree(repo, commit)
     if base is not None and not base.problems and base.tree == tree:
         return Snapshot(
-            commit, tree, base.graph, base.nodes, base.blobs, base.graph_blob,
+            commit, tree, base.stored_graph, base.nodes, base.blobs, base.graph_blob,
             lineage=base.lineage.child(()),
         )  # fmt: skip
     loader = _Loader(repo, cache)
@@ -174,10 +201,13 @@ def _load_incremental(
     put_nodes: dict[str, NodeSummary] = {}
     put_blobs: dict[str, str] = {}
     gone: list[str] = []
-    graph_file, graph_sha = base.graph, base.graph_blob
+    graph_file: GraphFile | StoredGraph = base.stored_graph
+    graph_sha = base.graph_blob
     changed: list[str] = []
     removed = False
     assert base.tree is not None
+    from dulwich.diff_tree import tree_changes
+
     for change in tree_changes(
         repo.object_store, ObjectID(base.tree.encode()), ObjectID(tree.encode())
     ):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gitdag.core.graphindex import GraphIndex
-from gitdag.core.model import GraphFile, NodeSummary
+from gitdag.core.summary import GraphSummary, NodeSummary
+
+if TYPE_CHECKING:
+    from gitdag.core.model import GraphFile
 
 V = TypeVar("V")
 # Each new snapshot copies the delta; folding copies the base. Folding every 1024 changes keeps
@@ -224,14 +227,51 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-@dataclass(frozen=True)
+class StoredGraph:
+    """A snapshot's `graph.yaml` as the index cache keeps it: pickled, with its summary beside.
+
+    Unpickling a `GraphFile` imports pydantic and builds every record model, which costs more
+    than the whole of `gitdag status` on a warm index; the summary answers what the read-only
+    commands show, and the record is unpickled only when something asks for it.
+    """
+
+    __slots__ = ("data", "summary")
+
+    def __init__(self, data: bytes, summary: GraphSummary) -> None:
+        self.data = data
+        self.summary = summary
+
+    @classmethod
+    def of(cls, graph: GraphFile) -> StoredGraph:
+        """Return `graph` pickled, with its summary."""
+        import pickle
+
+        from gitdag.core.model import summarize_graph
+
+        return cls(pickle.dumps(graph, protocol=5), summarize_graph(graph))
+
+    def load(self) -> GraphFile:
+        """Return the record (this imports the models)."""
+        import pickle
+
+        from gitdag.core.model import GraphFile
+
+        graph = pickle.loads(self.data)
+        if not isinstance(graph, GraphFile):
+            raise TypeError(f"the stored graph is a {type(graph).__name__}")
+        return graph
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StoredGraph, (self.data, self.summary))
+
+
 class Snapshot:
-    """The graph at one commit.
+    """The graph at one commit; immutable.
 
     Attributes:
       head: the commit (hex), or None for an empty branch.
       tree: its root tree (hex).
-      graph: the parsed `graph.yaml`.
+      graph: the parsed `graph.yaml` (for the read-only commands, `graph_summary` is lighter).
       nodes: id -> summary (what scheduling and status need).
       blobs: id -> blob sha (hex) of the node's file; full nodes are loaded through the store.
       graph_blob: blob sha of `graph.yaml`.
@@ -239,16 +279,90 @@ class Snapshot:
       lineage: how its `index` is derived (`Lineage.child` of the snapshot it was built from).
     """
 
+    __slots__ = ("_graph", "blobs", "graph_blob", "head", "lineage", "nodes", "problems", "tree")
     head: str | None
     tree: str | None
-    graph: GraphFile
     nodes: Mapping[str, NodeSummary]
     blobs: Mapping[str, str]
-    graph_blob: str | None = None
-    problems: tuple[Problem, ...] = field(default=())
-    lineage: Lineage = field(default_factory=Lineage, compare=False, repr=False)
+    graph_blob: str | None
+    problems: tuple[Problem, ...]
+    lineage: Lineage
+    _graph: GraphFile | StoredGraph
+
+    def __init__(
+        self,
+        head: str | None,
+        tree: str | None,
+        graph: GraphFile | StoredGraph,
+        nodes: Mapping[str, NodeSummary],
+        blobs: Mapping[str, str],
+        graph_blob: str | None = None,
+        problems: tuple[Problem, ...] = (),
+        lineage: Lineage | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "head", head)
+        setattr_(self, "tree", tree)
+        setattr_(self, "_graph", graph)
+        setattr_(self, "nodes", nodes)
+        setattr_(self, "blobs", blobs)
+        setattr_(self, "graph_blob", graph_blob)
+        setattr_(self, "problems", problems)
+        setattr_(self, "lineage", lineage if lineage is not None else Lineage())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Snapshot is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Snapshot is immutable (cannot delete {name!r})")
+
+    @property
+    def graph(self) -> GraphFile:
+        """The parsed `graph.yaml` (unpickled on first use when read from the index cache)."""
+        graph = self._graph
+        if isinstance(graph, StoredGraph):
+            graph = graph.load()
+            object.__setattr__(self, "_graph", graph)  # a cache of the same value
+        return graph
+
+    @property
+    def stored_graph(self) -> GraphFile | StoredGraph:
+        """The graph as held: what a snapshot derived from this one passes on unread."""
+        return self._graph
+
+    @property
+    def graph_summary(self) -> GraphSummary:
+        """Goal, target and paused: what the read-only commands show, without the models."""
+        graph = self._graph
+        if isinstance(graph, StoredGraph):
+            return graph.summary
+        return GraphSummary(graph.goal, graph.target, graph.control.paused)
 
     @property
     def index(self) -> GraphIndex:
         """The ready set, counts and ids by status of `nodes`, updated from the parent's."""
         return self.lineage.index_for(self.nodes)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.head, self.tree, self.graph, self.nodes, self.blobs, self.graph_blob,
+                self.problems)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable mappings inside, as before
+
+    def __repr__(self) -> str:
+        return (f"Snapshot(head={self.head!r}, tree={self.tree!r}, nodes={len(self.nodes)}, "
+                f"problems={len(self.problems)})")  # fmt: skip
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The index cache pickles snapshots: the graph goes as a StoredGraph, so that loading
+        # one back imports no models; the lineage is derived data, rebuilt when asked. (The
+        # summaries stay NamedTuples: plain tuples rebuilt on load measured no faster.)
+        graph = self._graph
+        stored = graph if isinstance(graph, StoredGraph) else StoredGraph.of(graph)
+        return (Snapshot, (self.head, self.tree, stored, self.nodes, self.blobs,
+                           self.graph_blob, self.problems))  # fmt: skip

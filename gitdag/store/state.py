@@ -9,31 +9,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dulwich.objects import Commit, ObjectID
-from dulwich.objectspec import parse_commit
+from dulwich.objects import ObjectID
 from dulwich.refs import Ref
-from dulwich.repo import Repo
 
-from gitdag.core import codec, flow
-from gitdag.core.model import Node, NodeSummary
-from gitdag.core.transitions import Rejected, Transition
+from gitdag.core.summary import NodeDetail, NodeSummary
 from gitdag.crash import crash_point
 from gitdag.errors import InputError, NotInitialisedError, StaleSnapshotError
 from gitdag.store import repo as repos
 from gitdag.store.cache import IndexCache, ParseCache
 from gitdag.store.layout import STATE_BRANCH, STATE_REF, RepoPaths
-from gitdag.store.read import PLACEHOLDER_GRAPH, load_snapshot
-from gitdag.store.readme import Memo, next_readme
+from gitdag.store.read import load_snapshot, placeholder_graph
 from gitdag.store.snapshot import Layered, Snapshot
-from gitdag.store.write import (
-    RefMove,
-    break_stale_lock,
-    build_commit,
-    compare_and_swap,
-    joint_compare_and_swap,
-    ref_at,
-)
+
+if TYPE_CHECKING:
+    from dulwich.repo import Repo
+
+    from gitdag.core.model import Node
+    from gitdag.core.transitions import Rejected, Transition
+    from gitdag.store.readme import Memo
+    from gitdag.store.write import RefMove
+
+# The writing half (the codec, the models, commits, the README) is imported where it is used:
+# `gitdag status`, `ready` and `show` read through this store without loading it (issue 18
+# part 5; tests/cli/test_fast_start.py).
 
 Compute = Callable[[Snapshot, dt.datetime], "Transition | Rejected | None"]
 MAX_TRIES = 64
@@ -62,7 +62,9 @@ class Moved:
     ref: str
 
 
-EMPTY = Snapshot(head=None, tree=None, graph=PLACEHOLDER_GRAPH, nodes={}, blobs={})
+def empty_snapshot() -> Snapshot:
+    """The snapshot of a branch that does not exist yet (what `init` builds on)."""
+    return Snapshot(head=None, tree=None, graph=placeholder_graph(), nodes={}, blobs={})
 
 
 class StateStore:
@@ -176,6 +178,9 @@ class StateStore:
         Raises:
           InputError: when the revision names no commit.
         """
+        from dulwich.objects import Commit
+        from dulwich.objectspec import parse_commit
+
         try:
             commit = parse_commit(self.repo, rev.encode())
         except (KeyError, ValueError):
@@ -196,6 +201,8 @@ class StateStore:
         cached = self.cache.get(blob)
         if cached is not None:
             return cached
+        from gitdag.core import codec
+
         obj = self.repo.object_store[ObjectID(blob.encode())]
         try:
             node = codec.load_node(obj.as_raw_string())
@@ -203,6 +210,23 @@ class StateStore:
             raise InputError(f"{STATE_BRANCH}: node {node_id}: {exc}") from None
         self.cache.put(blob, node)
         return node
+
+    def detail(self, snap: Snapshot, node_id: str) -> NodeDetail:
+        """Return what `gitdag status` shows of a running or merging node (`NodeDetail`).
+
+        Read from the parse cache's light table when any process parsed the node before: no
+        node file is parsed and the models stay unloaded (issue 18 part 5).
+
+        Raises:
+          InputError: the node does not exist.
+        """
+        blob = snap.blobs.get(node_id)
+        light = self.cache.light(blob) if blob is not None else None
+        if light is not None and light[1] is not None:
+            return light[1]
+        from gitdag.core.model import detail
+
+        return detail(self.node(snap, node_id))
 
     def nodes(self, snap: Snapshot, ids: list[str] | None = None) -> dict[str, Node]:
         """Return full nodes for `ids` (default: all) of a snapshot."""
@@ -241,6 +265,8 @@ class StateStore:
     def _readme(self, snap: Snapshot, transition: Transition) -> str | None:
         if not self.write_readme:
             return None
+        from gitdag.store.readme import next_readme
+
         text, data = next_readme(self.repo, snap, transition, self._readme_memo)
         self._readme_next = ("", data)
         return text
@@ -273,18 +299,21 @@ class StateStore:
         Raises:
           InputError: the branch exists already (also when another process won the race).
         """
+        from gitdag.store.write import build_commit, compare_and_swap
+
         if self.head() is not None:
             raise InputError(f"{STATE_BRANCH} already exists: this repository is initialised")
         now = self.clock()
+        empty = empty_snapshot()
         commit, snap = build_commit(
             self.repo,
-            EMPTY,
+            empty,
             transition,
             actor=actor,
             author=self._author(),
             now=now,
             cache=self.cache,
-            readme=self._readme(EMPTY, transition),
+            readme=self._readme(empty, transition),
         )
         if not compare_and_swap(self.repo, self.ref, None, commit.id.decode(), "gitdag: init"):
             raise InputError(
@@ -363,6 +392,17 @@ class StateStore:
         strict: bool,
         along: tuple[RefMove, Path] | None,
     ) -> Committed | Rejected | Moved | None:
+        from gitdag.core import flow
+        from gitdag.core.transitions import Rejected
+        from gitdag.store.write import (
+            RefMove,
+            break_stale_lock,
+            build_commit,
+            compare_and_swap,
+            joint_compare_and_swap,
+            ref_at,
+        )
+
         author = self._author()
         ident = f"{author[0]} <{author[1]}>".encode()
         delay = 0.002

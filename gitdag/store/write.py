@@ -183,7 +183,7 @@ def _node_blobs(
         put_nodes[node.id] = summarize(node)
         put_blobs[node.id] = blob.id.decode()
         if cache is not None:
-            cache.put(blob.id.decode(), node)
+            cache.put(blob.id.decode(), node, canonical=True)  # its text is codec.dump(node)
     for nid in transition.remove:
         by_shard.setdefault(shard(nid), []).append((nid, None))
     return by_shard, put_nodes, put_blobs

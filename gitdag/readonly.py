@@ -1,0 +1,331 @@
+"""The read-only commands `status`, `ready` and `show`, and a start for them without click.
+
+`gitdag status` on a big graph should cost little more than the interpreter (issue 18 part 5):
+building the click group costs more than the whole of a warm status. `fast_main` runs these three
+commands from the plain forms of their command lines - `[-C DIR] status [--json]`,
+`[-C DIR] ready [--json]`, `[-C DIR] show NODE_ID [--json]` - and declines anything else (help,
+completion, `--remote`, an unknown or repeated option), which click then parses as always. The
+click commands (cli/graph_cmds.py) print through the same functions, and `failure` maps errors
+to messages and exit codes for both (spec §9), so the output is the same either way
+(tests/cli/test_fast_start.py compares them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitdag.core import render
+from gitdag.errors import GitdagError
+
+if TYPE_CHECKING:
+    from gitdag.store.history import AttemptTime
+    from gitdag.store.snapshot import Snapshot
+    from gitdag.store.state import StateStore
+
+# No space, quota, read-only file system, permission: what the repository's storage refuses.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _echo(text: str, *, nl: bool = True, err: bool = False) -> None:
+    # What click.echo does with a str: write it (and a newline) and flush; the stream is looked
+    # up on each call, as click does, so a captured stdout (click's test runner) gets it.
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n" if nl else text)
+    stream.flush()
+
+
+def _echo_json(data: Any) -> None:
+    _echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+@contextmanager
+def open_store() -> Iterator[StateStore]:
+    """The store of the repository around the working directory, closed afterwards."""
+    from gitdag.store.state import StateStore
+
+    store = StateStore.open(".")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def print_status(report: dict[str, Any], *, as_json: bool) -> None:
+    """Print what `actions.status` returned, as `gitdag status` shows it."""
+    if as_json:
+        _echo_json(report)
+        return
+    _echo(f"goal: {report['goal'] or '(none)'}")
+    paused = "  PAUSED" if report["paused"] else ""
+    _echo(f"target: {report['target']}  state: {str(report['head'])[:12]}{paused}")
+    counts = report["counts"]
+    _echo(f"{report['total']} nodes: " + " · ".join(f"{k} {v}" for k, v in counts.items()))
+    _list("ready", report["ready"])
+    _list("blocked", report["blocked"])
+    waiting = [f"{w['id']} ({'; '.join(w['for'])})" for w in report["waiting"]]
+    _list("waiting", waiting)
+    running = [
+        f"{r['id']} (attempt {r['attempt']}"
+        + (f", iteration {r['iteration']}" if r.get("iteration", 1) > 1 else "")
+        + f", {r['worker']}"
+        + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
+        + ")"
+        for r in report["running"]
+    ]
+    _list("running", running)
+    _list("merge queue", report["merge_queue"])
+    _list("held", [f"{h['id']} ({h['kind']}: {h['repair']})" for h in report["held"]])
+    for h in report["start_holds"]:
+        count = h.get("count")
+        who = "every start" if count is None else f"{count} ready node(s)"
+        ids = ", ".join(h.get("nodes") or [])
+        if ids:
+            who += f": {ids}" + (" …" if count is not None and count > len(h["nodes"]) else "")
+        _echo(f"starts held ({h['kind']}): {h['reason']}; {who}; repair: {h['repair']}")
+    for g in report["groups"]:
+        members = ", ".join(f"{m['id']} {m['status']}" for m in g["members"])
+        _echo(f"group {g['name']}: {members} ({g['state']})")
+    _list("needs human", report["needs_human"])
+    _list("failed", report["failed"])
+    for p in report["proposals"]:
+        what = ", ".join(p["nodes"][:10]) + (" …" if len(p["nodes"]) > 10 else "")
+        _echo(f"proposal {p['name']} awaits review ({what}): {p['review']}; then {p['apply']}")
+        if p["conflict"]:
+            _echo(f"  applying it now would be refused: {p['conflict']}")
+
+
+def _list(label: str, items: list[str], limit: int = 20) -> None:
+    if not items:
+        return
+    shown = ", ".join(items[:limit]) + (
+        f", … (+{len(items) - limit})" if len(items) > limit else ""
+    )
+    _echo(f"{label} ({len(items)}): {shown}")
+
+
+def status(*, as_json: bool) -> None:
+    """`gitdag status` of the local repository."""
+    from gitdag import actions
+
+    with open_store() as store:
+        report = actions.status(store)
+    print_status(report, as_json=as_json)
+
+
+# --- ready --------------------------------------------------------------------------------------
+
+
+def ready(*, as_json: bool) -> None:
+    """`gitdag ready`: the nodes that may start now, in claim order."""
+    from gitdag.core import graph
+
+    with open_store() as store:
+        snap = store.snapshot()
+        ids = graph.ready(snap.nodes, store.clock(), paused=snap.graph_summary.paused)
+    if as_json:
+        _echo_json(ids)
+    else:
+        for nid in ids:
+            _echo(nid)
+
+
+# --- show ---------------------------------------------------------------------------------------
+
+
+def show(node_id: str, *, as_json: bool) -> None:
+    """`gitdag show NODE_ID`: the node's file, then its attempts' durations and runner output."""
+    from gitdag.runner import runs
+    from gitdag.store import history
+
+    with open_store() as store:
+        snap = store.snapshot()
+        text = _stored_text(store, snap, node_id) if not as_json else None
+        node = store.node(snap, node_id) if text is None else None
+        summary = snap.nodes[node_id]  # store.node raised for an unknown id
+        now = store.clock()
+        times = []
+        if summary.attempts and snap.head is not None:
+            times = history.attempt_times(store.repo, snap.head, node_id, since=summary.created_at)
+        runs_dir = store.paths.local / "runs"
+        local = runs.attempts(runs_dir, node_id)
+    timing = _timing(times, now)
+    logs = {
+        "command": f"gitdag logs {node_id}",
+        "dir": str(runs_dir / node_id) if local else None,
+        "attempts": local,
+    }
+    if node is not None:
+        from gitdag.core import codec
+
+        if as_json:
+            _echo_json({**node.model_dump(mode="json"), "timing": timing, "logs": logs})
+            return
+        text = codec.dump(node)
+    assert text is not None
+    _echo(text, nl=False)
+    if timing["attempts"]:
+        parts = []
+        for a in timing["attempts"]:
+            if a["seconds"] is None:
+                parts.append(f"{a['attempt']} running {render.duration(a['elapsed_s'])}")
+            else:
+                parts.append(f"{a['attempt']} {a['ended_by']} {render.duration(a['seconds'])}")
+        _echo("# attempts: " + ", ".join(parts))
+        _echo(f"# total: {render.duration(timing['total_s'])} over "
+                   f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
+    if local:
+        _echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
+
+
+def _stored_text(store: StateStore, snap: Snapshot, node_id: str) -> str | None:
+    """The node's file as stored, when gitdag wrote it (so it is what `codec.dump` prints).
+
+    Such a file needs neither parsing nor the models; any other file (hand-made, or written
+    where this repository's parse cache did not see it) returns None and is parsed.
+    """
+    blob = snap.blobs.get(node_id)
+    if blob is None or not store.cache.is_canonical(blob):
+        return None
+    from dulwich.objects import Blob, ObjectID
+
+    obj = store.repo.object_store[ObjectID(blob.encode())]
+    if not isinstance(obj, Blob):
+        return None
+    try:
+        return obj.as_raw_string().decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _timing(times: list[AttemptTime], now: dt.datetime) -> dict[str, Any]:
+    """Durations per attempt from commit times: a running attempt counts until `now`."""
+    rows = []
+    total = 0.0
+    for t in times:
+        elapsed = (now - t.started).total_seconds() if t.ended is None else None
+        total += t.seconds if t.seconds is not None else max(0.0, elapsed or 0.0)
+        rows.append({"attempt": t.attempt, "started": t.started.isoformat(),
+                     "ended": t.ended.isoformat() if t.ended else None, "ended_by": t.verb,
+                     "seconds": t.seconds,
+                     "elapsed_s": None if elapsed is None else round(elapsed, 1)})  # fmt: skip
+    return {"attempts": rows, "total_s": total}
+
+
+# --- errors and the fast start ------------------------------------------------------------------
+
+
+def failure(exc: Exception) -> int:
+    """Print the one line an error gets and return the exit code (spec §9).
+
+    A GitdagError carries its code; a full disk or a read-only repository is the environment,
+    not the input (exit 2, naming the path); anything else is a bug: exit 3, traceback logged.
+    """
+    if isinstance(exc, GitdagError):
+        _echo(f"gitdag: error: {exc}", err=True)
+        return exc.exit_code
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        # Objects and refs are written before the ref moves, so nothing half-written is visible
+        # (docs/input-rules.md).
+        where = f"{exc.filename}: " if exc.filename else ""
+        _echo(f"gitdag: error: {where}{exc.strerror or exc}; nothing was changed", err=True)
+        return 2
+    log = crash_log()
+    _echo(f"gitdag: unexpected error; traceback in {log}", err=True)
+    return 3
+
+
+def crash_log() -> str:
+    """Write the traceback being handled to `.dagain/local/logs/` (or the temp dir): its path."""
+    import tempfile
+    import traceback
+
+    text = traceback.format_exc()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    try:
+        from gitdag.store.repo import open_repo
+
+        _, paths = open_repo(".")
+        if not paths.local.is_dir():  # never create .dagain/ (a failed init leaves nothing)
+            raise FileNotFoundError(paths.local)
+        target = paths.local / "logs" / f"crash-{stamp}.log"
+    except Exception:
+        target = Path(tempfile.gettempdir()) / f"gitdag-crash-{stamp}.log"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError:
+        sys.stderr.write(text)
+        return "(stderr)"
+    return str(target)
+
+
+def _parse(argv: list[str]) -> tuple[str | None, str, str | None, bool] | None:
+    """Return (directory, command, node id, --json) for a plain command line, else None."""
+    directory = None
+    args = list(argv)
+    if args[:1] == ["-C"] and len(args) >= 2:
+        directory, args = args[1], args[2:]
+        if not os.path.isdir(directory):
+            return None  # click says what is wrong with it
+    if not args or args[0] not in ("status", "ready", "show"):
+        return None
+    command, rest = args[0], args[1:]
+    as_json = rest.count("--json") == 1
+    if as_json:
+        rest.remove("--json")
+    if "--json" in rest:
+        return None
+    node_id = None
+    if command == "show":
+        if len(rest) != 1 or rest[0].startswith("-") or not rest[0]:
+            return None
+        node_id = rest[0]
+    elif rest:
+        return None
+    return directory, command, node_id, as_json
+
+
+def fast_main(argv: list[str]) -> int | None:
+    """Run `status`, `ready` or `show` without click: the exit code, or None to use click."""
+    if "_GITDAG_COMPLETE" in os.environ:
+        return None  # shell completion is click's
+    parsed = _parse(argv)
+    if parsed is None:
+        return None
+    directory, command, node_id, as_json = parsed
+    # A short-lived process that reads: reference counting frees what it drops, and the cyclic
+    # collector would only walk the 10^5-10^6 objects of a big graph's summaries, repeatedly.
+    import gc
+
+    gc.disable()
+    try:
+        try:
+            if directory:
+                os.chdir(directory)
+            if command == "status":
+                status(as_json=as_json)
+            elif command == "ready":
+                ready(as_json=as_json)
+            else:
+                assert node_id is not None
+                show(node_id, as_json=as_json)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            return failure(exc)
+    except KeyboardInterrupt:
+        _echo("", err=True)  # closes the terminal's ^C echo, as click does
+        _echo("Aborted!", err=True)
+        return 1
+    return 0
