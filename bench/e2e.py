@@ -14,7 +14,7 @@ the same run, is what git itself needs per task node: `git worktree add -b`, wri
 `git worktree remove` and one `sh` agent spawn. The workspace code (checkouts, merge queue) is
 whatever this tree has: the script uses only the CLI.
 
-    python bench/e2e.py [--sizes 200,2000] [--workers 4]
+    python bench/e2e.py [--sizes 200,2000] [--workers 4] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -98,10 +98,12 @@ def _env(repo: Path) -> dict[str, str]:
     return env
 
 
-def run(repo: Path, workers: int) -> float:
+def run(repo: Path, workers: int, profile: Path | None = None) -> float:
+    """Run `gitdag run --quiet` on `repo`; with `profile`, under cProfile writing that file."""
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "gitdag", "run", "--workers", str(workers), "--quiet"],
+        [sys.executable, *prof, "-m", "gitdag", "run", "--workers", str(workers), "--quiet"],
         cwd=repo, env=_env(repo), capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - t0
@@ -150,6 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="200,2000", help="task nodes per run")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--profile", type=Path, help="write e2e-<tasks>.prof (cProfile) here")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="gitdag-bench-e2e-") as tmp:
@@ -162,7 +165,8 @@ def main() -> None:
         for tasks in sizes:
             repo = work / f"g{tasks}"
             nodes = prepare(repo, tasks)
-            wall = run(repo, args.workers)
+            profile = args.profile / f"e2e-{tasks}.prof" if args.profile else None
+            wall = run(repo, args.workers, profile)
             check(repo, tasks)
             per[tasks] = wall / nodes
             print(
