@@ -11,7 +11,8 @@ What is timed:
     same sharded tree, the three trees and the commit written, `refs.set_if_equals` on a second
     ref of the same repository (so the two never invalidate each other's snapshot).
 The two alternate, one of each per round, so drift in disk speed hits both alike. The ratio is
-median(transition) / median(floor), for claims and completions apart. Targets: <= 1.3 at every
+median(transition) / median(floor), for claims and completions apart; the CPU ratio (process
+time, both kinds together) is the steadier figure on a loaded machine. Targets: <= 1.3 at every
 size, flat from 1k to 100k (issue 18).
 
 Usage: python bench/transition.py [--sizes 1000,10000,100000] [--rounds 150]
@@ -122,6 +123,8 @@ def bench_size(n: int, rounds: int, workdir: Path, busy: bool) -> dict[str, floa
                 for nid in ready[rounds : 2 * rounds]}  # fmt: skip
     tx_times: dict[str, list[float]] = {"claim": [], "complete": []}
     floor_times: list[float] = []
+    tx_cpu: list[float] = []  # CPU time: on a loaded machine it moves far less than wall time
+    floor_cpu: list[float] = []
     tries = 0
 
     def claim(s: Snapshot, when: dt.datetime, nid: str) -> Transition:
@@ -138,15 +141,17 @@ def bench_size(n: int, rounds: int, workdir: Path, busy: bool) -> dict[str, floa
         # Even rounds claim ready[i // 2 * 2]; odd rounds complete the node claimed just before.
         verb, nid = ("claim", ready[i]) if i % 2 == 0 else ("complete", ready[i - 1])
         compute = claim if verb == "claim" else complete
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = store.transact(lambda s, when, c=compute, nid=nid: c(s, when, nid), actor="bench")
         tx_times[verb].append(time.perf_counter() - t0)
+        tx_cpu.append(time.process_time() - c0)
         assert isinstance(result, Committed)
         tries += result.tries
         fid = ready[rounds + i]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         floor_commit(store, fid, payloads[fid])
         floor_times.append(time.perf_counter() - t0)
+        floor_cpu.append(time.process_time() - c0)
     final = store.snapshot()
     finished = {Status.DONE: (rounds + 1) // 2, Status.RUNNING: rounds % 2}
     for status, count in finished.items():
@@ -158,7 +163,8 @@ def bench_size(n: int, rounds: int, workdir: Path, busy: bool) -> dict[str, floa
     return {"n": n, "build_s": built.build_s, "load_s": load_s, "tx": u.med(both),
             "claim": claim_s, "done": done_s, "floor": fl, "ratio": u.med(both) / fl,
             "claim_ratio": claim_s / fl, "done_ratio": done_s / fl,
-            "tx_p90": both[int(0.9 * len(both))], "tries": tries / rounds}  # fmt: skip
+            "tx_p90": both[int(0.9 * len(both))], "tries": tries / rounds,
+            "cpu_ratio": u.med(tx_cpu) / u.med(floor_cpu)}  # fmt: skip
 
 
 def main() -> None:
@@ -184,11 +190,12 @@ def main() -> None:
     print()
     print(f"{'nodes':>8} {'build':>8} {'1st load':>9} {'transition':>12} {'p90':>11} "
           f"{'floor':>11} {'ratio':>6} {'claim':>11} {'ratio':>6} {'complete':>11} "
-          f"{'ratio':>6}")  # fmt: skip
+          f"{'ratio':>6} {'CPU ratio':>9}")  # fmt: skip
     for r in rows:
         print(f"{int(r['n']):>8} {r['build_s']:7.1f}s {r['load_s']:8.2f}s {u.ms(r['tx'])} "
               f"{u.ms(r['tx_p90'])} {u.ms(r['floor'])} {r['ratio']:6.2f} {u.ms(r['claim'])} "
-              f"{r['claim_ratio']:6.2f} {u.ms(r['done'])} {r['done_ratio']:6.2f}")  # fmt: skip
+              f"{r['claim_ratio']:6.2f} {u.ms(r['done'])} {r['done_ratio']:6.2f} "
+              f"{r['cpu_ratio']:9.2f}")  # fmt: skip
     worst = max(max(r["claim_ratio"], r["done_ratio"]) for r in rows)
     spread = max(r["ratio"] for r in rows) / min(r["ratio"] for r in rows)
     print(
