@@ -209,16 +209,33 @@ class _Statuses:
         return isinstance(nid, str) and self.get(nid) is not None
 
 
+Waiting = Callable[[set[str]], Iterable[str]]
+
+
 def _waiting_on(
-    nodes: Mapping[str, NodeSummary], put: Mapping[str, Node], ids: set[str]
+    nodes: Mapping[str, NodeSummary],
+    put: Mapping[str, Node],
+    ids: set[str],
+    waiting: Waiting | None,
 ) -> list[str]:
-    """Return the open nodes (after `put`) with a dep or after in `ids`: one pass, C-level tests."""
+    """Return the open nodes (after `put`) with a dep or after in `ids`.
+
+    The graph's nodes come sorted by id, whichever way they were found: from `waiting` (the
+    ids of `nodes` with an edge to one of `ids`, e.g. `GraphIndex.waiting_on`: costs the edges)
+    or, without it, by one pass over every summary (costs the graph). Then the nodes of `put`.
+    """
     open_ = Status.OPEN
-    found = [
-        nid for nid, s in nodes.items()
-        if s.status is open_ and nid not in put
-        and (not ids.isdisjoint(s.deps) or (s.after and not ids.isdisjoint(s.after)))
-    ]  # fmt: skip
+    if waiting is not None:
+        found = sorted(
+            nid for nid in waiting(ids)
+            if nid not in put and (s := nodes.get(nid)) is not None and s.status is open_
+        )  # fmt: skip
+    else:
+        found = sorted(
+            nid for nid, s in nodes.items()
+            if s.status is open_ and nid not in put
+            and (not ids.isdisjoint(s.deps) or (s.after and not ids.isdisjoint(s.after)))
+        )  # fmt: skip
     found += [
         nid for nid, n in put.items()
         if n.status is open_ and (not ids.isdisjoint(n.deps) or not ids.isdisjoint(n.after))
@@ -257,6 +274,7 @@ def follow(
     nodes: Mapping[str, NodeSummary],
     get: Callable[[str], Node],
     now: dt.datetime,
+    waiting: Waiting | None = None,
 ) -> Transition:
     """Return the transition with the open nodes it settles moved to `skipped` (see module doc).
 
@@ -265,6 +283,9 @@ def follow(
       nodes: the graph's summaries before it.
       get: reads a full node of the graph before it.
       now: the commit's time.
+      waiting: given ids, the ids of `nodes` with a dep or after on one of them (any status),
+        e.g. `GraphIndex.waiting_on`; without it every summary is scanned (the graph's size
+        per settling transition: 9 ms at 100k nodes). Either way the result is the same.
     """
     put = {n.id: n for n in transition.put}
     removed = set(transition.remove)
@@ -284,7 +305,7 @@ def follow(
         return full(nid).outputs if statuses.get(nid) is not None else {}
 
     skipped: list[str] = []
-    queue = _waiting_on(nodes, put, settled) + fresh
+    queue = _waiting_on(nodes, put, settled, waiting) + fresh
     while queue:
         seen: set[str] = set()
         found: set[str] = set()
@@ -304,7 +325,7 @@ def follow(
             skipped.append(nid)
             found.add(nid)
         # Skips cascade: what waited on a node just skipped may be settled now (rare: a rescan).
-        queue = _waiting_on(nodes, put, found) if found else []
+        queue = _waiting_on(nodes, put, found, waiting) if found else []
     if not skipped:
         return transition
     order = list(dict.fromkeys([*(n.id for n in transition.put), *skipped]))

@@ -185,6 +185,18 @@ class GraphIndex:
         later = [t for t in self._deferred.values() if t > now]
         return min(later) if later else None
 
+    def waiting_on(self, ids: Iterable[str]) -> set[str]:
+        """Return the ids (any status) with a dep or an after on one of `ids`.
+
+        Costs the number of such edges, not the graph's size (`flow.follow` asks it on every
+        transition that settles a node).
+        """
+        found: set[str] = set()
+        for ref in ids:
+            found.update(self._wait_dep.get(ref, ()))
+            found.update(self._wait_after.get(ref, ()))
+        return found
+
     def counts(self) -> dict[str, int]:
         """Return the number of nodes in each status (equals `graph.counts`)."""
         return {status.value: len(ids) for status, ids in self.by_status.items()}

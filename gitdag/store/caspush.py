@@ -124,7 +124,9 @@ class CasPushes(WriterQueue):
                 self._dequeue()
                 return result if isinstance(result, Rejected) else None
             # What the transition settles for the workflow (skips, handlers: core/flow.py).
-            result = flow.follow(result, snap.nodes, partial(self.store.node, snap), now)
+            index = snap.kept_index()
+            waiting = index.waiting_on if index is not None else None
+            result = flow.follow(result, snap.nodes, partial(self.store.node, snap), now, waiting)
             write = self._build(snap, result, refs, actor=actor, now=now, attempt=attempt,
                                 began=began)  # fmt: skip
             outcome = self._send(write)

@@ -211,6 +211,19 @@ class Lineage:
         self.index, self.parent, self.changed = index, None, ()
         return index
 
+    def kept(self) -> bool:
+        """Tell whether this lineage holds an index or is linked to an ancestor that does.
+
+        Then `index_for` costs the changes since that ancestor; otherwise it builds one from
+        the whole graph.
+        """
+        link: Lineage | None = self
+        while link is not None:
+            if link.index is not None:
+                return True
+            link = link.parent
+        return False
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Lineage, ())  # derived data: a pickled snapshot rebuilds it when asked
 
@@ -366,3 +379,11 @@ class Snapshot:
         stored = graph if isinstance(graph, StoredGraph) else StoredGraph.of(graph)
         return (Snapshot, (self.head, self.tree, stored, self.nodes, self.blobs,
                            self.graph_blob, self.problems))  # fmt: skip
+
+    def kept_index(self) -> GraphIndex | None:
+        """Its `index` when that costs the changes since an ancestor's, else None (no build).
+
+        A one-shot command that never asked for an index would pay the whole graph to build
+        one; a caller with a cheaper fallback (a scan) asks this instead.
+        """
+        return self.index if self.lineage.kept() else None

@@ -414,7 +414,9 @@ class StateStore:
                 return result
             if result.is_empty():
                 return None
-            result = flow.follow(result, snap.nodes, partial(self.node, snap), now)
+            index = snap.kept_index()  # the nodes waiting on a settled one, without a scan
+            waiting = index.waiting_on if index is not None else None
+            result = flow.follow(result, snap.nodes, partial(self.node, snap), now, waiting)
             commit, new_snap = build_commit(
                 self.repo,
                 snap,

@@ -25,6 +25,7 @@ from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
 from gitdag.crash import fault_point
 from gitdag.errors import InputError, StoreError
+from gitdag.store import trees
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
 from gitdag.store.snapshot import Layered, Snapshot
@@ -34,17 +35,8 @@ _DIR = 0o040000
 
 
 def _tree(repo: BaseRepo, sha: bytes | None) -> Tree:
-    # ObjectID is a typing NewType of the hex bytes dulwich uses everywhere.
-    if sha is None:
-        return Tree()
-    obj = repo.object_store[ObjectID(sha)]
-    if not isinstance(obj, Tree):
-        raise StoreError(f"{sha.decode()[:12]} is not a tree")
-    # Copy: dulwich caches objects, and we are about to change this one.
-    copy = Tree()
-    for entry in obj.iteritems():
-        copy.add(entry.path, entry.mode, entry.sha)
-    return copy
+    # A new Tree the caller may change (dulwich caches the objects it reads: never those).
+    return trees.read(repo, sha)
 
 
 def add_object(repo: BaseRepo, obj: Blob | Tree | Commit) -> None:
@@ -129,7 +121,7 @@ def build_commit(
     by_shard, put_nodes, put_blobs = _node_blobs(transition, cache, objects)
     if by_shard:
         _rewrite_shards(repo, root, by_shard, objects)
-    objects.append(root)
+    objects.append(trees.made(root))
     commit = _commit_object(root, base, transition, actor=actor, author=author, now=now)
     objects.append(commit)
     if sink is not None:
@@ -194,22 +186,35 @@ def _rewrite_shards(
 ) -> None:
     """Rewrite the changed shard trees and `nodes/` (only the trees on changed paths)."""
     nodes_key = NODES_DIR.encode()
-    nodes_tree = _tree(repo, root[nodes_key][1] if nodes_key in root else None)
+    nodes_sha = root[nodes_key][1] if nodes_key in root else None
+    raw = trees.raw_of(repo, nodes_sha) if nodes_sha is not None else b""
+    records = trees.DirRecords.of(raw)  # None: entries of other shapes, rebuilt one by one
+    nodes_tree = trees.parse(raw) if records is None else Tree()
     for shard_name, items in by_shard.items():
         key = shard_name.encode()
-        shard_tree = _tree(repo, nodes_tree[key][1] if key in nodes_tree else None)
+        if records is not None:
+            old = records.get(key)
+        else:
+            old = nodes_tree[key][1] if key in nodes_tree else None
+        shard_tree = _tree(repo, old)
         for nid, maybe_blob in items:
             name = f"{nid}.yaml".encode()
             if maybe_blob is not None:
                 shard_tree.add(name, _FILE, maybe_blob.id)
             elif name in shard_tree:
                 del shard_tree[name]
-        if len(shard_tree):
-            objects.append(shard_tree)
-            nodes_tree.add(key, _DIR, shard_tree.id)
+        new = shard_tree.id if len(shard_tree) else None  # an empty shard is no tree at all
+        if new is not None:
+            objects.append(trees.made(shard_tree))
+        if records is not None:
+            records.set(key, new)
+        elif new is not None:
+            nodes_tree.add(key, _DIR, new)
         elif key in nodes_tree:
-            del nodes_tree[key]  # an empty shard is no tree at all
-    objects.append(nodes_tree)
+            del nodes_tree[key]
+    if records is not None:
+        nodes_tree = records.tree()
+    objects.append(trees.made(nodes_tree))
     root.add(nodes_key, _DIR, nodes_tree.id)
 
 

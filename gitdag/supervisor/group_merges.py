@@ -51,6 +51,11 @@ class GroupMerges:
         self.job: _Job | None = None
         self.waiting: dict[str, str] = {}  # group -> why it waits (for the final report)
         self._not_before: dict[str, float] = {}
+        # The last split of the queue, and the state head it was made on: the loop asks every
+        # 20 ms while a merge runs, and re-reading a long queue each time costs its length.
+        self._seen: str | None = None
+        self._grouped: set[str] = set()
+        self._rest: list[str] = []
 
     def busy(self) -> bool:
         """Tell whether a group integration is under way."""
@@ -58,8 +63,11 @@ class GroupMerges:
 
     def step(self, snap: Snapshot, queue: list[str]) -> tuple[list[str], Snapshot]:
         """Return the queue without grouped nodes, after moving the group integration along."""
-        grouped = {nid for nid in queue if snap.nodes[nid].group is not None}
-        rest = [nid for nid in queue if nid not in grouped]
+        if snap.head != self._seen or queue is not self._rest:  # else: nothing moved since
+            self._grouped = {nid for nid in queue if snap.nodes[nid].group is not None}
+            self._rest = [nid for nid in queue if nid not in self._grouped]
+            self._seen = snap.head
+        grouped, rest = self._grouped, self._rest
         if self.job is not None:
             snap = self._poll(snap)
         if self.job is None and self.merges.merge is None:

@@ -49,6 +49,7 @@ class LocalMerges:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitdag-merge")
         self.gate: Gate | None = None  # the merge queue waits on an environment repair
         self.groups = GroupMerges(self)  # transaction groups integrate whole (group_merges.py)
+        self._seen: str | None = None  # the state head `queue` was last checked against
 
     def busy(self) -> bool:
         """A merge runs, or nodes wait to be merged (a held queue waits for a person)."""
@@ -76,13 +77,15 @@ class LocalMerges:
 
     def step(self, snap: Snapshot) -> Snapshot:
         sup = self.sup
-        merging = snap.index.ids(Status.MERGING)
-        known = set(self.queue)
-        extra = sorted(
-            (nid for nid in merging if nid not in known),
-            key=lambda nid: (sup.store.node(snap, nid).updated_at, nid),
-        )
-        self.queue = [nid for nid in self.queue if nid in merging] + extra
+        if snap.head != self._seen:  # which nodes are merging changes only with a commit
+            merging = snap.index.ids(Status.MERGING)
+            known = set(self.queue)
+            extra = sorted(
+                (nid for nid in merging if nid not in known),
+                key=lambda nid: (sup.store.node(snap, nid).updated_at, nid),
+            )
+            self.queue = [nid for nid in self.queue if nid in merging] + extra
+            self._seen = snap.head
         self.queue, snap = self.groups.step(snap, self.queue)
         if self.merge is not None:
             members = self.merge.batch or ((self.merge.node_id, self.merge.attempt),)
