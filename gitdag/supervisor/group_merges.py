@@ -123,7 +123,7 @@ class GroupMerges:
         assert job is not None
         if not all(still_merging(snap, nid, a) for nid, a in job.attempts.items()):
             job.desk.stop.set()  # a member was cancelled or reset: the group must not land
-        job.desk.answer(lambda move, cwd: self._land(job, move, cwd))
+        job.desk.answer(lambda move, cwd, _: self._land(job, move, cwd))
         if not job.future.done():
             return snap
         self.job = None
