@@ -29,6 +29,8 @@ from gitdag.workspace.gitcli import run_git
 from gitdag.workspace.merge_queue import contains_commit
 from gitdag.workspace.objects import write_commit
 
+CRASH_AFTER_GROUP_ADVANCE = "merge.group_after_advance"
+
 GroupStatus = Literal[
     "merged", "already_merged", "conflict", "check_failed", "target_checked_out_dirty", "abandoned"
 ]
@@ -155,7 +157,8 @@ def _round(
                          GroupResult("check_failed", None, tip, (culprit,), (), failed,
                                      check_log=log))  # fmt: skip
     records = {entry.node_id: new for entry, _ in r.heads}
-    return Move(new, records, f"group {group}", GroupResult("merged", new, tip, check_log=log))
+    value = GroupResult("merged", new, tip, check_log=log)
+    return Move(new, records, f"group {group}", value, CRASH_AFTER_GROUP_ADVANCE)
 
 
 def _trees(chain: Chain) -> list[str]:
