@@ -78,7 +78,7 @@ class RemoteGroups:
 
         `queue`: the merging nodes this worker produced (its grouped ones are noted here).
         """
-        merging = {nid for nid, n in snap.nodes.items() if n.status is Status.MERGING}
+        merging = set(snap.index.ids(Status.MERGING))  # kept per change, not a scan
         self.mine = (
             self.mine | {nid for nid in queue if nid in snap.nodes and snap.nodes[nid].group}
         ) & merging
@@ -92,12 +92,13 @@ class RemoteGroups:
             job, self.job = self.job, None
             self._finish(job)
             return True
-        return self._start(snap)
+        return self._start(snap, merging)
 
     # --- starting ---------------------------------------------------------------------------
 
-    def _start(self, snap: Snapshot) -> bool:
-        names = sorted({n.group for n in snap.nodes.values() if n.group is not None})
+    def _start(self, snap: Snapshot, merging: set[str]) -> bool:
+        # A group can be ready only when one of its members is merging.
+        names = sorted({g for nid in merging if (g := snap.nodes[nid].group) is not None})
         for name in names:
             ready = groups.readiness(snap.nodes, name)
             if ready.waiting is not None or time.monotonic() < self._not_before.get(name, 0.0):
