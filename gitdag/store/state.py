@@ -385,6 +385,8 @@ class StateStore:
         strict: bool,
         along: tuple[RefMove, Path] | None,
     ) -> list[Committed] | Rejected | Moved | None:
+        if not computes:
+            return None  # nothing to record: nothing moves
         author = self._author()
         ident = f"{author[0]} <{author[1]}>".encode()
         delay = 0.002
