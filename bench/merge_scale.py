@@ -9,8 +9,8 @@
     now that a finished task's checkout goes at once (registrations = running nodes + scratch).
 (c) The batching queue: 8 ready changes, a check that takes `--check-s` (2 s) and fails on one
     culprit, merged by the serial queue (`integrate` per branch) and by `integrate_batch`
-    (`merge.batch: 8`, with `merge.batch_checks` 1 and 4). Throughput = changes decided per
-    second; the two targets' trees must be identical. Target ≥ 2.5x.
+    (`merge.batch: 8`, with `merge.batch_checks` 1 and 4, the default). Throughput = changes
+    decided per second; the two targets' trees must be identical. Target ≥ 2.5x.
 
 Usage: python bench/merge_scale.py [--check-s 2] [--culprit 5] [--dir /dev/shm]
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import _util as u
 
+from gitdag.config import MergeConfig
 from gitdag.workspace.batch import Entry, integrate_batch
 from gitdag.workspace.checkouts import checkouts_of
 from gitdag.workspace.merge_queue import integrate
@@ -178,14 +179,16 @@ def main() -> None:
         t_serial, s_serial = serial_queue(root, ids, check)
         print(f"\n(c) {args.changes} ready changes, a {args.check_s:g} s check, culprit "
               f"c{args.culprit}: serial {t_serial:.1f} s ({args.changes} checks)")  # fmt: skip
-        for parallel in (1, 4):
+        default = MergeConfig().batch_checks
+        for parallel in sorted({1, 4, default}):
             target = f"batch{parallel}"
             t_batch, s_batch, checks = batch_queue(root, ids, check, target, parallel)
             same = u.git(root, "rev-parse", f"{target}^{{tree}}") == u.git(
                 root, "rev-parse", "serial^{tree}"
             )
             assert s_batch == s_serial, (s_batch, s_serial)
-            print(f"    merge.batch {args.changes}, batch_checks {parallel}: {t_batch:.1f} s "
+            note = " (the default)" if parallel == default else ""
+            print(f"    merge.batch {args.changes}, batch_checks {parallel}{note}: {t_batch:.1f} s "
                   f"({checks} checks)  throughput {t_serial / t_batch:.2f}x the serial queue; "
                   f"identical target tree: {same}")  # fmt: skip
             assert same

@@ -31,7 +31,7 @@ leftovers, a merge commit), `supervisor.state_commit` (before any of a superviso
 Points (grep for `crash_point(`): store.before_cas, store.after_cas, supervisor.after_claim,
 supervisor.after_launch, supervisor.after_runner_exit, supervisor.after_result_commit,
 supervisor.before_merge_commit, workspace.after_leftover_commit, merge.after_advance,
-merge.batch_after_advance,
+merge.batch_after_advance, merge.group_after_advance, merge.before_group_push,
 checkout.after_intent, checkout.after_files, checkout.after_ref, checkout.after_restore,
 init.after_files, init.after_target (after `gitdag init` wrote .dagain/ and the target branch,
 before the state branch).

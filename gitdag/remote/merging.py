@@ -30,6 +30,7 @@ from gitdag.core import judging, lifecycle
 from gitdag.core.model import ErrorKind, HoldKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
 from gitdag.errors import ENVIRONMENT_ERRORS, RefRefused, RemoteError, StaleSnapshotError
+from gitdag.remote.group_merges import RemoteGroups
 from gitdag.remote.mirror import move_target
 from gitdag.store.layout import STATE_REF
 from gitdag.store.remote import tracking_ref
@@ -66,15 +67,16 @@ class RemoteMerges:
         self.known_path = worker.local / KNOWN_FILE
         self._known: set[str] | None = None
         self.gate: Gate | None = None  # the queue waits on an environment repair (re-checked)
+        self.groups = RemoteGroups(self)  # transaction groups land whole (group_merges.py)
 
     def running(self) -> bool:
         """A merge's git work is under way (the local target must not be moved meanwhile)."""
-        return self.job is not None
+        return self.job is not None or self.groups.running()
 
     def busy(self) -> bool:
         """A merge is running, or nodes this worker produced still wait to be integrated."""
         waiting = bool(self.queue) and self.gate is None  # a held queue waits for a person
-        return self.job is not None or waiting
+        return self.running() or waiting
 
     def gated(self) -> bool:
         """The queue waits on a repair and it is not yet time to look again (docs/many-machines.md).
@@ -100,6 +102,7 @@ class RemoteMerges:
             self.queue.append(node_id)
 
     def close(self) -> None:
+        self.groups.close()
         if self.job is not None:
             self.job.stop.set()  # a running check is killed rather than waited for
             self.job.future.cancel()
@@ -115,7 +118,7 @@ class RemoteMerges:
                 self._known = set()
         return self._known
 
-    def _remember(self, head: str) -> None:
+    def remember(self, head: str) -> None:
         known = self.known_heads()
         if head not in known:
             known.add(head)
@@ -126,6 +129,8 @@ class RemoteMerges:
 
     def step(self) -> None:
         """Finish the running merge if it is done; else start the next one, if any."""
+        if self.job is None and self.groups.step(self.worker.remote.snapshot(), self.queue):
+            return  # a transaction group holds the queue (remote/group_merges.py)
         if self.job is not None:
             if not self.job.future.done():
                 self._stop_if_moved_on(self.job)
@@ -152,7 +157,7 @@ class RemoteMerges:
         if self.gated():
             return  # waiting for a repair: integrating now would fail the same way
         snap = w.remote.snapshot()
-        # Transaction groups land whole, through `gitdag run` (supervisor/group_merges.py).
+        # Transaction groups land whole (remote/group_merges.py), never one member alone.
         merging = {
             nid for nid, n in snap.nodes.items() if n.status is Status.MERGING and n.group is None
         }
@@ -170,12 +175,12 @@ class RemoteMerges:
             return
         head = node.work.head
         try:
-            self._bring_branch(node.work.branch, head)
+            self.bring_branch(node.work.branch, head)
         except RemoteError as exc:
             self._fail(node_id, node.attempts, ErrorKind.CHECK_FAILED,
                        f"its branch cannot be fetched: {exc}", ())  # fmt: skip
             return
-        self._remember(head)
+        self.remember(head)
         w.mirror()
         target = snap.graph.target
         tip = read_ref(w.store.paths.git_dir, "refs/heads/" + target)
@@ -213,7 +218,7 @@ class RemoteMerges:
                 stale.append((node.updated_at, nid))
         return min(stale)[1] if stale else None
 
-    def _bring_branch(self, branch: str, head: str) -> None:
+    def bring_branch(self, branch: str, head: str) -> None:
         """Make the local node branch point at the recorded head (fetched if we lack it)."""
         w = self.worker
         paths = w.store.paths
@@ -351,14 +356,20 @@ class RemoteMerges:
         self.worker.launcher.after_merge(node_id, integrated=integrated, final=final)
 
     def _rollback(self, job: _Job, result: MergeResult | None) -> None:
-        """Put the local target back where the merge started (it did not land on the remote)."""
+        self.rollback_to(job.tip, result.merged if result is not None else None)
+
+    def rollback_to(self, tip: str, merged: str | None) -> None:
+        """Put the local target back at `tip`, where a merge that did not land started.
+
+        Only from our own merge `merged` (from any local move, when None).
+        """
         w = self.worker
         paths = w.store.paths
         target = w.remote.target or ""
         current = read_ref(paths.git_dir, "refs/heads/" + target)
-        ours = result is None or current == result.merged
-        if current is not None and current != job.tip and ours:
-            move_target(Path(paths.root), Path(paths.git_dir), target, current, job.tip,
+        ours = merged is None or current == merged
+        if current is not None and current != tip and ours:
+            move_target(Path(paths.root), Path(paths.git_dir), target, current, tip,
                         "gitdag: merge did not land on the remote", Path(paths.local))  # fmt: skip
 
     def _fail(self, node_id: str, attempt: int, kind: ErrorKind, summary: str,

@@ -95,7 +95,10 @@ def _only_local(root: Path, tip: str, local: str, known: Collection[str]) -> lis
     for line in out.splitlines():
         ids, _, subject = line.partition("\0")
         parts = ids.split()
-        remade = len(parts) == 3 and subject.startswith(INTEGRATE_SUBJECT) and parts[2] in known
+        # A node's merge has 2 parents; a transaction group's has the tip and every member.
+        merged_in = parts[2:]
+        remade = (len(parts) >= 3 and subject.startswith(INTEGRATE_SUBJECT)
+                  and all(p in known for p in merged_in))  # fmt: skip
         if not remade:
             foreign.append(parts[0] if parts else line)
     return foreign

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -349,9 +349,9 @@ class StateStore:
         Raises:
           StaleSnapshotError: the head kept moving past the bound.
         """
-        outcome = self._transact(compute, actor, max_tries, strict, None)
+        outcome = self._transact((compute,), actor, max_tries, strict, None)
         assert not isinstance(outcome, Moved)
-        return outcome
+        return outcome[-1] if isinstance(outcome, list) else outcome
 
     def transact_along(
         self,
@@ -382,16 +382,38 @@ class StateStore:
         Raises:
           StaleSnapshotError: the state head kept moving (or a ref stayed locked) past the bound.
         """
-        return self._transact(compute, actor, max_tries, True, (move, cwd))
+        outcome = self._transact((compute,), actor, max_tries, True, (move, cwd))
+        return outcome[-1] if isinstance(outcome, list) else outcome
+
+    def transact_chain_along(
+        self,
+        computes: Sequence[Compute],
+        *,
+        actor: str,
+        move: RefMove,
+        cwd: Path,
+        max_tries: int = MAX_TRIES,
+    ) -> list[Committed] | Rejected | Moved | None:
+        """Like `transact_along`, for several transitions: one commit each, all in one move.
+
+        Each compute runs on the snapshot the previous one's commit makes, and the state branch
+        moves from its head to the last commit in the same ref transaction as `move` (a batch
+        of merges lands with every node's `merge` transition, each its own commit). One compute
+        returning Rejected or None refuses them all: neither ref moves.
+
+        Returns:
+          The commits in order (both refs moved), the first Rejected / None, or Moved.
+        """
+        return self._transact(computes, actor, max_tries, True, (move, cwd))
 
     def _transact(
         self,
-        compute: Compute,
+        computes: Sequence[Compute],
         actor: str,
         max_tries: int,
         strict: bool,
         along: tuple[RefMove, Path] | None,
-    ) -> Committed | Rejected | Moved | None:
+    ) -> list[Committed] | Rejected | Moved | None:
         from gitdag.core import flow
         from gitdag.core.transitions import Rejected
         from gitdag.store.write import (
@@ -403,33 +425,41 @@ class StateStore:
             ref_at,
         )
 
+        if not computes:
+            return None  # nothing to record: nothing moves
         author = self._author()
         ident = f"{author[0]} <{author[1]}>".encode()
         delay = 0.002
         for attempt in range(1, max_tries + 1):
             snap = self.snapshot(strict=strict)
             now = self.clock()
-            result = compute(snap, now)
-            if result is None or isinstance(result, Rejected):
-                return result
-            if result.is_empty():
-                return None
-            index = snap.kept_index()  # the nodes waiting on a settled one, without a scan
-            waiting = index.waiting_on if index is not None else None
-            result = flow.follow(result, snap.nodes, partial(self.node, snap), now, waiting)
-            commit, new_snap = build_commit(
-                self.repo,
-                snap,
-                result,
-                actor=actor,
-                author=author,
-                now=now,
-                cache=self.cache,
-                readme=self._readme(snap, result),
-            )
-            reflog = f"gitdag: {result.verb} {result.subject}"
+            made: list[tuple[Transition, Snapshot]] = []
+            new_snap = snap
+            for compute in computes:
+                result = compute(new_snap, now)
+                if result is None or isinstance(result, Rejected):
+                    return result
+                if result.is_empty():
+                    return None
+                base = new_snap
+                index = base.kept_index()  # the nodes waiting on a settled one, without a scan
+                waiting = index.waiting_on if index is not None else None
+                followed = flow.follow(result, base.nodes, partial(self.node, base), now, waiting)
+                _, new_snap = build_commit(
+                    self.repo,
+                    base,
+                    followed,
+                    actor=actor,
+                    author=author,
+                    now=now,
+                    cache=self.cache,
+                    readme=self._readme(base, followed),
+                )
+                made.append((followed, new_snap))
+            last = made[-1][0]
+            reflog = f"gitdag: {last.verb} {last.subject}"
             crash_point("store.before_cas")
-            new = commit.id.decode()
+            new = new_snap.head or ""
             if along is None:
                 swapped = compare_and_swap(
                     self.repo, self.ref, snap.head, new, reflog, committer=ident
@@ -447,7 +477,7 @@ class StateStore:
                 self._snap = new_snap
                 self._wrote(new_snap.head)
                 self.known_head = new_snap.head
-                return Committed(result, new_snap.head or "", new_snap, attempt)
+                return [Committed(t, s.head or "", s, attempt) for t, s in made]
             time.sleep(delay * random.random())
             delay = min(delay * 2, 0.2)
         raise StaleSnapshotError(

@@ -19,12 +19,14 @@ from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import BaseRepo
 
+from gitdag import stale_locks
 from gitdag.core import codec
 from gitdag.core.ids import node_path, shard
 from gitdag.core.model import NodeSummary, summarize
 from gitdag.core.transitions import Transition, message
 from gitdag.crash import fault_point
 from gitdag.errors import InputError, StoreError
+from gitdag.stale_locks import break_stale
 from gitdag.store import trees
 from gitdag.store.cache import ParseCache
 from gitdag.store.layout import GRAPH_FILE, NODES_DIR, README_FILE
@@ -239,37 +241,18 @@ def _commit_object(
     return commit
 
 
-# A writer holds `<ref>.lock` for the milliseconds of one write and fsync. One that has not been
-# touched for this long was left by a writer killed mid-update (kill -9, a power cut): without
-# breaking it, no transition could ever be written again (found by bench/crash.py).
-STALE_LOCK_S = 5.0
+STALE_LOCK_S = stale_locks.STALE_LOCK_S  # doctor reads it from here
 
 
 def break_stale_lock(repo: BaseRepo, ref: bytes, stale_s: float = STALE_LOCK_S) -> bool:
     """Remove `<ref>.lock` when no writer touched it for `stale_s`; True when the lock is gone.
 
-    The lock is re-checked (same inode, same mtime) right before it is removed, so a lock that a
-    live writer took meanwhile is left alone.
+    The rule (re-checked before removal, so a live writer's lock stays) is `stale_locks.py`'s.
     """
     refpath = getattr(repo.refs, "refpath", None)
     if refpath is None:
         return False
-    lock = os.fsdecode(refpath(Ref(ref))) + ".lock"
-    try:
-        seen = os.stat(lock)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    if time.time() - seen.st_mtime < stale_s:
-        return False
-    try:
-        again = os.stat(lock)
-        if (again.st_ino, again.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns):
-            os.unlink(lock)
-    except OSError:
-        pass
-    return not os.path.exists(lock)
+    return break_stale(os.fsdecode(refpath(Ref(ref))) + ".lock", stale_s)
 
 
 def compare_and_swap(

@@ -6,28 +6,36 @@ finishes, each decided node's result is recorded exactly as the serial queue rec
 `merge` transition per node, a conflict or failed check as a retry), and the nodes left pending
 keep their place at the head of the line.
 
-A batch lands without the joint transaction of the serial queue (`landing.py` records one node
-per ref transaction, and the target moves once for the whole batch): its nodes' `merge`
-transitions follow the target's move. A crash in between leaves them `merging` with their merge
-on the target, and the next merge finds each `already_merged` and records it, once. Cancelling a
-member stops the batch's check and abandons the batch (the target untouched) up to the landing
-itself; the others merge in the next batch.
+A batch lands with its records, as a single merge does (`landing.py`): the target's move and
+every integrated node's `merge` transition — one commit per node, in queue order, chained — are
+one ref transaction (`StateStore.transact_chain_along`), so a crash leaves both or neither, and a
+member cancelled up to that transaction refuses it (the target untouched; the batch is abandoned
+and its other members merge in the next one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitdag import crash
 from gitdag.attempts.launching import merge_message
+from gitdag.core import lifecycle
 from gitdag.core.model import Node
+from gitdag.core.transitions import Rejected, Transition
 from gitdag.store.snapshot import Snapshot
+from gitdag.store.state import Compute, Moved
+from gitdag.store.write import RefMove
 from gitdag.supervisor.landing import Desk, still_merging
+from gitdag.workspace.advance import Landing
 from gitdag.workspace.batch import BatchResult, Entry, integrate_batch
 from gitdag.workspace.merge_queue import MergeResult
 
 if TYPE_CHECKING:
+    from gitdag.supervisor.loop import Supervisor
     from gitdag.supervisor.merging import LocalMerges
 
 Members = tuple[tuple[str, int], ...]  # (node id, attempt), in queue order
@@ -55,9 +63,37 @@ def start(merges: LocalMerges, snap: Snapshot) -> tuple[Future[BatchResult], Des
         integrate_batch, paths.root, paths.git_dir, sup.launcher.local, entries=entries,
         target=snap.graph.target, check_cmd=merge.check,
         check_timeout_s=float(merge.check_timeout_s), parallel=merge.batch_checks,
-        cancelled=desk.cancelled,
+        cancelled=desk.cancelled, land=desk.land_records,
     )  # fmt: skip
     return future, desk, tuple((n.id, n.attempts) for n in nodes)
+
+
+def land(
+    sup: Supervisor, members: Members, move: RefMove, cwd: Path, records: Mapping[str, str]
+) -> Landing:
+    """On the loop thread: the target's move and each node's `merge` in one ref transaction."""
+    attempts = dict(members)
+
+    def merged(node_id: str, commit: str) -> Compute:
+        attempt = attempts[node_id]
+
+        def compute(snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
+            if not still_merging(snap, node_id, attempt):
+                return Rejected(f"{node_id} is no longer merging attempt {attempt}")
+            return lifecycle.merged(sup.store.node(snap, node_id), merged_commit=commit, now=now)
+
+        return compute
+
+    computes = [merged(nid, commit) for nid, commit in records.items() if nid in attempts]
+    crash.crash_point("supervisor.before_merge_commit")
+    outcome = sup.store.transact_chain_along(computes, actor=sup.actor, move=move, cwd=cwd)
+    if isinstance(outcome, list):
+        for committed in outcome:
+            sup.announce(committed.transition)
+        return Landing("landed")
+    if isinstance(outcome, Moved):
+        return Landing("moved")
+    return Landing("abandoned", str(outcome) if outcome is not None else "nothing to record")
 
 
 def all_merging(snap: Snapshot, members: Members) -> bool:

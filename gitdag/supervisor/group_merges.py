@@ -8,21 +8,20 @@ the target's advance. A refused group sends its members back, each in its own co
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitdag import crash
-from gitdag.core import groups, judging
-from gitdag.core.model import ErrorKind, Status
-from gitdag.core.transitions import Rejected, Transition
+from gitdag.attempts import group_outcomes
+from gitdag.core import groups
+from gitdag.core.model import Status
+from gitdag.core.transitions import Rejected
 from gitdag.errors import ENVIRONMENT_ERRORS
 from gitdag.store.snapshot import Snapshot
-from gitdag.store.state import Committed, Moved
+from gitdag.store.state import Committed, Compute, Moved
 from gitdag.store.write import RefMove
 from gitdag.supervisor.landing import Desk, still_merging
 from gitdag.workspace.advance import Landing
@@ -132,7 +131,7 @@ class GroupMerges:
         assert job is not None
         if not all(still_merging(snap, nid, a) for nid, a in job.attempts.items()):
             job.desk.stop.set()  # a member was cancelled or reset: the group must not land
-        job.desk.answer(lambda move, cwd: self._land(job, move, cwd))
+        job.desk.answer(lambda move, cwd, _: self._land(job, move, cwd))
         if not job.future.done():
             return snap
         self.job = None
@@ -146,14 +145,7 @@ class GroupMerges:
 
     def _land(self, job: _Job, move: RefMove, cwd: Path) -> Landing:
         sup = self.sup
-
-        def compute(s: Snapshot, now: dt.datetime) -> Transition | Rejected:
-            for nid, attempt in job.attempts.items():
-                if not still_merging(s, nid, attempt):
-                    return Rejected(f"{nid} is no longer merging attempt {attempt}")
-            nodes = [sup.store.node(s, nid) for nid in job.attempts]
-            return groups.landed(job.group, nodes, merged_commit=move.new, now=now)
-
+        compute = group_outcomes.landed(sup.store, job.group, job.attempts, move.new)
         crash.crash_point("supervisor.before_merge_commit")
         outcome = sup.store.transact_along(compute, actor=sup.actor, move=move, cwd=cwd)
         if isinstance(outcome, Committed):
@@ -169,16 +161,9 @@ class GroupMerges:
             for nid in job.attempts:
                 sup.launcher.after_merge(nid, integrated=True)
         elif result.status in ("merged", "already_merged") and result.merged:
-            merged = result.merged
-            outcome = self._commit(
-                lambda s, now: groups.landed(
-                    job.group,
-                    [sup.store.node(s, nid) for nid in job.attempts],
-                    merged_commit=merged,
-                    now=now,
-                )
-            )
-            if outcome:
+            if self._commit(
+                group_outcomes.landed(sup.store, job.group, job.attempts, result.merged)
+            ):
                 for nid in job.attempts:
                     sup.launcher.after_merge(nid, integrated=True)
         elif result.status in ("conflict", "check_failed"):
@@ -192,59 +177,16 @@ class GroupMerges:
 
     def _send_back(self, job: _Job, result: GroupResult) -> None:
         sup = self.sup
-        if result.status == "conflict":
-            kind = ErrorKind.MERGE_CONFLICT
-            reason = f"merge conflict in {', '.join(result.paths[:20])} between members " + (
-                ", ".join(result.involved)
-            )
-            if result.collided:
-                reason += " (with the change of " + ", ".join(result.collided) + ")"
-        else:
-            kind = ErrorKind.CHECK_FAILED
-            reason = (
-                f"the check failed once {', '.join(result.involved)} was merged:\n"
-                + result.output_tail[-3000:]
-            )
         for nid, attempt in job.attempts.items():
-            involved = nid in result.involved
-
-            def compute(
-                s: Snapshot,
-                now: dt.datetime,
-                nid: str = nid,
-                a: int = attempt,
-                inv: bool = involved,
-            ) -> Transition | Rejected:
-                if not still_merging(s, nid, a):
-                    return Rejected(f"{nid} is no longer merging attempt {a}")
-                node = sup.store.node(s, nid)
-                if not inv:
-                    return groups.sent_back(
-                        node, group=job.group, kind=kind, reason=reason, now=now
-                    )
-                failed = judging.fail_attempt(
-                    node,
-                    s.nodes,
-                    s.graph,
-                    kind=kind,
-                    summary=f"group {job.group}: {reason}",
-                    attempt=a,
-                    now=now,
-                    pool=sup.launcher.pool_rules(node),
-                    paths=result.paths if kind is ErrorKind.MERGE_CONFLICT else (),
-                    verb="merge",
-                )
-                return groups.tag(failed, job.group)
-
+            compute = group_outcomes.sent_back(sup.store, job.group, nid, attempt, result,
+                                               sup.launcher.pool_rules)  # fmt: skip
             committed = self._commit(compute)
             if committed is not None:
                 state = committed.snapshot.nodes.get(nid)
                 final = state is not None and state.status is Status.FAILED
                 sup.launcher.after_merge(nid, integrated=False, final=final)
 
-    def _commit(
-        self, compute: Callable[[Snapshot, dt.datetime], Transition | Rejected]
-    ) -> Committed | None:
+    def _commit(self, compute: Compute) -> Committed | None:
         outcome = self.sup.store.transact(compute, actor=self.sup.actor)
         if isinstance(outcome, Committed):
             self.sup.progress.transition(outcome.transition)

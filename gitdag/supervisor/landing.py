@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -47,6 +47,11 @@ class _Request:
     new: str
     cwd: Path
     answer: Future[Landing]
+    records: Mapping[str, str]  # a batch's nodes -> the commit that integrated each
+
+
+# (the move, where git runs, a batch's records) -> how the landing went (on the loop thread)
+Lander = Callable[[RefMove, Path, Mapping[str, str]], Landing]
 
 
 class Desk:
@@ -63,9 +68,15 @@ class Desk:
 
     def land(self, ref: str, old: str, new: str, cwd: Path) -> Landing:
         """Called on the merge thread: wait for the loop thread to land (or refuse) the merge."""
+        return self.land_records({}, ref, old, new, cwd)
+
+    def land_records(
+        self, records: Mapping[str, str], ref: str, old: str, new: str, cwd: Path
+    ) -> Landing:
+        """`land` for a chain (a batch): `records` are its nodes and the commit of each."""
         if self._closed.is_set() or self.stop.is_set():
             return Landing("abandoned", "cancelled")
-        request = _Request(ref, old, new, Path(cwd), Future())
+        request = _Request(ref, old, new, Path(cwd), Future(), dict(records))
         self._requests.put(request)
         while True:
             try:
@@ -77,9 +88,9 @@ class Desk:
 
     def serve(self, sup: Supervisor, node_id: str, attempt: int) -> None:
         """Called on the loop thread: answer every waiting request."""
-        self.answer(lambda move, cwd: _land(sup, node_id, attempt, move, cwd))
+        self.answer(lambda move, cwd, _: _land(sup, node_id, attempt, move, cwd))
 
-    def answer(self, lander: Callable[[RefMove, Path], Landing]) -> None:
+    def answer(self, lander: Lander) -> None:
         """Called on the loop thread: land (or refuse) every waiting request with `lander`."""
         while True:
             try:
@@ -90,7 +101,7 @@ class Desk:
                 continue
             try:
                 move = RefMove(request.ref, request.old, request.new)
-                request.answer.set_result(lander(move, request.cwd))
+                request.answer.set_result(lander(move, request.cwd, request.records))
             except BaseException as exc:
                 request.answer.set_exception(exc)
                 raise

@@ -91,7 +91,10 @@ class LocalMerges:
             members = self.merge.batch or ((self.merge.node_id, self.merge.attempt),)
             if not batching.all_merging(snap, members):
                 self.merge.desk.stop.set()  # cancelled, reset, ...: kill its check, never land
-            self.merge.desk.serve(sup, self.merge.node_id, self.merge.attempt)
+            if members := self.merge.batch:  # the batch lands with its records (batching.py)
+                self.merge.desk.answer(lambda m, cwd, rec: batching.land(sup, members, m, cwd, rec))
+            else:
+                self.merge.desk.serve(sup, self.merge.node_id, self.merge.attempt)
             if not self.merge.future.done():
                 return snap
             job, self.merge = self.merge, None
@@ -213,7 +216,7 @@ class LocalMerges:
 
     def _record(self, job: _Merge, result: MergeResult) -> Snapshot | None:
         sup, node_id = self.sup, job.node_id
-        if result.status == "merged" and result.recorded:
+        if result.status in ("merged", "already_merged") and result.recorded:
             # Landed together with its `merge` transition (landing.py): only tidy up.
             sup.launcher.after_merge(node_id, integrated=True)
             return sup.snapshot()

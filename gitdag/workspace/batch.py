@@ -18,13 +18,13 @@ equals the serial queue's when a check's verdict depends only on which changes i
 failing change keeps failing with more changes on top (the usual case; a flaky check can make
 any queue disagree with itself).
 
-Crash safety is the serial queue's: nothing is visible until the one ref move; after it, a
-branch whose record is missing is found `already_merged` by the next merge (its own merge commit
-on the first-parent line, `merge_queue._first_containing`). Crash point: merge.batch_after_advance.
-
-The primitive is `land_chain`-shaped on purpose (entries in, per-entry results out, one ref
-move): a transaction group of several nodes that must land together can reuse the chain and the
-single compare-and-swap without the bisection.
+The chain, its one check round after round, and its one compare-and-swap are `chain.py`'s, the
+primitive transaction groups land through too. With `land`, every node the move integrates is
+recorded in the same ref transaction as the target's move (the supervisor's `merge`
+transitions), so a crash never leaves the code without its records or the records without the
+code. Without it (the target moves alone), a branch whose record is missing is found
+`already_merged` by the next merge (its own merge commit on the first-parent line,
+`merge_queue._first_containing`). Crash point: merge.batch_after_advance (after the move).
 """
 
 from __future__ import annotations
@@ -35,31 +35,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gitdag.crash import crash_point
-from gitdag.errors import WorkspaceError
-from gitdag.workspace.advance import settle_target
-from gitdag.workspace.check import CheckOutcome, check_merge
-from gitdag.workspace.gitcli import held
-from gitdag.workspace.merge_queue import (
-    MAX_ROUNDS,
-    MergeResult,
-    dirty,
-    merge_onto,
-    must_read,
-    publish,
-    refusal_of,
+from gitdag.workspace.chain import (
+    Chain,
+    ChainLand,
+    Ended,
+    Entry,
+    Lane,
+    Link,
+    Move,
+    Round,
+    build_chain,
+    land_chain,
 )
+from gitdag.workspace.check import CheckOutcome
+from gitdag.workspace.merge_queue import MergeResult, dirty
+
+__all__ = ["BatchResult", "Entry", "Probe", "bounds", "integrate_batch", "plan_probes"]
 
 CRASH_AFTER_BATCH_ADVANCE = "merge.batch_after_advance"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One branch of a batch: its node, branch and merge commit message."""
-
-    node_id: str
-    branch: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -78,54 +71,6 @@ class BatchResult:
     pending: tuple[str, ...] = ()
     landed: str | None = None
     checks: int = 0
-
-
-@dataclass(frozen=True)
-class Link:
-    """An entry merged along a chain: its merge commit, or the result that left it out."""
-
-    entry: Entry
-    commit: str | None
-    result: MergeResult | None
-
-
-@dataclass
-class Chain:
-    """Merges of entries in order, each onto the previous one (conflicts and merged ones skip)."""
-
-    base: str
-    links: list[Link] = field(default_factory=list)
-    cut: int | None = None  # the entry the chain stopped before (see build_chain)
-
-    @property
-    def merged(self) -> list[Link]:
-        return [link for link in self.links if link.commit is not None]
-
-    @property
-    def top(self) -> str:
-        merged = self.merged
-        return merged[-1].commit or self.base if merged else self.base
-
-
-def build_chain(root: Path, git_dir: Path, base: str, heads: Sequence[tuple[Entry, str]]) -> Chain:
-    """Merge each (entry, head) onto the chain so far, in order, starting from `base`.
-
-    Trouble merging an entry after the first (git failing on its branch) ends the chain there:
-    `cut` is its index, and it and the entries after it wait for a batch they lead, where the
-    trouble is theirs (raised), as when the serial queue merges them.
-    """
-    chain = Chain(base)
-    for at, (entry, head) in enumerate(heads):
-        try:
-            step = merge_onto(root, git_dir, chain.top, head, entry.message,
-                              what=f"{entry.branch} into the batch")  # fmt: skip
-        except WorkspaceError:
-            if at == 0:
-                raise
-            chain.cut = at
-            break
-        chain.links.append(Link(entry, step.commit, step.result))
-    return chain
 
 
 @dataclass(frozen=True)
@@ -188,6 +133,7 @@ def integrate_batch(
     check_timeout_s: float,
     parallel: int = 1,
     cancelled: Callable[[], bool] | None = None,
+    land: ChainLand | None = None,
 ) -> BatchResult:
     """Merge `entries` into `target` in order, check once, land with one compare-and-swap.
 
@@ -202,40 +148,35 @@ def integrate_batch(
       parallel: how many checks may run at once while a failing batch is searched.
       cancelled: polled during checks and before landing; once true, every entry not yet
         decided is `abandoned` and the target is untouched.
+      land: moves the target together with the records of the nodes it integrates (the
+        merged ones and those found already merged: their results come back `recorded`);
+        without it the target moves alone.
 
     Raises:
       WorkspaceError: a branch or the target is missing, git fails, or the target kept moving.
     """
-    root, git_dir, local = Path(root), Path(git_dir), Path(local)
-    target_ref = "refs/heads/" + target
-    with held(local, "merge-" + target):
-        for _ in range(MAX_ROUNDS):
-            tip = must_read(git_dir, target_ref, "target branch")
-            heads = _heads(git_dir, entries)
-            if half_moved := settle_target(local, target_ref):
-                return _held_up(entries, dirty(tip, half_moved))
-            if cancelled is not None and cancelled():
-                return _abandoned(entries, tip, "cancelled")
-            plan = _Batch(root, git_dir, local, target, check_cmd, check_timeout_s, parallel,
-                          cancelled, tip, heads)  # fmt: skip
-            outcome = plan.run()
-            if outcome is not None:
-                left = tuple(e.node_id for e in entries[len(plan.heads) :])
-                return replace(outcome, pending=outcome.pending + left)
-    raise WorkspaceError(f"{target} kept moving: gave up after {MAX_ROUNDS} merge attempts")
+    lane = Lane(Path(root), Path(git_dir), Path(local), target, check_cmd, check_timeout_s,
+                cancelled, land)  # fmt: skip
+    rounds: list[_Batch] = []
 
+    def decide(r: Round) -> Move[BatchResult] | Ended[BatchResult]:
+        rounds.append(_Batch(lane, max(1, parallel), r.tip, r.heads))
+        return rounds[-1].run()
 
-def _heads(git_dir: Path, entries: Sequence[Entry]) -> list[tuple[Entry, str]]:
-    """Each entry's branch head, up to the first missing one after the first (it waits)."""
-    heads = []
-    for at, entry in enumerate(entries):
-        try:
-            heads.append((entry, must_read(git_dir, "refs/heads/" + entry.branch, "branch")))
-        except WorkspaceError:
-            if at == 0:
-                raise  # the first entry's own trouble, as when it merges alone
-            break
-    return heads
+    ended = land_chain(lane, entries, decide, partial_heads=True)
+    checks = sum(b.checks for b in rounds)
+    if ended.how == "dirty":
+        return replace(_held_up(entries, dirty(ended.tip, ended.reason)), checks=checks)
+    if ended.how == "abandoned":
+        return _abandoned(entries, ended.tip, ended.reason, checks)
+    assert ended.value is not None
+    outcome = ended.value
+    if ended.recorded:
+        results = {nid: replace(r, recorded=r.status in ("merged", "already_merged"))
+                   for nid, r in outcome.results.items()}  # fmt: skip
+        outcome = replace(outcome, results=results)
+    left = tuple(e.node_id for e in entries[len(rounds[-1].heads) :])
+    return replace(outcome, pending=outcome.pending + left, checks=checks)
 
 
 def _held_up(entries: Sequence[Entry], result: MergeResult) -> BatchResult:
@@ -250,14 +191,10 @@ def _abandoned(entries: Sequence[Entry], tip: str, why: str, checks: int = 0) ->
 
 @dataclass
 class _Batch:
-    root: Path
-    git_dir: Path
-    local: Path
-    target: str
-    check_cmd: str | None
-    timeout_s: float
+    """One round of a batch on one tip: chain, check (searching a failing one), decide."""
+
+    lane: Lane
     parallel: int
-    cancelled: Callable[[], bool] | None
     tip: str
     heads: list[tuple[Entry, str]]
     known: dict[Probe, bool] = field(default_factory=dict)
@@ -265,46 +202,33 @@ class _Batch:
     survivors: dict[int, Chain] = field(default_factory=dict)
     checks: int = 0
 
-    def stopped(self) -> bool:
-        return self.cancelled is not None and self.cancelled()
-
-    def run(self) -> BatchResult | None:
-        """Chain, check, land: the result, or None when the target moved (merge again)."""
-        chain = build_chain(self.root, self.git_dir, self.tip, self.heads)
+    def run(self) -> Move[BatchResult] | Ended[BatchResult]:
+        """Chain and check: what to land, or how the batch ended without moving the target."""
+        lane = self.lane
+        chain = build_chain(lane.root, lane.git_dir, self.tip, self.heads)
         if chain.cut is not None:
             self.heads = self.heads[: chain.cut]
-        entries = [e for e, _ in self.heads]
-        target_ref = "refs/heads/" + self.target
-        if self.check_cmd and chain.merged:
-            if refusal := refusal_of(self.root, self.git_dir, target_ref, self.tip):
-                return _held_up(entries, refusal)
-            while probes := plan_probes(len(chain.merged), self.known, max(1, self.parallel)):
+        if lane.check_cmd and chain.merged:
+            if reason := lane.refusal(self.tip):  # before spending checks on what cannot land
+                return Ended("dirty", self.tip, reason=reason)
+            while probes := plan_probes(len(chain.merged), self.known, self.parallel):
                 self._check(chain, probes)
-                if self.stopped():
-                    return _abandoned(entries, self.tip, "cancelled", self.checks)
+                if lane.stopped():
+                    return Ended("abandoned", self.tip, reason="cancelled")
         landing, results, pending = self._decide(chain)
         if landing == self.tip:
-            return BatchResult(results, pending, None, self.checks)
-        if refusal := refusal_of(self.root, self.git_dir, target_ref, self.tip):
-            return _held_up(entries, refusal)
-        if self.stopped():
-            return _abandoned(entries, self.tip, "cancelled", self.checks)
+            return Ended("decided", self.tip, BatchResult(results, pending, None, self.checks))
+        records = {nid: r.merged for nid, r in results.items()
+                   if r.status in ("merged", "already_merged") and r.merged}  # fmt: skip
         ids = [nid for nid, r in results.items() if r.status == "merged"]
-        what = "merge " + ", ".join(ids)
-        moved = publish(self.root, self.git_dir, self.local, target_ref, self.tip, landing, what,
-                        None)  # fmt: skip
-        if moved.outcome == "refused":
-            return _held_up(entries, dirty(self.tip, moved.reason))
-        if moved.outcome != "landed":
-            return None
-        crash_point(CRASH_AFTER_BATCH_ADVANCE)
-        return BatchResult(results, pending, landing, self.checks)
+        value = BatchResult(results, pending, landing, self.checks)
+        return Move(landing, records, "merge " + ", ".join(ids), value, CRASH_AFTER_BATCH_ADVANCE)
 
     def _decide(self, chain: Chain) -> tuple[str, dict[str, MergeResult], tuple[str, ...]]:
         """(the commit to land, results by node in queue order, the entries left pending)."""
         merged = chain.merged
         n = len(merged)
-        if not self.check_cmd or not merged or self.known.get(Probe(n)):
+        if not self.lane.check_cmd or not merged or self.known.get(Probe(n)):
             return chain.top, self._results(chain.links, len(chain.links)), ()
         lo, hi = bounds(n, self.known)
         culprit = merged[hi - 1]
@@ -346,7 +270,7 @@ class _Batch:
             at = chain.links.index(culprit)
             base = merged[probe.k - 2].commit or self.tip if probe.k > 1 else self.tip
             later = {link.entry for link in chain.links[at + 1 :]}
-            survivor = build_chain(self.root, self.git_dir, base,
+            survivor = build_chain(self.lane.root, self.lane.git_dir, base,
                                    [(e, h) for e, h in self.heads if e in later])  # fmt: skip
             survivor.links = chain.links[:at] + survivor.links
             self.survivors[probe.k] = survivor
@@ -358,7 +282,7 @@ class _Batch:
         jobs = [(probe, *self._tree_of(chain, probe)) for probe in probes]
 
         def stop() -> bool:
-            return done.is_set() or self.stopped()
+            return done.is_set() or self.lane.stopped()
 
         def one(slot: int, probe: Probe, commit: str, nodes: list[str]) -> None:
             last = nodes[-1] if nodes else "tip"
@@ -366,9 +290,7 @@ class _Batch:
             if probe.without:
                 name += ".without-" + chain.merged[probe.k - 1].entry.node_id
             env = {"GITDAG_NODE_ID": last, "GITDAG_BATCH": " ".join(nodes)}
-            outcome, log = check_merge(self.root, self.git_dir, self.local, self.target, commit,
-                                       self.check_cmd or "", self.timeout_s, name, env,
-                                       stop=stop, slot=slot)  # fmt: skip
+            outcome, log = self.lane.check(commit, name, env, slot=slot, stop=stop)
             if outcome.stopped:
                 return
             self.outcomes[probe] = (outcome, log)

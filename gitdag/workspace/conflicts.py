@@ -90,6 +90,8 @@ def hunks(root: Path, tip: str, head: str, max_bytes: int = HUNKS_MAX_BYTES) -> 
         return ""
     listing, _, messages = proc.stdout.partition("\n\n")
     lines = listing.splitlines()
+    if not lines:
+        return ""  # git could not merge at all (the previous head is not in this clone)
     tree, conflicted = lines[0].strip(), list(dict.fromkeys(p for p in lines[1:] if p))
     out: list[str] = []
     for path in conflicted:

@@ -10,32 +10,26 @@ member that could not merge, and the earlier members that touched the same paths
 check is attributed by checking the tip plus the first k members, k = 1, 2, ... (only on
 failure), and names the member whose merge first fails. The target is never touched on either.
 
-Shares the merge queue's lock (`locks/merge-<target>.lock`) and its landing (`merge_queue`), so
-groups and single nodes integrate one at a time in the caller's order.
+The chain, the check and the one compare-and-swap are `chain.py`'s (the primitive the batching
+queue lands through too): it shares the merge queue's lock (`locks/merge-<target>.lock`) and
+landing, so groups and single nodes integrate one at a time in the caller's order.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from gitdag.errors import WorkspaceError
-from gitdag.workspace.advance import Land, settle_target
-from gitdag.workspace.check import run_check
-from gitdag.workspace.conflicts import collisions
-from gitdag.workspace.gitcli import held, read_ref, run_git
-from gitdag.workspace.merge_queue import (
-    MAX_ROUNDS,
-    MergeResult,
-    contains_commit,
-    publish,
-    refusal_of,
-)
+from gitdag.workspace.advance import Land, Landing
+from gitdag.workspace.chain import Chain, Ended, Entry, Lane, Move, Round, build_chain, land_chain
+from gitdag.workspace.gitcli import run_git
+from gitdag.workspace.merge_queue import contains_commit
 from gitdag.workspace.objects import write_commit
-from gitdag.workspace.worktrees import Worktrees
+
+CRASH_AFTER_GROUP_ADVANCE = "merge.group_after_advance"
 
 GroupStatus = Literal[
     "merged", "already_merged", "conflict", "check_failed", "target_checked_out_dirty", "abandoned"
@@ -78,14 +72,6 @@ class GroupResult:
     recorded: bool = False
 
 
-@dataclass(frozen=True)
-class _Conflict:
-    member: str
-    paths: tuple[str, ...]
-    involved: tuple[str, ...]
-    collided: tuple[str, ...]
-
-
 def integrate_group(
     root: Path,
     git_dir: Path,
@@ -120,113 +106,64 @@ def integrate_group(
     """
     if not members:
         raise WorkspaceError(f"group {group} has no member to merge")
-    root, git_dir, local = Path(root), Path(git_dir), Path(local)
-    target_ref = "refs/heads/" + target
-    with held(local, "merge-" + target):
-        for _ in range(MAX_ROUNDS):
-            tip = _read(git_dir, target_ref, "target branch")
-            heads = [_read(git_dir, "refs/heads/" + m.branch, "branch") for m in members]
-            if half_moved := settle_target(local, target_ref):
-                return GroupResult("target_checked_out_dirty", None, tip, output_tail=half_moved)
-            if cancelled is not None and cancelled():
-                return GroupResult("abandoned", None, tip, output_tail="cancelled")
-            if all(contains_commit(root, tip, head) for head in heads):
-                return GroupResult("already_merged", tip, tip)
-            merged = _merge_all(root, git_dir, tip, members, heads)
-            if isinstance(merged, _Conflict):
-                return GroupResult(
-                    "conflict", None, tip, merged.involved, merged.paths, collided=merged.collided
-                )
-            if check_cmd and (refused := refusal_of(root, git_dir, target_ref, tip)):
-                return _as_group(refused)
-            new = _commit(root, git_dir, merged[-1], tip, heads, message)
-            log = None
-            if check_cmd:
-                log = local / "merge-checks" / f"group-{group}.log"
-                failed = _check(
-                    root,
-                    git_dir,
-                    local,
-                    check_cmd,
-                    check_timeout_s,
-                    log,
-                    new,
-                    target,
-                    group,
-                    cancelled,
-                )
-                if failed == "stopped":
-                    return GroupResult("abandoned", None, tip, output_tail="cancelled")
-                if failed is not None:
-                    culprit = _culprit(
-                        root,
-                        git_dir,
-                        local,
-                        check_cmd,
-                        check_timeout_s,
-                        tip,
-                        members,
-                        heads,
-                        merged,
-                        target,
-                        group,
-                        cancelled,
-                    )
-                    return GroupResult(
-                        "check_failed", None, tip, (culprit,), (), failed, check_log=log
-                    )
-            if refused := refusal_of(root, git_dir, target_ref, tip):
-                return _as_group(refused)
-            if cancelled is not None and cancelled():
-                return GroupResult("abandoned", None, tip, output_tail="cancelled", check_log=log)
-            landing = publish(root, git_dir, local, target_ref, tip, new, f"group {group}", land)
-            if landing.outcome == "refused":
-                return GroupResult(
-                    "target_checked_out_dirty", None, tip, output_tail=landing.reason
-                )
-            if landing.outcome == "landed":
-                return GroupResult("merged", new, tip, check_log=log, recorded=land is not None)
-            if landing.outcome == "abandoned":
-                return GroupResult("abandoned", None, tip, output_tail=landing.reason)
-            time.sleep(0.01)  # the target moved meanwhile: merge the group again on its tip
-    raise WorkspaceError(f"{target} kept moving: gave up after {MAX_ROUNDS} group merges")
+
+    def land_all(records: Mapping[str, str], ref: str, old: str, new: str, cwd: Path) -> Landing:
+        assert land is not None
+        return land(ref, old, new, cwd)
+
+    lane = Lane(Path(root), Path(git_dir), Path(local), target, check_cmd, check_timeout_s,
+                cancelled, land_all if land is not None else None)  # fmt: skip
+    # Each member merges onto the tree so far; the commits between are for merge-tree only.
+    entries = [Entry(m.node_id, m.branch, "step\n") for m in members]
+    ended = land_chain(lane, entries, lambda r: _round(lane, group, message, r))
+    if ended.how == "dirty":
+        return GroupResult("target_checked_out_dirty", None, ended.tip, output_tail=ended.reason)
+    if ended.how == "abandoned":
+        return GroupResult("abandoned", None, ended.tip, output_tail=ended.reason)
+    assert ended.value is not None
+    return replace(ended.value, recorded=ended.recorded)
 
 
-def _read(git_dir: Path, ref: str, what: str) -> str:
-    sha = read_ref(git_dir, ref)
-    if sha is None:
-        raise WorkspaceError(f"{what} {ref.removeprefix('refs/heads/')} does not exist")
-    return sha
+def _round(
+    lane: Lane, group: str, message: str, r: Round
+) -> Move[GroupResult] | Ended[GroupResult]:
+    """The group on one tip: already there, a conflict, a failed check, or the commit to land."""
+    tip, heads = r.tip, [head for _, head in r.heads]
+    if all(contains_commit(lane.root, tip, head) for head in heads):
+        return Ended("decided", tip, GroupResult("already_merged", tip, tip))
+    chain = build_chain(lane.root, lane.git_dir, tip, r.heads, whole=True)
+    if (hit := chain.conflict) is not None and hit.result is not None:
+        index = chain.links.index(hit)
+        paths = hit.result.paths
+        earlier = [entry.node_id for entry, head in r.heads[:index]
+                   if _touches(lane.root, tip, head, paths)]  # fmt: skip
+        involved = (*earlier, hit.entry.node_id)
+        conflict = GroupResult("conflict", None, tip, involved, paths, collided=hit.result.collided)
+        return Ended("decided", tip, conflict)
+    if lane.check_cmd and (reason := lane.refusal(tip)):
+        return Ended("dirty", tip, reason=reason)
+    trees = _trees(chain)
+    new = _commit(lane.root, lane.git_dir, trees[-1], tip, heads, message)
+    log = None
+    if lane.check_cmd:
+        env = {"GITDAG_GROUP": group}
+        outcome, log = lane.check(new, f"group-{group}", env)
+        if outcome.stopped:
+            return Ended("abandoned", tip, reason="cancelled")
+        if not outcome.ok:
+            culprit = _culprit(lane, group, tip, r.heads, trees)
+            failed = outcome.tail or "the check failed"
+            return Ended("decided", tip,
+                         GroupResult("check_failed", None, tip, (culprit,), (), failed,
+                                     check_log=log))  # fmt: skip
+    records = {entry.node_id: new for entry, _ in r.heads}
+    value = GroupResult("merged", new, tip, check_log=log)
+    return Move(new, records, f"group {group}", value, CRASH_AFTER_GROUP_ADVANCE)
 
 
-def _merge_all(
-    root: Path, git_dir: Path, tip: str, members: Sequence[Member], heads: Sequence[str]
-) -> list[str] | _Conflict:
-    """Merge each member onto the result so far: the tree after each member, or the conflict."""
-    trees: list[str] = []
-    current = tip
-    for index, (member, head) in enumerate(zip(members, heads, strict=True)):
-        proc = run_git(
-            ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", current, head],
-            root,
-            check=False,
-        )
-        if proc.returncode not in (0, 1):
-            raise WorkspaceError(f"cannot merge {member.branch}: {proc.stderr.strip()}")
-        fields = proc.stdout.split("\0")
-        if proc.returncode == 1:
-            paths = tuple(dict.fromkeys(p for p in fields[1:] if p))
-            earlier = [
-                m.node_id
-                for m, h in zip(members[:index], heads[:index], strict=True)
-                if _touches(root, tip, h, paths)
-            ]
-            hit = tuple(c.describe() for c in collisions(root, tip, head, paths))
-            return _Conflict(member.node_id, paths, (*earlier, member.node_id), hit)
-        trees.append(fields[0].strip())
-        # The next member merges onto this tree: a commit of it, made for merge-tree only.
-        current = write_commit(root, git_dir, trees[-1], [current, head], "step\n")
-    return trees
+def _trees(chain: Chain) -> list[str]:
+    """The tree after each member (a member already in the target leaves it as it was)."""
+    return [link.tree for link in chain.links]
 
 
 def _touches(root: Path, tip: str, head: str, paths: Sequence[str]) -> bool:
@@ -247,52 +184,14 @@ def _commit(
     )
 
 
-def _check(
-    root: Path,
-    git_dir: Path,
-    local: Path,
-    cmd: str,
-    timeout_s: float,
-    log: Path,
-    commit: str,
-    target: str,
-    group: str,
-    cancelled: Callable[[], bool] | None,
-) -> str | None:
-    """Run the check on `commit`: None when it passes, "stopped", or the failing output's tail."""
-    env = {"GITDAG_GROUP": group, "GITDAG_TARGET": target, "GITDAG_MERGE_COMMIT": commit}
-    wt = Worktrees(root, git_dir, local)
-    with wt.using_scratch(commit, name="merge-" + target.replace("/", "-")) as scratch:
-        env["GITDAG_WORKTREE"] = str(scratch)
-        outcome = run_check(cmd, scratch, log, timeout_s, env, stop=cancelled)
-    if outcome.stopped:
-        return "stopped"
-    return None if outcome.ok else (outcome.tail or "the check failed")
-
-
 def _culprit(
-    root: Path,
-    git_dir: Path,
-    local: Path,
-    cmd: str,
-    timeout_s: float,
-    tip: str,
-    members: Sequence[Member],
-    heads: Sequence[str],
-    trees: Sequence[str],
-    target: str,
-    group: str,
-    cancelled: Callable[[], bool] | None,
+    lane: Lane, group: str, tip: str, heads: Sequence[tuple[Entry, str]], trees: Sequence[str]
 ) -> str:
     """The member whose merge first makes the check fail (the last, if every prefix passes)."""
-    for k in range(1, len(members)):
-        prefix = _commit(root, git_dir, trees[k - 1], tip, heads[:k], f"group {group}: first {k}")
-        log = local / "merge-checks" / f"group-{group}-{k}.log"
-        failed = _check(root, git_dir, local, cmd, timeout_s, log, prefix, target, group, cancelled)
-        if failed is not None:
-            return members[k - 1].node_id
-    return members[-1].node_id
-
-
-def _as_group(result: MergeResult) -> GroupResult:
-    return GroupResult(result.status, None, result.target_before, output_tail=result.output_tail)
+    for k in range(1, len(heads)):
+        prefix = _commit(lane.root, lane.git_dir, trees[k - 1], tip, [h for _, h in heads[:k]],
+                         f"group {group}: first {k}")  # fmt: skip
+        outcome, _ = lane.check(prefix, f"group-{group}-{k}", {"GITDAG_GROUP": group})
+        if not outcome.ok:
+            return heads[k - 1][0].node_id
+    return heads[-1][0].node_id

@@ -196,10 +196,14 @@ class Step:
     result: MergeResult | None = None
 
 
-def merge_onto(root: Path, git_dir: Path, tip: str, head: str, message: str, *, what: str) -> Step:
+def merge_onto(
+    root: Path, git_dir: Path, tip: str, head: str, message: str, *, what: str,
+    seen_from: str | None = None,
+) -> Step:  # fmt: skip
     """Merge `head` onto `tip` (`git merge-tree`), writing the merge commit in-process.
 
     The commit's first parent is `tip`, so the target's first-parent line is the queue order.
+    A conflict's collisions are the target's changes since `seen_from` (default: `tip`).
 
     Raises:
       WorkspaceError: git could not merge (unrelated histories, a missing object).
@@ -215,7 +219,7 @@ def merge_onto(root: Path, git_dir: Path, tip: str, head: str, message: str, *, 
     tree = fields[0].strip()
     if proc.returncode == 1:
         paths = tuple(dict.fromkeys(p for p in fields[1:] if p))
-        hit = tuple(c.describe() for c in collisions(root, tip, head, paths))
+        hit = tuple(c.describe() for c in collisions(root, seen_from or tip, head, paths))
         return Step(None, tree, MergeResult("conflict", None, paths, "", tip, collided=hit))
     # A branch already in the target merges to the target's own tree; only then is the
     # (rarer, slower) ancestry question worth asking.

@@ -33,9 +33,9 @@ from dulwich.refs import DiskRefsContainer, Ref
 
 from gitdag.crash import fault_point
 from gitdag.errors import WorkspaceError
+from gitdag.stale_locks import break_stale
 from gitdag.workspace.gitcli import fallback_identity, run_git
 
-STALE_LOCK_S = 5.0  # as store/write.py: a lock untouched this long was left by a killed writer
 _LOCK_WAIT_S = 10.0
 
 
@@ -204,7 +204,7 @@ def move_ref(
         except FileNotFoundError:
             return False  # a writer ignoring the lock took it: read again, as after a lost race
         except FileLocked:
-            if _break_stale(git_dir / (ref + ".lock")):
+            if break_stale(git_dir / (ref + ".lock")):
                 continue
             if time.monotonic() > deadline:
                 raise WorkspaceError(f"{ref} stayed locked for {_LOCK_WAIT_S:g} s") from None
@@ -231,22 +231,3 @@ def _append_log(path: Path, line: bytes, *, create: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as fh:
         fh.write(line + b"\n")
-
-
-def _break_stale(lock: Path) -> bool:
-    """Remove a `<ref>.lock` untouched for STALE_LOCK_S (re-checked first); True when gone."""
-    try:
-        seen = lock.stat()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    if time.time() - seen.st_mtime < STALE_LOCK_S:
-        return False
-    try:
-        again = lock.stat()
-        if (again.st_ino, again.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns):
-            lock.unlink()
-    except OSError:
-        pass
-    return not lock.exists()
