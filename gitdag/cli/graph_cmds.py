@@ -102,22 +102,49 @@ def add(node_id: str, as_json: bool, remote: str | None, local_only: bool, **nod
     "--remote",
     default=None,
     metavar="NAME",
-    help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).",
+    help="Fetch NAME's dagain/state and show that graph (no local supervisor needed). "
+    "Default: the graph's remote (remote.name in .dagain/config.yaml, else the upstream of "
+    "dagain/state), fetched quickly, else this clone's graph with a warning.",
 )
-def status(as_json: bool, remote: str | None) -> None:
+@click.option(
+    "--local",
+    "local_only",
+    is_flag=True,
+    help="Show this clone's dagain/state only, even when the graph has a remote (no network).",
+)
+def status(as_json: bool, remote: str | None, local_only: bool) -> None:
     """Counts per status; ready, blocked, waiting, running nodes, the merge queue, proposals."""
-    if remote is not None:
-        from gitdag.cli.remote_cmds import retry_for_s
-        from gitdag.store.remote import fetched
+    if remote is not None and local_only:
+        from gitdag.errors import InputError
 
-        with fetched(".", remote, retry_for_s) as store:
-            report = actions.status(store)
+        raise InputError("give --remote NAME or --local, not both")
+    source: Any = None
+    if remote is not None:
+        from gitdag.cli.status_remote import remote_status
+
+        report, source = remote_status(remote, explicit=True)
     else:
         with open_store() as store:
-            report = actions.status(store)
+            if not local_only:
+                from gitdag.cli.status_remote import graph_remote
+
+                remote = graph_remote(store)
+            if remote is None:
+                report = actions.status(store)
+        if remote is not None:
+            from gitdag.cli.status_remote import remote_status
+
+            report, source = remote_status(remote, explicit=False)
     if as_json:
-        echo_json(report)
+        from gitdag.cli.status_remote import Source
+
+        echo_json({**report, "graph": (source or Source()).as_json()})
         return
+    if source is not None:
+        if source.warning is not None:
+            click.echo(f"gitdag: warning: {source.warning}", err=True)
+        for line in source.lines:
+            click.echo(line)
     click.echo(f"goal: {report['goal'] or '(none)'}")
     paused = "  PAUSED" if report["paused"] else ""
     click.echo(f"target: {report['target']}  state: {str(report['head'])[:12]}{paused}")

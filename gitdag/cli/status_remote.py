@@ -1,0 +1,153 @@
+"""`gitdag status` (and `ui`) in a clone whose graph has a remote: show the remote's graph.
+
+The local `dagain/state` of such a clone is a copy, as new as its last sync; the graph everyone
+works on is the remote's (docs/many-machines.md). So `status` without `--remote`/`--local`
+fetches the remote's `dagain/state` into gitdag's tracking ref (bounded: transient failures are
+retried for at most `QUICK_RETRY_S`, a connection or read waits at most `QUICK_TIMEOUT_S`) and
+shows that graph, with one line saying how the local copy compares (`behind`, `ahead`) and the
+command that brings them together. Nothing local moves: `status` stays read-only. When the
+remote cannot be reached, it shows the local graph with one warning line naming the remote and
+the error. `--local` never looks at the remote.
+
+This module is imported only when a command may need it: a clone without a remote pays for
+one read of git's config and of `.dagain/config.yaml`'s text (`graph_remote`), nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gitdag.store.state import StateStore
+
+QUICK_RETRY_S = 3.0
+QUICK_TIMEOUT_S = 10.0
+_REMOTE_KEY = re.compile(r"^remote\s*:", re.MULTILINE)
+
+
+def graph_remote(store: StateStore) -> str | None:
+    """The graph's default remote: `remote.name` of `.dagain/config.yaml`, else the upstream of
+    `dagain/state`; None when it has none (checked without parsing a config without `remote:`).
+
+    Raises:
+      ConfigError: a bad config file that has a `remote:` key.
+    """
+    path = store.paths.dagain / "config.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if _REMOTE_KEY.search(text):
+        from gitdag.config import load_settings
+
+        name = load_settings(store.paths.dagain).remote.name
+        if name:
+            return name
+    try:
+        value = store.repo.get_config().get((b"branch", b"dagain/state"), b"remote")
+    except KeyError:
+        return None
+    upstream = value.decode(errors="replace").strip() if isinstance(value, bytes) else ""
+    return upstream if upstream and upstream != "." else None
+
+
+@dataclass
+class Source:
+    """Where the graph a command shows comes from (`graph` in `status --json`)."""
+
+    remote: str | None = None
+    fetched: bool = False
+    behind: int | None = None  # local transitions the remote has and this clone lacks
+    ahead: int | None = None  # local transitions the remote lacks
+    warning: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": "remote" if self.fetched else "local", "remote": self.remote,
+                "behind": self.behind, "ahead": self.ahead, "warning": self.warning}  # fmt: skip
+
+
+def compare(remote: str, local: str | None, head: str, counts: tuple[int, int] | None) -> str:
+    """One line: how this clone's `dagain/state` compares with the remote's graph shown."""
+    shown = f"graph: {remote}'s dagain/state ({head[:12]})"
+    if local is None:
+        return f"{shown}; no local dagain/state here (gitdag sync {remote} makes one)"
+    if counts is None:
+        return shown
+    ahead, behind = counts
+    if not ahead and not behind:
+        return f"{shown}; this clone's copy is up to date"
+    if not ahead:
+        return f"{shown}; this clone's copy is {behind} transition(s) behind: gitdag sync {remote}"
+    lacks = f"this clone has {ahead} transition(s) {remote} lacks"
+    if not behind:
+        return f"{shown}; {lacks} (made with --local): gitdag sync {remote} pushes them"
+    return (f"{shown}; diverged: {lacks}, and is {behind} behind: gitdag sync {remote} replays "
+            "them")  # fmt: skip
+
+
+def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
+    """Open and fetch `remote`'s graph; (RemoteState, Source). `quick`: the bounds above.
+
+    Raises:
+      GitdagError: the remote cannot be opened or fetched (the caller decides what that means).
+    """
+    from gitdag.cli.remote_cmds import retry_for_s
+    from gitdag.remote.steer import local_head
+    from gitdag.store.remote import RemoteState
+
+    state = RemoteState.open(".", remote, **({"timeout_s": QUICK_TIMEOUT_S} if quick else {}))
+    try:
+        bound = retry_for_s(state.store.paths.dagain)
+        state.retry_for(min(bound, QUICK_RETRY_S) if quick else bound)
+        head = state.fetch()
+        local = local_head(state.store.repo)
+        counts = None
+        if local is not None:
+            proc = state.git("rev-list", "--left-right", "--count", f"{local}...{head}",
+                             check=False)  # fmt: skip
+            parts = proc.stdout.split()
+            if proc.returncode == 0 and len(parts) == 2:
+                counts = (int(parts[0]), int(parts[1]))
+    except BaseException:
+        state.close()
+        raise
+    source = Source(remote=remote, fetched=True)
+    if counts is not None:
+        source.ahead, source.behind = counts
+    source.lines.append(compare(remote, local, head, counts))
+    return state, source
+
+
+def unreached(remote: str, exc: Exception) -> Source:
+    """The remote could not be read: the local graph is shown, with this warning."""
+    why = str(exc).removeprefix(f"remote {remote}: ")
+    warning = (f"remote {remote} not reached ({why}); showing this clone's dagain/state, which "
+               f"may be behind (gitdag status --local skips the remote)")  # fmt: skip
+    return Source(remote=remote, warning=warning)
+
+
+def remote_status(remote: str, *, explicit: bool) -> tuple[dict[str, Any], Source]:
+    """`actions.status` of the remote's graph, and where it came from.
+
+    `explicit` (`--remote NAME`): an unreachable remote is an error (exit 2), as always. Else
+    (the graph's default remote) it is a warning, and the local graph is shown.
+    """
+    from gitdag import actions
+    from gitdag.cli._common import open_store
+    from gitdag.errors import InputError, NotInitialisedError, RemoteError
+
+    try:
+        state, source = fetch_quickly(remote, quick=not explicit)
+    except (RemoteError, NotInitialisedError, InputError) as exc:
+        if explicit:
+            raise
+        source = unreached(remote, exc)
+        with open_store() as store:
+            return actions.status(store), source
+    try:
+        return actions.status(state.store), source
+    finally:
+        state.close()
