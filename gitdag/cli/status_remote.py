@@ -151,3 +151,25 @@ def remote_status(remote: str, *, explicit: bool) -> tuple[dict[str, Any], Sourc
         return actions.status(state.store), source
     finally:
         state.close()
+
+
+def ui_note(store: StateStore) -> str | None:
+    """`gitdag ui`'s line at start when the graph has a remote: the page shows this clone's
+    copy; how it compares with the remote's graph (fetched quickly), or why that is unknown."""
+    from gitdag.errors import InputError, NotInitialisedError, RemoteError
+
+    remote = graph_remote(store)
+    if remote is None:
+        return None
+    page = f"the graph's remote is {remote}; this page shows this clone's dagain/state"
+    try:
+        state, source = fetch_quickly(remote, quick=True)
+        state.close()
+    except (RemoteError, NotInitialisedError, InputError) as exc:
+        return f"{page} ({unreached(remote, exc).warning})"
+    if source.behind is None or source.ahead is None:
+        return f"{page}; gitdag sync {remote} first"
+    if not source.behind and not source.ahead:
+        return f"{page}, up to date with {remote}'s"
+    return (f"{page}, {source.behind} transition(s) behind and {source.ahead} ahead of "
+            f"{remote}'s: gitdag sync {remote} first")  # fmt: skip

@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.remote.conftest import Daemon, build_cluster, task
 from tests.timing import within
 
@@ -27,7 +29,7 @@ def _local_copy(clone: Path) -> None:
 
 
 def test_status_shows_the_remote_graph_and_how_the_local_copy_compares(
-    tmp_path: Path, daemons: list[Daemon]
+    tmp_path: Path, daemons: list[Daemon], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster = build_cluster(tmp_path, daemons, [task("a")], serve="http")
     laptop, other = cluster.clone("laptop"), cluster.clone("other")
@@ -54,6 +56,15 @@ def test_status_shows_the_remote_graph_and_how_the_local_copy_compares(
     assert "1 nodes" in synced.out
     both = cluster.gitdag(laptop, "status", "--local", "--remote", "origin")
     assert both.code == 2 and "not both" in both.err
+    # `gitdag ui` says at start that its page shows this clone's copy, and how it compares.
+    from gitdag.cli.status_remote import ui_note
+    from gitdag.store.state import StateStore
+
+    monkeypatch.chdir(laptop)
+    with StateStore.open(laptop) as store:
+        note = ui_note(store)
+    assert note is not None and "this page shows this clone's dagain/state" in note
+    assert "1 transition(s) behind and 0 ahead of origin's: gitdag sync origin" in note, note
 
 
 def test_status_with_the_remote_down_shows_the_local_graph_with_a_warning(
