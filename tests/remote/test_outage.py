@@ -15,8 +15,39 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from gitdag.transport.outcomes import Failure
+from gitdag.transport.retry import Retry, Unreachable
 from tests.remote.conftest import Daemon, build_cluster, finish, task, wait_for
 from tests.timing import within
+
+
+def test_a_cap_bounds_one_call_tighter_than_retry_for_s() -> None:
+    """A worker's cap (remote/link.py): 2 s of retries instead of 60; 0 tries once."""
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    def down() -> None:
+        raise Unreachable("Connection refused", Failure.TRANSIENT)
+
+    retry = Retry(retry_for_s=60, sleep=sleep, clock=lambda: now[0], cap=lambda: 2.0)
+    with pytest.raises(Unreachable):
+        retry.run(down)
+    assert 1.0 < now[0] <= 2.0 and retry.limit == 2.0 and retry.calls == 0
+    tries = 0
+
+    def counted() -> None:
+        nonlocal tries
+        tries += 1
+        down()
+
+    retry.cap = lambda: 0.0
+    with pytest.raises(Unreachable):
+        retry.run(counted)
+    assert tries == 1
 
 
 class Relay:
@@ -192,3 +223,33 @@ def test_run_watch_stops_on_sigterm_while_the_remote_is_down(
     assert code == 130, err
     assert took < within(10), (took, err)
     assert "not synced" in err, err
+
+
+def test_a_failure_during_an_outage_is_journaled_then_lands(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """A runner that fails while the server is down: its failure waits in the journal too."""
+    log = tmp_path / "runs.log"
+    run = f'echo "$GITDAG_NODE_ID $GITDAG_ATTEMPT $$ $GITDAG_REPO" >> {log}; sleep 2; exit 3'
+    bad = {"id": "bad", "title": "bad", "kind": "command", "run": run}
+    cluster = build_cluster(tmp_path, daemons, [bad], serve="http", backoff=600)
+    server = daemons[-1]
+    clone = cluster.clone("w0")
+    _retry_for(clone, 120)
+    worker = cluster.work(clone, "--idle-exit", "3")
+    try:
+        wait_for(lambda: len(cluster.rows()) >= 1, within(30), "the node to start")
+        server.stop()
+        kept = clone / ".dagain" / "local" / "pending" / "bad.json"
+        wait_for(kept.exists, within(10), "the failure to be journaled during the outage")
+        assert '"failure"' in kept.read_text()
+        server.restart()
+        code, err = finish(worker, timeout=within(60))
+    finally:
+        cluster.stop_all()
+    assert code == 0, err
+    assert "bad: failure of attempt 1 kept in .dagain/local/pending/" in err, err
+    node = cluster.nodes()["bad"]
+    assert node.status.value != "running" and node.attempts == 1, node
+    assert node.error is not None and node.error.attempt == 1, node
+    assert not kept.exists()
