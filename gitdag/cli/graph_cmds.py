@@ -126,7 +126,7 @@ def status(as_json: bool, remote: str | None, local_only: bool) -> None:
     else:
         with open_store() as store:
             if not local_only:
-                from gitdag.cli.status_remote import graph_remote
+                from gitdag.cli.graph_remote import graph_remote
 
                 remote = graph_remote(store)
             if remote is None:
@@ -136,9 +136,9 @@ def status(as_json: bool, remote: str | None, local_only: bool) -> None:
 
             report, source = remote_status(remote, explicit=False)
     if as_json:
-        from gitdag.cli.status_remote import Source
+        from gitdag.cli.graph_remote import LOCAL
 
-        echo_json({**report, "graph": (source or Source()).as_json()})
+        echo_json({**report, "graph": source.as_json() if source is not None else LOCAL})
         return
     if source is not None:
         if source.warning is not None:

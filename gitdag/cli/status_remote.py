@@ -9,60 +9,45 @@ command that brings them together. Nothing local moves: `status` stays read-only
 remote cannot be reached, it shows the local graph with one warning line naming the remote and
 the error. `--local` never looks at the remote.
 
-This module is imported only when a command may need it: a clone without a remote pays for
-one read of git's config and of `.dagain/config.yaml`'s text (`graph_remote`), nothing more.
+This module is imported only when the graph has a remote: a clone without one pays for
+`graph_remote.py` only (one read of git's config and of `.dagain/config.yaml`'s text).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from gitdag.cli.graph_remote import graph_remote
 
 if TYPE_CHECKING:
     from gitdag.store.state import StateStore
 
 QUICK_RETRY_S = 3.0
 QUICK_TIMEOUT_S = 10.0
-_REMOTE_KEY = re.compile(r"^remote\s*:", re.MULTILINE)
 
 
-def graph_remote(store: StateStore) -> str | None:
-    """The graph's default remote: `remote.name` of `.dagain/config.yaml`, else the upstream of
-    `dagain/state`; None when it has none (checked without parsing a config without `remote:`).
-
-    Raises:
-      ConfigError: a bad config file that has a `remote:` key.
-    """
-    path = store.paths.dagain / "config.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        text = ""
-    if _REMOTE_KEY.search(text):
-        from gitdag.config import load_settings
-
-        name = load_settings(store.paths.dagain).remote.name
-        if name:
-            return name
-    try:
-        value = store.repo.get_config().get((b"branch", b"dagain/state"), b"remote")
-    except KeyError:
-        return None
-    upstream = value.decode(errors="replace").strip() if isinstance(value, bytes) else ""
-    return upstream if upstream and upstream != "." else None
-
-
-@dataclass
 class Source:
-    """Where the graph a command shows comes from (`graph` in `status --json`)."""
+    """Where the graph a command shows comes from (`graph` in `status --json`).
 
-    remote: str | None = None
-    fetched: bool = False
-    behind: int | None = None  # local transitions the remote has and this clone lacks
-    ahead: int | None = None  # local transitions the remote lacks
-    warning: str | None = None
-    lines: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: this module is imported by every `status` (start time).
+
+    Attributes:
+      remote: the graph's remote (None: this clone's graph alone).
+      fetched: the remote's graph is what is shown.
+      behind: transitions the remote has and this clone's `dagain/state` lacks (None: unknown).
+      ahead: transitions this clone's `dagain/state` has and the remote lacks.
+      warning: why the remote was not reached.
+      lines: what to print before the status.
+    """
+
+    def __init__(self, remote: str | None = None, fetched: bool = False,
+                 warning: str | None = None) -> None:  # fmt: skip
+        self.remote = remote
+        self.fetched = fetched
+        self.behind: int | None = None
+        self.ahead: int | None = None
+        self.warning = warning
+        self.lines: list[str] = []
 
     def as_json(self) -> dict[str, Any]:
         return {"source": "remote" if self.fetched else "local", "remote": self.remote,
