@@ -77,6 +77,11 @@ class Link:
         """Bound every later call of this worker (the loop runs from now on)."""
         self.w.remote.retry.cap = self.cap
 
+    def uninstall(self) -> None:
+        """The loop ended: later calls (`run`'s last sync) get `remote.retry_for_s` again."""
+        if self.w.remote.retry.cap == self.cap:
+            self.w.remote.retry.cap = None
+
     def cap(self) -> float:
         """How long the call starting now may retry (0: once)."""
         if self.down:

@@ -382,6 +382,7 @@ class Worker:
         return 130
 
     def _shutdown(self) -> None:
+        self.link.uninstall()
         localholds.write(self.local, [])
         self.attempts.shutdown(release=True)
         self.merges.close()
