@@ -13,7 +13,8 @@ GitdagError (1)
 ├── RunnerError (3)            a runner could not be launched for reasons outside the node
 ├── WorkspaceError (3)         worktree or merge trouble that is not an ordinary conflict
 ├── RemoteError (2)            a remote rejected a push or cannot be reached
-│   └── RefRefused (2)         the remote refused one ref of a push (a hook, a permission)
+│   ├── RefRefused (2)         the remote refused one ref of a push (a hook, a permission)
+│   └── RemoteUnreachable (2)  the remote did not answer (transient failures past the bound)
 └── LockedError (4)            another supervisor holds the lock
 ```
 
@@ -114,6 +115,14 @@ class RefRefused(RemoteError):
         super().__init__(message)
         self.ref = ref
         self.reason = reason
+
+
+class RemoteUnreachable(RemoteError):
+    """The remote did not answer within the bound of one call (transient failures only).
+
+    A worker goes on with its runners and tries again later (remote/link.py); a command that
+    talks to the remote once exits 2.
+    """
 
 
 class LockedError(GitdagError):

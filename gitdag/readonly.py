@@ -114,13 +114,21 @@ def _list(label: str, items: list[str], limit: int = 20) -> None:
     _echo(f"{label} ({len(items)}): {shown}")
 
 
-def status(*, as_json: bool) -> None:
-    """`gitdag status` of the local repository."""
+def status(*, as_json: bool) -> bool:
+    """`gitdag status` of a clone whose graph has no remote.
+
+    Returns False, having printed nothing, when the graph has one: click's `status` shows the
+    remote's graph then (cli/status_remote.py).
+    """
     from gitdag import actions
+    from gitdag.store.graph_remote import LOCAL, graph_remote
 
     with open_store() as store:
+        if graph_remote(store) is not None:
+            return False
         report = actions.status(store)
-    print_status(report, as_json=as_json)
+    print_status({**report, "graph": LOCAL} if as_json else report, as_json=as_json)
+    return True
 
 
 # --- ready --------------------------------------------------------------------------------------
@@ -309,12 +317,16 @@ def fast_main(argv: list[str]) -> int | None:
     import gc
 
     gc.disable()
+    start = os.getcwd()
     try:
         try:
             if directory:
                 os.chdir(directory)
             if command == "status":
-                status(as_json=as_json)
+                if not status(as_json=as_json):
+                    os.chdir(start)  # click runs the whole command line again, -C included
+                    gc.enable()
+                    return None
             elif command == "ready":
                 ready(as_json=as_json)
             else:

@@ -119,19 +119,52 @@ def add(node_id: str, as_json: bool, remote: str | None, local_only: bool, **nod
     "--remote",
     default=None,
     metavar="NAME",
-    help="Fetch NAME's dagain/state and show that graph (no local supervisor needed).",
+    help="Fetch NAME's dagain/state and show that graph (no local supervisor needed). "
+    "Default: the graph's remote (remote.name in .dagain/config.yaml, else the upstream of "
+    "dagain/state), fetched quickly, else this clone's graph with a warning.",
 )
-def status(as_json: bool, remote: str | None) -> None:
+@click.option(
+    "--local",
+    "local_only",
+    is_flag=True,
+    help="Show this clone's dagain/state only, even when the graph has a remote (no network).",
+)
+def status(as_json: bool, remote: str | None, local_only: bool) -> None:
     """Counts per status; ready, blocked, waiting, running nodes, the merge queue, proposals."""
-    if remote is not None:
-        from gitdag.cli.remote_cmds import retry_for_s
-        from gitdag.store.remote import fetched
+    if remote is not None and local_only:
+        from gitdag.errors import InputError
 
-        with fetched(".", remote, retry_for_s) as store:
-            report = actions.status(store)
-        readonly.print_status(report, as_json=as_json)
+        raise InputError("give --remote NAME or --local, not both")
+    source: Any = None
+    if remote is not None:
+        from gitdag.cli.status_remote import remote_status
+
+        report, source = remote_status(remote, explicit=True)
     else:
-        readonly.status(as_json=as_json)
+        with open_store() as store:
+            if not local_only:
+                from gitdag.store.graph_remote import graph_remote
+
+                remote = graph_remote(store)
+            if remote is None:
+                report = actions.status(store)
+        if remote is not None:
+            from gitdag.cli.status_remote import remote_status
+
+            report, source = remote_status(remote, explicit=False)
+    if as_json:
+        from gitdag.store.graph_remote import LOCAL
+
+        readonly.print_status(
+            {**report, "graph": source.as_json() if source is not None else LOCAL}, as_json=True
+        )
+        return
+    if source is not None:
+        if source.warning is not None:
+            click.echo(f"gitdag: warning: {source.warning}", err=True)
+        for line in source.lines:
+            click.echo(line)
+    readonly.print_status(report, as_json=False)
 
 
 @click.command()

@@ -58,6 +58,12 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
         from gitdag.ui import server
     except ImportError:
         raise InputError(INSTALL_HINT) from None
+    with open_store() as store:
+        from gitdag.cli.status_remote import ui_note
+
+        note = ui_note(store)
+    if note is not None:
+        click.echo(f"gitdag ui: {note}", err=True)
 
     def announce(url: str) -> None:
         if as_json:  # one line, so a script can read it while the server runs

@@ -2,9 +2,11 @@
 
 A finished attempt's result and work record (its branch `dagain/work/<id>` and the head to push
 there) are written to `.dagain/local/pending/<id>.json` before the push, and dropped once it
-landed or was judged. Whatever keeps the push from landing — the remote unreachable past
-`remote.retry_for_s`, a refusal of the state branch, the worker killed mid-push — the entry
-stays, and so does the branch in the clone.
+landed or was judged; so is the failure of an attempt whose runner ended badly (a timeout, no
+result: its kind and summary). While the remote does not answer, a running worker keeps them
+there and pushes them when it answers again (remote/link.py). Whatever keeps the push from
+landing — the remote unreachable past `remote.retry_for_s`, a refusal of the state branch, the
+worker killed mid-push — the entry stays, and so does the branch in the clone.
 
 A worker started again in the same clone finishes the journal before it claims anything
 (`replay`): an entry whose attempt still holds the node's claim (running, claimed by this clone)
@@ -22,19 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitdag.core.model import Node, Status, Work
+from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.store.remote import RemoteState
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One finished attempt whose result has not landed yet."""
+    """One finished attempt whose result (or failure) has not landed yet."""
 
     node_id: str
     attempt: int
-    result: RunnerResult
+    result: RunnerResult | None
     work: Work | None
+    failure: tuple[ErrorKind, str] | None = None  # (kind, summary) when the attempt failed
 
 
 class Journal:
@@ -50,6 +53,14 @@ class Journal:
             "result": result.model_dump(mode="json"),
             "work": work.model_dump(mode="json") if work is not None else None,
         }
+        self._write(node_id, data)
+
+    def save_failure(self, node_id: str, attempt: int, kind: ErrorKind, summary: str) -> None:
+        """Keep an attempt's failure before pushing it (best effort, as `save`)."""
+        data = {"attempt": attempt, "failure": {"kind": kind.value, "summary": summary}}
+        self._write(node_id, data)
+
+    def _write(self, node_id: str, data: dict[str, object]) -> None:
         with contextlib.suppress(OSError):
             self.dir.mkdir(parents=True, exist_ok=True)
             tmp = self.dir / f"{node_id}.json.tmp"
@@ -59,6 +70,10 @@ class Journal:
     def _read(self, node_id: str) -> Entry | None:
         try:
             data = json.loads((self.dir / f"{node_id}.json").read_text(encoding="utf-8"))
+            if data.get("failure"):
+                failure = data["failure"]
+                kind = ErrorKind(failure["kind"])
+                return Entry(node_id, int(data["attempt"]), None, None, (kind, failure["summary"]))
             result = RunnerResult.model_validate(data["result"])
             work = Work.model_validate(data["work"]) if data.get("work") else None
             return Entry(node_id, int(data["attempt"]), result, work)
@@ -76,6 +91,10 @@ class Journal:
             return []
         names = sorted(p.name.removesuffix(".json") for p in self.dir.glob("*.json"))
         return [e for e in (self._read(n) for n in names) if e is not None]
+
+    def has(self, node_id: str) -> bool:
+        """Tell whether a result (or failure) of the node is kept."""
+        return (self.dir / f"{node_id}.json").is_file()
 
     def drop(self, node_id: str) -> None:
         """The result landed (or can never land): forget it."""
@@ -127,8 +146,9 @@ def replay(
             journal.drop(entry.node_id)
             say(f"{entry.node_id}: kept result of attempt {entry.attempt} discarded: {why}")
             continue
-        say(f"{entry.node_id}: pushing the kept result of attempt {entry.attempt} again (its agent "
-            "does not run again)")  # fmt: skip
+        what = "failure" if entry.failure is not None else "result"
+        say(f"{entry.node_id}: pushing the kept {what} of attempt {entry.attempt} again (its "
+            "agent does not run again)")  # fmt: skip
         push(entry)
         pushed.append(entry.node_id)
     return pushed

@@ -94,11 +94,9 @@ def recover_own(w: Worker) -> None:
     The journal is finished first: a kept result whose claim is still this clone's is pushed
     (its agent does not run again), one whose lease was lost is discarded with a line.
     """
+    from gitdag.remote.link import push_kept
 
-    def push_kept(entry: journal.Entry) -> None:
-        w.results.push(entry.node_id, entry.attempt, entry.result, entry.work)
-
-    journal.replay(w.pending, w.remote, w.token, push_kept, w.progress.event)
+    journal.replay(w.pending, w.remote, w.token, lambda e: push_kept(w, e), w.progress.event)
     snap = w.remote.snapshot()
     suffix = "." + w.token
     for node_id, summary in snap.nodes.items():

@@ -1,7 +1,8 @@
 """Pushing a finished attempt's result to the remote, with the node's branch, atomically.
 
 The node's branch lands with its result or not at all (one atomic push). Until it lands the
-result is kept in `.dagain/local/pending/`: a refused push (a hook, a permission) is pushed again
+result is kept in `.dagain/local/pending/`: while the remote does not answer the worker goes on
+and pushes it when it does (remote/link.py); a refused push (a hook, a permission) is pushed again
 by the next worker of this clone without running the agent again (`leases.recover_own`). A
 refusal of the node's branch itself fails the node, once; of the state branch, stops the worker.
 """
@@ -15,9 +16,10 @@ from gitdag.attempts.running import Attempt
 from gitdag.core.model import ErrorKind, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected
-from gitdag.errors import RefRefused, RemoteError
+from gitdag.errors import RefRefused, RemoteError, RemoteUnreachable
 from gitdag.store.state import Committed
 from gitdag.transport.outcomes import RefPush
+from gitdag.transport.retry import Interrupted
 
 if TYPE_CHECKING:
     from gitdag.remote.worker import Worker
@@ -38,6 +40,9 @@ class Results:
         if work is not None and work.head is not None:
             refs.append(RefPush(work.head, "refs/heads/" + work.branch))
         w.pending.save(node_id, attempt, result, work)
+        if w.link.down:  # not now: pushed when the remote answers again (remote/link.py)
+            w.link.keep(node_id, attempt, running, "result")
+            return
         try:
             outcome = w.port.transact(on_node(w.store, node_id, judged), refs=refs)
         except RefRefused as exc:
@@ -53,7 +58,10 @@ class Results:
             w.attempts.fail(node_id, attempt, ErrorKind.PUSH_REFUSED, summary + exc.reason,
                             running)  # fmt: skip
             return
-        except RemoteError:
+        except RemoteUnreachable:
+            w.link.keep(node_id, attempt, running, "result")
+            raise
+        except (RemoteError, Interrupted):
             if running is not None:
                 w.launcher.release(running.prepared, keep_branch=True)
             raise

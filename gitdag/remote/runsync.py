@@ -14,11 +14,18 @@ as its last fetch), and its claims could never be pushed. So `run` there:
 3. syncs again, so the local `dagain/state` ends equal to the remote's.
 
 `--watch` starts the worker again after the remote's graph changes, until interrupted.
+
+Ctrl-C or SIGTERM stops it within seconds wherever it is: the worker handles its own (it gives
+its nodes back, remote/link.py), and then the last sync is skipped (the remote may be what did
+not answer: `gitdag sync` later); between two workers (a sync, the watch) either signal ends the
+command with 130 at once.
 """
 
 from __future__ import annotations
 
+import signal
 import time
+from types import FrameType
 
 from gitdag.attempts.lock import SupervisorLock
 from gitdag.attempts.progress import Progress
@@ -71,11 +78,15 @@ def run_shared(remote: str, settings: Settings, *, workers: int, once: bool, wat
                progress: Progress) -> int:  # fmt: skip
     """`gitdag run` with a remote: sync, work through the remote, sync; return the exit code."""
     state = open_remote(".", remote, fetch=False)
+    old_term = signal.signal(signal.SIGTERM, _as_interrupt)
     try:
         progress.event(describe(sync_locked(state)))
         options = WorkOptions(workers=workers, max_nodes=1 if once else None)
         while True:
             code = run_worker(state, settings, options, progress)
+            if code == 130:
+                progress.event(f"interrupted: dagain/state not synced with {remote} (gitdag sync)")
+                return code
             last = sync_locked(state)
             if last.action != "up to date":
                 progress.event(describe(last))
@@ -87,7 +98,13 @@ def run_shared(remote: str, settings: Settings, *, workers: int, once: bool, wat
     except KeyboardInterrupt:  # --watch, between two workers (a worker handles its own)
         return 130
     finally:
+        signal.signal(signal.SIGTERM, old_term)
         state.close()
+
+
+def _as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside the worker stops `run` as Ctrl-C does (exit 130, not killed)."""
+    raise KeyboardInterrupt
 
 
 def _wait_for_change(state: RemoteState, head: str) -> None:

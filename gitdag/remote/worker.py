@@ -37,9 +37,10 @@ from gitdag.core import lifecycle, scheduling
 from gitdag.core.model import Node, Status
 from gitdag.core.stopping import LocalFacts, why_stopped
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import InputError, RemoteError, StaleSnapshotError
+from gitdag.errors import InputError, RemoteError, RemoteUnreachable, StaleSnapshotError
 from gitdag.remote import claims, journal, leases, mirror
 from gitdag.remote.idle import IdlePoll
+from gitdag.remote.link import KeepingAttempts, Link
 from gitdag.remote.merging import RemoteMerges
 from gitdag.remote.results import Results
 from gitdag.remote.startholds import StartHold
@@ -47,6 +48,7 @@ from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
 from gitdag.store.state import Committed
 from gitdag.transport.outcomes import LostRef, RefPush
+from gitdag.transport.retry import Interrupted
 
 ON_REMOTE = "no longer running this attempt on the remote"
 FETCH_FAILURES = 3  # consecutive failed fetches an idle worker tolerates before giving up
@@ -112,7 +114,9 @@ class Worker:
         self.actor = self.worker_id
         self.launcher = Launcher(self.store, settings)
         self.port = RemotePort(remote, self.actor)
-        self.attempts = Attempts(self.port, self.launcher, self.progress, self)
+        self.link = Link(self)  # bounded calls; going on while the remote is down
+        self.pending = journal.Journal(self.local)
+        self.attempts: Attempts = KeepingAttempts(self)
         self.merges = RemoteMerges(self)
         self.results = Results(self)
         self.started = 0  # attempts claimed
@@ -121,7 +125,6 @@ class Worker:
         # An environment cause of a failed start: no claims until it is gone (re-checked).
         self.starts = StartHold(self)
         self.said = SaidOnce(self.progress)
-        self.pending = journal.Journal(self.local)
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -139,6 +142,8 @@ class Worker:
                 preflight(self.launcher, self.settings, snap, self.store.clock())
                 leases.recover_own(self)
                 code = self._loop()
+            except Interrupted:  # a signal cut a remote call short (remote/link.py)
+                code = self._interrupted()
             finally:
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
@@ -149,6 +154,8 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop = signal.Signals(signum).name
+        if self.remote.retry.calls > 0:  # inside a remote call: do not wait for it to return
+            raise Interrupted(self._stop)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -156,10 +163,15 @@ class Worker:
         idle_since = time.monotonic()
         last_fetch = time.monotonic()
         poll = IdlePoll(self.options.poll_s, self.options.poll_max_s)
+        self.link.install()
         while True:
             if self._stop is not None:
                 return self._interrupted()
-            if time.monotonic() - last_fetch >= poll.interval:
+            if self.link.down:
+                if self.link.probe_due():
+                    self._fetch()
+                    last_fetch = time.monotonic()
+            elif time.monotonic() - last_fetch >= poll.interval:
                 before = self.store.head()
                 self._fetch()
                 last_fetch = time.monotonic()
@@ -167,12 +179,8 @@ class Worker:
             self.attempts.honour(
                 self.remote.snapshot(), "no longer running this attempt on the remote"
             )
-            self.attempts.collect()
-            leases.renew(self)
-            self.merges.step()
-            leases.reclaim(self)
-            claimed = self._claim()
-            busy = bool(self.attempts.running) or self.merges.busy()
+            claimed = self._step()
+            busy = bool(self.attempts.running) or self.merges.busy() or bool(self.link.kept)
             if busy or claimed:
                 poll.busy()
             # A retry of held work is not work: it must not keep an --idle-exit worker alive.
@@ -204,16 +212,36 @@ class Worker:
                     return 0
             self._wait()
 
+    def _step(self) -> bool:
+        """Collect, renew, merge, reclaim, claim; while the remote is down, only collect."""
+        try:
+            self.attempts.collect()
+            if self.link.down:
+                self.link.lapse()
+                return False
+            self.link.catch_up()
+            leases.renew(self)
+            self.merges.step()
+            leases.reclaim(self)
+            return self._claim()
+        except RemoteUnreachable as exc:
+            self.link.failed(exc)
+            return False
+
     def _fetch(self) -> None:
         try:
             self.remote.fetch()
             self._fetch_failures = 0
+        except RemoteUnreachable as exc:
+            self.link.failed(exc)
+            return
         except RemoteError as exc:
             self._fetch_failures += 1
             if not self.attempts.running and self._fetch_failures >= FETCH_FAILURES:
                 raise
             self.progress.error(f"{exc} (will retry)")
             return
+        self.link.answered()
         if not self.merges.running():
             self.mirror()
 
@@ -228,7 +256,7 @@ class Worker:
         timeout = self.options.poll_s
         if self.merges.running():
             timeout = min(timeout, 0.02)
-        self.attempts.wait(timeout)
+        self.attempts.wait(self.link.wait_s(timeout))
 
     def _max_reached(self) -> bool:
         return self.options.max_nodes is not None and self.started >= self.options.max_nodes
@@ -344,10 +372,17 @@ class Worker:
 
     def _interrupted(self) -> int:
         self.progress.event(f"{self._stop}: stopping runners and giving their nodes back")
-        self.attempts.interrupt("worker interrupted")
+        try:
+            with self.link.stopping():
+                self.attempts.interrupt("worker interrupted")
+        except Interrupted as exc:
+            self.progress.error(f"{exc}: the nodes still running here are not given back (the "
+                                "next gitdag work in this clone gives them back at once, else "
+                                "their leases run out)")  # fmt: skip
         return 130
 
     def _shutdown(self) -> None:
+        self.link.uninstall()
         localholds.write(self.local, [])
         self.attempts.shutdown(release=True)
         self.merges.close()

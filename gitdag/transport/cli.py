@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dulwich.objects import ShaFile
 
-from gitdag.errors import RemoteError
+from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.base import Transport, under
 from gitdag.transport.outcomes import (
     Failure,
@@ -79,9 +79,8 @@ class CliTransport(Transport):
         try:
             proc = self.retry.run(once) if network else once()
         except Unreachable as exc:
-            raise RemoteError(
-                f"{exc.detail} (gave up after {self.retry.retry_for_s:g} s)"
-            ) from None
+            raise RemoteUnreachable(f"{exc.detail} (gave up after {self.retry.limit:g} s)"
+                                    ) from None  # fmt: skip
         if check and proc.returncode != 0:
             raise RemoteError(self.describe(args[0], proc))
         return proc
@@ -94,7 +93,7 @@ class CliTransport(Transport):
                 stdin=subprocess.DEVNULL, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise RemoteError(
+            raise RemoteUnreachable(
                 f"remote {self.remote}: `git {args[0]}` took more than {self.timeout_s:.0f} s; "
                 "nothing was changed locally"
             ) from None

@@ -32,7 +32,7 @@ from dulwich.pack import PackData, PackInflater, UnpackedObject, pack_objects_to
 from dulwich.refs import Ref
 from dulwich.repo import BaseRepo
 
-from gitdag.errors import RemoteError
+from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.base import Transport, under
 from gitdag.transport.endpoints import KeepAliveHttpClient
 from gitdag.transport.outcomes import (
@@ -109,10 +109,11 @@ class ClientTransport(Transport):
         try:
             return self.retry.run(once)
         except Unreachable as exc:
-            bound = (f" (gave up after {self.retry.retry_for_s:g} s)"
-                     if exc.failure is Failure.TRANSIENT else "")  # fmt: skip
-            raise RemoteError(f"remote {self.remote}: git {what} failed: {exc.detail}{bound}"
-                              ) from None  # fmt: skip
+            message = f"remote {self.remote}: git {what} failed: {exc.detail}"
+            if exc.failure is Failure.TRANSIENT:
+                raise RemoteUnreachable(f"{message} (gave up after {self.retry.limit:g} s)"
+                                        ) from None  # fmt: skip
+            raise RemoteError(message) from None
 
     def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
         """ls-refs of the refs under `prefixes` (a full name is its own prefix)."""

@@ -7,11 +7,16 @@ whose failure is `transient` (outcomes.classify) is tried again after a delay th
 the server together do not come back together), for at most `retry_for_s` seconds in all
 (`remote.retry_for_s` in `.dagain/config.yaml`). A refusal or any other failure is reported at
 once: waiting would not change the answer.
+
+A worker bounds each call tighter (`cap`, remote/link.py) so that its loop keeps turning while
+the remote is down, and a signal handler may abort a call in flight (`Interrupted`, raised only
+while `calls` says the main thread is inside one).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +28,13 @@ FIRST_S = 0.1
 CAP_S = 5.0
 DEFAULT_FOR_S = 60.0  # the default of `remote.retry_for_s`
 _R = TypeVar("_R")
+
+
+class Interrupted(BaseException):
+    """Raised by a signal handler (Ctrl-C, SIGTERM, a deadline) inside a remote call.
+
+    A BaseException, so that no `except Exception` on the way (dulwich, urllib3) swallows it.
+    """
 
 
 class Unreachable(Exception):
@@ -42,6 +54,10 @@ class Retry:
       retry_for_s: the bound on the time spent retrying one call (0: try once).
       sleep, clock, rng: injectable for tests.
       retried: set when the last `run` tried more than once.
+      cap: when set, a tighter bound for each call, asked at its start (a worker: the time it
+        can spend before its loop must turn again; 0: try once).
+      limit: the bound the last `run` used (for messages).
+      calls: main-thread calls in progress (a signal handler may raise `Interrupted` then).
     """
 
     retry_for_s: float = DEFAULT_FOR_S
@@ -49,6 +65,9 @@ class Retry:
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     retried: bool = False
+    cap: Callable[[], float] | None = None
+    limit: float = DEFAULT_FOR_S
+    calls: int = 0
 
     def run(self, call: Callable[[], _R], on_retry: Callable[[Unreachable], None] | None = None,
             ) -> _R:  # fmt: skip
@@ -59,6 +78,19 @@ class Retry:
         """
         self.retried = False
         start = self.clock()
+        limit = self.retry_for_s
+        if self.cap is not None:
+            limit = max(0.0, min(limit, self.cap()))
+        self.limit = limit
+        main = threading.current_thread() is threading.main_thread()
+        self.calls += main
+        try:
+            return self._run(call, on_retry, start, limit)
+        finally:
+            self.calls -= main
+
+    def _run(self, call: Callable[[], _R], on_retry: Callable[[Unreachable], None] | None,
+             start: float, limit: float) -> _R:  # fmt: skip
         step = FIRST_S
         while True:
             try:
@@ -67,7 +99,7 @@ class Retry:
                 if exc.failure is not Failure.TRANSIENT:
                     raise
                 wait = self.rng.uniform(step / 2, step)
-                if self.clock() - start + wait > self.retry_for_s:
+                if self.clock() - start + wait > limit:
                     raise
                 if on_retry is not None:
                     on_retry(exc)

@@ -1,0 +1,160 @@
+"""`gitdag status` (and `ui`) in a clone whose graph has a remote: show the remote's graph.
+
+The local `dagain/state` of such a clone is a copy, as new as its last sync; the graph everyone
+works on is the remote's (docs/many-machines.md). So `status` without `--remote`/`--local`
+fetches the remote's `dagain/state` into gitdag's tracking ref (bounded: transient failures are
+retried for at most `QUICK_RETRY_S`, a connection or read waits at most `QUICK_TIMEOUT_S`) and
+shows that graph, with one line saying how the local copy compares (`behind`, `ahead`) and the
+command that brings them together. Nothing local moves: `status` stays read-only. When the
+remote cannot be reached, it shows the local graph with one warning line naming the remote and
+the error. `--local` never looks at the remote.
+
+This module is imported only when the graph has a remote: a clone without one pays for
+`store/graph_remote.py` only (one read of git's config and of `.dagain/config.yaml`'s text).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gitdag.store.graph_remote import graph_remote
+
+if TYPE_CHECKING:
+    from gitdag.store.state import StateStore
+
+QUICK_RETRY_S = 3.0
+QUICK_TIMEOUT_S = 10.0
+
+
+class Source:
+    """Where the graph a command shows comes from (`graph` in `status --json`).
+
+    A plain class, not a dataclass: this module is imported by every `status` (start time).
+
+    Attributes:
+      remote: the graph's remote (None: this clone's graph alone).
+      fetched: the remote's graph is what is shown.
+      behind: transitions the remote has and this clone's `dagain/state` lacks (None: unknown).
+      ahead: transitions this clone's `dagain/state` has and the remote lacks.
+      warning: why the remote was not reached.
+      lines: what to print before the status.
+    """
+
+    def __init__(self, remote: str | None = None, fetched: bool = False,
+                 warning: str | None = None) -> None:  # fmt: skip
+        self.remote = remote
+        self.fetched = fetched
+        self.behind: int | None = None
+        self.ahead: int | None = None
+        self.warning = warning
+        self.lines: list[str] = []
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": "remote" if self.fetched else "local", "remote": self.remote,
+                "behind": self.behind, "ahead": self.ahead, "warning": self.warning}  # fmt: skip
+
+
+def compare(remote: str, local: str | None, head: str, counts: tuple[int, int] | None) -> str:
+    """One line: how this clone's `dagain/state` compares with the remote's graph shown."""
+    shown = f"graph: {remote}'s dagain/state ({head[:12]})"
+    if local is None:
+        return f"{shown}; no local dagain/state here (gitdag sync {remote} makes one)"
+    if counts is None:
+        return shown
+    ahead, behind = counts
+    if not ahead and not behind:
+        return f"{shown}; this clone's copy is up to date"
+    if not ahead:
+        return f"{shown}; this clone's copy is {behind} transition(s) behind: gitdag sync {remote}"
+    lacks = f"this clone has {ahead} transition(s) {remote} lacks"
+    if not behind:
+        return f"{shown}; {lacks} (made with --local): gitdag sync {remote} pushes them"
+    return (f"{shown}; diverged: {lacks}, and is {behind} behind: gitdag sync {remote} replays "
+            "them")  # fmt: skip
+
+
+def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
+    """Open and fetch `remote`'s graph; (RemoteState, Source). `quick`: the bounds above.
+
+    Raises:
+      GitdagError: the remote cannot be opened or fetched (the caller decides what that means).
+    """
+    from gitdag.cli.remote_cmds import retry_for_s
+    from gitdag.remote.steer import local_head
+    from gitdag.store.remote import RemoteState
+
+    state = RemoteState.open(".", remote, **({"timeout_s": QUICK_TIMEOUT_S} if quick else {}))
+    try:
+        bound = retry_for_s(state.store.paths.dagain)
+        state.retry_for(min(bound, QUICK_RETRY_S) if quick else bound)
+        head = state.fetch()
+        local = local_head(state.store.repo)
+        counts = None
+        if local is not None:
+            proc = state.git("rev-list", "--left-right", "--count", f"{local}...{head}",
+                             check=False)  # fmt: skip
+            parts = proc.stdout.split()
+            if proc.returncode == 0 and len(parts) == 2:
+                counts = (int(parts[0]), int(parts[1]))
+    except BaseException:
+        state.close()
+        raise
+    source = Source(remote=remote, fetched=True)
+    if counts is not None:
+        source.ahead, source.behind = counts
+    source.lines.append(compare(remote, local, head, counts))
+    return state, source
+
+
+def unreached(remote: str, exc: Exception) -> Source:
+    """The remote could not be read: the local graph is shown, with this warning."""
+    why = str(exc).removeprefix(f"remote {remote}: ")
+    warning = (f"remote {remote} not reached ({why}); showing this clone's dagain/state, which "
+               f"may be behind (gitdag status --local skips the remote)")  # fmt: skip
+    return Source(remote=remote, warning=warning)
+
+
+def remote_status(remote: str, *, explicit: bool) -> tuple[dict[str, Any], Source]:
+    """`actions.status` of the remote's graph, and where it came from.
+
+    `explicit` (`--remote NAME`): an unreachable remote is an error (exit 2), as always. Else
+    (the graph's default remote) it is a warning, and the local graph is shown.
+    """
+    from gitdag import actions
+    from gitdag.cli._common import open_store
+    from gitdag.errors import InputError, NotInitialisedError, RemoteError
+
+    try:
+        state, source = fetch_quickly(remote, quick=not explicit)
+    except (RemoteError, NotInitialisedError, InputError) as exc:
+        if explicit:
+            raise
+        source = unreached(remote, exc)
+        with open_store() as store:
+            return actions.status(store), source
+    try:
+        return actions.status(state.store), source
+    finally:
+        state.close()
+
+
+def ui_note(store: StateStore) -> str | None:
+    """`gitdag ui`'s line at start when the graph has a remote: the page shows this clone's
+    copy; how it compares with the remote's graph (fetched quickly), or why that is unknown."""
+    from gitdag.errors import InputError, NotInitialisedError, RemoteError
+
+    remote = graph_remote(store)
+    if remote is None:
+        return None
+    page = f"the graph's remote is {remote}; this page shows this clone's dagain/state"
+    try:
+        state, source = fetch_quickly(remote, quick=True)
+        state.close()
+    except (RemoteError, NotInitialisedError, InputError) as exc:
+        return f"{page} ({unreached(remote, exc).warning})"
+    if source.behind is None or source.ahead is None:
+        return f"{page}; gitdag sync {remote} first"
+    if not source.behind and not source.ahead:
+        return f"{page}, up to date with {remote}'s"
+    return (f"{page}, {source.behind} transition(s) behind and {source.ahead} ahead of "
+            f"{remote}'s: gitdag sync {remote} first")  # fmt: skip
