@@ -121,7 +121,7 @@ def status(*, as_json: bool) -> bool:
     remote's graph then (cli/status_remote.py).
     """
     from gitdag import actions
-    from gitdag.store.graph_remote import LOCAL, graph_remote
+    from gitdag.graph_remote import LOCAL, graph_remote
 
     with open_store() as store:
         if graph_remote(store) is not None:

@@ -143,7 +143,7 @@ def status(as_json: bool, remote: str | None, local_only: bool) -> None:
     else:
         with open_store() as store:
             if not local_only:
-                from gitdag.store.graph_remote import graph_remote
+                from gitdag.graph_remote import graph_remote
 
                 remote = graph_remote(store)
             if remote is None:
@@ -153,7 +153,7 @@ def status(as_json: bool, remote: str | None, local_only: bool) -> None:
 
             report, source = remote_status(remote, explicit=False)
     if as_json:
-        from gitdag.store.graph_remote import LOCAL
+        from gitdag.graph_remote import LOCAL
 
         readonly.print_status(
             {**report, "graph": source.as_json() if source is not None else LOCAL}, as_json=True

@@ -10,14 +10,14 @@ remote cannot be reached, it shows the local graph with one warning line naming 
 the error. `--local` never looks at the remote.
 
 This module is imported only when the graph has a remote: a clone without one pays for
-`store/graph_remote.py` only (one read of git's config and of `.dagain/config.yaml`'s text).
+`graph_remote.py` only (one read of git's config and of `.dagain/config.yaml`'s text).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gitdag.store.graph_remote import graph_remote
+from gitdag.graph_remote import graph_remote
 
 if TYPE_CHECKING:
     from gitdag.store.state import StateStore
