@@ -114,8 +114,8 @@ class Link:
         budget = self.w.remote.retry.retry_for_s
         if now - self.down_since >= budget and not self.w.attempts.running:
             raise RemoteUnreachable(
-                f"remote {self.name}: gave up after {now - self.down_since:.0f} s without an "
-                f"answer (remote.retry_for_s: {budget:g}); last: {said}"
+                f"remote {self.name}: gave up after {budget:g} s (remote.retry_for_s) without "
+                f"an answer; last: {said}"
             ) from exc
 
     def answered(self) -> None:
