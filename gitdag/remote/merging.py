@@ -29,7 +29,13 @@ from gitdag.attempts.holds import EnvHold, Gate, cause_gone, classify_error, cla
 from gitdag.core import judging, lifecycle
 from gitdag.core.model import ErrorKind, HoldKind, Node, Status
 from gitdag.core.transitions import Rejected, Transition
-from gitdag.errors import ENVIRONMENT_ERRORS, RefRefused, RemoteError, StaleSnapshotError
+from gitdag.errors import (
+    ENVIRONMENT_ERRORS,
+    RefRefused,
+    RemoteError,
+    RemoteUnreachable,
+    StaleSnapshotError,
+)
 from gitdag.remote.group_merges import RemoteGroups
 from gitdag.remote.mirror import move_target
 from gitdag.store.layout import STATE_REF
@@ -176,6 +182,8 @@ class RemoteMerges:
         head = node.work.head
         try:
             self.bring_branch(node.work.branch, head)
+        except RemoteUnreachable:
+            return  # the network, not the node: the merge is tried again when the remote answers
         except RemoteError as exc:
             self._fail(node_id, node.attempts, ErrorKind.CHECK_FAILED,
                        f"its branch cannot be fetched: {exc}", ())  # fmt: skip
