@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -33,16 +34,17 @@ def test_a_loop_past_max_duration_s_is_stopped_in_its_iteration(loops: LoopProje
     began = time.time()
     res = loops.gitdag("run")
     assert res.code != 0
-    rows = loops.rows("slow")
-    assert [(r.kind, r.iteration) for r in rows] == [
-        ("start", "1"),
-        ("end", "1"),
-        ("start", "2"),
-        ("killed", "2"),  # TERM to its process group, as a timeout does
-    ]
-    first, killed = rows[0].t, rows[-1].t
-    assert killed - first < 60  # not the runner's timeout_s, and far from the sleep's end
-    assert killed - began >= 7  # and not before the bound (the claim came before the runner)
+    ended = time.time()
+    rows = [(r.kind, r.iteration) for r in loops.rows("slow")]
+    # TERM to its process group, as for a timeout (then KILL a second later: on a loaded
+    # machine its handler may not get to log "killed").
+    assert rows in ([("start", "1"), ("end", "1"), ("start", "2")],
+                    [("start", "1"), ("end", "1"), ("start", "2"), ("killed", "2")])  # fmt: skip
+    assert ended - began < 100  # far from the sleep's two minutes
+    stopped = loops.root / ".dagain" / "local" / "runs" / "slow" / "1" / "iteration-2"
+    outcome = json.loads((stopped / "outcome.json").read_text())
+    assert outcome["timed_out"] is True and outcome["verdict"] == "task_failure"
+    assert ended - began >= 8  # not before the bound (the claim came before the runner)
     error = error_of(loops, "slow")
     assert error["kind"] == "task_failure"
     summary = str(error["summary"])
@@ -94,7 +96,7 @@ def test_a_crash_does_not_reset_the_loops_clock(loops: LoopProject) -> None:
     res = loops.gitdag("run")
     assert res.code != 0
     after = [r for r in loops.rows("slow") if r.t > crashed]
-    assert [r.kind for r in after] == ["killed"]  # only the orphan, stopped: no new run
+    assert [r.kind for r in after] in ([], ["killed"])  # the orphan, stopped: no new run
     summary = str(error_of(loops, "slow")["summary"])
     assert f"ran past max_duration_s {bound}" in summary and "no time was left" in summary
     # The clock named is iteration 1's start, before the crash, not the restart's claim.
