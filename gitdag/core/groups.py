@@ -103,7 +103,9 @@ def sent_back(
         return Rejected(f"{node.id} is {node.status.value}, not merging")
     work = node.work
     carry = (node.carry or Carry()).model_copy(
-        update={"branch": work.branch, "base": work.base, "head": work.head}
+        # The loop's clock restarts with the next attempt, as after a `needs` wait: the wait
+        # for the group was not this member's time.
+        update={"branch": work.branch, "base": work.base, "head": work.head, "since": None}
     )
     summary = f"group {group} did not land: {reason}"
     error = NodeError(kind=kind, summary=summary[:MAX_ERROR_SUMMARY], attempt=node.attempts)
