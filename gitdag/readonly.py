@@ -242,6 +242,12 @@ def failure(exc: Exception) -> int:
     if isinstance(exc, GitdagError):
         _echo(f"gitdag: error: {exc}", err=True)
         return exc.exit_code
+    if isinstance(exc, BrokenPipeError):
+        # `gitdag status | head`: the reader left. Nothing to say; exit as git does on SIGPIPE,
+        # with stdout pointed at /dev/null so the interpreter's last flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
         # Objects and refs are written before the ref moves, so nothing half-written is visible
         # (docs/input-rules.md).
