@@ -239,7 +239,11 @@ def test_pool_promotes_to_second_runner_on_timeout(project: Project, tmp_path) -
 
 
 def test_exit_code_and_output_of_a_second_supervisor(project: Project) -> None:
-    project.plan({"plan-000": {"sleep": 3}})
+    # The runner holds the first supervisor until the test releases it (a fixed sleep lost the
+    # race under load: the second process started after the first had finished).
+    release = project.root.parent / "release"
+    wait = f"i=0; while [ ! -f {release} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done"
+    project.plan({"plan-000": {"shell": wait}})
     first = subprocess.Popen(
         [__import__("sys").executable, "-m", "gitdag", "run"],
         cwd=project.root,
@@ -256,5 +260,6 @@ def test_exit_code_and_output_of_a_second_supervisor(project: Project) -> None:
         second = project.gitdag("run")
         assert second.code == 4 and "another supervisor" in second.err
     finally:
-        first.wait(timeout=60)
+        release.write_text("")
+        first.wait(timeout=120)
     assert first.returncode == 0
