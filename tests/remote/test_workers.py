@@ -22,6 +22,7 @@ from tests.remote.conftest import (
     task,
     wait_for,
 )
+from tests.timing import within
 
 
 def graph_of(size: int, log: Path) -> list[dict[str, Any]]:
@@ -39,7 +40,7 @@ def run_workers(cluster: Cluster, count: int, *args: str) -> list[Path]:
     procs = [cluster.work(c, "--idle-exit", "20", *args) for c in clones]
     try:
         for proc in procs:
-            code, err = finish(proc, timeout=120)
+            code, err = finish(proc, timeout=within(60))  # 60 nodes; minutes at load 20
             assert code == 0, err
     finally:
         cluster.stop_all()

@@ -127,7 +127,7 @@ def test_pid_json_brackets_the_runners_start_time(tmp_path: Path) -> None:
         assert info is not None and actual is not None
         assert info.start_ticks is not None and info.start_ticks_max is not None
         assert info.start_ticks <= actual <= info.start_ticks_max
-        assert info.start_ticks_max - info.start_ticks <= within(2)  # 10 ms ticks
+        assert info.start_ticks_max - info.start_ticks <= within(25)  # 10 ms ticks: 1 s, x slack
         assert is_alive(info)
     finally:
         handle.cancel()
