@@ -94,6 +94,8 @@ class RemoteState(CasPushes):
         self._queue_entry: str | None = None  # our queue entry's ref on the remote, if any
         self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
         self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_poll_refs`)
+        self._hands_up: list[tuple[str, str]] = []  # others' fresh hands at that look
+        self._hand_at: str | None = None  # where our raised hand points (its lease)
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:
