@@ -24,6 +24,15 @@ CLAIM_TRIES = 20  # lost races before a claim gives up for now (each one chooses
 HAND_LEASE_S = 30  # the first lease of a claim made for our raised hand (remote/combined.py)
 
 
+def first_lease(remote: RemoteState, hand_lease_s: int) -> int:
+    """The first lease to ask for a claim made for our hand: at least twice our retry bound.
+
+    Our first renewal extends it; a renewal may wait for the remote up to `remote.retry_for_s`,
+    and a lease must outlast that (as with any lease: keep the retry bound under half of it).
+    """
+    return max(hand_lease_s, int(2 * remote.retry.retry_for_s + 0.999))
+
+
 def candidates(
     snap: Snapshot,
     now: dt.datetime,
@@ -83,7 +92,8 @@ def claim(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s:
 
         return claim_combined(remote, worker=worker, labels=labels, lease_s=lease_s,
                               spread=spread, in_flight=in_flight, actor=actor or worker,
-                              max_tries=max_tries, rng=rng, hand_lease_s=hand_lease_s)  # fmt: skip
+                              max_tries=max_tries, rng=rng,
+                              hand_lease_s=first_lease(remote, hand_lease_s))  # fmt: skip
     store = remote.store
     chooser = rng or random.Random()
 

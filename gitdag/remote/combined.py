@@ -36,6 +36,7 @@ from gitdag.core.model import Status
 from gitdag.core.transitions import Rejected, Transition, parse_trailers
 from gitdag.errors import StaleSnapshotError
 from gitdag.remote.claims import candidates, pick
+from gitdag.store.layout import STATE_REF
 from gitdag.store.remote import RemoteState
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
@@ -44,7 +45,11 @@ from gitdag.transport.outcomes import LostRef, RefPush
 PATIENCE = 3.0  # cycles a raised hand waits for a landing before its worker pushes itself
 MAX_PATIENCE_S = 3.0  # ... at most this (plus the stagger by hand order)
 UNSERVED_MOVES = 3  # head moves that did not serve us before we push ourselves anyway
-WALK = 64  # commits looked through for our nonce
+MIN_NAP_S = 0.005  # never look more often than this
+EXPECT = 0.8  # the next landing is expected this far into the time between landings ...
+LOOK = 0.25  # ... and looked for every quarter of it from then on
+GATHER = 2  # looks a combining worker makes for hands still coming (one push time apart)
+WALK = 256  # commits looked through for our nonce (back to the head our hand saw)
 
 
 def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s: int,
@@ -86,7 +91,7 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
         return combined
 
     wait = _Wait(remote, actor, request)
-    remote._poll_head(actor)  # the head, and who has a hand up
+    remote._poll_refs()  # the head and who has a hand up (fetched only when we push or look)
     lost = 0
     try:
         while True:
@@ -95,9 +100,14 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
                 if got is not None:
                     return got
             if not _ready_for(remote, labels, spread, in_flight):
+                if wait.behind():
+                    continue  # what we know is old: look again at what we fetched
                 return None
             if (wait.up or (_crowded(remote, actor) and wait.raise_hand())) and wait.until_moved():
-                continue  # the head moved: were we served?
+                continue  # our hand went down: were we served?
+            if not wait.up:
+                wait.gather()
+            wait.behind()  # we push on the newest head we saw
             try:
                 outcome = remote.push_transition(
                     compute, actor=actor, read_back=True, refs=lambda _: list(lowered), max_tries=1
@@ -106,6 +116,7 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
                 lost += 1  # (the loser fetched the new head already)
                 if lost >= max_tries:
                     raise
+                remote._poll_refs()  # the hands raised meanwhile
                 if not wait.up:
                     wait.raise_hand()
                 continue
@@ -113,7 +124,7 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
                 remote._poll_head(actor)  # a hand went down meanwhile (ours: were we served?)
                 continue
             if outcome is not None and not isinstance(outcome, Rejected):
-                wait.landed()
+                wait.landed(len(lowered))
             return outcome
     finally:
         wait.leave()
@@ -127,7 +138,6 @@ class _Wait:
         self.up = False
         self.since: str | None = None  # the head when our hand went up: commits after it count
         self.raise_s = 0.05  # how long raising our hand took: about one push
-        self.gap = 0.05  # time between landings, moving average
 
     def raise_hand(self) -> bool:
         """Raise our hand on the head we know; True if it is up."""
@@ -142,27 +152,51 @@ class _Wait:
         return self.up
 
     def until_moved(self) -> bool:
-        """Wait for the head to move (then fetched: True), or our patience to run out (False)."""
+        """Wait until our hand goes down (True, the head fetched), or it is our turn (False).
+
+        Our hand goes down only with the claim that serves it (or when swept as stale), so a
+        head that moves while our hand stays up did not serve us: no fetch, we wait on. Our
+        turn comes when nobody lands for our patience, or after a few landings that did not
+        serve us. Looks (`ls-refs`) from half the observed time between landings after the
+        last one, then every sixth of it, never more often than a look takes: every look
+        starts processes on the server, and seven waiters looking fast slow the one combining.
+        """
         remote = self.remote
         cycle = max(remote.contention.cycle, self.raise_s)
         order = sorted([remote._queue_entry or "", *(p.dst for p, _ in remote.hands_up())])
         place = order.index(remote._queue_entry or "")
         patience = min(MAX_PATIENCE_S, PATIENCE * cycle) + place * cycle
-        start = last = time.monotonic()
-        head = remote.head()
-        while time.monotonic() - start < patience:
-            time.sleep(max(0.005, min(0.25 * self.gap, patience / 4)))
+        start = time.monotonic()
+        last = remote._seen.get(STATE_REF.decode())
+        look_s = 0.0
+        moves = 0
+        seen_gap = remote.landings
+        while (now := time.monotonic()) - start < patience:
+            early = EXPECT * seen_gap.gap - (now - seen_gap.moved_at)
+            nap = max(MIN_NAP_S, look_s, early if early > 0 else LOOK * seen_gap.gap)
+            time.sleep(min(nap, max(MIN_NAP_S, patience - (now - start))))
+            began = time.monotonic()
             seen = remote._poll_refs()
+            look_s = time.monotonic() - began
             if remote._queue_entry not in remote._seen:  # lowered by a combined claim, or swept
-                if seen != remote.head():
-                    remote._fetch_seeing(self.actor, remote._seen)
+                self.behind()
                 return True
-            if seen is not None and seen != head:
-                now = time.monotonic()
-                self.gap = 0.7 * self.gap + 0.3 * (now - last)
-                remote._fetch_seeing(self.actor, remote._seen)
-                return True
+            if seen is not None and seen != last:
+                last, moves, start = seen, moves + 1, began  # someone combines: wait on
+                since = min(MAX_PATIENCE_S, began - seen_gap.moved_at)
+                seen_gap.gap = 0.7 * seen_gap.gap + 0.3 * since
+                seen_gap.moved_at = began
+                if moves >= UNSERVED_MOVES:
+                    return False
         return False
+
+    def behind(self) -> bool:
+        """Fetch if the head we saw at our last look is not the one we have; True if fetched."""
+        seen = self.remote._seen.get(STATE_REF.decode())
+        if seen is None or seen == self.remote.head():
+            return False
+        self.remote._fetch_seeing(self.actor, self.remote._seen)
+        return True
 
     def served(self) -> Committed | None:
         """Our claim, if a combined claim among the commits since our hand went up made it."""
@@ -196,9 +230,25 @@ class _Wait:
         )  # fmt: skip
         return Committed(transition, head, snap, 1)
 
-    def landed(self) -> None:
-        """Our own push landed (our hand, if up, went down with it)."""
+    def landed(self, served: int) -> None:
+        """Our own push landed, serving `served` hands (our hand, if up, went down with it)."""
         self.up = False
+        self.remote.served_last = served
+
+    def gather(self) -> None:
+        """We combine: wait a little for the hands our last combined claim served to come back.
+
+        A worker served by our last claim raises its next hand about one push after it saw
+        that claim; pushing before it shows would leave it for the round after. So while fewer
+        hands are up than we served last time, look again one push time later (at most
+        GATHER times, and never when nobody was served: a lone worker never waits).
+        """
+        remote = self.remote
+        for _ in range(GATHER):
+            if len(remote.hands_up()) >= remote.served_last:
+                return
+            time.sleep(max(MIN_NAP_S, self.raise_s, remote.contention.cycle))
+            remote._poll_refs()
 
     def leave(self) -> None:
         """Lower our hand if it is still up (we claim no more now)."""
@@ -209,8 +259,8 @@ class _Wait:
 
 def _crowded(remote: RemoteState, actor: str) -> bool:
     """Tell whether to raise a hand rather than push: others claim now, and we did not land last."""
-    head = remote.head()
-    if head is not None:
+    head, seen = remote.head(), remote._seen.get(STATE_REF.decode())
+    if head is not None and seen in (None, head):
         trailers = parse_trailers(remote._commit(head).message.decode("utf-8", "replace"))
         if " ".join(actor.split()) in trailers.get("Gitdag-Actor", []):
             return False  # we landed last: we combine the raised hands

@@ -14,6 +14,7 @@ import hashlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from dulwich.objects import Commit, ShaFile
 
@@ -35,6 +36,17 @@ QUEUE_REFS = "refs/heads/dagain/hands/"
 QUEUE_ENTRY_STALE_S = 10
 
 
+@dataclass
+class Landings:
+    """How often others land on the state branch, as seen while our hand was up.
+
+    Kept across claims: a fresh estimate for each claim made waiters look far too often.
+    """
+
+    gap: float = 0.05  # seconds between landings, moving average
+    moved_at: float = field(default_factory=time.monotonic)  # when we last saw the head move
+
+
 class WriterQueue(ABC):
     """The turn-taking half of `RemoteState` (which provides everything declared here)."""
 
@@ -43,6 +55,8 @@ class WriterQueue(ABC):
     _queue_entry: str | None
     _hands_up: list[tuple[str, str]]
     _hand_at: str | None  # where our hand points (its lease), when raised by `raise_hand`
+    served_last: int  # hands our last landed claim served (remote/combined.py)
+    landings: Landings  # how often the head moves, as a waiting hand sees it
     _seen: dict[str, str]
     _fetch_s: float
 
