@@ -102,7 +102,7 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
             if not _ready_for(remote, labels, spread, in_flight):
                 if wait.behind():
                     continue  # what we know is old: look again at what we fetched
-                return None
+                return wait.settle()
             if (wait.up or (_crowded(remote, actor) and wait.raise_hand())) and wait.until_moved():
                 continue  # our hand went down: were we served?
             if not wait.up:
@@ -115,6 +115,9 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
             except StaleSnapshotError:
                 lost += 1  # (the loser fetched the new head already)
                 if lost >= max_tries:
+                    got = wait.settle()
+                    if got is not None:
+                        return got
                     raise
                 remote._poll_refs()  # the hands raised meanwhile
                 if not wait.up:
@@ -201,6 +204,8 @@ class _Wait:
     def served(self) -> Committed | None:
         """Our claim, if a combined claim among the commits since our hand went up made it."""
         remote, nonce = self.remote, self.request.nonce
+        if remote._queue_entry not in remote._seen:
+            self.behind()  # our hand went down with a commit we may not have yet
         head = remote.head()
         current, found = head, None
         for _ in range(WALK):
@@ -249,6 +254,20 @@ class _Wait:
                 return
             time.sleep(max(MIN_NAP_S, self.raise_s, remote.contention.cycle))
             remote._poll_refs()
+
+    def settle(self) -> Committed | None:
+        """We stop waiting: lower our hand; if it was gone, a claim may have served it meanwhile.
+
+        Returns that claim, if one did (else it would lapse after its first lease, unrun).
+        """
+        if self.remote._queue_entry is None or self.remote.lower_hand():
+            self.up = False
+            return None
+        self.remote._poll_refs()  # gone: served (or swept) since we last looked
+        self.behind()
+        got = self.served()
+        self.up = False
+        return got
 
     def leave(self) -> None:
         """Lower our hand if it is still up (we claim no more now)."""
