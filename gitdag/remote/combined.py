@@ -107,7 +107,10 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
                 continue  # our hand went down: were we served?
             if not wait.up:
                 wait.gather()
-            wait.behind()  # we push on the newest head we saw
+            if wait.behind() and wait.up:  # we push on the newest head we saw ...
+                got = wait.served()  # ... which may have served us (a fetch lists the refs anew)
+                if got is not None:
+                    return got
             try:
                 outcome = remote.push_transition(
                     compute, actor=actor, read_back=True, refs=lambda _: list(lowered), max_tries=1
@@ -126,6 +129,8 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
             if isinstance(outcome, LostRef):
                 remote._poll_head(actor)  # a hand went down meanwhile (ours: were we served?)
                 continue
+            if outcome is None and wait.since is not None:
+                return wait.served()  # nothing ready: because the last of it was claimed for us?
             if outcome is not None and not isinstance(outcome, Rejected):
                 wait.landed(len(lowered))
             return outcome
