@@ -4,6 +4,8 @@ Every worker sees the same ready list in the same order, so if all took the firs
 all collide on it: each takes one at random among the first `spread` candidates instead. A claim
 is a `claim` transition with a unique `Gitdag-Nonce` trailer pushed with compare-and-swap and
 read back; on a lost race it is recomputed, and the node chosen again, on the new head.
+Claims combine (remote/combined.py, core/combining.py): a worker that sees others claiming raises
+a hand instead, and whoever pushes next claims a node for it in the same commit.
 """
 
 from __future__ import annotations
