@@ -243,7 +243,17 @@ def run(root: Path, base_url: str, workers: int, count: int, floor_rounds: int,
     on_remote = claims_on_remote(bare)
     doubles = [n for n, k in on_remote.items() if k > 1]
     if doubles or len(won) != len(set(won)) or set(won) != set(on_remote) or len(won) != count:
-        raise SystemExit(f"DOUBLE OR MISSING CLAIM: doubles={doubles} won={len(won)}/{count}")
+        missing = sorted(set(on_remote) - set(won))
+        log = u.git(
+            bare,
+            "log",
+            "--format=%h %s | %(trailers:key=Gitdag-Claim-For,valueonly,separator=%x2C)",
+            STATE,
+        )
+        print("\n".join(ln for ln in log.splitlines() if any(m in ln for m in missing))[:3000])
+        raise SystemExit(
+            f"DOUBLE OR MISSING CLAIM: doubles={doubles} won={len(won)}/{count} missing={missing}"
+        )
     rate = len(won) / (end - begin)
     if os.environ.get("BENCH_VERBOSE"):
         for d in data:

@@ -17,6 +17,9 @@ when it changed) plus, for a few rules, the graph at the parent as summaries. Th
   to `done` without a result is caught whatever verb it claims.
 - **Holds**: `hold` is only on a `merging` node, set only by the verb `hold`, which changes
   nothing else; any move out of `merging` clears it.
+- **Claims for others**: a claim commit may also claim nodes for raised hands; each such node
+  is named by exactly one `Gitdag-Claim-For: <node> <worker> <nonce>` trailer whose worker is
+  its claim's, and no node is claimed twice (`core.combining.claim_for_problems`).
 - **Attempts** never decrease and grow only by a `claim`, by exactly 1, with `claim.attempt` equal
   to the new count and every dep done; a `Gitdag-Attempt` trailer must match the attempt it acts on.
 - **Nodes** are added only fresh (`open`, no attempts, claim, outputs, error or work) and only by
@@ -36,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gitdag.core import agent_rules, flow, groups
+from gitdag.core import agent_rules, combining, flow, groups
 from gitdag.core import graph as graphs
 from gitdag.core.commit_message import StepInfo
 from gitdag.core.judging import scope_of
@@ -386,6 +389,13 @@ def check_step(
                 old, new, verb, subject=info.subject, trailers=info.trailers
             )
             + groups.check(old, new, verb, info.trailers)
+        ]
+    if verb == "claim":  # one claim commit may claim for raised hands too (core/combining.py)
+        problems += [
+            Violation(message, nid, name)
+            for message, nid, name in combining.claim_for_problems(
+                before, after, info.subject, info.trailers
+            )
         ]
     return problems
 

@@ -4,6 +4,8 @@ Every worker sees the same ready list in the same order, so if all took the firs
 all collide on it: each takes one at random among the first `spread` candidates instead. A claim
 is a `claim` transition with a unique `Gitdag-Nonce` trailer pushed with compare-and-swap and
 read back; on a lost race it is recomputed, and the node chosen again, on the new head.
+Claims combine (remote/combined.py, core/combining.py): a worker that sees others claiming raises
+a hand instead, and whoever pushes next claims a node for it in the same commit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from gitdag.store.state import Committed
 from gitdag.transport.outcomes import LostRef
 
 CLAIM_TRIES = 20  # lost races before a claim gives up for now (each one chooses afresh)
+HAND_LEASE_S = 30  # the first lease of a claim made for our raised hand (remote/combined.py)
+
+
+def first_lease(remote: RemoteState, hand_lease_s: int) -> int:
+    """The first lease to ask for a claim made for our hand: at least twice our retry bound.
+
+    Our first renewal extends it; a renewal may wait for the remote up to `remote.retry_for_s`,
+    and a lease must outlast that (as with any lease: keep the retry bound under half of it).
+    """
+    return max(hand_lease_s, int(2 * remote.retry.retry_for_s + 0.999))
 
 
 def candidates(
@@ -50,7 +62,8 @@ def pick(runs: list[str], spread: int, rng: random.Random | None = None) -> str:
 def claim(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s: int,
           spread: int = 4, in_flight: Collection[str] = (), actor: str | None = None,
           max_tries: int = CLAIM_TRIES, rng: random.Random | None = None,
-          node_id: str | None = None) -> Committed | Rejected | LostRef | None:  # fmt: skip
+          node_id: str | None = None, combine: bool = True,
+          hand_lease_s: int = HAND_LEASE_S) -> Committed | Rejected | LostRef | None:  # fmt: skip
     """Claim one ready node for `worker`; Committed once the remote holds the claim (read back).
 
     The node is chosen on each head the claim is computed on (among the first `spread`
@@ -66,12 +79,23 @@ def claim(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s:
       actor: the `Gitdag-Actor` trailer, if not the worker.
       max_tries: lost races before giving up (StaleSnapshotError).
       rng: the chooser (tests pass a seeded one).
-      node_id: claim this node only (None: whichever is ready).
+      node_id: claim this node only (None: whichever is ready; never combined).
+      combine: take part in combined claims (remote/combined.py): push our claim together with
+        claims for the raised hands, or raise ours and be served by another's push.
+      hand_lease_s: the first lease of a claim another worker makes for our raised hand (we
+        renew it to `lease_s` when the node starts; if we died, it lapses this soon).
 
     Returns:
       Committed (its transition's subject is the node), or None when nothing (or not
       `node_id`) is ready for this worker (LostRef is not produced by a claim in practice).
     """
+    if node_id is None and combine:
+        from gitdag.remote.combined import claim_combined  # (it uses candidates and pick)
+
+        return claim_combined(remote, worker=worker, labels=labels, lease_s=lease_s,
+                              spread=spread, in_flight=in_flight, actor=actor or worker,
+                              max_tries=max_tries, rng=rng,
+                              hand_lease_s=first_lease(remote, hand_lease_s))  # fmt: skip
     store = remote.store
     chooser = rng or random.Random()
 

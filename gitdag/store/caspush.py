@@ -157,8 +157,9 @@ class CasPushes(WriterQueue):
             self.store.repo, snap, result, actor=actor, author=self._identity(), now=now,
             cache=self.store.cache, readme=self.store.readme_for(snap, result), sink=unwritten,
         )  # fmt: skip
-        if self._queue_entry is not None:
-            extra.append(RefPush("", self._queue_entry))  # removed as our write lands
+        lowered = self.hand_lease()
+        if lowered is not None:
+            extra.append(lowered)  # removed as our write lands (leased: core/combining.py)
         kept = tuple(unwritten) if unwritten is not None else ()
         return _Write(snap, result, new, commit.id.decode(), tuple(extra), kept, attempt, began)
 
@@ -226,7 +227,7 @@ class CasPushes(WriterQueue):
     def _won(self, write: _Write, *, cycle_s: float | None) -> Committed:
         """Our write landed: we go last among the queued writers, our queue entry is gone."""
         self.contention.won(cycle_s)
-        self._queue_entry = None
+        self._queue_entry = self._hand_at = None
         return Committed(write.result, write.sha, write.new, write.attempt)
 
     def _refusal(self, outcome: PushOutcome, extra: Sequence[RefPush]) -> RefRefused:

@@ -48,6 +48,7 @@ from gitdag.store.layout import STATE_BRANCH, STATE_REF
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.store.writer_queue import QUEUE_REFS as QUEUE_REFS
+from gitdag.store.writer_queue import Landings
 from gitdag.transport import CliTransport, Transport, choose
 from gitdag.transport.outcomes import MissingRef, PushOutcome, RefPush
 from gitdag.transport.retry import Retry
@@ -94,6 +95,10 @@ class RemoteState(CasPushes):
         self._queue_entry: str | None = None  # our queue entry's ref on the remote, if any
         self._commits: dict[str, Commit] = {}  # parsed commits by sha (`_commit`)
         self._seen: dict[str, str] = {}  # the remote's refs at our last look (`_poll_refs`)
+        self._hands_up: list[tuple[str, str]] = []  # others' fresh hands at that look
+        self._hand_at: str | None = None  # where our raised hand points (its lease)
+        self.served_last = 0  # hands our last landed claim served (remote/combined.py)
+        self.landings = Landings()  # how often others land, seen while our hand was up
 
     @classmethod
     def open(cls, start: str | Path, remote: str, **kwargs: object) -> RemoteState:

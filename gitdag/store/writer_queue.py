@@ -14,9 +14,11 @@ import hashlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from dulwich.objects import Commit, ShaFile
 
+from gitdag.core.combining import HandRequest
 from gitdag.core.contention import Contention
 from gitdag.core.transitions import parse_trailers
 from gitdag.errors import RemoteError
@@ -34,12 +36,27 @@ QUEUE_REFS = "refs/heads/dagain/hands/"
 QUEUE_ENTRY_STALE_S = 10
 
 
+@dataclass
+class Landings:
+    """How often others land on the state branch, as seen while our hand was up.
+
+    Kept across claims: a fresh estimate for each claim made waiters look far too often.
+    """
+
+    gap: float = 0.05  # seconds between landings, moving average
+    moved_at: float = field(default_factory=time.monotonic)  # when we last saw the head move
+
+
 class WriterQueue(ABC):
     """The turn-taking half of `RemoteState` (which provides everything declared here)."""
 
     contention: Contention
     target: str | None
     _queue_entry: str | None
+    _hands_up: list[tuple[str, str]]
+    _hand_at: str | None  # where our hand points (its lease), when raised by `raise_hand`
+    served_last: int  # hands our last landed claim served (remote/combined.py)
+    landings: Landings  # how often the head moves, as a waiting hand sees it
     _seen: dict[str, str]
     _fetch_s: float
 
@@ -122,10 +139,57 @@ class WriterQueue(ABC):
         }
         entries = sorted(n for n, sha in raised.items() if self._fresh(sha, newest))
         self._sweep({n: sha for n, sha in raised.items() if n not in entries})
+        self._hands_up = [(n, raised[n]) for n in entries]
         if self._queue_entry is not None:
             entries = [e for e in entries if e < self._queue_entry]  # among them: by name
         self.contention.queued = len(entries)
         return seen.get(STATE_REF.decode())
+
+    def hands_up(self) -> list[tuple[RefPush, HandRequest]]:
+        """The fresh hands of others raised at our last look, each with the push that lowers it.
+
+        Only hands whose name carries a request (core/combining.py), in the order of their names.
+        """
+        found = []
+        for name, sha in self._hands_up:
+            request = HandRequest.decode(name.rsplit("/", 1)[-1])
+            if request is not None:
+                found.append((RefPush("", name, sha), request))
+        return found
+
+    def raise_hand(self, actor: str, request: HandRequest, head: str) -> bool:
+        """Raise our hand carrying `request` (a ref pointing at `head`); True if it is up.
+
+        Any hand of ours still up is replaced. A request too long for a ref name is not raised.
+        """
+        encoded = request.encode()
+        if encoded is None:
+            return False
+        self._dequeue()
+        digest = hashlib.sha1(" ".join(actor.split()).encode()).hexdigest()[:16]
+        entry = f"{QUEUE_REFS}{digest}/{encoded}"
+        outcome = self.push([RefPush(head, entry, "")], atomic=False)
+        if outcome.ok:
+            self._queue_entry, self._hand_at = entry, head
+            self._seen[entry] = head  # up, as far as we know, until a look says otherwise
+        return outcome.ok
+
+    def lower_hand(self) -> bool:
+        """Lower our hand with a lease on it: True if we lowered it, False if it was gone.
+
+        Gone means a combined claim served it (or it was swept as stale): look at the head.
+        """
+        entry, at = self._queue_entry, self._hand_at
+        if entry is None or at is None:
+            return False
+        self._queue_entry = self._hand_at = None
+        return self.push([RefPush("", entry, at)], atomic=False).ok
+
+    def hand_lease(self) -> RefPush | None:
+        """The push that lowers our hand with the write that lands our claim (leased), if up."""
+        if self._queue_entry is None:
+            return None
+        return RefPush("", self._queue_entry, self._hand_at)
 
     def _sweep(self, stale: Mapping[str, str]) -> None:
         """Delete queue entries left behind by killed workers (each with its lease): best effort."""
@@ -155,7 +219,7 @@ class WriterQueue(ABC):
     def _dequeue(self) -> None:
         """Remove our queue entry (we are leaving without a landed write): best effort."""
         if self._queue_entry is not None:
-            entry, self._queue_entry = self._queue_entry, None
+            entry, self._queue_entry, self._hand_at = self._queue_entry, None, None
             with contextlib.suppress(RemoteError):
                 self.push([RefPush("", entry)], atomic=False)
 
