@@ -174,6 +174,7 @@ class _Wait:
         order = sorted([remote._queue_entry or "", *(p.dst for p, _ in remote.hands_up())])
         place = order.index(remote._queue_entry or "")
         patience = min(MAX_PATIENCE_S, PATIENCE * cycle) + place * cycle
+        waiting = len(order)
         start = time.monotonic()
         last = remote._seen.get(STATE_REF.decode())
         look_s = 0.0
@@ -181,7 +182,9 @@ class _Wait:
         seen_gap = remote.landings
         while (now := time.monotonic()) - start < patience:
             early = EXPECT * seen_gap.gap - (now - seen_gap.moved_at)
-            nap = max(MIN_NAP_S, look_s, early if early > 0 else LOOK * seen_gap.gap)
+            # The waiters together look about once per look's own time: `waiting` of us
+            # looking every look_s each would keep the server busy starting our processes.
+            nap = max(MIN_NAP_S, look_s * waiting, early if early > 0 else LOOK * seen_gap.gap)
             time.sleep(min(nap, max(MIN_NAP_S, patience - (now - start))))
             began = time.monotonic()
             seen = remote._poll_refs()
