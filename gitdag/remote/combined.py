@@ -166,8 +166,9 @@ class _Wait:
         head that moves while our hand stays up did not serve us: no fetch, we wait on. Our
         turn comes when nobody lands for our patience, or after a few landings that did not
         serve us. Looks (`ls-refs`) from half the observed time between landings after the
-        last one, then every sixth of it, never more often than a look takes: every look
-        starts processes on the server, and seven waiters looking fast slow the one combining.
+        last one, then every sixth of it, and each waiter no more often than a look takes
+        times the hands up: every look starts processes on the server (over ssh on both ends),
+        and seven waiters looking fast slow the one combining.
         """
         remote = self.remote
         cycle = max(remote.contention.cycle, self.raise_s)
