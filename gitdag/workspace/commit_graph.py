@@ -7,7 +7,7 @@ commit in between (measured: a branch 2,000 commits behind took 203 ms to merge,
 per task (the leftovers commit and the merge) and nothing else writes a commit-graph until the
 user's next `git gc` or `git maintenance`, so the cost of a merge grew with the graph.
 
-So after every `EVERY` landings in one process (a batch or a group landing counts once), the
+So after every `EVERY` (64) landings in one process (a batch or a group landing counts once), the
 queue runs `git commit-graph write --reachable --split` right after the landing, under the
 merge lock the landing already holds (so two of gitdag's own writes never race). `--split`
 writes only the commits not yet in the graph as a new layer and merges small layers
@@ -15,6 +15,9 @@ writes only the commits not yet in the graph as a new layer and merges small lay
 the file `git gc` and `git maintenance` write anyway (`.git/objects/info/commit-graphs/`), the
 repository's config is not touched, and a failed write (another git holding the lock, a
 read-only object store) is ignored: the graph is a cache, merges are correct without it.
+
+Why 64: with the graph 32 / 64 / 128 / 256 merges behind the tip, a merge-tree took 9 / 7 / 16 /
+19 ms, and a write of 64-256 merges' commits 12-25 ms (synthetic, load 5; docs/merge-queue.md).
 
 `GITDAG_COMMIT_GRAPH_EVERY` (a number of landings; 0 = never) overrides `EVERY`.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from gitdag.workspace.gitcli import run_git
 
-EVERY = 128
+EVERY = 64
 ENV = "GITDAG_COMMIT_GRAPH_EVERY"
 SIZE_MULTIPLE = 4  # fewer, larger layers than git's default 2: merges of layers stay rare
 
