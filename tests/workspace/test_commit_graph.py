@@ -87,3 +87,17 @@ def test_every_nth_landing_adds_a_layer_and_zero_never_writes(
     (root / CHAIN).unlink()
     assert not any(commit_graph.landed(root, git_dir) for _ in range(10))
     assert not (root / CHAIN).exists()
+
+
+def test_a_write_that_fails_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another git holding the graph's lock: no write, no error (the graph is only a cache)."""
+    root = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    lock = root / ".git/objects/info/commit-graphs/commit-graph-chain.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    monkeypatch.setenv(commit_graph.ENV, "1")
+    assert commit_graph.landed(root, root / ".git") is False
+    assert not (root / CHAIN).exists()
+    lock.unlink()  # once the other git is done, the next landing writes
+    assert commit_graph.landed(root, root / ".git") is True
+    git(root, "commit-graph", "verify")
