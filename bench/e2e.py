@@ -19,7 +19,9 @@ two sizes in the same process; the ratio is the growth (target <= 1.3x). The flo
 the same run, is what git itself needs per task node: `git worktree add -b`, write a file,
 `git commit -qam`, `git merge-tree --write-tree` + `commit-tree` + `update-ref` onto the target,
 `git worktree remove` and one `sh` agent spawn. The workspace code (checkouts, merge queue) is
-whatever this tree has: the script uses only the CLI.
+whatever this tree has: the script uses only the CLI. The environment passes through, so
+`GITDAG_COMMIT_GRAPH_EVERY=0 python bench/e2e.py` measures the queue without its commit-graph
+upkeep.
 
     python bench/e2e.py [--sizes 200,2000] [--workers 4] [--profile DIR]
 """
@@ -191,6 +193,15 @@ def floor_per_task(work: Path, samples: int = 15, files: str = "edit", extra: in
     return statistics.median(times)
 
 
+def graphed(repo: Path) -> str:
+    """What the merge queue left of git's commit-graph (`workspace/commit_graph.py`)."""
+    chain = repo / ".git" / "objects" / "info" / "commit-graphs" / "commit-graph-chain"
+    if not chain.is_file():
+        return "no commit-graph"
+    commits = git(repo, "rev-list", "--count", "--all").strip()
+    return f"commit-graph: {len(chain.read_text().split())} layers, {commits} commits in the repo"
+
+
 def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -230,7 +241,7 @@ def main() -> None:
             print(
                 f"{tasks:>5} tasks, {nodes:>5} nodes, workers {args.workers}: {wall:8.1f} s, "
                 f"{per[tasks] * 1000:7.1f} ms/node = {per[tasks] / floor:5.2f}x floor; "
-                f"CPU {cpu[tasks] * 1000:6.1f} ms/node (load {load()})",
+                f"CPU {cpu[tasks] * 1000:6.1f} ms/node (load {load()}); {graphed(repo)}",
                 flush=True,
             )
         if len(sizes) > 1:

@@ -24,6 +24,7 @@ from typing import Literal
 
 from gitdag.crash import crash_point
 from gitdag.errors import WorkspaceError
+from gitdag.workspace import commit_graph
 from gitdag.workspace.advance import (
     Intent,
     Land,
@@ -250,8 +251,25 @@ def publish(
 ) -> Landing:
     """Move the target from `tip` to `new` (its checkout too, if any): landed, moved, ...
 
-    `what` names the move in reflogs and the checkout's record (`merge <id>`).
+    `what` names the move in reflogs and the checkout's record (`merge <id>`). Every so many
+    landings the commit-graph is brought up to date (`commit_graph.py`), still under the lock.
     """
+    landing = _publish(root, git_dir, local, target_ref, tip, new, what, land)
+    if landing.outcome == "landed":
+        commit_graph.landed(root, git_dir)
+    return landing
+
+
+def _publish(
+    root: Path,
+    git_dir: Path,
+    local: Path,
+    target_ref: str,
+    tip: str,
+    new: str,
+    what: str,
+    land: Land | None,
+) -> Landing:
     checkouts = checkouts_of(root, git_dir, target_ref)
     if checkouts:
         if read_ref(git_dir, target_ref) != tip:
