@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING
 from gitdag.attempts.port import give_back
 from gitdag.attempts.running import Attempt, Attempts
 from gitdag.core.model import ErrorKind, Status
-from gitdag.errors import RemoteUnreachable
+from gitdag.errors import RemoteUnreachable, StaleSnapshotError
 from gitdag.remote import journal
+from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.snapshot import Snapshot
 from gitdag.transport.retry import Interrupted
 
@@ -138,14 +139,25 @@ class Link:
 
     # --- what the loop does while down, and after --------------------------------------------
 
-    def keep(self, node_id: str, attempt: int, running: Attempt | None, what: str) -> None:
+    def keep(self, node_id: str, attempt: int, running: Attempt | None, what: str,
+             until: str = "") -> None:  # fmt: skip
         """A finished attempt's result (or failure) waits in the journal for the remote."""
         if running is not None:
             self.w.launcher.release(running.prepared, keep_branch=True)
         if node_id not in self.kept:
             self.kept.add(node_id)
+            until = until or f"until {self.name} answers"
             self.w.progress.event(f"{node_id}: {what} of attempt {attempt} kept in "
-                                  f".dagain/local/pending/ until {self.name} answers")  # fmt: skip
+                                  f".dagain/local/pending/ {until}")  # fmt: skip
+
+    def keep_busy(self, node_id: str, attempt: int, running: Attempt | None, what: str) -> None:
+        """Keep a result whose push lost every race (many writers at once) for the next turn.
+
+        The remote's state branch kept moving past the push's bound: the result waits in the
+        journal, and `catch_up` pushes it again on the loop's next turn.
+        """
+        self.keep(node_id, attempt, running, what,
+                  f"(the remote's {STATE_BRANCH} kept moving); pushed again next turn")  # fmt: skip
 
     def lapse(self) -> None:
         """While down: stop each runner whose lease ran out by our clock (no renewal possible)."""
@@ -162,8 +174,13 @@ class Link:
         if not self.kept and not self.recovering:
             return
         if self.kept:
-            journal.replay(self.w.pending, self.w.remote, self.w.token,
-                           lambda e: push_kept(self.w, e), self.w.progress.event)  # fmt: skip
+            try:
+                journal.replay(self.w.pending, self.w.remote, self.w.token,
+                               lambda e: push_kept(self.w, e), self.w.progress.event)  # fmt: skip
+            except StaleSnapshotError as exc:
+                # Busy, not broken: what did not land stays in the journal for the next turn.
+                self.w.progress.event(f"kept results not all pushed yet: {exc}")
+                return
             self.kept.clear()
         if self.recovering:
             self._orphans(self.w.remote.snapshot())
@@ -231,6 +248,9 @@ class KeepingAttempts(Attempts):
         except RemoteUnreachable:
             w.link.keep(node_id, attempt, running, "failure")
             raise
+        except StaleSnapshotError:
+            w.link.keep_busy(node_id, attempt, running, "failure")
+            return None
         w.pending.drop(node_id)
         return snap
 

@@ -16,7 +16,7 @@ from gitdag.attempts.running import Attempt
 from gitdag.core.model import ErrorKind, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected
-from gitdag.errors import RefRefused, RemoteError, RemoteUnreachable
+from gitdag.errors import RefRefused, RemoteError, RemoteUnreachable, StaleSnapshotError
 from gitdag.store.state import Committed
 from gitdag.transport.outcomes import RefPush
 from gitdag.transport.retry import Interrupted
@@ -61,6 +61,11 @@ class Results:
         except RemoteUnreachable:
             w.link.keep(node_id, attempt, running, "result")
             raise
+        except StaleSnapshotError:
+            # Lost the race every time (many writers at once): the result is safe in the
+            # journal and pushed again on the next turn, while the lease is still ours.
+            w.link.keep_busy(node_id, attempt, running, "result")
+            return
         except (RemoteError, Interrupted):
             if running is not None:
                 w.launcher.release(running.prepared, keep_branch=True)
