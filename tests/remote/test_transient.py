@@ -200,7 +200,9 @@ def test_workers_outlive_a_ten_second_outage(tmp_path: Path, daemons: list[Daemo
         for proc in workers:
             code, err = finish(proc, timeout=300)
             assert code == 0, err
-            assert "gave up" not in err, err
+            # One bounded call may give up (its 5 s slice, remote/link.py) and the loop goes
+            # on; the worker itself never gives up on the remote (remote.retry_for_s).
+            assert "(remote.retry_for_s)" not in err, err
     finally:
         cluster.stop_all()
     nodes = cluster.nodes()
