@@ -253,9 +253,11 @@ class ClientTransport(Transport):
             if stale or not todo:
                 plan["statuses"] = stale
                 return dict(old)  # nothing changes: dulwich sends a flush and no pack
-            new = dict(old)
-            for up in todo:
-                new[Ref(up.dst.encode())] = ObjectID((up.src or ZERO).encode())
+            # Only the refs that change: dulwich 1.2.0 sends a pack whenever any ref in this
+            # map is not a deletion, even an unchanged one, and git's receive-pack, having
+            # only delete commands, never reads it; it closes, and the reset can beat its
+            # report to us (a delete-only push over git:// then looks dropped).
+            new = {Ref(u.dst.encode()): ObjectID((u.src or ZERO).encode()) for u in todo}
             plan["todo"] = todo
             plan["sent"] = True
             return new
