@@ -21,8 +21,11 @@ nodes, served by each transport of `--transports` in turn (interleaved with the 
   daemon: `git daemon`;
   http-delay (or delay): the same HTTP server behind a relay that holds every chunk 50 ms each
     way (100 ms added round trip);
-  ssh: `sshd` from the distribution on a port of its own, key authentication (the git CLI with
-    ssh's ControlMaster: one connection per worker); only where /usr/sbin/sshd exists.
+  ssh: `sshd` from the distribution on a port of its own, key authentication, serving git as a
+    git host does (no shell start-up files, protocol v2 accepted: tests/remote/sshd.py);
+    dulwich's ssh client over ssh's ControlMaster (one connection per worker); only where
+    /usr/sbin/sshd exists. BENCH_SSH_LOGIN_RC=1 lets the account's ~/.bashrc run for every
+    command, BENCH_SSH_V0=1 refuses GIT_PROTOCOL (protocol v0).
 After each run every node's claim commits are counted on the remote: a node claimed twice
 fails the benchmark.
 

@@ -153,7 +153,9 @@ class Servers:
 
         if not sshd.available():
             raise SystemExit("sshd cannot run here (apt-get install openssh-server; as root)")
-        server = sshd.start_sshd(self.root / "ssh")
+        server = sshd.start_sshd(self.root / "ssh",
+                                 login_rc=os.environ.get("BENCH_SSH_LOGIN_RC") == "1",
+                                 protocol_v2=os.environ.get("BENCH_SSH_V0") != "1")  # fmt: skip
         self.procs.append(server.proc)  # type: ignore[arg-type]
         os.environ["GIT_SSH_COMMAND"] = server.command
         return server.url(self.base)

@@ -42,8 +42,17 @@ class Sshd:
             self.proc.wait(5)
 
 
-def start_sshd(folder: Path) -> Sshd:
-    """Start sshd with its own config, host key and one authorized client key under `folder`."""
+def start_sshd(folder: Path, *, login_rc: bool = False, protocol_v2: bool = True) -> Sshd:
+    """Start sshd with its own config, host key and one authorized client key under `folder`.
+
+    It serves git the way git hosts do (git-shell, gitolite, GitLab's forced command): a
+    command runs without the account's shell start-up files. The account here is whoever runs
+    the tests (root), and Debian's bash reads ~/.bashrc for every command sshd runs; on this
+    machine that file runs `pyenv init` (about 100 processes, ~85 ms per git call), which no
+    git host pays. `SHLVL=1` makes bash a nested shell, which skips it; `login_rc=True` keeps
+    it (bench/claims.py --ssh-login-rc). `protocol_v2`: accept GIT_PROTOCOL from the client,
+    as git's documentation asks of an ssh server and as the forges do (else protocol v0).
+    """
     folder.mkdir(parents=True)
     for name in ("host", "client"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)],
@@ -58,7 +67,8 @@ def start_sshd(folder: Path) -> Sshd:
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile none\n"
         "MaxStartups 200\nMaxSessions 200\nPermitRootLogin yes\nLogLevel INFO\n"
-        f"SetEnv PATH={os.environ.get('PATH', '/usr/bin:/bin')}\n"
+        f"SetEnv {'' if login_rc else 'SHLVL=1 '}PATH={os.environ.get('PATH', '/usr/bin:/bin')}\n"
+        + ("AcceptEnv GIT_PROTOCOL\n" if protocol_v2 else "")
     )  # fmt: skip
     Path("/run/sshd").mkdir(exist_ok=True)
     log = folder / "sshd.log"
