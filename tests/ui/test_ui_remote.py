@@ -59,9 +59,9 @@ def _ref(clone: Path, ref: str) -> str:
     return git(clone, "rev-parse", ref).strip()
 
 
-def _steered(tmp_path: Path, daemons: list[Daemon], serve_kind: str) -> tuple[Cluster, Path]:
+def _steered(tmp_path: Path, started: list[Daemon], serve_kind: str) -> tuple[Cluster, Path]:
     """A laptop whose graph lives on origin; another clone added `c` there since its fetch."""
-    cluster = build_cluster(tmp_path, daemons, [task("a"), task("b", deps=["a"])],
+    cluster = build_cluster(tmp_path, started, [task("a"), task("b", deps=["a"])],
                             serve=serve_kind)  # fmt: skip
     lap = laptop(cluster)
     with_default_remote(lap)
