@@ -11,6 +11,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from tests.remote.conftest import (
     Daemon,
     build_cluster,
     command,
-    daemons,  # noqa: F401 - the fixture, used by name
     finish,
     task,
     wait_for,
@@ -32,6 +32,15 @@ from tests.remote.test_steer import laptop, remote_commits
 from tests.remote.test_sync import with_default_remote
 from tests.timing import within
 from tests.ui.conftest import Served, listed, serve, stop, wait_graph
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Daemon]]:
+    """Git servers started by a test (tests/remote/conftest.py), stopped after it."""
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
 
 
 def _api(served: Served, path: str, body: dict[str, Any] | None = None,
@@ -72,10 +81,10 @@ def _steered(tmp_path: Path, started: list[Daemon], serve_kind: str) -> tuple[Cl
 
 
 def test_the_page_shows_the_remote_graph_where_a_ci_worker_finished_a_node(
-    tmp_path: Path, daemons: list[Daemon], page: Any, artifacts: Path  # noqa: F811
+    tmp_path: Path, servers: list[Daemon], page: Any, artifacts: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    cluster = build_cluster(tmp_path, daemons, [command("x", log), task("y", deps=["x"])],
+    cluster = build_cluster(tmp_path, servers, [command("x", log), task("y", deps=["x"])],
                             serve="http")  # fmt: skip
     lap, ci = laptop(cluster), cluster.clone("ci")
     stale = _ref(lap, "dagain/state")
@@ -110,6 +119,16 @@ def test_the_page_shows_the_remote_graph_where_a_ci_worker_finished_a_node(
         assert "graph: origin's dagain/state" in said and "behind: gitdag sync origin" in said
         assert page.get_attribute("#source", "data-source") == "remote"
         page.screenshot(path=str(artifacts / "ui-remote-graph.png"))
+        # Steered from elsewhere meanwhile: the background fetch brings it to the open page.
+        res = cluster.gitdag(ci, "cancel", "y", "--remote", "origin")
+        assert res.code == 0, res.err
+        head = cluster.state_head()
+        page.wait_for_function(
+            "document.querySelector('#nodes li[data-id=\"y\"]').dataset.status === 'cancelled'",
+            timeout=within(10) * 1000,
+        )
+        page.wait_for_function(f"document.querySelector('#source').textContent.includes("
+                               f"'{head[:12]}')", timeout=within(3) * 1000)  # fmt: skip
     finally:
         stop(served)
     assert _ref(lap, "dagain/state") == stale  # showing the remote's graph moved nothing local
@@ -117,9 +136,9 @@ def test_the_page_shows_the_remote_graph_where_a_ci_worker_finished_a_node(
 
 @pytest.mark.parametrize("serve_kind", ["daemon", "http"])
 def test_steering_from_the_page_lands_on_the_remote_as_one_commit(
-    tmp_path: Path, daemons: list[Daemon], serve_kind: str  # noqa: F811
+    tmp_path: Path, servers: list[Daemon], serve_kind: str
 ) -> None:
-    cluster, lap = _steered(tmp_path, daemons, serve_kind)
+    cluster, lap = _steered(tmp_path, servers, serve_kind)
     local = _ref(lap, "dagain/state")
     served = serve(lap, env=cluster.env())
     try:
@@ -154,10 +173,10 @@ def test_steering_from_the_page_lands_on_the_remote_as_one_commit(
 
 
 def test_with_the_remote_down_the_page_warns_and_steering_writes_nothing(
-    tmp_path: Path, daemons: list[Daemon]  # noqa: F811
+    tmp_path: Path, servers: list[Daemon]
 ) -> None:
-    cluster, lap = _steered(tmp_path, daemons, "http")
-    server = daemons[-1]
+    cluster, lap = _steered(tmp_path, servers, "http")
+    server = servers[-1]
     local = _ref(lap, "dagain/state")
     served = serve(lap, env=cluster.env())
     try:
@@ -198,8 +217,8 @@ def test_with_the_remote_down_the_page_warns_and_steering_writes_nothing(
     assert cluster.nodes()["a"].status == Status.OPEN
 
 
-def test_local_keeps_this_clones_graph(tmp_path: Path, daemons: list[Daemon]) -> None:  # noqa: F811
-    cluster, lap = _steered(tmp_path, daemons, "daemon")
+def test_local_keeps_this_clones_graph(tmp_path: Path, servers: list[Daemon]) -> None:
+    cluster, lap = _steered(tmp_path, servers, "daemon")
     remote_head = cluster.state_head()
     served = serve(lap, env=cluster.env(), args=("--local",))
     try:
