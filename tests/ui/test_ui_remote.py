@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gitdag.core.model import Status
+from gitdag.ui.remote_source import POLL_MAX_S
 from tests.conftest import git
 from tests.remote.conftest import (
     Cluster,
@@ -125,7 +126,7 @@ def test_the_page_shows_the_remote_graph_where_a_ci_worker_finished_a_node(
         head = cluster.state_head()
         page.wait_for_function(
             "document.querySelector('#nodes li[data-id=\"y\"]').dataset.status === 'cancelled'",
-            timeout=within(10) * 1000,
+            timeout=(POLL_MAX_S + within(5)) * 1000,  # the next background fetch at the latest
         )
         page.wait_for_function(f"document.querySelector('#source').textContent.includes("
                                f"'{head[:12]}')", timeout=within(3) * 1000)  # fmt: skip
@@ -184,8 +185,8 @@ def test_with_the_remote_down_the_page_warns_and_steering_writes_nothing(
         tracking = _ref(lap, "refs/gitdag/remotes/origin/state")
         server.stop()
         # The next background fetch fails: the graph last fetched stays, with a warning.
-        wait_for(lambda: _api(served, "graph")[1]["source"]["warning"] is not None, within(15),
-                 "the page to say the remote is not reached")  # fmt: skip
+        wait_for(lambda: _api(served, "graph")[1]["source"]["warning"] is not None,
+                 POLL_MAX_S + within(5), "the page to say the remote is not reached")  # fmt: skip
         code, graph = _api(served, "graph")
         assert code == 200 and {n["id"] for n in graph["nodes"]} == {"a", "b", "c"}
         warning = graph["source"]["warning"]
@@ -235,3 +236,22 @@ def test_local_keeps_this_clones_graph(tmp_path: Path, servers: list[Daemon]) ->
     assert unknown.code == 2 and "no git remote named 'nope'" in unknown.err, unknown.err
     both = cluster.gitdag(lap, "ui", "--port", "0", "--remote", "origin", "--local", timeout=60)
     assert both.code == 2 and "not both" in both.err
+
+
+def test_a_fresh_clone_without_a_local_graph_shows_the_remotes(
+    tmp_path: Path, servers: list[Daemon]
+) -> None:
+    cluster = build_cluster(tmp_path, servers, [task("a")], serve="daemon")
+    fresh = cluster.clone("fresh")  # no local dagain/state: what a person clones
+    with_default_remote(fresh)
+    served = serve(fresh, env=cluster.env())
+    try:
+        code, graph = _api(served, "graph")
+        assert code == 200 and [n["id"] for n in graph["nodes"]] == ["a"]
+        line = graph["source"]["line"]
+        assert "no local dagain/state here (gitdag sync origin makes one)" in line, line
+        code, got = _api(served, "node/a/cancel", {})
+        assert code == 200 and got["head"] == cluster.state_head(), got
+    finally:
+        stop(served)
+    assert git(fresh, "branch", "--list", "dagain/state").strip() == ""
