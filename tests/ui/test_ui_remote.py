@@ -211,10 +211,17 @@ def test_with_the_remote_down_the_page_warns_and_steering_writes_nothing(
             source["warning"] or "")  # fmt: skip
         code, got = _api(served, "node/a/cancel", {})
         assert code == 502, got
+        assert _ref(lap, "dagain/state") == local
+        # The remote answers again: the page switches to its graph by itself.
+        server.restart()
+        wait_for(lambda: _api(served, "graph")[1]["source"]["source"] == "remote",
+                 POLL_MAX_S + within(5), "the page to show the remote's graph again")  # fmt: skip
+        code, graph = _api(served, "graph")
+        assert {n["id"] for n in graph["nodes"]} == {"a", "b", "c"}
+        assert graph["source"]["warning"] is None
     finally:
         stop(served)
     assert _ref(lap, "dagain/state") == local
-    server.restart()
     assert cluster.nodes()["a"].status == Status.OPEN
 
 
