@@ -94,15 +94,11 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
         sys.stdout.flush()
 
     chosen = server.DEFAULT_PORT if port is None else port
-    server.serve(
-        Path("."),
-        host,
-        chosen,
-        announce=announce,
-        open_browser=open_browser,
-        remote=name,
-        note=lambda line: click.echo(f"gitdag ui: {line}", err=True),
-    )
+    def note(line: str) -> None:  # which graph the page shows, before the URL
+        click.echo(f"gitdag ui: {line}", err=True)
+
+    server.serve(Path("."), host, chosen, announce=announce, open_browser=open_browser,
+                 remote=name, note=note)  # fmt: skip
 
 
 def register(group: click.Group) -> None:
