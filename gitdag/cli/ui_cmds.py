@@ -94,11 +94,12 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
         sys.stdout.flush()
 
     chosen = server.DEFAULT_PORT if port is None else port
-    def note(line: str) -> None:  # which graph the page shows, before the URL
+
+    def say_graph(line: str) -> None:  # which graph the page shows, before the URL
         click.echo(f"gitdag ui: {line}", err=True)
 
     server.serve(Path("."), host, chosen, announce=announce, open_browser=open_browser,
-                 remote=name, note=note)  # fmt: skip
+                 remote=name, note=say_graph)  # fmt: skip
 
 
 def register(group: click.Group) -> None:
