@@ -78,7 +78,8 @@ class RemoteSource:
 
     Attributes:
       remote: the graph's remote.
-      info: what the page says about the graph it shows (`as_json`'s fields; replaced whole).
+      info: what the page says about the graph it shows (the API's `source` object, docs/ui.md;
+        replaced whole, never edited: other threads read it).
       shows_remote: a fetch has succeeded since start: the page shows the remote's graph.
     """
 
@@ -136,7 +137,7 @@ class RemoteSource:
         self.info = self._info(head, local, self._counts, None, _now())
 
     def _warning(self, exc: Exception) -> str:
-        why = str(exc).removeprefix(f"remote {self.remote}: ")
+        why = " ".join(str(exc).removeprefix(f"remote {self.remote}: ").split())  # one line
         if self.shows_remote:
             return (f"remote {self.remote} not reached ({why}); showing its graph as fetched at "
                     f"{self.info.get('fetched_at')}")  # fmt: skip

@@ -130,6 +130,15 @@ def test_the_page_shows_the_remote_graph_where_a_ci_worker_finished_a_node(
         )
         page.wait_for_function(f"document.querySelector('#source').textContent.includes("
                                f"'{head[:12]}')", timeout=within(3) * 1000)  # fmt: skip
+        # Steered from the page: one push to the remote, the page follows its new head.
+        page.click("#nodes li[data-id=y]")
+        page.click("#panel-steer button[data-action=retry]")
+        page.wait_for_selector("#nodes li[data-id=y][data-status=open]", timeout=within(5) * 1000)
+        assert "on origin" in page.inner_text("#banner")
+        assert remote_commits(cluster, head) == ["retry y: cancelled -> open"]
+        actor = cluster.remote_git("log", "-1", "--format=%(trailers:key=Gitdag-Actor,valueonly)",
+                                   "dagain/state")  # fmt: skip
+        assert actor.strip().startswith("ui@"), actor
     finally:
         stop(served)
     assert _ref(lap, "dagain/state") == stale  # showing the remote's graph moved nothing local
