@@ -253,12 +253,8 @@ def build_app(ui: UIServer) -> Starlette:
         at = request.query_params.get("at")
         with_titles = request.query_params.get("titles", "1") != "0"
         named = ui.titles if with_titles else None
-        return await run(
-            lambda s: {
-                **data.graph_data(s, data.snapshot_at(s, at), named),
-                "source": ui.source_info(),
-            }
-        )
+        return await run(lambda s: {**data.graph_data(s, data.snapshot_at(s, at), named),
+                                    "source": ui.source_info()})  # fmt: skip
 
     async def statuses(request: Request) -> Response:
         at = request.query_params.get("at")
