@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gitdag.graph_remote import graph_remote
+from gitdag.graph_remote import apart, compare, graph_remote
 
 if TYPE_CHECKING:
     from gitdag.store.state import StateStore
@@ -54,25 +54,6 @@ class Source:
                 "behind": self.behind, "ahead": self.ahead, "warning": self.warning}  # fmt: skip
 
 
-def compare(remote: str, local: str | None, head: str, counts: tuple[int, int] | None) -> str:
-    """One line: how this clone's `dagain/state` compares with the remote's graph shown."""
-    shown = f"graph: {remote}'s dagain/state ({head[:12]})"
-    if local is None:
-        return f"{shown}; no local dagain/state here (gitdag sync {remote} makes one)"
-    if counts is None:
-        return shown
-    ahead, behind = counts
-    if not ahead and not behind:
-        return f"{shown}; this clone's copy is up to date"
-    if not ahead:
-        return f"{shown}; this clone's copy is {behind} transition(s) behind: gitdag sync {remote}"
-    lacks = f"this clone has {ahead} transition(s) {remote} lacks"
-    if not behind:
-        return f"{shown}; {lacks} (made with --local): gitdag sync {remote} pushes them"
-    return (f"{shown}; diverged: {lacks}, and is {behind} behind: gitdag sync {remote} replays "
-            "them")  # fmt: skip
-
-
 def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
     """Open and fetch `remote`'s graph; (RemoteState, Source). `quick`: the bounds above.
 
@@ -89,13 +70,7 @@ def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
         state.retry_for(min(bound, QUICK_RETRY_S) if quick else bound)
         head = state.fetch()
         local = local_head(state.store.repo)
-        counts = None
-        if local is not None:
-            proc = state.git("rev-list", "--left-right", "--count", f"{local}...{head}",
-                             check=False)  # fmt: skip
-            parts = proc.stdout.split()
-            if proc.returncode == 0 and len(parts) == 2:
-                counts = (int(parts[0]), int(parts[1]))
+        counts = apart(state, local, head)
     except BaseException:
         state.close()
         raise

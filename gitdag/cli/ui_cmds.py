@@ -36,13 +36,28 @@ INSTALL_HINT = "gitdag ui needs Starlette and uvicorn: pip install 'gitdag[ui]'"
     metavar="DIR",
     help="Write a static copy that opens from file:// instead of serving.",
 )
+@click.option(
+    "--remote",
+    "remote",
+    default=None,
+    metavar="NAME",
+    help="Show and steer the graph on remote NAME (default: the graph's remote, "
+    "remote.name in .dagain/config.yaml, else the upstream of dagain/state).",
+)
+@click.option(
+    "--local",
+    "local_only",
+    is_flag=True,
+    help="Show and steer this clone's dagain/state, even when the graph has a remote.",
+)
 @json_option
 def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | None,
-           as_json: bool) -> None:  # fmt: skip
+           remote: str | None, local_only: bool, as_json: bool) -> None:  # fmt: skip
     """Serve a local web page of the graph: live, steerable, with its whole history.
 
     Prints the URL with a token made for this start; every request that changes something must
-    carry it (the page does).
+    carry it (the page does). When the graph has a remote, the page shows and steers the
+    remote's graph (each action one compare-and-swap push); --local: this clone's copy.
     """
     if export_dir is not None:
         from gitdag.ui.export import export
@@ -58,12 +73,16 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
         from gitdag.ui import server
     except ImportError:
         raise InputError(INSTALL_HINT) from None
-    with open_store() as store:
-        from gitdag.cli.status_remote import ui_note
+    from gitdag.cli.steer_opts import remote_of
 
-        note = ui_note(store)
-    if note is not None:
-        click.echo(f"gitdag ui: {note}", err=True)
+    name = remote_of(remote, local_only)
+    if name is None:
+        with open_store() as store:
+            from gitdag.cli.status_remote import ui_note
+
+            note = ui_note(store)
+        if note is not None:
+            click.echo(f"gitdag ui: {note}", err=True)
 
     def announce(url: str) -> None:
         if as_json:  # one line, so a script can read it while the server runs
@@ -75,7 +94,12 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
         sys.stdout.flush()
 
     chosen = server.DEFAULT_PORT if port is None else port
-    server.serve(Path("."), host, chosen, announce=announce, open_browser=open_browser)
+
+    def say_graph(line: str) -> None:  # which graph the page shows, before the URL
+        click.echo(f"gitdag ui: {line}", err=True)
+
+    server.serve(Path("."), host, chosen, announce=announce, open_browser=open_browser,
+                 remote=name, note=say_graph)  # fmt: skip
 
 
 def register(group: click.Group) -> None:

@@ -260,8 +260,8 @@ def fetch_proposal(store: SteeringStore, name: str) -> str | None:
     return theirs
 
 
-def propose_remote(store: SteeringStore, name: str, nodes: list[object],
-                   summary: str = "") -> Proposed | Rejected:  # fmt: skip
+def propose_remote(store: SteeringStore, name: str, nodes: list[object], summary: str = "",
+                   actor: str | None = None) -> Proposed | Rejected:  # fmt: skip
     """`propose --remote`: commit the proposal and push its branch with a lease, one push.
 
     The commit goes on the remote's proposal branch when it has one, else on its graph.
@@ -292,7 +292,7 @@ def propose_remote(store: SteeringStore, name: str, nodes: list[object],
                 f"(git push {state.remote} {branch}) or propose under another name; "
                 "nothing was pushed"
             )
-        outcome = propose_nodes(store, name, nodes, summary=summary)
+        outcome = propose_nodes(store, name, nodes, summary=summary, actor=actor)
         if isinstance(outcome, Rejected):
             return outcome
         pushed = state.push([RefPush(outcome.head, ref, theirs or "")])

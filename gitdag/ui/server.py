@@ -34,9 +34,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gitdag.errors import GitdagError, InputError
+from gitdag.errors import GitdagError, InputError, RemoteError
+from gitdag.graph_remote import LOCAL
 from gitdag.store.state import StateStore
 from gitdag.ui import data, steer
+from gitdag.ui.remote_source import RemoteSource
 
 STATIC = Path(__file__).resolve().parent / "static"
 TOKEN_HEADER = "X-Gitdag-Token"
@@ -62,6 +64,7 @@ class UIServer:
     head: str | None = None
     listeners: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
     loop: asyncio.AbstractEventLoop | None = None
+    source: RemoteSource | None = None  # the graph's remote, when the page shows its graph
 
     def host_allowed(self, header: str) -> bool:
         """Tell whether a Host header names this server (loopback names, or the --host given).
@@ -85,11 +88,16 @@ class UIServer:
     def open(self) -> None:
         """Open the store on its own thread (raises the store's errors at once, before serving)."""
         self.store = self.executor.submit(StateStore.open, self.root).result()
+        if self.source is not None:
+            self.executor.submit(self.source.open_view).result()
         # Reading the graph now fails early on a repository without dagain/state (and warms up).
         self.head = self.executor.submit(lambda: self._store().snapshot().head).result()
 
     def close(self) -> None:
         """Close the store on its thread and stop the thread."""
+        if self.source is not None:
+            self.executor.submit(self.source.close_view).result()
+            self.source.close()
         if self.store is not None:
             self.executor.submit(self.store.close).result()
             self.store = None
@@ -97,7 +105,16 @@ class UIServer:
 
     def _store(self) -> StateStore:
         assert self.store is not None, "UIServer.open() first"
-        return self.store
+        return self.source.pick(self.store) if self.source is not None else self.store
+
+    def source_info(self) -> dict[str, Any]:
+        """Which graph the page shows (the remote's, or this clone's) and what to say about it."""
+        return self.source.info if self.source is not None else LOCAL
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send an event to every open stream (`event`: its name, default `head`)."""
+        for queue in list(self.listeners):
+            queue.put_nowait(event)
 
     async def call(self, fn: Callable[[StateStore], T]) -> T:
         """Run `fn(store)` on the store's thread."""
@@ -135,8 +152,7 @@ class UIServer:
             except GitdagError:
                 event = None
             if event is not None:
-                for queue in list(self.listeners):
-                    queue.put_nowait(event)
+                self.publish(event)
             await asyncio.sleep(WATCH_INTERVAL_S)
 
     async def events(self, request: Request) -> AsyncIterator[str]:
@@ -153,7 +169,8 @@ class UIServer:
                     continue
                 if event is None:
                     return
-                yield f"event: head\ndata: {json.dumps(event, default=str)}\n\n"
+                name = event.get("event", "head")
+                yield f"event: {name}\ndata: {json.dumps(event, default=str)}\n\n"
         finally:
             self.listeners.discard(queue)
 
@@ -192,7 +209,8 @@ class TokenGuard:
 
 
 def _error(exc: Exception) -> JSONResponse:
-    status = 400 if isinstance(exc, InputError) else 409 if isinstance(exc, GitdagError) else 500
+    status = (400 if isinstance(exc, InputError) else 502 if isinstance(exc, RemoteError)
+              else 409 if isinstance(exc, GitdagError) else 500)  # fmt: skip
     return JSONResponse({"error": str(exc)}, status)
 
 
@@ -215,20 +233,28 @@ def build_app(ui: UIServer) -> Starlette:
         except GitdagError as exc:
             return _error(exc)
 
+    async def steering(fn: Callable[[StateStore], Any]) -> Response:
+        # With a remote, an action is one compare-and-swap push to it (remote_source.py).
+        if ui.source is None:
+            return await run(fn)
+        try:
+            return JSONResponse({**await ui.source.steer(fn), "remote": ui.source.remote})
+        except GitdagError as exc:
+            return _error(exc)
+
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def config(request: Request) -> Response:
-        return JSONResponse({"mode": "live", "root": str(ui.root), "head": ui.head})
+        return JSONResponse({"mode": "live", "root": str(ui.root), "head": ui.head,
+                             "source": ui.source_info()})  # fmt: skip
 
     async def graph(request: Request) -> Response:
         at = request.query_params.get("at")
         with_titles = request.query_params.get("titles", "1") != "0"
-        return await run(
-            lambda s: data.graph_data(
-                s, data.snapshot_at(s, at), ui.titles if with_titles else None
-            )
-        )
+        named = ui.titles if with_titles else None
+        return await run(lambda s: {**data.graph_data(s, data.snapshot_at(s, at), named),
+                                    "source": ui.source_info()})  # fmt: skip
 
     async def statuses(request: Request) -> Response:
         at = request.query_params.get("at")
@@ -268,10 +294,10 @@ def build_app(ui: UIServer) -> Starlette:
         )
 
     async def steer_pause(request: Request) -> Response:
-        return await run(lambda s: steer.pause(s, True))
+        return await steering(lambda s: steer.pause(s, True))
 
     async def steer_resume(request: Request) -> Response:
-        return await run(lambda s: steer.pause(s, False))
+        return await steering(lambda s: steer.pause(s, False))
 
     async def steer_node(request: Request) -> Response:
         nid, action = request.path_params["node_id"], request.path_params["action"]
@@ -280,16 +306,16 @@ def build_app(ui: UIServer) -> Starlette:
         except InputError as exc:
             return _error(exc)
         if action == "cancel":
-            return await run(lambda s: steer.cancel(s, nid))
+            return await steering(lambda s: steer.cancel(s, nid))
         if action == "retry":
             force = request.query_params.get("force", "") in ("1", "true", "yes")
-            return await run(lambda s: steer.retry(s, nid, force))
+            return await steering(lambda s: steer.retry(s, nid, force))
         if action == "answer":
             option = body.get("option")
             if option is not None and not isinstance(option, int):
                 return _error(InputError("option: expected a whole number (1-based)"))
             text = str(body.get("text") or "")
-            return await run(lambda s: steer.answer(s, nid, text, option))
+            return await steering(lambda s: steer.answer(s, nid, text, option))
         return _error(InputError(f"unknown action {action!r}"))
 
     async def propose(request: Request) -> Response:
@@ -298,15 +324,18 @@ def build_app(ui: UIServer) -> Starlette:
         except InputError as exc:
             return _error(exc)
         text = str(body.get("text") or "")
-        return await run(lambda s: steer.propose_text(s, text))
+        return await steering(lambda s: steer.propose_text(s, text))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(ui.watch())
+        tasks = [asyncio.create_task(ui.watch())]
+        if ui.source is not None:
+            tasks.append(asyncio.create_task(ui.source.poll(ui.publish)))
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
 
     routes = [
         Route("/", index),
@@ -363,15 +392,24 @@ def listen(host: str, port: int) -> socket.socket:
         raise InputError(f"--host {host}: cannot listen there: {exc}") from None
 
 
-def serve(
-    root: Path, host: str, port: int, *, announce: Callable[[str], None], open_browser: bool
-) -> None:
-    """Serve the UI of the repository at `root` until interrupted; announce its URL first."""
+def serve(root: Path, host: str, port: int, *, announce: Callable[[str], None],
+          open_browser: bool, remote: str | None = None,
+          note: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Serve the UI of the repository at `root` until interrupted; announce its URL first.
+
+    `remote`: show and steer that remote's graph (remote_source.py); `note` is told, before the
+    URL, which graph the page shows.
+    """
     import uvicorn
 
     sock = listen(host, port)
     ui = UIServer(root=root, host=host)
     try:
+        if remote is not None:
+            ui.source = RemoteSource(root, remote)
+            said = ui.source.start()
+            if note is not None:
+                note(said)
         ui.open()
     except BaseException:
         sock.close()

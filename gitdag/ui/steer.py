@@ -14,6 +14,7 @@ from typing import Any
 
 from gitdag.core.transitions import Rejected
 from gitdag.errors import GraphError, InputError
+from gitdag.remote.steer import SteeringStore, propose_remote
 from gitdag.store import proposal_branches
 from gitdag.store.state import StateStore
 from gitdag.supervisor import control
@@ -76,9 +77,13 @@ def propose_text(store: StateStore, text: str, now: dt.datetime | None = None) -
     first = body.splitlines()[0].strip()
     title = first if len(first) <= 120 else first[:119] + "…"
     node = {"id": node_id, "title": title, "kind": "plan", "description": body}
-    outcome = proposal_branches.propose_nodes(
-        store, node_id, [node], actor=ui_actor(), summary=f"Requested from gitdag ui: {title}"
-    )
+    summary = f"Requested from gitdag ui: {title}"
+    if isinstance(store, SteeringStore):  # the graph's remote: the branch is pushed there
+        outcome = propose_remote(store, node_id, [node], summary, actor=ui_actor())
+    else:
+        outcome = proposal_branches.propose_nodes(
+            store, node_id, [node], actor=ui_actor(), summary=summary
+        )
     if isinstance(outcome, Rejected):
         raise GraphError(f"proposal refused, nothing written: {outcome}")
     return {

@@ -97,11 +97,12 @@ class Served:
         return f"{self.url}#token={self.token}"
 
 
-def serve(root: Path, env: dict[str, str] | None = None, host: str | None = None) -> Served:
-    """Start the real `gitdag ui --port 0` in `root` and wait for the URL it prints."""
+def serve(root: Path, env: dict[str, str] | None = None, host: str | None = None,
+          args: tuple[str, ...] = ()) -> Served:  # fmt: skip
+    """Start the real `gitdag ui --port 0 [ARGS]` in `root` and wait for the URL it prints."""
     where = ["--host", host] if host else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gitdag", "ui", "--port", "0", *where],
+        [sys.executable, "-m", "gitdag", "ui", "--port", "0", *where, *args],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

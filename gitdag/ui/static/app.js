@@ -150,6 +150,18 @@ function exportApi(path) {
 }
 window.gitdagExportApi = exportApi; // for the browser tests
 
+function showSource(src) {
+  // Which graph the page shows: the graph's remote (as `gitdag status` says it), or why not.
+  const box = $("#source");
+  G.source = src;
+  if (!src || !src.remote) { box.hidden = true; return; }
+  const said = [src.source === "remote" ? src.line : null, src.warning].filter(Boolean);
+  box.hidden = false;
+  box.className = src.warning ? "warn" : "";
+  box.dataset.source = src.source;
+  box.textContent = said.join(" · ") || "graph: " + src.remote;
+}
+
 function banner(text, error) {
   const b = $("#banner"); b.hidden = !text; b.textContent = text || ""; b.className = error ? "error" : "";
 }
@@ -197,6 +209,7 @@ function render() {
 function applyGraph(graph) {
   // The live head's graph, shown unless the slider is on an older commit.
   G.base = graph;
+  if (graph.source) showSource(graph.source);
   if (G.at) return;
   G.shown = graph;
   G.status = new Map(graph.nodes.map((n) => [n.id, n.status]));
@@ -338,7 +351,7 @@ function steerButtons(id, node) {
 async function steer(path, body) {
   try {
     const got = await api(path, { method: "POST", body: JSON.stringify(body || {}) });
-    banner(`${got.did} (${short(got.head)})`);
+    banner(`${got.did}${got.remote ? " on " + got.remote : ""} (${short(got.head)})`);
   } catch (err) { banner("refused: " + err.message, true); }
 }
 
@@ -488,6 +501,7 @@ async function stream() {
           const chunk = buf.slice(0, cut); buf = buf.slice(cut + 2);
           const type = (/^event: (.*)$/m.exec(chunk) || [])[1], data = (/^data: (.*)$/m.exec(chunk) || [])[1];
           if (type === "head") await refreshLive(JSON.parse(data));
+          if (type === "source") showSource(JSON.parse(data));
           if (type === "hello") { const h = JSON.parse(data).head; if (h && h !== G.head) await refreshLive({ head: h }); }
         }
       }
