@@ -1,0 +1,172 @@
+"""A result whose push loses every race stays in the journal and lands later, exactly once.
+
+Many writers at once can move `dagain/state` between a worker's fetch and each of its pushes, 40
+times in a row. The worker must not stop for that (remote/results.py, remote/link.py: the result
+waits in `.dagain/local/pending/` and is pushed again on the next turn of the loop).
+
+Made deterministic with a real server-side hook: `git daemon --access-hook` runs before every
+service, and before each `receive-pack` (a push) ours asks a writer in this test process to land
+a transition of its own on the served repository first (`Mover`). The push then sees a head it did
+not fetch: its lease fails, a lost race, every time, for as long as the writer is on.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from gitdag import actions
+from gitdag.core.model import Status
+from gitdag.store.state import StateStore
+from tests.remote.conftest import Cluster, Daemon, build_cluster, start_daemon, task, wait_for
+from tests.timing import within
+
+HOOK = """#!/bin/sh
+# git daemon's access hook: $1 is the service. Before a push, let the rival writer land first.
+[ "$1" = receive-pack ] || exit 0
+exec {python} -I -S -c '
+import socket
+with socket.create_connection(("127.0.0.1", {port}), timeout=60) as s:
+    s.sendall(b"push")
+    s.recv(8)
+'
+exit 0
+"""
+
+
+class Mover:
+    """A rival writer: while `on`, lands one transition on the served repository before each push.
+
+    It moves only once node `busy` runs (its claim landed), so the worker's claim goes through and
+    every push after it (the result, a renewal) loses its race. Each move adds a node with a
+    label no worker here has (nothing the worker would run).
+    """
+
+    def __init__(self, bare: Path, busy: str) -> None:
+        self.bare, self.busy = bare, busy
+        self.on = threading.Event()
+        self.moves = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(8)
+                    if self.on.is_set():
+                        self._move()
+                    conn.sendall(b"ok")
+                except OSError:
+                    continue
+
+    def _move(self) -> None:
+        with StateStore.open(self.bare, use_disk_cache=False) as store:
+            summary = store.snapshot().nodes.get(self.busy)
+            if summary is None or summary.status is not Status.RUNNING:
+                return  # not yet: the claim must land
+            self.moves += 1
+            actions.add(store, task(f"rival{self.moves:03d}", labels=["elsewhere"]))
+
+    def hook(self, path: Path) -> Path:
+        path.write_text(HOOK.format(python=sys.executable, port=self.port))
+        path.chmod(0o755)
+        return path
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class Lines:
+    """A process's stderr, read as it comes (so a test can wait for a line)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def finish(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"worker did not stop in {timeout} s:\n{self.text()}") from None
+        self.thread.join(10)
+        return code
+
+
+def _served_with_hook(tmp_path: Path, daemons: list[Daemon], busy: str) -> tuple[Cluster, Mover]:
+    cluster = build_cluster(tmp_path, daemons, [task(busy)], serve=False)
+    mover = Mover(cluster.bare, busy)
+    hook = mover.hook(tmp_path / "access-hook")
+    daemon = start_daemon(cluster.bare.parent, access_hook=hook)
+    daemons.append(daemon)
+    cluster.url = daemon.url(cluster.bare.name)
+    return cluster, mover
+
+
+def test_a_result_that_loses_every_race_is_kept_then_lands_once(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The rival lands before each of the worker's pushes: the result's push loses 40 races, the
+    worker goes on with the result in its journal, loses again on the next turns, and once the
+    rival stops the result lands: the node is done, one result commit, the agent ran once."""
+    cluster, mover = _served_with_hook(tmp_path, daemons, "a")
+    clone = cluster.clone("w0")
+    kept = clone / ".dagain" / "local" / "pending" / "a.json"
+    mover.on.set()
+    worker = cluster.work(clone, EVERY_SECONDS="1")
+    err = Lines(worker)
+    busy = "a: result of attempt 1 kept in .dagain/local/pending/ (the remote's dagain/state kept"
+    again = "a: pushing the kept result of attempt 1 again"
+    try:
+        wait_for(lambda: err.count(busy) or worker.poll() is not None, within(60),
+                 "the result to be kept after losing every race")  # fmt: skip
+        assert worker.poll() is None, err.text()
+        assert kept.exists() and '"result"' in kept.read_text()
+        # The next turns push it again, and lose again: the result stays in the journal.
+        wait_for(lambda: err.count(again) >= 2 or worker.poll() is not None, within(60),
+                 "the kept result to be pushed again, twice")  # fmt: skip
+        moves = mover.moves
+        wait_for(lambda: mover.moves > moves + 10 or worker.poll() is not None, within(60),
+                 "the second push of the kept result to lose its races too")  # fmt: skip
+        assert worker.poll() is None, err.text()
+        assert kept.exists()
+        assert cluster.nodes()["a"].status is Status.RUNNING
+        mover.on.clear()  # the rush is over
+        code = err.finish(within(60))
+    finally:
+        mover.close()
+        cluster.stop_all()
+    said = err.text()
+    assert code == 0, said
+    assert mover.moves >= 80, mover.moves  # two full rounds of 40 lost races at least
+    node = cluster.nodes()["a"]
+    assert node.status is Status.DONE and node.attempts == 1, node
+    assert [(r[0], r[1]) for r in cluster.rows()] == [("a", 1)]  # the agent ran once
+    assert not kept.exists()
+    subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
+    results = [s for s in subjects if " a: running -> " in f" {s}"]  # the result's commit
+    assert results == ["complete a: running -> merging"], subjects
