@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from gitdag import actions
 from gitdag.core.model import Status
@@ -117,9 +118,10 @@ class Lines:
         return code
 
 
-def _served_with_hook(tmp_path: Path, daemons: list[Daemon], busy: str) -> tuple[Cluster, Mover]:
-    cluster = build_cluster(tmp_path, daemons, [task(busy)], serve=False)
-    mover = Mover(cluster.bare, busy)
+def _served_with_hook(tmp_path: Path, daemons: list[Daemon], node: dict[str, Any],
+                      backoff: float | None = None) -> tuple[Cluster, Mover]:  # fmt: skip
+    cluster = build_cluster(tmp_path, daemons, [node], serve=False, backoff=backoff)
+    mover = Mover(cluster.bare, node["id"])
     hook = mover.hook(tmp_path / "access-hook")
     daemon = start_daemon(cluster.bare.parent, access_hook=hook)
     daemons.append(daemon)
@@ -133,7 +135,7 @@ def test_a_result_that_loses_every_race_is_kept_then_lands_once(
     """The rival lands before each of the worker's pushes: the result's push loses 40 races, the
     worker goes on with the result in its journal, loses again on the next turns, and once the
     rival stops the result lands: the node is done, one result commit, the agent ran once."""
-    cluster, mover = _served_with_hook(tmp_path, daemons, "a")
+    cluster, mover = _served_with_hook(tmp_path, daemons, task("a"))
     clone = cluster.clone("w0")
     kept = clone / ".dagain" / "local" / "pending" / "a.json"
     mover.on.set()
@@ -170,3 +172,45 @@ def test_a_result_that_loses_every_race_is_kept_then_lands_once(
     subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
     results = [s for s in subjects if " a: running -> " in f" {s}"]  # the result's commit
     assert results == ["complete a: running -> merging"], subjects
+
+
+def test_a_failure_that_loses_every_race_is_kept_then_lands_once(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The same for a runner that fails: its failure waits in the journal, lands once."""
+    log = tmp_path / "runs.log"
+    run = f'echo "$GITDAG_NODE_ID $GITDAG_ATTEMPT $$ $GITDAG_REPO" >> {log}; sleep 1; exit 3'
+    bad = {"id": "bad", "title": "bad", "kind": "command", "run": run}
+    cluster, mover = _served_with_hook(tmp_path, daemons, bad, backoff=600)
+    clone = cluster.clone("w0")
+    kept = clone / ".dagain" / "local" / "pending" / "bad.json"
+    mover.on.set()
+    worker = cluster.work(clone, "--idle-exit", "3")
+    err = Lines(worker)
+    busy = "bad: failure of attempt 1 kept in .dagain/local/pending/ (the remote's dagain/state"
+    again = "bad: pushing the kept failure of attempt 1 again"
+    try:
+        wait_for(lambda: err.count(busy) or worker.poll() is not None, within(60),
+                 "the failure to be kept after losing every race")  # fmt: skip
+        assert worker.poll() is None, err.text()
+        assert kept.exists() and '"failure"' in kept.read_text()
+        wait_for(lambda: err.count(again) >= 2 or worker.poll() is not None, within(60),
+                 "the kept failure to be pushed again, twice")  # fmt: skip
+        assert worker.poll() is None, err.text()
+        assert kept.exists()
+        assert cluster.nodes()["bad"].status is Status.RUNNING
+        mover.on.clear()
+        code = err.finish(within(60))
+    finally:
+        mover.close()
+        cluster.stop_all()
+    said = err.text()
+    assert code == 0, said
+    assert "kept results not all pushed yet" in said  # a next turn lost every race too
+    node = cluster.nodes()["bad"]
+    assert node.status is not Status.RUNNING and node.attempts == 1, node
+    assert node.error is not None and node.error.attempt == 1, node
+    assert [(r[0], r[1]) for r in cluster.rows()] == [("bad", 1)]
+    assert not kept.exists()
+    subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
+    assert len([s for s in subjects if " bad: running -> " in f" {s}"]) == 1, subjects
