@@ -129,6 +129,46 @@ def _served_with_hook(tmp_path: Path, daemons: list[Daemon], node: dict[str, Any
     return cluster, mover
 
 
+def _lose_then_land(cluster: Cluster, mover: Mover, clone: Path, node_id: str, what: str,
+                    *args: str, **env: str) -> str:  # fmt: skip
+    """Work in `clone`, losing every race (the rival on) until the kept `what` was pushed again
+    twice, then stop the rival.
+
+    Meanwhile the worker lives, the journal keeps the entry and the node stays running; at the
+    end the worker exits 0 (its stderr is returned).
+    """
+    kept = clone / ".dagain" / "local" / "pending" / f"{node_id}.json"
+    busy = f"{node_id}: {what} of attempt 1 kept in .dagain/local/pending/ (the remote's"
+    again = f"{node_id}: pushing the kept {what} of attempt 1 again"
+    mover.on.set()
+    worker = cluster.work(clone, *args, **env)
+    err = Lines(worker)
+    try:
+        wait_for(lambda: err.count(busy) or worker.poll() is not None, within(60),
+                 f"the {what} to be kept after losing every race")  # fmt: skip
+        assert worker.poll() is None, err.text()
+        assert kept.exists() and f'"{what}"' in kept.read_text()
+        # The next turn pushes it again and loses again (else no second time): still kept.
+        wait_for(lambda: err.count(again) >= 2 or worker.poll() is not None, within(60),
+                 f"the kept {what} to be pushed again, twice")  # fmt: skip
+        assert worker.poll() is None, err.text()
+        assert kept.exists()
+        assert cluster.nodes()[node_id].status is Status.RUNNING
+        mover.on.clear()  # the rush is over
+        code = err.finish(within(60))
+    finally:
+        mover.close()
+        cluster.stop_all()
+    assert code == 0, err.text()
+    assert mover.moves >= 80, mover.moves  # two full rounds of 40 lost races at least
+    assert [(r[0], r[1]) for r in cluster.rows()] == [(node_id, 1)]  # the agent ran once
+    assert not kept.exists()
+    subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
+    results = [s for s in subjects if f" {node_id}: running -> " in f" {s}"]
+    assert len(results) == 1, subjects  # the result (or failure) landed once
+    return err.text()
+
+
 def test_a_result_that_loses_every_race_is_kept_then_lands_once(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -137,41 +177,11 @@ def test_a_result_that_loses_every_race_is_kept_then_lands_once(
     rival stops the result lands: the node is done, one result commit, the agent ran once."""
     cluster, mover = _served_with_hook(tmp_path, daemons, task("a"))
     clone = cluster.clone("w0")
-    kept = clone / ".dagain" / "local" / "pending" / "a.json"
-    mover.on.set()
-    worker = cluster.work(clone, EVERY_SECONDS="1")
-    err = Lines(worker)
-    busy = "a: result of attempt 1 kept in .dagain/local/pending/ (the remote's dagain/state kept"
-    again = "a: pushing the kept result of attempt 1 again"
-    try:
-        wait_for(lambda: err.count(busy) or worker.poll() is not None, within(60),
-                 "the result to be kept after losing every race")  # fmt: skip
-        assert worker.poll() is None, err.text()
-        assert kept.exists() and '"result"' in kept.read_text()
-        # The next turns push it again, and lose again: the result stays in the journal.
-        wait_for(lambda: err.count(again) >= 2 or worker.poll() is not None, within(60),
-                 "the kept result to be pushed again, twice")  # fmt: skip
-        moves = mover.moves
-        wait_for(lambda: mover.moves > moves + 10 or worker.poll() is not None, within(60),
-                 "the second push of the kept result to lose its races too")  # fmt: skip
-        assert worker.poll() is None, err.text()
-        assert kept.exists()
-        assert cluster.nodes()["a"].status is Status.RUNNING
-        mover.on.clear()  # the rush is over
-        code = err.finish(within(60))
-    finally:
-        mover.close()
-        cluster.stop_all()
-    said = err.text()
-    assert code == 0, said
-    assert mover.moves >= 80, mover.moves  # two full rounds of 40 lost races at least
+    _lose_then_land(cluster, mover, clone, "a", "result", EVERY_SECONDS="1")
     node = cluster.nodes()["a"]
     assert node.status is Status.DONE and node.attempts == 1, node
-    assert [(r[0], r[1]) for r in cluster.rows()] == [("a", 1)]  # the agent ran once
-    assert not kept.exists()
-    subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
-    results = [s for s in subjects if " a: running -> " in f" {s}"]  # the result's commit
-    assert results == ["complete a: running -> merging"], subjects
+    history = cluster.remote_git("log", "--format=%s", "dagain/state")
+    assert "complete a: running -> merging" in history
 
 
 def test_a_failure_that_loses_every_race_is_kept_then_lands_once(
@@ -183,34 +193,8 @@ def test_a_failure_that_loses_every_race_is_kept_then_lands_once(
     bad = {"id": "bad", "title": "bad", "kind": "command", "run": run}
     cluster, mover = _served_with_hook(tmp_path, daemons, bad, backoff=600)
     clone = cluster.clone("w0")
-    kept = clone / ".dagain" / "local" / "pending" / "bad.json"
-    mover.on.set()
-    worker = cluster.work(clone, "--idle-exit", "3")
-    err = Lines(worker)
-    busy = "bad: failure of attempt 1 kept in .dagain/local/pending/ (the remote's dagain/state"
-    again = "bad: pushing the kept failure of attempt 1 again"
-    try:
-        wait_for(lambda: err.count(busy) or worker.poll() is not None, within(60),
-                 "the failure to be kept after losing every race")  # fmt: skip
-        assert worker.poll() is None, err.text()
-        assert kept.exists() and '"failure"' in kept.read_text()
-        wait_for(lambda: err.count(again) >= 2 or worker.poll() is not None, within(60),
-                 "the kept failure to be pushed again, twice")  # fmt: skip
-        assert worker.poll() is None, err.text()
-        assert kept.exists()
-        assert cluster.nodes()["bad"].status is Status.RUNNING
-        mover.on.clear()
-        code = err.finish(within(60))
-    finally:
-        mover.close()
-        cluster.stop_all()
-    said = err.text()
-    assert code == 0, said
+    said = _lose_then_land(cluster, mover, clone, "bad", "failure", "--idle-exit", "3")
     assert "kept results not all pushed yet" in said  # a next turn lost every race too
     node = cluster.nodes()["bad"]
     assert node.status is not Status.RUNNING and node.attempts == 1, node
     assert node.error is not None and node.error.attempt == 1, node
-    assert [(r[0], r[1]) for r in cluster.rows()] == [("bad", 1)]
-    assert not kept.exists()
-    subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
-    assert len([s for s in subjects if " bad: running -> " in f" {s}"]) == 1, subjects

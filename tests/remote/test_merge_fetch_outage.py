@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -27,66 +26,41 @@ from gitdag.transport.outcomes import RefPush
 from tests.conftest import git
 from tests.remote.conftest import TARGET, Daemon, build_cluster, finish, task
 from tests.remote.helpers import replay_result
+from tests.remote.test_outage import Relay, _relayed
 from tests.timing import within
 
 WORK_REF = b"refs/heads/dagain/work/"
 
 
-class BranchFetchCut:
-    """A git:// relay to `port` that, while `cut` is set, drops a fetch naming a work branch."""
+class BranchFetchCut(Relay):
+    """test_outage's relay to `port`; while `cut` is set, it drops a fetch naming a work branch."""
 
     def __init__(self, port: int) -> None:
-        self.target = port
         self.cut = threading.Event()
         self.cut.set()
         self.dropped: list[float] = []  # when each such fetch was dropped (monotonic)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            threading.Thread(target=self._up, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._down, args=(server, client), daemon=True).start()
-
-    def _up(self, client: socket.socket, server: socket.socket) -> None:
-        """Client to server; a fetch (upload-pack) asking for a work branch is cut off."""
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        if src.getpeername()[1] == self.target:
+            super()._pipe(src, dst)  # the server's answers: as they are
+            return
         first = b""  # the request line: which service
         window = b""  # the last bytes sent (a ref name split across two reads is still seen)
         with contextlib.suppress(OSError):
-            while data := client.recv(65536):
+            while data := src.recv(65536):
                 first = first or data
                 window = (window + data)[-4096:]
-                fetch = b"git-upload-pack" in first
-                if self.cut.is_set() and fetch and WORK_REF in window:
+                if self.cut.is_set() and b"git-upload-pack" in first and WORK_REF in window:
                     self.dropped.append(time.monotonic())
-                    for sock in (client, server):
+                    for sock in (src, dst):
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_RDWR)
                         sock.close()
                     return
-                server.sendall(data)
+                dst.sendall(data)
         with contextlib.suppress(OSError):
-            server.shutdown(socket.SHUT_WR)
-
-    def _down(self, server: socket.socket, client: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := server.recv(65536):
-                client.sendall(data)
-        with contextlib.suppress(OSError):
-            client.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.listener.close()
+            dst.shutdown(socket.SHUT_WR)
 
 
 def _merging_without_its_worker(clone: Path, node_id: str) -> str:
@@ -126,8 +100,7 @@ def test_a_merge_waits_when_its_branch_fetch_meets_an_outage(
     assert cluster.nodes()["a"].status is Status.MERGING
     relay = BranchFetchCut(server.port)
     clone = cluster.clone("w1")
-    url = server.url("project.git").replace(f":{server.port}/", f":{relay.port}/")
-    subprocess.run(["git", "remote", "set-url", "origin", url], cwd=clone, check=True)
+    _relayed(clone, server, relay)
     worker = cluster.work(clone)
     try:
         # Two drops further apart than one call may retry (3 s: remote.retry_for_s, and a
