@@ -26,9 +26,10 @@ from tests.remote.conftest import Cluster, Daemon, build_cluster, start_daemon, 
 from tests.timing import within
 
 HOOK = """#!/bin/sh
-# git daemon's access hook: $1 is the service. Before a push, let the rival writer land first.
+# git daemon's access hook: $1 is the service. Before a push, let the rival writer land first
+# (always exit 0: a hook that fails would make the daemon refuse the service).
 [ "$1" = receive-pack ] || exit 0
-exec {python} -I -S -c '
+{python} -I -S -c '
 import socket
 with socket.create_connection(("127.0.0.1", {port}), timeout=60) as s:
     s.sendall(b"push")
