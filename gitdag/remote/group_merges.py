@@ -30,11 +30,11 @@ from gitdag import crash
 from gitdag.attempts import group_outcomes
 from gitdag.core import groups
 from gitdag.core.model import Status
-from gitdag.errors import ENVIRONMENT_ERRORS, RefRefused, RemoteError, StaleSnapshotError
-from gitdag.store.layout import STATE_REF
+from gitdag.errors import ENVIRONMENT_ERRORS, RemoteError, StaleSnapshotError
+from gitdag.remote.landing import land
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
-from gitdag.transport.outcomes import LostRef, RefPush
+from gitdag.transport.outcomes import RefPush
 from gitdag.workspace.gitcli import read_ref
 from gitdag.workspace.groups import GroupResult, Member, integrate_group
 
@@ -196,36 +196,21 @@ class RemoteGroups:
         tidy = [RefPush("", f"refs/heads/dagain/work/{n}", h) for n, h in job.heads.items()]
         compute = group_outcomes.landed(w.store, job.group, job.attempts, merged, job.heads)
         crash.crash_point("merge.before_group_push")
-        try:
-            outcome = w.port.push(compute, refs=[*refs, *tidy], max_tries=40)
-            if isinstance(outcome, LostRef) and outcome.ref.startswith("refs/heads/dagain/work/"):
-                outcome = w.port.push(compute, refs=refs, max_tries=40)  # a branch moved: keep it
-        except StaleSnapshotError as exc:
-            self._rollback(job, result)
-            w.progress.event(f"group {job.group}: merge not recorded yet ({exc}); trying again")
-            return
-        except RefRefused as exc:
-            self._rollback(job, result)
-            if exc.ref == STATE_REF.decode():
-                raise  # the state branch itself: nothing can be recorded, this worker stops
-            w.progress.error(f"group {job.group}: the remote refused {exc.ref}: {exc.reason}")
-            self._not_before[job.group] = time.monotonic() + RETRY_S
-            return
-        except RemoteError:
-            self._rollback(job, result)
-            raise
-        if isinstance(outcome, Committed):
-            w.announce(outcome.transition)
+        landing = land(
+            lambda up: w.port.push(compute, refs=up, max_tries=40), refs, tidy,
+            who=f"group {job.group}", rollback=lambda: self._rollback(job, result), worker=w,
+        )  # fmt: skip
+        if landing.committed is not None:
+            w.announce(landing.committed.transition)
             for nid in job.attempts:
                 self.mine.discard(nid)
                 w.launcher.after_merge(nid, integrated=True)
-            return
-        self._rollback(job, result)
-        if isinstance(outcome, LostRef):
-            w.progress.event(f"group {job.group}: the target moved on the remote; merging again")
-            w.remote.fetch()
-            return
-        w.progress.event(f"group {job.group}: not recorded ({outcome})")  # a member moved on
+        elif landing.refused is not None:
+            exc = landing.refused
+            w.progress.error(f"group {job.group}: the remote refused {exc.ref}: {exc.reason}")
+            self._not_before[job.group] = time.monotonic() + RETRY_S
+        elif landing.kind == "moved_on":  # a member moved on
+            w.progress.event(f"group {job.group}: not recorded ({landing.outcome})")
 
     def _send_back(self, job: _Job, result: GroupResult) -> None:
         w = self.worker

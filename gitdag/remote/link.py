@@ -181,7 +181,9 @@ class Link:
                 # Busy, not broken: what did not land stays in the journal for the next turn.
                 self.w.progress.event(f"kept results not all pushed yet: {exc}")
                 return
-            self.kept.clear()
+            # A result whose push lost every race again is still in the journal (keep_busy):
+            # it stays kept, so the next turn pushes it again.
+            self.kept = {nid for nid in self.kept if self.w.pending.has(nid)}
         if self.recovering:
             self._orphans(self.w.remote.snapshot())
             self.recovering = False

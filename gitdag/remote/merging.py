@@ -37,12 +37,12 @@ from gitdag.errors import (
     StaleSnapshotError,
 )
 from gitdag.remote.group_merges import RemoteGroups
+from gitdag.remote.landing import land
 from gitdag.remote.mirror import move_target
-from gitdag.store.layout import STATE_REF
 from gitdag.store.remote import tracking_ref
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
-from gitdag.transport.outcomes import LostRef, RefPush
+from gitdag.transport.outcomes import RefPush
 from gitdag.workspace.gitcli import read_ref, run_git
 from gitdag.workspace.merge_queue import MergeResult, conflict_summary
 
@@ -313,50 +313,33 @@ class RemoteMerges:
         w = self.worker
         merged = result.merged or ""
         target = w.remote.target or ""
-        work_ref = f"refs/heads/dagain/work/{job.node_id}"
         refs = []
         if result.status == "merged":
             refs.append(RefPush(merged, "refs/heads/" + target, job.tip))
         if w.settings.merge.archive_branches:
             refs.append(RefPush(job.head, f"refs/heads/dagain/archive/{job.node_id}"))
         # The node's branch goes with the merge that integrates it (if it is where we think).
-        tidy = RefPush("", work_ref, job.head)
+        tidy = RefPush("", f"refs/heads/dagain/work/{job.node_id}", job.head)
 
         def op(node: Node, snap: Snapshot, now: dt.datetime) -> Transition | Rejected:
             if node.status is not Status.MERGING or node.work is None or node.work.head != job.head:
                 return Rejected(f"{node.id} is {node.status.value}; not recording the merge")
             return lifecycle.merged(node, merged_commit=merged, now=now)
 
-        try:
-            outcome = w.push_node(job.node_id, op, refs=[*refs, tidy], max_tries=40)
-            if isinstance(outcome, LostRef) and outcome.ref == work_ref:
-                outcome = w.push_node(job.node_id, op, refs=refs, max_tries=40)
-        except StaleSnapshotError as exc:
-            self._rollback(job, result)
-            w.progress.event(f"{job.node_id}: merge not recorded yet ({exc}); trying again")
-            return
-        except RefRefused as exc:
-            self._rollback(job, result)
-            if exc.ref == STATE_REF.decode():
-                raise  # the state branch itself: nothing can be recorded, this worker stops
-            self._hold(job, self._refused(job, exc))
-            return
-        except RemoteError:
-            self._rollback(job, result)
-            raise
-        if isinstance(outcome, Committed):
+        landing = land(
+            lambda up: w.push_node(job.node_id, op, refs=list(up), max_tries=40), refs, [tidy],
+            who=job.node_id, rollback=lambda: self._rollback(job, result), worker=w,
+        )  # fmt: skip
+        if landing.kind == "landed":
             self._repaired()
             self._done(job.node_id, integrated=True)
-            return
-        self._rollback(job, result)
-        if isinstance(outcome, LostRef):
-            w.progress.event(f"{job.node_id}: the target moved on the remote; merging again")
-            w.remote.fetch()
-            return
-        # Rejected or nothing to do: the node moved on (integrated elsewhere, cancelled, ...).
-        snap = w.remote.snapshot()
-        summary = snap.nodes.get(job.node_id)
-        self._done(job.node_id, integrated=summary is not None and summary.status is Status.DONE)
+        elif landing.refused is not None:
+            self._hold(job, self._refused(job, landing.refused))
+        elif landing.kind == "moved_on":
+            # Rejected or nothing to do: the node moved on (integrated elsewhere, cancelled...).
+            summary = w.remote.snapshot().nodes.get(job.node_id)
+            integrated = summary is not None and summary.status is Status.DONE
+            self._done(job.node_id, integrated=integrated)
 
     def _done(self, node_id: str, *, integrated: bool, final: bool = False) -> None:
         if node_id in self.queue:

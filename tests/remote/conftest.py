@@ -102,14 +102,20 @@ def start_http(base: Path, port: int | None = None) -> Daemon:
     raise RuntimeError("the HTTP server did not start")
 
 
-def start_daemon(base: Path, *, receive_pack: bool = True, port: int | None = None) -> Daemon:
-    """Serve the repositories under `base` on 127.0.0.1 (a free port), pushes allowed or not."""
+def start_daemon(base: Path, *, receive_pack: bool = True, port: int | None = None,
+                 access_hook: Path | None = None) -> Daemon:  # fmt: skip
+    """Serve the repositories under `base` on 127.0.0.1 (a free port), pushes allowed or not.
+
+    `access_hook`: git daemon runs it before each service (`--access-hook`).
+    """
     for _ in range(5):
         chosen = port or free_port()
         args = ["git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
                 f"--base-path={base}", f"--port={chosen}", "--listen=127.0.0.1"]  # fmt: skip
         if receive_pack:
             args.append("--enable=receive-pack")
+        if access_hook is not None:
+            args.append(f"--access-hook={access_hook}")
         proc = subprocess.Popen([*args, str(base)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
         if _wait_listening(proc, chosen):
