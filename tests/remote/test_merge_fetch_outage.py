@@ -26,7 +26,7 @@ from gitdag.transport.outcomes import RefPush
 from tests.conftest import git
 from tests.remote.conftest import TARGET, Daemon, build_cluster, finish, task
 from tests.remote.helpers import replay_result
-from tests.remote.test_outage import Relay, _relayed
+from tests.remote.relay import Relay, relayed
 from tests.timing import within
 
 WORK_REF = b"refs/heads/dagain/work/"
@@ -100,7 +100,7 @@ def test_a_merge_waits_when_its_branch_fetch_meets_an_outage(
     assert cluster.nodes()["a"].status is Status.MERGING
     relay = BranchFetchCut(server.port)
     clone = cluster.clone("w1")
-    _relayed(clone, server, relay)
+    relayed(clone, server, relay)
     worker = cluster.work(clone)
     try:
         # Two drops further apart than one call may retry (3 s: remote.retry_for_s, and a

@@ -6,12 +6,9 @@ relay that stops answering (connections accepted, nothing sent back: a remote ca
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 from gitdag.transport.outcomes import Failure
 from gitdag.transport.retry import Retry, Unreachable
 from tests.remote.conftest import Daemon, build_cluster, finish, task, wait_for
+from tests.remote.relay import Relay, relayed
 from tests.timing import within
 
 
@@ -48,49 +46,6 @@ def test_a_cap_bounds_one_call_tighter_than_retry_for_s() -> None:
     with pytest.raises(Unreachable):
         retry.run(counted)
     assert tries == 1
-
-
-class Relay:
-    """A TCP relay to `port` that can start swallowing: nothing reaches or comes back any more."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.hang = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.hang.is_set():
-                self.held.append(client)  # accepted, never answered
-                continue
-            server = socket.create_connection(("127.0.0.1", self.target))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                if not self.hang.is_set():
-                    dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.held:
-            sock.close()
-
-
-def _relayed(clone: Path, server: Daemon, relay: Relay) -> None:
-    url = server.url("project.git").replace(f":{server.port}/", f":{relay.port}/")
-    subprocess.run(["git", "remote", "set-url", "origin", url], cwd=clone, check=True)
 
 
 def _retry_for(clone: Path, seconds: int) -> None:
@@ -171,7 +126,7 @@ def test_ctrl_c_inside_a_hanging_remote_call(tmp_path: Path, daemons: list[Daemo
     server = daemons[-1]
     relay = Relay(server.port)
     clone = cluster.clone("w0")
-    _relayed(clone, server, relay)
+    relayed(clone, server, relay)
     _retry_for(clone, 600)
     worker = cluster.work(clone, SLOW_NODE="a", SLOW_SECONDS="120")
     try:

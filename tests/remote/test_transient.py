@@ -11,7 +11,6 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from gitdag.transport.outcomes import Failure, classify
 from gitdag.transport.retry import CAP_S, Retry, Unreachable
 from tests.remote.conftest import Daemon, build_cluster, command
+from tests.remote.relay import Relay
 
 TRANSIENT = [
     "fatal: unable to access 'https://h/': Failed to connect to h port 443: Connection refused",
@@ -100,50 +100,30 @@ def test_backoff_is_capped_jittered_and_bounded() -> None:
     assert t3.slept == [] and not retry.retried
 
 
-class Flaky502:
+class Flaky502(Relay):
     """An HTTP front that answers 502 Bad Gateway to the first `bad` requests, then relays."""
 
     def __init__(self, port: int, bad: int) -> None:
-        self.target, self.bad, self.answered = port, bad, 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.bad, self.answered = bad, 0
+        super().__init__(port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.answered < self.bad:
-                self.answered += 1
-                with contextlib.suppress(OSError):
-                    client.recv(65536)
-                    client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
-                                   b"Connection: close\r\n\r\n")  # fmt: skip
-                client.close()
-                continue
-            server = socket.create_connection(("127.0.0.1", self.target))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def accepted(self, client: socket.socket) -> bool:
+        if self.answered >= self.bad:
+            return True
+        self.answered += 1
         with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.listener.close()
+            client.recv(65536)
+            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+                           b"Connection: close\r\n\r\n")  # fmt: skip
+        client.close()
+        return False
 
 
 def test_http_502_is_retried(tmp_path: Path, daemons: list[Daemon]) -> None:
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")], serve="http")
     front = Flaky502(daemons[-1].port, bad=3)
     try:
-        url = daemons[-1].url("project.git").replace(f":{daemons[-1].port}/", f":{front.port}/")
+        url = front.url(daemons[-1].url("project.git"))
         clone = cluster.clone("w0")
         subprocess.run(["git", "remote", "set-url", "origin", url], cwd=clone, check=True)
         res = cluster.gitdag(clone, "status", "--remote", "origin")

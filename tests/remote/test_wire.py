@@ -24,6 +24,7 @@ from gitdag.transport.endpoints import QuickTcpClient, client_for
 from gitdag.transport.outcomes import RefPush
 from tests.conftest import git
 from tests.remote.conftest import Daemon, build_cluster, command
+from tests.remote.relay import Relay, relayed
 
 STATE = "refs/heads/dagain/state"
 
@@ -107,46 +108,15 @@ def test_every_way_a_push_ends(tmp_path: Path, daemons: list[Daemon], serve: str
     assert git(cluster.bare, "fsck", "--strict").strip() == ""
 
 
-class Recorder:
-    """A TCP relay to `port` that keeps every byte the client sent."""
-
-    def __init__(self, port: int) -> None:
-        self.target, self.sent = port, bytearray()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, keep: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                if keep:
-                    self.sent += data
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-
 def test_a_delete_only_push_sends_no_pack(tmp_path: Path, daemons: list[Daemon]) -> None:
     """git's receive-pack reads no pack after delete commands alone: one sent anyway can make it
     reset the connection before its report reaches us (dulwich 1.2.0 sent one whenever an
     unchanged ref was in the map we hand it), and the push looked dropped (seen in CI)."""
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")],
                             serve="daemon")  # fmt: skip
-    relay = Recorder(daemons[-1].port)
+    relay = Relay(daemons[-1].port, record=True)
     clone = cluster.clone("w0")
-    url = cluster.url.replace(f":{daemons[-1].port}/", f":{relay.port}/")
-    assert url != cluster.url
-    git(clone, "remote", "set-url", "origin", url)
+    relayed(clone, daemons[-1], relay)
     head = cluster.state_head()
     with RemoteState.open(clone, "origin") as remote:
         for n in range(5):
@@ -156,7 +126,7 @@ def test_a_delete_only_push_sends_no_pack(tmp_path: Path, daemons: list[Daemon])
             assert gone.ok and not gone.uncertain, gone
             assert b"PACK" not in relay.sent
             assert cluster.remote_git("branch", "--list", f"side{n}") == ""
-    relay.listener.close()
+    relay.close()
 
 
 def test_a_big_fetch_is_kept_as_a_pack(tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -233,24 +203,15 @@ def test_a_hand_left_by_a_killed_worker_is_swept(tmp_path: Path, daemons: list[D
     assert left not in cluster.remote_git("for-each-ref", "--format=%(refname)")
 
 
-class DropReport:
+class DropReport(Relay):
     """A TCP relay to git daemon that loses the first push's report: it lands, unheard of."""
 
     def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.dropped = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+    def relay(self, client: socket.socket, server: socket.socket) -> None:
+        threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
 
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
         first = client.recv(65536)
@@ -274,9 +235,6 @@ class DropReport:
             client.shutdown(socket.SHUT_RDWR)  # a FIN now, even with upstream() still reading
         client.close()
         server.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def test_a_push_whose_report_was_lost_is_found_landed(
