@@ -4,7 +4,8 @@ A server (or a proxy, or an ssh) that accepts the connection and then says nothi
 one try for the transport's whole timeout (store/remote.py's `GIT_TIMEOUT_S`), and the retry's
 bound (retry.py) would never get a say. So each try gets `try_bound`: the time its call may
 still spend (`Retry.left`: what is left of `remote.retry_for_s`, or of a worker's slice), never
-less than `FLOOR_S`, never more than the transport's ceiling.
+less than `Retry.floor_s` (`remote.timeout_s`, default `ANSWER_S`), never more than the
+transport's ceiling.
 
 - git:// and http(s) (in-process sockets): the bound is an *idle* timeout, set per try on the
   socket (each connect, send and receive waits at most that long): a big fetch that keeps
@@ -20,9 +21,10 @@ A try cut this way is a transient failure (`Failure.TRANSIENT`: retried while th
 then `RemoteUnreachable` saying the remote did not answer within the bound). A push cut after its
 commands went is uncertain (client.py's `_Dropped`): the caller fetches and looks.
 
-`FLOOR_S` is measured, not guessed (docs/many-machines.md, "A remote that does not answer"): the
-longest single transport call seen with 8 workers claiming over HTTP and git daemon on 2 cores
-at load 8 to 10, with a margin, so that a slow but alive server is not declared down.
+The floor's default is measured, not guessed (docs/many-machines.md, "A remote that does not
+answer"): the longest single transport call seen with 8 workers claiming over HTTP and git daemon
+on 2 cores at load 10 to 12 was under 2 s, and git's servers send a keepalive every 5 s while
+they build a pack; 10 s is twice that, so a slow but alive server is not declared down.
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ from pathlib import Path
 from dulwich.client import StrangeHostname, SubprocessSSHVendor, SubprocessWrapper
 from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH
 
-from gitdag.transport.retry import Retry
+from gitdag.transport.retry import ANSWER_S, Retry
 
-FLOOR_S = 10.0  # the least one try waits for a silent remote (module doc)
 _REAP_S = 2.0  # after a kill: how long to wait for the group's pipes to close
 
 
@@ -54,7 +55,7 @@ def try_bound(retry: Retry, ceiling: float) -> float:
       retry: the call's retry (its `left()` is the time the call may still spend).
       ceiling: the transport's own bound (a try never waits longer).
     """
-    return min(ceiling, max(FLOOR_S, retry.left()))
+    return min(ceiling, max(retry.floor_s, retry.left()))
 
 
 def no_answer(seconds: float) -> str:
@@ -138,7 +139,7 @@ class WatchedSSHVendor(SubprocessSSHVendor):
     """dulwich's ssh vendor, each ssh in its own process group, killed when silent (doc)."""
 
     def __init__(self) -> None:
-        self.idle_s = FLOOR_S  # set per try (client.py)
+        self.idle_s = ANSWER_S  # set per try (client.py)
         self.last: _Watched | None = None  # the latest connection (did its watcher cut it?)
 
     def run_command(self, host: str, command: bytes, username: str | None = None,
