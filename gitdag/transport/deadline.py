@@ -23,7 +23,7 @@ commands went is uncertain (client.py's `_Dropped`): the caller fetches and look
 
 The floor's default is measured, not guessed (docs/many-machines.md, "A remote that does not
 answer"): the longest single transport call seen with 8 workers claiming over HTTP and git daemon
-on 2 cores at load 10 to 12 was under 2 s, and git's servers send a keepalive every 5 s while
+on 2 cores at load 10 to 13 was 2.1 s, and git's servers send a keepalive every 5 s while
 they build a pack; 10 s is twice that, so a slow but alive server is not declared down.
 """
 
@@ -60,7 +60,8 @@ def try_bound(retry: Retry, ceiling: float) -> float:
 
 def no_answer(seconds: float) -> str:
     """The detail of a try cut at its bound (the remote named by the caller's message)."""
-    return f"no answer within {seconds:g} s (the remote accepted the connection, then was silent)"
+    shown = f"{round(seconds, 1):g}"
+    return f"no answer within {shown} s (the remote accepted the connection, then was silent)"
 
 
 def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:

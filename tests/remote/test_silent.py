@@ -1,0 +1,170 @@
+"""A remote that accepts the connection and never answers costs seconds, not the 120 s timeout.
+
+Real parts: a TCP listener on 127.0.0.1 that accepts and says nothing (as git:// and as HTTP),
+the relay of test_outage.py switched to swallowing under a running worker, and for ssh a
+`GIT_SSH_COMMAND` that connects nowhere and sleeps (through dulwich and through the git CLI).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.remote.conftest import Cluster, Daemon, build_cluster, finish, task, wait_for
+from tests.remote.test_outage import Relay, _relayed, _retry_for
+from tests.timing import within
+
+
+class Silent:
+    """Accepts every connection on 127.0.0.1 and never sends a byte (reads what comes)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(client)
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.held:
+            sock.close()
+
+
+def _configure(clone: Path, answer_s: int | None) -> None:
+    """`remote.retry_for_s: 3` (the cluster's), and `remote.timeout_s` when given."""
+    if answer_s is not None:
+        config = clone / ".dagain" / "config.yaml"
+        config.write_text(config.read_text().replace(
+            "retry_for_s: 3", f"retry_for_s: 3\n  timeout_s: {answer_s}"))  # fmt: skip
+
+
+def _refs(clone: Path) -> str:
+    return git(clone, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+@pytest.mark.parametrize(
+    ("serve", "answer_s"), [("daemon", None), ("http", 2)], ids=["git-default-floor", "http"]
+)
+@pytest.mark.parametrize("args", [["status"], ["add", "late", "--title", "Late"]],
+                         ids=["status", "add"])  # fmt: skip
+def test_a_silent_server_is_an_error_in_seconds(
+    tmp_path: Path, daemons: list[Daemon], serve: str, answer_s: int | None, args: list[str]
+) -> None:
+    """`status --remote` and `add --remote`: exit 2 with one line naming the remote, nothing
+    moved, long before the 120 s transport timeout (the default floor of 10 s, or 2 s)."""
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve=serve)
+    clone = cluster.clone("laptop")
+    git(clone, "fetch", "-q", "origin", "dagain/state:dagain/state")
+    _configure(clone, answer_s)
+    silent = Silent()
+    head = cluster.state_head()
+    try:
+        url = cluster.url.replace(f":{daemons[-1].port}/", f":{silent.port}/")
+        git(clone, "remote", "set-url", "origin", url)
+        before = _refs(clone)
+        began = time.monotonic()
+        res = cluster.gitdag(clone, *args, "--remote", "origin", timeout=within(60))
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert res.code == 2, (res.out, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and "remote origin" in lines[0], res.err
+    # Each try waits what the call has left (retry_for_s: 3), never less than the floor.
+    bound = max(answer_s or 10, 3)
+    assert f"no answer within {bound} s" in lines[0], res.err
+    assert took < within(15), (took, res.err)  # the floor (or retry_for_s: 3), not 120 s
+    assert _refs(clone) == before and cluster.state_head() == head
+
+
+def _silent_ssh(tmp: Path) -> tuple[Path, Path]:
+    """A `GIT_SSH_COMMAND` that connects nowhere: it starts a sleeper, says nothing, waits."""
+    pids = tmp / "ssh.pids"
+    script = tmp / "silent-ssh"
+    script.write_text(f'#!/bin/sh\nsleep 300 &\necho "$$ $!" >> {pids}\nwait\n')
+    script.chmod(0o755)
+    return script, pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("wire", ["client", "cli"])
+def test_a_silent_ssh_is_killed_at_its_deadline(tmp_path: Path, daemons: list[Daemon],
+                                                wire: str) -> None:  # fmt: skip
+    """ssh (dulwich's client, or the git CLI): the ssh command and what it started are killed
+    when the try's time is up; the command fails in seconds, naming the remote."""
+    cluster = build_cluster(tmp_path, daemons, [task("a")])
+    clone = cluster.clone("laptop")
+    _configure(clone, 2)
+    git(clone, "remote", "set-url", "origin", "ssh://git@nowhere.invalid/project.git")
+    script, pids = _silent_ssh(tmp_path)
+    env = {"GIT_SSH_COMMAND": str(script)}
+    if wire == "cli":
+        env["GITDAG_WIRE"] = "cli"
+    began = time.monotonic()
+    res = cluster.gitdag(clone, "status", "--remote", "origin", timeout=within(60), **env)
+    took = time.monotonic() - began
+    assert res.code == 2, (res.out, res.err)
+    assert "remote origin" in res.err and "no answer within 3 s" in res.err, res.err
+    assert took < within(10), (took, res.err)
+    started = [int(p) for line in pids.read_text().splitlines() for p in line.split()]
+    assert started  # the ssh command ran (once per try)
+    wait_for(lambda: not any(_alive(p) for p in started), within(5), "no ssh left running")
+
+
+def test_a_worker_whose_remote_goes_silent_keeps_turning(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The relay swallows everything while both nodes run: the quick result is journaled (the
+    worker is not stuck in one call), the slow one goes on; once the relay answers again both
+    land, each done exactly once at its first attempt."""
+    cluster: Cluster = build_cluster(tmp_path, daemons, [task("quick"), task("slow")],
+                                     serve="http")  # fmt: skip
+    server = daemons[-1]
+    relay = Relay(server.port)
+    clone = cluster.clone("w0")
+    _relayed(clone, server, relay)
+    _retry_for(clone, 120)
+    _configure(clone, 2)
+    worker = cluster.work(clone, "--workers", "2", EVERY_SECONDS="2", SLOW_NODE="slow",
+                          SLOW_SECONDS="10")  # fmt: skip
+    kept = clone / ".dagain" / "local" / "pending" / "quick.json"
+    try:
+        wait_for(lambda: len(cluster.rows()) >= 2, within(30), "both nodes to start")
+        relay.hang.set()
+        wait_for(kept.exists, within(10), "the quick result to be journaled while silent")
+        assert worker.poll() is None
+        relay.hang.clear()
+        code, err = finish(worker, timeout=within(60))
+    finally:
+        relay.close()
+        cluster.stop_all()
+    assert code == 0, err
+    assert "quick: result of attempt 1 kept in .dagain/local/pending/" in err, err
+    assert "no answer within" in err, err
+    nodes = cluster.nodes()
+    assert {n.status.value for n in nodes.values()} == {"done"}, nodes
+    assert all(n.attempts == 1 for n in nodes.values())
+    assert sorted((r[0], r[1]) for r in cluster.rows()) == [("quick", 1), ("slow", 1)]
+    assert not list((clone / ".dagain" / "local" / "pending").glob("*.json"))
