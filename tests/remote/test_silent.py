@@ -167,3 +167,26 @@ def test_a_worker_whose_remote_goes_silent_keeps_turning(
     assert all(n.attempts == 1 for n in nodes.values())
     assert sorted((r[0], r[1]) for r in cluster.rows()) == [("quick", 1), ("slow", 1)]
     assert not list((clone / ".dagain" / "local" / "pending").glob("*.json"))
+
+
+def test_a_plain_status_shows_the_local_graph_after_one_bounded_wait(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """`gitdag status` with a default remote that is silent: one connection waits at most 10 s
+    (docs/cli.md), then this clone's graph with the warning, exit 0."""
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve="daemon")
+    clone = cluster.clone("laptop")
+    git(clone, "fetch", "-q", "origin", "dagain/state:dagain/state")
+    git(clone, "branch", "-q", "--set-upstream-to=origin/dagain/state", "dagain/state")
+    silent = Silent()
+    try:
+        git(clone, "remote", "set-url", "origin",
+            cluster.url.replace(f":{daemons[-1].port}/", f":{silent.port}/"))  # fmt: skip
+        began = time.monotonic()
+        res = cluster.gitdag(clone, "status", timeout=within(60))
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert res.code == 0, res.err
+    assert "remote origin not reached" in res.err and "no answer within 10 s" in res.err, res.err
+    assert took < within(15), (took, res.err)
