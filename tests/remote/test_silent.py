@@ -7,6 +7,7 @@ the relay of test_outage.py switched to swallowing under a running worker, and f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -190,3 +191,81 @@ def test_a_plain_status_shows_the_local_graph_after_one_bounded_wait(
     assert res.code == 0, res.err
     assert "remote origin not reached" in res.err and "no answer within 10 s" in res.err, res.err
     assert took < within(15), (took, res.err)
+
+
+class MuteAfterCommands:
+    """A relay to a git daemon that stops answering once the client sent its push commands:
+    the push lands on the server, and its report never comes back."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [client, server]
+            muted = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, muted), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, muted), daemon=True).start()
+
+    @staticmethod
+    def _up(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
+        first = True
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if not first:
+                    muted.set()  # the commands: from now on the server's words are swallowed
+                first = False
+                dst.sendall(data)
+
+    @staticmethod
+    def _down(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if not muted.is_set():
+                    dst.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.socks:
+            sock.close()
+
+
+def test_a_push_cut_after_its_commands_went_is_uncertain(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The server took the push and went silent: the try is cut at its bound and the outcome is
+    uncertain (the caller fetches and looks), not a failure and not a success."""
+    from dulwich.repo import Repo
+
+    from gitdag.transport import choose
+    from gitdag.transport.outcomes import RefPush
+    from gitdag.transport.retry import Retry
+
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve="daemon")
+    clone = cluster.clone("laptop")
+    git(clone, "commit", "-q", "--allow-empty", "-m", "new")
+    sha = git(clone, "rev-parse", "HEAD").strip()
+    relay = MuteAfterCommands(daemons[-1].port)
+    git(clone, "remote", "set-url", "origin",
+        cluster.url.replace(f":{daemons[-1].port}/", f":{relay.port}/"))  # fmt: skip
+    repo = Repo(str(clone))
+    transport = choose(repo, clone, "origin", 120.0, lambda s: 0, Retry(retry_for_s=1, floor_s=1))
+    began = time.monotonic()
+    try:
+        outcome = transport.push([RefPush(sha, "refs/heads/landed", "")], atomic=True)
+    finally:
+        relay.close()
+        repo.close()
+    took = time.monotonic() - began
+    assert outcome.uncertain and not outcome.ok, outcome
+    assert took < within(5), took
+    assert cluster.remote_git("rev-parse", "refs/heads/landed").strip() == sha  # it landed
