@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.remote.conftest import Cluster, Daemon, build_cluster, finish, task, wait_for
+from tests.remote.conftest import Cluster, Daemon, build_cluster, task, wait_for
 from tests.remote.test_outage import Relay, _relayed, _retry_for
 from tests.timing import within
 
@@ -136,9 +136,9 @@ def test_a_silent_ssh_is_killed_at_its_deadline(tmp_path: Path, daemons: list[Da
 def test_a_worker_whose_remote_goes_silent_keeps_turning(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
-    """The relay swallows everything while both nodes run: the quick result is journaled (the
-    worker is not stuck in one call), the slow one goes on; once the relay answers again both
-    land, each done exactly once at its first attempt."""
+    """The relay swallows everything while both nodes run: the worker says it keeps the quick
+    result (a call gave up: it is not stuck in one call) while the relay is still silent, the slow
+    one goes on; once the relay answers again both land, each done exactly once."""
     cluster: Cluster = build_cluster(tmp_path, daemons, [task("quick"), task("slow")],
                                      serve="http")  # fmt: skip
     server = daemons[-1]
@@ -149,20 +149,27 @@ def test_a_worker_whose_remote_goes_silent_keeps_turning(
     _configure(clone, 2)
     worker = cluster.work(clone, "--workers", "2", EVERY_SECONDS="2", SLOW_NODE="slow",
                           SLOW_SECONDS="10")  # fmt: skip
-    kept = clone / ".dagain" / "local" / "pending" / "quick.json"
+    said: list[str] = []
+    assert worker.stderr is not None
+    reader = threading.Thread(target=lambda: said.extend(worker.stderr or []), daemon=True)
+    reader.start()
+    kept = "quick: result of attempt 1 kept in .dagain/local/pending/"
     try:
         wait_for(lambda: len(cluster.rows()) >= 2, within(30), "both nodes to start")
         relay.hang.set()
-        wait_for(kept.exists, within(10), "the quick result to be journaled while silent")
+        wait_for(lambda: any(kept in line for line in said), within(10),
+                 "the worker to keep the quick result while the remote is silent")  # fmt: skip
         assert worker.poll() is None
         relay.hang.clear()
-        code, err = finish(worker, timeout=within(60))
+        code = worker.wait(timeout=within(60))
+        reader.join(within(5))
     finally:
         relay.close()
         cluster.stop_all()
+    err = "".join(said)
     assert code == 0, err
-    assert "quick: result of attempt 1 kept in .dagain/local/pending/" in err, err
-    assert "no answer within" in err, err
+    assert "no answer within" in err and "the runners go on" in err, err
+    assert err.index(kept) < err.index("remote origin answers again"), err
     nodes = cluster.nodes()
     assert {n.status.value for n in nodes.values()} == {"done"}, nodes
     assert all(n.attempts == 1 for n in nodes.values())
