@@ -104,7 +104,7 @@ class KeepAliveHttpClient(Urllib3HttpGitClient):
         super().__init__(*args, **kwargs)
         # A read that timed out is not tried again by urllib3 (3 more times, for a GET): the
         # transport's own retry decides, within the time its call has (deadline.py).
-        self.pool_manager.connection_pool_kw["retries"] = Retry(total=3, read=0, redirect=5)
+        self.pool_manager.connection_pool_kw["retries"] = Retry(total=3, read=0)
 
     def bound(self, seconds: float) -> None:
         """Wait at most `seconds` to connect and for each read (an idle timeout, per try)."""

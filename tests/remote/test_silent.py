@@ -276,3 +276,27 @@ def test_a_push_cut_after_its_commands_went_is_uncertain(
     assert outcome.uncertain and not outcome.ok, outcome
     assert took < within(5), took
     assert cluster.remote_git("rev-parse", "refs/heads/landed").strip() == sha  # it landed
+
+
+def test_a_try_waits_what_its_call_has_left_within_the_floor_and_the_ceiling() -> None:
+    """`try_bound`: the time left of the call, never under `floor_s`, never over the ceiling."""
+    from gitdag.transport.deadline import try_bound
+    from gitdag.transport.retry import Retry
+
+    now = [0.0]
+    retry = Retry(retry_for_s=30, clock=lambda: now[0], floor_s=10)
+    seen: list[float] = []
+    retry.run(lambda: seen.append(try_bound(retry, 120.0)))
+    assert seen == [30.0]  # a call with 30 s: its first try may wait them all
+    retry.run(lambda: seen.append(try_bound(retry, 20.0)))
+    assert seen[-1] == 20.0  # never past the transport's ceiling
+
+    def late() -> None:
+        now[0] += 25.0  # most of the call spent before the try
+        seen.append(try_bound(retry, 120.0))
+
+    retry.run(late)
+    assert seen[-1] == 10.0  # 5 s left, but a try waits at least the floor
+    retry.cap = lambda: 0.0  # a worker whose remote is down: one try, the floor
+    retry.run(lambda: seen.append(try_bound(retry, 120.0)))
+    assert seen[-1] == 10.0
