@@ -82,6 +82,11 @@ class RemoteConfig(_Cfg):
     # 500/502/503/504, DNS) is retried, with capped, jittered backoff, before the remote counts as
     # unreachable.
     retry_for_s: Annotated[StrictInt | float, Field(ge=0, le=3600)] = 60
+    # The least time one try waits for a remote that accepted the connection and says nothing
+    # (an idle timeout over git:// and http(s), a kill deadline for ssh and the git CLI) before
+    # the try counts as failed for a moment (transport/deadline.py); a try gets more when its
+    # call has more time left.
+    timeout_s: Annotated[StrictInt | float, Field(ge=1, le=600)] = 10
     # The remote whose `dagain/state` is the graph (remote/steer.py): steering commands push
     # there, `gitdag run` syncs with it and claims through it. None: the upstream of
     # `dagain/state` if it has one, else this clone's graph alone.

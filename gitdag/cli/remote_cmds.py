@@ -84,7 +84,7 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
             raise ConfigError(f"{config}: missing; check out the branch that has .dagain/ "
                               "(the one `gitdag init` ran on, e.g. main)")  # fmt: skip
         settings = load_settings(state.store.paths.dagain)
-        state.retry_for(settings.remote.retry_for_s)
+        state.retry_for(settings.remote.retry_for_s, settings.remote.timeout_s)
         progress = Progress(quiet=quiet or as_json, plain=no_color)
         code = run_worker(state, settings, options, progress)
         if as_json:
@@ -94,9 +94,10 @@ def work(remote: str, max_nodes: int | None, idle_exit: float | None, labels: st
     raise SystemExit(code)
 
 
-def retry_for_s(dagain: Path) -> float:
-    """`remote.retry_for_s` of the clone's config (the default when it has none)."""
-    return float(load_settings(dagain).remote.retry_for_s)
+def remote_bounds(dagain: Path) -> tuple[float, float]:
+    """(`remote.retry_for_s`, `remote.timeout_s`) of the clone's config (or the defaults)."""
+    remote = load_settings(dagain).remote
+    return float(remote.retry_for_s), float(remote.timeout_s)
 
 
 def register(group: click.Group) -> None:

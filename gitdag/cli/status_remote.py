@@ -60,14 +60,14 @@ def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
     Raises:
       GitdagError: the remote cannot be opened or fetched (the caller decides what that means).
     """
-    from gitdag.cli.remote_cmds import retry_for_s
+    from gitdag.cli.remote_cmds import remote_bounds
     from gitdag.remote.steer import local_head
     from gitdag.store.remote import RemoteState
 
     state = RemoteState.open(".", remote, **({"timeout_s": QUICK_TIMEOUT_S} if quick else {}))
     try:
-        bound = retry_for_s(state.store.paths.dagain)
-        state.retry_for(min(bound, QUICK_RETRY_S) if quick else bound)
+        bound, answer_s = remote_bounds(state.store.paths.dagain)
+        state.retry_for(min(bound, QUICK_RETRY_S) if quick else bound, answer_s)
         head = state.fetch()
         local = local_head(state.store.repo)
         counts = apart(state, local, head)

@@ -172,7 +172,8 @@ def open_remote(start: str | Path, remote: str, *, fetch: bool = True) -> Remote
     """
     state = RemoteState.open(start, remote)
     try:
-        state.retry_for(float(load_settings(state.store.paths.dagain).remote.retry_for_s))
+        bounds = load_settings(state.store.paths.dagain).remote
+        state.retry_for(float(bounds.retry_for_s), float(bounds.timeout_s))
         if fetch:
             state.fetch()
     except NotInitialisedError as exc:

@@ -150,9 +150,14 @@ class RemoteState(CasPushes):
                                      self.clear_stale_locks, self.retry)  # fmt: skip
         return self._transport
 
-    def retry_for(self, seconds: float) -> None:
-        """Retry calls that fail for a moment for up to `seconds` (`remote.retry_for_s`)."""
+    def retry_for(self, seconds: float, answer_s: float | None = None) -> None:
+        """Retry calls that fail for a moment for up to `seconds` (`remote.retry_for_s`).
+
+        `answer_s`: the least one try waits for a silent remote (`remote.timeout_s`).
+        """
         self.retry.retry_for_s = seconds
+        if answer_s is not None:
+            self.retry.floor_s = answer_s
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a local git command in the repository (failure: RemoteError)."""

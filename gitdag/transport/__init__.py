@@ -58,7 +58,7 @@ def choose(
     if found is None:
         return cli
     client, path = found
-    return ClientTransport(repo, root, remote, client, path, clear_locks, retry)
+    return ClientTransport(repo, root, remote, client, path, clear_locks, retry, timeout_s)
 
 
 def _rewritten(config: object, name: bytes) -> bool:

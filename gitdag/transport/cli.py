@@ -21,6 +21,7 @@ from dulwich.objects import ShaFile
 
 from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.base import Transport, under
+from gitdag.transport.deadline import no_answer, run_bounded, try_bound
 from gitdag.transport.outcomes import (
     Failure,
     MissingRef,
@@ -69,7 +70,7 @@ class CliTransport(Transport):
         """Run git in the repository; a `network` command that failed transiently is retried."""
 
         def once() -> subprocess.CompletedProcess[str]:
-            proc = self._git_once(args)
+            proc = self._git_once(args, try_bound(self.retry, self.timeout_s))
             if network and proc.returncode != 0 and not parse_porcelain(proc.stdout):
                 kind = classify(proc.stderr or "")
                 if kind is Failure.TRANSIENT:
@@ -77,7 +78,7 @@ class CliTransport(Transport):
             return proc
 
         try:
-            proc = self.retry.run(once) if network else once()
+            proc = self.retry.run(once) if network else self._git_once(args, self.timeout_s)
         except Unreachable as exc:
             raise RemoteUnreachable(f"{exc.detail} (gave up after {self.retry.limit:g} s)"
                                     ) from None  # fmt: skip
@@ -85,18 +86,13 @@ class CliTransport(Transport):
             raise RemoteError(self.describe(args[0], proc))
         return proc
 
-    def _git_once(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def _git_once(self, args: Sequence[str], bound: float) -> subprocess.CompletedProcess[str]:
+        """One git command, its process group killed after `bound` s (a transient failure)."""
         try:
-            return subprocess.run(
-                ["git", *args], cwd=self.root, env=self.env, capture_output=True,
-                encoding="utf-8", errors="surrogateescape", timeout=self.timeout_s,
-                stdin=subprocess.DEVNULL, check=False,
-            )  # fmt: skip
+            return run_bounded(["git", *args], cwd=self.root, env=self.env, timeout_s=bound)
         except subprocess.TimeoutExpired:
-            raise RemoteUnreachable(
-                f"remote {self.remote}: `git {args[0]}` took more than {self.timeout_s:.0f} s; "
-                "nothing was changed locally"
-            ) from None
+            raise Unreachable(f"remote {self.remote}: git {args[0]} failed: {no_answer(bound)}",
+                              Failure.TRANSIENT) from None  # fmt: skip
         except OSError as exc:
             raise RemoteError(f"cannot run git: {exc}") from None
 

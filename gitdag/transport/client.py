@@ -22,9 +22,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
-from dulwich.client import (
-    GitClient,
-)
+from dulwich.client import GitClient, SSHGitClient
 from dulwich.errors import ChecksumMismatch, HangupException
 from dulwich.file import FileLocked
 from dulwich.objects import ObjectID, ShaFile
@@ -34,7 +32,8 @@ from dulwich.repo import BaseRepo
 
 from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.base import Transport, under
-from gitdag.transport.endpoints import KeepAliveHttpClient
+from gitdag.transport.deadline import WatchedSSHVendor, no_answer, try_bound
+from gitdag.transport.endpoints import KeepAliveHttpClient, QuickTcpClient
 from gitdag.transport.outcomes import (
     Failure,
     MissingRef,
@@ -80,8 +79,9 @@ class ClientTransport(Transport):
 
     def __init__(self, repo: BaseRepo, root: Path, remote: str, client: GitClient, path: str,
                  clear_locks: Callable[[float], int], retry: Retry | None = None,
-                 ) -> None:  # fmt: skip
+                 timeout_s: float = 120.0) -> None:  # fmt: skip
         self.repo = repo
+        self.timeout_s = timeout_s  # the most one try waits for a silent remote (deadline.py)
         self.root = root
         self.remote = remote
         self.client = client
@@ -97,13 +97,19 @@ class ClientTransport(Transport):
         """Run one exchange, retrying transient failures (retry.py); others: RemoteError."""
 
         def once() -> Any:
+            bound = self._bound()
             try:
                 return call()
+            except _Dropped:
+                raise
             except (OSError, HangupException, EOFError) as exc:
-                raise Unreachable(_describe(exc), Failure.TRANSIENT) from None
-            except (RemoteError, MissingRef, _Dropped):
+                detail = no_answer(bound) if self._cut(exc) else _describe(exc)
+                raise Unreachable(detail, Failure.TRANSIENT) from None
+            except (RemoteError, MissingRef):
                 raise
             except Exception as exc:  # dulwich's protocol and HTTP errors: classified by text
+                if self._cut(exc):
+                    raise Unreachable(no_answer(bound), Failure.TRANSIENT) from None
                 raise Unreachable(_describe(exc), classify(_describe(exc))) from None
 
         try:
@@ -114,6 +120,25 @@ class ClientTransport(Transport):
                 raise RemoteUnreachable(f"{message} (gave up after {self.retry.limit:g} s)"
                                         ) from None  # fmt: skip
             raise RemoteError(message) from None
+
+    def _bound(self) -> float:
+        """Bound the try starting now by the time its call has left (deadline.py)."""
+        bound = try_bound(self.retry, self.timeout_s)
+        client = self.client
+        if isinstance(client, QuickTcpClient):
+            client.timeout_s = bound
+        elif isinstance(client, KeepAliveHttpClient):
+            client.bound(bound)
+        elif isinstance(client, SSHGitClient) and isinstance(client.ssh_vendor, WatchedSSHVendor):
+            client.ssh_vendor.idle_s = bound
+        return bound
+
+    def _cut(self, exc: BaseException) -> bool:
+        """Tell whether a try failed because the remote was silent past its bound."""
+        vendor = getattr(self.client, "ssh_vendor", None)
+        if isinstance(vendor, WatchedSSHVendor) and vendor.cut():
+            return True
+        return isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
 
     def refs(self, prefixes: Sequence[str]) -> dict[str, str]:
         """ls-refs of the refs under `prefixes` (a full name is its own prefix)."""

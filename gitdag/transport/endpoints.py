@@ -33,15 +33,21 @@ from dulwich.config import Config, StackedConfig
 from dulwich.objects import ObjectID
 from dulwich.protocol import Protocol, pkt_line
 from dulwich.refs import Ref
+from urllib3.util.retry import Retry
 
 from gitdag.transport.cli import ssh_command
+from gitdag.transport.deadline import WatchedSSHVendor
 from gitdag.transport.outcomes import git_env
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class QuickTcpClient(TCPGitClient):
-    """dulwich's git:// client with a connect timeout, TCP_NODELAY and TCP_QUICKACK."""
+    """dulwich's git:// client with a connect and idle timeout, TCP_NODELAY and TCP_QUICKACK.
+
+    `timeout_s` bounds the connect and each send and receive (an idle timeout: a pack that keeps
+    coming is never cut); the transport sets it per try (deadline.py).
+    """
 
     def __init__(self, host: str, port: int | None, timeout_s: float) -> None:
         super().__init__(host, port)
@@ -93,6 +99,17 @@ class KeepAliveHttpClient(Urllib3HttpGitClient):
     """
 
     _v2_capabilities: set[bytes] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A read that timed out is not tried again by urllib3 (3 more times, for a GET): the
+        # transport's own retry decides, within the time its call has (deadline.py).
+        self.pool_manager.connection_pool_kw["retries"] = Retry(total=3, read=0)
+
+    def bound(self, seconds: float) -> None:
+        """Wait at most `seconds` to connect and for each read (an idle timeout, per try)."""
+        self._timeout = seconds
+
     # Set by a fetch that knows where its refs are (a look just made): the fetch asks for
     # those commits without listing the refs (protocol v2 allows wants of any object).
     refs_hint: dict[str, str] | None = None
@@ -178,7 +195,7 @@ def _ssh(url: str, root: Path, config: Config | None) -> tuple[GitClient, str] |
     if not host or not path:
         return None
     client = SSHGitClient(host, port=port, username=user, ssh_command=ssh_command(root),
-                          config=config)  # fmt: skip
+                          config=config, vendor=WatchedSSHVendor())  # fmt: skip
     return client, path
 
 

@@ -27,6 +27,7 @@ from gitdag.transport.outcomes import Failure
 FIRST_S = 0.1
 CAP_S = 5.0
 DEFAULT_FOR_S = 60.0  # the default of `remote.retry_for_s`
+ANSWER_S = 10.0  # the default of `remote.timeout_s`: see deadline.py for why
 _R = TypeVar("_R")
 
 
@@ -57,6 +58,8 @@ class Retry:
       cap: when set, a tighter bound for each call, asked at its start (a worker: the time it
         can spend before its loop must turn again; 0: try once).
       limit: the bound the last `run` used (for messages).
+      floor_s: the least one try waits for a silent remote (`remote.timeout_s`, deadline.py).
+      ends: when the call in progress (or the last) runs out of time, on `clock` (`left`).
       calls: main-thread calls in progress (a signal handler may raise `Interrupted` then).
     """
 
@@ -67,6 +70,8 @@ class Retry:
     retried: bool = False
     cap: Callable[[], float] | None = None
     limit: float = DEFAULT_FOR_S
+    floor_s: float = ANSWER_S
+    ends: float = float("inf")
     calls: int = 0
 
     def run(self, call: Callable[[], _R], on_retry: Callable[[Unreachable], None] | None = None,
@@ -82,12 +87,17 @@ class Retry:
         if self.cap is not None:
             limit = max(0.0, min(limit, self.cap()))
         self.limit = limit
+        self.ends = start + limit
         main = threading.current_thread() is threading.main_thread()
         self.calls += main
         try:
             return self._run(call, on_retry, start, limit)
         finally:
             self.calls -= main
+
+    def left(self) -> float:
+        """The time the call in progress may still spend (its tries are bounded by it)."""
+        return max(0.0, self.ends - self.clock())
 
     def _run(self, call: Callable[[], _R], on_retry: Callable[[Unreachable], None] | None,
              start: float, limit: float) -> _R:  # fmt: skip

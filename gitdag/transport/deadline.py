@@ -1,0 +1,176 @@
+"""Bounding one try of a remote call: a remote that accepts and never answers costs seconds.
+
+A server (or a proxy, or an ssh) that accepts the connection and then says nothing would hold
+one try for the transport's whole timeout (store/remote.py's `GIT_TIMEOUT_S`), and the retry's
+bound (retry.py) would never get a say. So each try gets `try_bound`: the time its call may
+still spend (`Retry.left`: what is left of `remote.retry_for_s`, or of a worker's slice), never
+less than `Retry.floor_s` (`remote.timeout_s`, default `ANSWER_S`), never more than the
+transport's ceiling.
+
+- git:// and http(s) (in-process sockets): the bound is an *idle* timeout, set per try on the
+  socket (each connect, send and receive waits at most that long): a big fetch that keeps
+  streaming is never cut, and git's upload-pack and receive-pack send keepalives while they work
+  (every 5 s by default: `uploadpack.keepAlive`, `receive.keepAlive`).
+- ssh through dulwich (`WatchedSSHVendor`): the ssh process runs in a process group of its own;
+  a watcher kills the group once nothing was read from or written to it for the bound (idle
+  again).
+- the git CLI (`run_bounded`): the bound is the try's *total* time (git's traffic is not seen
+  from here); at the deadline the whole process group (git, its ssh or remote helper) is killed.
+
+A try cut this way is a transient failure (`Failure.TRANSIENT`: retried while the call has time,
+then `RemoteUnreachable` saying the remote did not answer within the bound). A push cut after its
+commands went is uncertain (client.py's `_Dropped`): the caller fetches and looks.
+
+The floor's default is measured, not guessed (docs/many-machines.md, "A remote that does not
+answer"): the longest single transport call seen with 8 workers claiming over HTTP and git daemon
+on 2 cores at load 10 to 13 was 2.1 s, and git's servers send a keepalive every 5 s while
+they build a pack; 10 s is twice that, so a slow but alive server is not declared down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dulwich.client import StrangeHostname, SubprocessSSHVendor, SubprocessWrapper
+from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH
+
+from gitdag.transport.retry import ANSWER_S, Retry
+
+_REAP_S = 2.0  # after a kill: how long to wait for the group's pipes to close
+
+
+def try_bound(retry: Retry, ceiling: float) -> float:
+    """How long one try may wait for the remote: what its call has left, within the floor.
+
+    Args:
+      retry: the call's retry (its `left()` is the time the call may still spend).
+      ceiling: the transport's own bound (a try never waits longer).
+    """
+    return min(ceiling, max(retry.floor_s, retry.left()))
+
+
+def no_answer(seconds: float) -> str:
+    """The detail of a try cut at its bound (the remote named by the caller's message)."""
+    shown = f"{round(seconds, 1):g}"
+    return f"no answer within {shown} s (the remote accepted the connection, then was silent)"
+
+
+def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Kill `proc`'s process group (it leads one: started with `start_new_session`)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_bounded(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
+                timeout_s: float) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run a git command that talks to a remote, killing its process group at `timeout_s`.
+
+    Its own session, so that a kill reaches what git started (ssh, git-remote-http) and no
+    prompt can reach a terminal (git_env asks for none either). Ctrl-C (an exception raised in
+    the wait) kills the group too.
+
+    Raises:
+      subprocess.TimeoutExpired: the deadline passed (the group is killed and reaped).
+      OSError: git cannot be started.
+    """
+    proc = subprocess.Popen(
+        list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, encoding="utf-8", errors="surrogateescape",
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except BaseException:
+        kill_group(proc)
+        try:
+            proc.communicate(timeout=_REAP_S)
+        except subprocess.TimeoutExpired:  # a grandchild of another group holds a pipe
+            proc.kill()
+            proc.wait()
+        raise
+    return subprocess.CompletedProcess(list(args), proc.returncode, out, err)
+
+
+class _Watched(SubprocessWrapper):
+    """An ssh process whose group is killed once it has been silent for `idle_s`."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], idle_s: float) -> None:
+        super().__init__(proc)
+        self.idle_s = idle_s
+        self.last = time.monotonic()
+        self.expired = False
+        self.done = threading.Event()
+        read, write = self.read, self.write
+
+        def reading(size: int = -1) -> bytes:
+            data: bytes = read(size)
+            self.last = time.monotonic()
+            return data
+
+        def writing(data: bytes) -> int | None:
+            self.last = time.monotonic()
+            return write(data)
+
+        self.read = reading  # type: ignore[assignment]
+        self.write = writing  # type: ignore[assignment]
+        threading.Thread(target=self._watch, name="ssh-deadline", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(max(0.05, self.last + self.idle_s - time.monotonic())):
+            if time.monotonic() - self.last >= self.idle_s and self.proc.poll() is None:
+                self.expired = True
+                kill_group(self.proc)
+                return
+
+    def close(self, timeout: int | None = 60) -> None:
+        self.done.set()
+        super().close(timeout)
+
+
+class WatchedSSHVendor(SubprocessSSHVendor):
+    """dulwich's ssh vendor, each ssh in its own process group, killed when silent (doc)."""
+
+    def __init__(self) -> None:
+        self.idle_s = ANSWER_S  # set per try (client.py)
+        self.last: _Watched | None = None  # the latest connection (did its watcher cut it?)
+
+    def run_command(self, host: str, command: bytes, username: str | None = None,
+                    port: int | None = None, password: str | None = None,
+                    key_filename: str | None = None, ssh_command: str | None = None,
+                    protocol_version: int | None = None) -> SubprocessWrapper:  # fmt: skip
+        """Start `ssh HOST COMMAND` as dulwich's own vendor does, in a new session."""
+        if password is not None:
+            raise NotImplementedError("a password is not supported over ssh here")
+        args = [*shlex.split(ssh_command or "ssh", posix=sys.platform != "win32"), "-x"]
+        if port:
+            args += ["-p", str(port)]
+        if key_filename:
+            args += ["-i", str(key_filename)]
+        version = DEFAULT_GIT_PROTOCOL_VERSION_FETCH if protocol_version is None else (
+            protocol_version)  # fmt: skip
+        if version > 0:
+            args += ["-o", f"SetEnv GIT_PROTOCOL=version={version}"]
+        if username:
+            host = f"{username}@{host}"
+        if host.startswith("-"):
+            raise StrangeHostname(hostname=host)
+        proc = subprocess.Popen(
+            [*args, host, command.decode(errors="surrogateescape")], bufsize=0,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        self.last = _Watched(proc, self.idle_s)
+        return self.last
+
+    def cut(self) -> bool:
+        """Tell whether the latest connection was killed by its watcher."""
+        return self.last is not None and self.last.expired

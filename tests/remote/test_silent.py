@@ -1,0 +1,302 @@
+"""A remote that accepts the connection and never answers costs seconds, not the 120 s timeout.
+
+Real parts: a TCP listener on 127.0.0.1 that accepts and says nothing (as git:// and as HTTP),
+the relay of test_outage.py switched to swallowing under a running worker, and for ssh a
+`GIT_SSH_COMMAND` that connects nowhere and sleeps (through dulwich and through the git CLI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.remote.conftest import Cluster, Daemon, build_cluster, task, wait_for
+from tests.remote.test_outage import Relay, _relayed, _retry_for
+from tests.timing import within
+
+
+class Silent:
+    """Accepts every connection on 127.0.0.1 and never sends a byte (reads what comes)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(client)
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.held:
+            sock.close()
+
+
+def _configure(clone: Path, answer_s: int | None) -> None:
+    """`remote.retry_for_s: 3` (the cluster's), and `remote.timeout_s` when given."""
+    if answer_s is not None:
+        config = clone / ".dagain" / "config.yaml"
+        config.write_text(config.read_text().replace(
+            "retry_for_s: 3", f"retry_for_s: 3\n  timeout_s: {answer_s}"))  # fmt: skip
+
+
+def _refs(clone: Path) -> str:
+    return git(clone, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+@pytest.mark.parametrize(
+    ("serve", "answer_s"), [("daemon", None), ("http", 2)], ids=["git-default-floor", "http"]
+)
+@pytest.mark.parametrize("args", [["status"], ["add", "late", "--title", "Late"]],
+                         ids=["status", "add"])  # fmt: skip
+def test_a_silent_server_is_an_error_in_seconds(
+    tmp_path: Path, daemons: list[Daemon], serve: str, answer_s: int | None, args: list[str]
+) -> None:
+    """`status --remote` and `add --remote`: exit 2 with one line naming the remote, nothing
+    moved, long before the 120 s transport timeout (the default floor of 10 s, or 2 s)."""
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve=serve)
+    clone = cluster.clone("laptop")
+    git(clone, "fetch", "-q", "origin", "dagain/state:dagain/state")
+    _configure(clone, answer_s)
+    silent = Silent()
+    head = cluster.state_head()
+    try:
+        url = cluster.url.replace(f":{daemons[-1].port}/", f":{silent.port}/")
+        git(clone, "remote", "set-url", "origin", url)
+        before = _refs(clone)
+        began = time.monotonic()
+        res = cluster.gitdag(clone, *args, "--remote", "origin", timeout=within(60))
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert res.code == 2, (res.out, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and "remote origin" in lines[0], res.err
+    # Each try waits what the call has left (retry_for_s: 3), never less than the floor.
+    bound = max(answer_s or 10, 3)
+    assert f"no answer within {bound} s" in lines[0], res.err
+    assert took < within(15), (took, res.err)  # the floor (or retry_for_s: 3), not 120 s
+    assert _refs(clone) == before and cluster.state_head() == head
+
+
+def _silent_ssh(tmp: Path) -> tuple[Path, Path]:
+    """A `GIT_SSH_COMMAND` that connects nowhere: it starts a sleeper, says nothing, waits."""
+    pids = tmp / "ssh.pids"
+    script = tmp / "silent-ssh"
+    script.write_text(f'#!/bin/sh\nsleep 300 &\necho "$$ $!" >> {pids}\nwait\n')
+    script.chmod(0o755)
+    return script, pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("wire", ["client", "cli"])
+def test_a_silent_ssh_is_killed_at_its_deadline(tmp_path: Path, daemons: list[Daemon],
+                                                wire: str) -> None:  # fmt: skip
+    """ssh (dulwich's client, or the git CLI): the ssh command and what it started are killed
+    when the try's time is up; the command fails in seconds, naming the remote."""
+    cluster = build_cluster(tmp_path, daemons, [task("a")])
+    clone = cluster.clone("laptop")
+    _configure(clone, 2)
+    git(clone, "remote", "set-url", "origin", "ssh://git@nowhere.invalid/project.git")
+    script, pids = _silent_ssh(tmp_path)
+    env = {"GIT_SSH_COMMAND": str(script)}
+    if wire == "cli":
+        env["GITDAG_WIRE"] = "cli"
+    began = time.monotonic()
+    res = cluster.gitdag(clone, "status", "--remote", "origin", timeout=within(60), **env)
+    took = time.monotonic() - began
+    assert res.code == 2, (res.out, res.err)
+    assert "remote origin" in res.err and "no answer within 3 s" in res.err, res.err
+    assert took < within(10), (took, res.err)
+    started = [int(p) for line in pids.read_text().splitlines() for p in line.split()]
+    assert started  # the ssh command ran (once per try)
+    wait_for(lambda: not any(_alive(p) for p in started), within(5), "no ssh left running")
+
+
+def test_a_worker_whose_remote_goes_silent_keeps_turning(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The relay swallows everything while both nodes run: the worker says it keeps the quick
+    result (a call gave up: it is not stuck in one call) while the relay is still silent, the slow
+    one goes on; once the relay answers again both land, each done exactly once."""
+    cluster: Cluster = build_cluster(tmp_path, daemons, [task("quick"), task("slow")],
+                                     serve="http")  # fmt: skip
+    server = daemons[-1]
+    relay = Relay(server.port)
+    clone = cluster.clone("w0")
+    _relayed(clone, server, relay)
+    _retry_for(clone, 120)
+    _configure(clone, 2)
+    worker = cluster.work(clone, "--workers", "2", EVERY_SECONDS="2", SLOW_NODE="slow",
+                          SLOW_SECONDS="10")  # fmt: skip
+    said: list[str] = []
+    assert worker.stderr is not None
+    reader = threading.Thread(target=lambda: said.extend(worker.stderr or []), daemon=True)
+    reader.start()
+    kept = "quick: result of attempt 1 kept in .dagain/local/pending/"
+    try:
+        wait_for(lambda: len(cluster.rows()) >= 2, within(30), "both nodes to start")
+        relay.hang.set()
+        wait_for(lambda: any(kept in line for line in said), within(10),
+                 "the worker to keep the quick result while the remote is silent")  # fmt: skip
+        assert worker.poll() is None
+        relay.hang.clear()
+        code = worker.wait(timeout=within(60))
+        reader.join(within(5))
+    finally:
+        relay.close()
+        cluster.stop_all()
+    err = "".join(said)
+    assert code == 0, err
+    assert "no answer within" in err and "the runners go on" in err, err
+    assert err.index(kept) < err.index("remote origin answers again"), err
+    nodes = cluster.nodes()
+    assert {n.status.value for n in nodes.values()} == {"done"}, nodes
+    assert all(n.attempts == 1 for n in nodes.values())
+    assert sorted((r[0], r[1]) for r in cluster.rows()) == [("quick", 1), ("slow", 1)]
+    assert not list((clone / ".dagain" / "local" / "pending").glob("*.json"))
+
+
+def test_a_plain_status_shows_the_local_graph_after_one_bounded_wait(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """`gitdag status` with a default remote that is silent: one connection waits at most 10 s
+    (docs/cli.md), then this clone's graph with the warning, exit 0."""
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve="daemon")
+    clone = cluster.clone("laptop")
+    git(clone, "fetch", "-q", "origin", "dagain/state:dagain/state")
+    git(clone, "branch", "-q", "--set-upstream-to=origin/dagain/state", "dagain/state")
+    silent = Silent()
+    try:
+        git(clone, "remote", "set-url", "origin",
+            cluster.url.replace(f":{daemons[-1].port}/", f":{silent.port}/"))  # fmt: skip
+        began = time.monotonic()
+        res = cluster.gitdag(clone, "status", timeout=within(60))
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert res.code == 0, res.err
+    assert "remote origin not reached" in res.err and "no answer within 10 s" in res.err, res.err
+    assert took < within(15), (took, res.err)
+
+
+class MuteAfterCommands:
+    """A relay to a git daemon that stops answering once the client sent its push commands:
+    the push lands on the server, and its report never comes back."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [client, server]
+            muted = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, muted), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, muted), daemon=True).start()
+
+    @staticmethod
+    def _up(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
+        first = True
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if not first:
+                    muted.set()  # the commands: from now on the server's words are swallowed
+                first = False
+                dst.sendall(data)
+
+    @staticmethod
+    def _down(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if not muted.is_set():
+                    dst.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.socks:
+            sock.close()
+
+
+def test_a_push_cut_after_its_commands_went_is_uncertain(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The server took the push and went silent: the try is cut at its bound and the outcome is
+    uncertain (the caller fetches and looks), not a failure and not a success."""
+    from dulwich.repo import Repo
+
+    from gitdag.transport import choose
+    from gitdag.transport.outcomes import RefPush
+    from gitdag.transport.retry import Retry
+
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve="daemon")
+    clone = cluster.clone("laptop")
+    git(clone, "commit", "-q", "--allow-empty", "-m", "new")
+    sha = git(clone, "rev-parse", "HEAD").strip()
+    relay = MuteAfterCommands(daemons[-1].port)
+    git(clone, "remote", "set-url", "origin",
+        cluster.url.replace(f":{daemons[-1].port}/", f":{relay.port}/"))  # fmt: skip
+    repo = Repo(str(clone))
+    transport = choose(repo, clone, "origin", 120.0, lambda s: 0, Retry(retry_for_s=1, floor_s=1))
+    began = time.monotonic()
+    try:
+        outcome = transport.push([RefPush(sha, "refs/heads/landed", "")], atomic=True)
+    finally:
+        relay.close()
+        repo.close()
+    took = time.monotonic() - began
+    assert outcome.uncertain and not outcome.ok, outcome
+    assert took < within(5), took
+    assert cluster.remote_git("rev-parse", "refs/heads/landed").strip() == sha  # it landed
+
+
+def test_a_try_waits_what_its_call_has_left_within_the_floor_and_the_ceiling() -> None:
+    """`try_bound`: the time left of the call, never under `floor_s`, never over the ceiling."""
+    from gitdag.transport.deadline import try_bound
+    from gitdag.transport.retry import Retry
+
+    now = [0.0]
+    retry = Retry(retry_for_s=30, clock=lambda: now[0], floor_s=10)
+    seen: list[float] = []
+    retry.run(lambda: seen.append(try_bound(retry, 120.0)))
+    assert seen == [30.0]  # a call with 30 s: its first try may wait them all
+    retry.run(lambda: seen.append(try_bound(retry, 20.0)))
+    assert seen[-1] == 20.0  # never past the transport's ceiling
+
+    def late() -> None:
+        now[0] += 25.0  # most of the call spent before the try
+        seen.append(try_bound(retry, 120.0))
+
+    retry.run(late)
+    assert seen[-1] == 10.0  # 5 s left, but a try waits at least the floor
+    retry.cap = lambda: 0.0  # a worker whose remote is down: one try, the floor
+    retry.run(lambda: seen.append(try_bound(retry, 120.0)))
+    assert seen[-1] == 10.0
