@@ -20,14 +20,16 @@ from tests.remote.conftest import Daemon
 class Relay:
     """A TCP relay to `target` that can start swallowing: nothing reaches or comes back any more."""
 
-    def __init__(self, target: int, *, record: bool = False) -> None:
+    def __init__(self, target: int, *, record: bool = False, hang: bool = False) -> None:
         self.target = target
         self.hang = threading.Event()
+        if hang:  # a server that accepts and never answers (`target` unused)
+            self.hang.set()
         self.record = record
         self.sent = bytearray()  # what clients sent, when `record`
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port: int = self.listener.getsockname()[1]
-        self.held: list[socket.socket] = []
+        self.held: list[socket.socket] = []  # every socket to close at the end
         threading.Thread(target=self._serve, daemon=True).start()
 
     def url(self, url: str) -> str:
@@ -46,7 +48,9 @@ class Relay:
                 self.held.append(client)  # accepted, never answered
                 continue
             if self.accepted(client):
-                self.relay(client, socket.create_connection(("127.0.0.1", self.target)))
+                server = socket.create_connection(("127.0.0.1", self.target))
+                self.held += [client, server]
+                self.relay(client, server)
 
     def accepted(self, client: socket.socket) -> bool:
         """Whether to relay `client` to the server (False: this relay answered it itself)."""
@@ -71,7 +75,8 @@ class Relay:
     def close(self) -> None:
         self.listener.close()
         for sock in self.held:
-            sock.close()
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def relayed(clone: Path, server: Daemon, relay: Relay) -> None:

@@ -18,31 +18,14 @@ import pytest
 
 from tests.conftest import git
 from tests.remote.conftest import Cluster, Daemon, build_cluster, task, wait_for
-from tests.remote.test_outage import Relay, _relayed, _retry_for
+from tests.remote.relay import Relay, relayed
+from tests.remote.test_outage import _retry_for
 from tests.timing import within
 
 
-class Silent:
+def silent_server() -> Relay:
     """Accepts every connection on 127.0.0.1 and never sends a byte (reads what comes)."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.held.append(client)
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.held:
-            sock.close()
+    return Relay(0, hang=True)
 
 
 def _configure(clone: Path, answer_s: int | None) -> None:
@@ -71,7 +54,7 @@ def test_a_silent_server_is_an_error_in_seconds(
     clone = cluster.clone("laptop")
     git(clone, "fetch", "-q", "origin", "dagain/state:dagain/state")
     _configure(clone, answer_s)
-    silent = Silent()
+    silent = silent_server()
     head = cluster.state_head()
     try:
         url = cluster.url.replace(f":{daemons[-1].port}/", f":{silent.port}/")
@@ -144,7 +127,7 @@ def test_a_worker_whose_remote_goes_silent_keeps_turning(
     server = daemons[-1]
     relay = Relay(server.port)
     clone = cluster.clone("w0")
-    _relayed(clone, server, relay)
+    relayed(clone, server, relay)
     _retry_for(clone, 120)
     _configure(clone, 2)
     worker = cluster.work(clone, "--workers", "2", EVERY_SECONDS="2", SLOW_NODE="slow",
@@ -186,7 +169,7 @@ def test_a_plain_status_shows_the_local_graph_after_one_bounded_wait(
     clone = cluster.clone("laptop")
     git(clone, "fetch", "-q", "origin", "dagain/state:dagain/state")
     git(clone, "branch", "-q", "--set-upstream-to=origin/dagain/state", "dagain/state")
-    silent = Silent()
+    silent = silent_server()
     try:
         git(clone, "remote", "set-url", "origin",
             cluster.url.replace(f":{daemons[-1].port}/", f":{silent.port}/"))  # fmt: skip
@@ -200,28 +183,14 @@ def test_a_plain_status_shows_the_local_graph_after_one_bounded_wait(
     assert took < within(15), (took, res.err)
 
 
-class MuteAfterCommands:
+class MuteAfterCommands(Relay):
     """A relay to a git daemon that stops answering once the client sent its push commands:
     the push lands on the server, and its report never comes back."""
 
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            self.socks += [client, server]
-            muted = threading.Event()
-            threading.Thread(target=self._up, args=(client, server, muted), daemon=True).start()
-            threading.Thread(target=self._down, args=(server, client, muted), daemon=True).start()
+    def relay(self, client: socket.socket, server: socket.socket) -> None:
+        muted = threading.Event()
+        threading.Thread(target=self._up, args=(client, server, muted), daemon=True).start()
+        threading.Thread(target=self._down, args=(server, client, muted), daemon=True).start()
 
     @staticmethod
     def _up(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
@@ -239,11 +208,6 @@ class MuteAfterCommands:
             while data := src.recv(65536):
                 if not muted.is_set():
                     dst.sendall(data)
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.socks:
-            sock.close()
 
 
 def test_a_push_cut_after_its_commands_went_is_uncertain(
