@@ -62,6 +62,7 @@ class CliTransport(Transport):
         self.clear_locks = clear_locks
         self.retry = retry or Retry()
         self.env = git_env()
+        self.cut_fetch = False  # a fetch was cut at its bound (_git_once)
         if ssh:
             self.env["GIT_SSH_COMMAND"] = ssh_command(root)
 
@@ -70,7 +71,8 @@ class CliTransport(Transport):
         """Run git in the repository; a `network` command that failed transiently is retried."""
 
         def once() -> subprocess.CompletedProcess[str]:
-            proc = self._git_once(args, try_bound(self.retry, self.timeout_s))
+            proc = self._git_once(args, try_bound(self.retry, self.timeout_s),
+                                  idle="--progress" in args)  # fmt: skip
             if network and proc.returncode != 0 and not parse_porcelain(proc.stdout):
                 kind = classify(proc.stderr or "")
                 if kind is Failure.TRANSIENT:
@@ -86,11 +88,17 @@ class CliTransport(Transport):
             raise RemoteError(self.describe(args[0], proc))
         return proc
 
-    def _git_once(self, args: Sequence[str], bound: float) -> subprocess.CompletedProcess[str]:
-        """One git command, its process group killed after `bound` s (a transient failure)."""
+    def _git_once(self, args: Sequence[str], bound: float,
+                  idle: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """One git command, killed after `bound` s (of silence if `idle`): a transient failure."""
+        # git unpacks a fetch of few objects without a word, however long the transfer: once a
+        # fetch was cut, every later one is kept as a pack, whose indexing reports progress.
+        pack = ("-c", "fetch.unpackLimit=1") if self.cut_fetch and args[0] == "fetch" else ()
         try:
-            return run_bounded(["git", *args], cwd=self.root, env=self.env, timeout_s=bound)
+            return run_bounded(["git", *pack, *args], cwd=self.root, env=self.env,
+                               timeout_s=bound, idle=idle)  # fmt: skip
         except subprocess.TimeoutExpired:
+            self.cut_fetch = self.cut_fetch or args[0] == "fetch"
             raise Unreachable(f"remote {self.remote}: git {args[0]} failed: {no_answer(bound)}",
                               Failure.TRANSIENT) from None  # fmt: skip
         except OSError as exc:
@@ -106,7 +114,8 @@ class CliTransport(Transport):
     def fetch(self, specs: Sequence[tuple[str, str]], haves: Sequence[str],
               known: Mapping[str, str] | None = None) -> None:  # fmt: skip
         """`git fetch` of `+src:dst` for each spec (git negotiates what we have itself)."""
-        args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", self.remote,
+        # --progress: while objects come, git says so, and a try is cut only once silent.
+        args = ("fetch", "--progress", "--no-tags", "--no-write-fetch-head", self.remote,
                 *(f"+{src}:{dst}" for src, dst in specs))  # fmt: skip
         proc = self.git(*args, check=False, network=True)
         # A process killed while it updated one of our tracking refs (kill -9 of a worker)
@@ -122,7 +131,7 @@ class CliTransport(Transport):
     def push(self, updates: Sequence[RefPush], *, atomic: bool,
              objects: Sequence[ShaFile] = ()) -> PushOutcome:  # fmt: skip
         """`git push --porcelain` with a `--force-with-lease` per ref (objects: on disk)."""
-        args = ["push", "--porcelain", "--no-verify"]
+        args = ["push", "--porcelain", "--no-verify", "--progress"]
         if atomic and len(updates) > 1:
             args.append("--atomic")
         specs = []

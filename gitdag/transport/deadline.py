@@ -14,8 +14,10 @@ transport's ceiling.
 - ssh through dulwich (`WatchedSSHVendor`): the ssh process runs in a process group of its own;
   a watcher kills the group once nothing was read from or written to it for the bound (idle
   again).
-- the git CLI (`run_bounded`): the bound is the try's *total* time (git's traffic is not seen
-  from here); at the deadline the whole process group (git, its ssh or remote helper) is killed.
+- the git CLI (`run_bounded`): `fetch` and `push` run with `--progress`, and the bound is idle
+  again (each progress line restarts it: objects still coming); `ls-remote` prints none, and
+  its bound is its total time. Past it the whole process group (git, its ssh or remote helper)
+  is killed.
 
 A try cut this way is a transient failure (`Failure.TRANSIENT`: retried while the call has time,
 then `RemoteUnreachable` saying the remote did not answer within the bound). A push cut after its
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -39,6 +42,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from dulwich.client import StrangeHostname, SubprocessSSHVendor, SubprocessWrapper
 from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH
@@ -70,34 +74,78 @@ def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run_bounded(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
-                timeout_s: float) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run a git command that talks to a remote, killing its process group at `timeout_s`.
+def run_bounded(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
+                idle: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run a git command that talks to a remote, killing its process group once past `timeout_s`.
 
-    Its own session, so that a kill reaches what git started (ssh, git-remote-http) and no
-    prompt can reach a terminal (git_env asks for none either). Ctrl-C (an exception raised in
-    the wait) kills the group too.
+    `idle`: the bound is on silence, not on the whole run: any output (a `--progress` line as
+    objects come, git's own and the server's) restarts it, so a long transfer that keeps going is
+    never cut; the progress lines are then left out of the returned stderr. Otherwise it is the
+    run's total time. Its own session, so that a kill reaches what git started (ssh,
+    git-remote-http) and no prompt can reach a terminal (git_env asks for none either). Ctrl-C
+    (an exception raised in the wait) kills the group too.
 
     Raises:
-      subprocess.TimeoutExpired: the deadline passed (the group is killed and reaped).
+      subprocess.TimeoutExpired: the bound passed (the group is killed and reaped).
       OSError: git cannot be started.
     """
-    proc = subprocess.Popen(
-        list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, encoding="utf-8", errors="surrogateescape",
-        start_new_session=True,
-    )  # fmt: skip
+    proc = subprocess.Popen(list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    heard = [time.monotonic()]
+    got: dict[int, list[bytes]] = {1: [], 2: []}
+
+    def pump(stream: IO[bytes], key: int) -> None:
+        while chunk := os.read(stream.fileno(), 65536):
+            got[key].append(chunk)
+            heard[0] = time.monotonic()
+
+    streams = ((1, proc.stdout), (2, proc.stderr))
+    pumps = [threading.Thread(target=pump, args=(stream, key), daemon=True)
+             for key, stream in streams if stream is not None]  # fmt: skip
+    for thread in pumps:
+        thread.start()
+    start = heard[0]
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        while True:
+            left = (heard[0] if idle else start) + timeout_s - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(list(args), timeout_s)
+            try:
+                proc.wait(timeout=min(left, 0.25))
+                break
+            except subprocess.TimeoutExpired:
+                continue
     except BaseException:
         kill_group(proc)
-        try:
-            proc.communicate(timeout=_REAP_S)
-        except subprocess.TimeoutExpired:  # a grandchild of another group holds a pipe
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_REAP_S)
+        if proc.poll() is None:  # not in its group any more: the process itself
             proc.kill()
             proc.wait()
         raise
-    return subprocess.CompletedProcess(list(args), proc.returncode, out, err)
+    finally:
+        for thread in pumps:
+            thread.join(_REAP_S)  # a grandchild of another group may hold a pipe: not forever
+    out, err = (b"".join(got[k]).decode("utf-8", "surrogateescape") for k in (1, 2))
+    return subprocess.CompletedProcess(list(args), proc.returncode, out,
+                                       without_progress(err) if idle else err)  # fmt: skip
+
+
+_PROGRESS = re.compile(
+    r"^(?:remote: )?(?:[A-Z][A-Za-z ]*: +\d+% \(|Total \d+ \(delta|"
+    r"(?:Enumerating|Counting|Compressing|Writing|Receiving|Resolving|Unpacking) objects)"
+)
+
+
+def without_progress(stderr: str) -> str:
+    """`stderr` less git's progress lines (each update of one ends in a carriage return)."""
+    kept = []
+    for line in stderr.split("\n"):
+        last = line.rstrip("\r").rpartition("\r")[2]
+        if last and not _PROGRESS.match(last):
+            kept.append(last)
+    return "\n".join(kept) + ("\n" if kept else "")
 
 
 class _Watched(SubprocessWrapper):

@@ -1,7 +1,7 @@
 """A remote that accepts the connection and never answers costs seconds, not the 120 s timeout.
 
 Real parts: a TCP listener on 127.0.0.1 that accepts and says nothing (as git:// and as HTTP),
-the relay of test_outage.py switched to swallowing under a running worker, and for ssh a
+the relay of relay.py switched to swallowing under a running worker, and for ssh a
 `GIT_SSH_COMMAND` that connects nowhere and sleeps (through dulwich and through the git CLI).
 """
 
@@ -264,3 +264,73 @@ def test_a_try_waits_what_its_call_has_left_within_the_floor_and_the_ceiling() -
     retry.cap = lambda: 0.0  # a worker whose remote is down: one try, the floor
     retry.run(lambda: seen.append(try_bound(retry, 120.0)))
     assert seen[-1] == 10.0
+
+
+class Trickle(Relay):
+    """A relay to a git daemon that sends the server's words on slowly: ~`rate` bytes/s."""
+
+    def __init__(self, port: int, rate: int) -> None:
+        self.rate = rate
+        super().__init__(port)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        if src.getpeername()[1] != self.target:
+            super()._pipe(src, dst)  # what the client says: as it is
+            return
+        with contextlib.suppress(OSError):
+            while data := src.recv(4096):
+                dst.sendall(data)
+                time.sleep(len(data) / self.rate)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.parametrize("wire", ["client", "cli"])
+def test_a_slow_transfer_that_keeps_coming_is_not_cut(
+    tmp_path: Path, daemons: list[Daemon], wire: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound is on silence: a fetch that takes four times the bound, its bytes arriving all
+    along, lands (dulwich's reads return; the git CLI reports progress while objects come)."""
+    from gitdag.errors import RemoteUnreachable
+    from gitdag.store.remote import RemoteState
+
+    cluster = build_cluster(tmp_path, daemons, [task("a")], serve="daemon")
+    seed = tmp_path / "big"
+    git(tmp_path, "init", "-q", str(seed))
+    (seed / "blob.bin").write_bytes(os.urandom(600_000))  # incompressible
+    git(seed, "add", "blob.bin")
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "big")
+    clone = cluster.clone("w0")
+    git(seed, "push", "-q", str(cluster.bare), "HEAD:refs/heads/big")  # after: not in the clone
+    relay = Trickle(daemons[-1].port, rate=75_000)  # 600 kB in ~8 s, a bound of 2 s
+    relayed(clone, daemons[-1], relay)
+    monkeypatch.setenv("GITDAG_WIRE", wire)
+    try:
+        with RemoteState.open(clone, "origin") as remote:
+            remote.retry_for(1, answer_s=2)
+            if wire == "cli":
+                # Three objects: git unpacks them without a word, so the first fetch is cut
+                # (what a silent remote costs); from then on fetches are indexed, with progress.
+                with pytest.raises(RemoteUnreachable, match="no answer within 2 s"):
+                    remote.transport.fetch([("refs/heads/big", "refs/gitdag/big")], [])
+            began = time.monotonic()
+            remote.transport.fetch([("refs/heads/big", "refs/gitdag/big")], [])
+            took = time.monotonic() - began
+    finally:
+        relay.close()
+    assert took > 4, took  # longer than the bound: it was not cut
+    head = git(seed, "rev-parse", "HEAD").strip()
+    assert git(clone, "rev-parse", "refs/gitdag/big").strip() == head
+
+
+def test_progress_lines_are_left_out_of_what_git_said() -> None:
+    from gitdag.transport.deadline import without_progress
+
+    said = ("remote: Enumerating objects: 5, done.\n"
+            "remote: Counting objects:  20% (1/5)\rremote: Counting objects: 100% (5/5), done.\n"
+            "Receiving objects:  50% (1/2)\rReceiving objects: 100% (2/2), done.\n"
+            "remote: closed for the night\nTotal 3 (delta 0), reused 0 (delta 0), pack-reused 0\n"
+            "fatal: couldn't find remote ref refs/heads/x\n")  # fmt: skip
+    assert without_progress(said) == (
+        "remote: closed for the night\nfatal: couldn't find remote ref refs/heads/x\n"
+    )
