@@ -74,6 +74,7 @@ class RemoteMerges:
         self._known: set[str] | None = None
         self.gate: Gate | None = None  # the queue waits on an environment repair (re-checked)
         self.groups = RemoteGroups(self)  # transaction groups land whole (group_merges.py)
+        self.unfetched: set[str] = set()  # merges waiting for their branch (said once each)
 
     def running(self) -> bool:
         """A merge's git work is under way (the local target must not be moved meanwhile)."""
@@ -182,12 +183,18 @@ class RemoteMerges:
         head = node.work.head
         try:
             self.bring_branch(node.work.branch, head)
-        except RemoteUnreachable:
-            return  # the network, not the node: the merge is tried again when the remote answers
+        except RemoteUnreachable as exc:
+            # The network, not the node: the merge is tried again when the remote answers.
+            if node_id not in self.unfetched:  # said once per wait, not every turn
+                self.unfetched.add(node_id)
+                w.progress.event(f"{node_id}: merge waits for the remote: its branch "
+                                 f"{node.work.branch} could not be fetched ({exc})")  # fmt: skip
+            return
         except RemoteError as exc:
             self._fail(node_id, node.attempts, ErrorKind.CHECK_FAILED,
                        f"its branch cannot be fetched: {exc}", ())  # fmt: skip
             return
+        self.unfetched.discard(node_id)
         self.remember(head)
         w.mirror()
         target = snap.graph.target

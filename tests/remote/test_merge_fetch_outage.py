@@ -127,3 +127,5 @@ def test_a_merge_waits_when_its_branch_fetch_meets_an_outage(
     subjects = cluster.remote_git("log", "--format=%s", "dagain/state").splitlines()
     assert [s for s in subjects if " a: merging -> " in f" {s}"] == ["merge a: merging -> done"]
     assert head in cluster.remote_git("rev-list", TARGET)  # the branch landed on the target
+    waits = [ln for ln in err.splitlines() if "a: merge waits for the remote" in ln]
+    assert len(waits) == 1 and "dagain/work/a" in waits[0], err  # said once, naming the branch
