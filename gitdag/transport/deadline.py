@@ -47,6 +47,7 @@ from typing import IO
 from dulwich.client import StrangeHostname, SubprocessSSHVendor, SubprocessWrapper
 from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH
 
+from gitdag.errors import RemoteError
 from gitdag.transport.retry import ANSWER_S, Retry
 
 _REAP_S = 2.0  # after a kill: how long to wait for the group's pipes to close
@@ -196,8 +197,11 @@ class WatchedSSHVendor(SubprocessSSHVendor):
                     key_filename: str | None = None, ssh_command: str | None = None,
                     protocol_version: int | None = None) -> SubprocessWrapper:  # fmt: skip
         """Start `ssh HOST COMMAND` as dulwich's own vendor does, in a new session."""
-        if password is not None:
-            raise NotImplementedError("a password is not supported over ssh here")
+        if password is not None:  # endpoints.py never passes one: ssh logs in with keys
+            raise RemoteError(
+                f"ssh to {host}: a password in the remote's URL is not used; "
+                "authenticate with a key (ssh-agent, or -i in GIT_SSH_COMMAND)"
+            )
         args = [*shlex.split(ssh_command or "ssh", posix=sys.platform != "win32"), "-x"]
         if port:
             args += ["-p", str(port)]

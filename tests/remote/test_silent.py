@@ -334,3 +334,11 @@ def test_progress_lines_are_left_out_of_what_git_said() -> None:
     assert without_progress(said) == (
         "remote: closed for the night\nfatal: couldn't find remote ref refs/heads/x\n"
     )
+
+
+def test_a_password_for_ssh_is_refused_in_one_line() -> None:
+    from gitdag.errors import RemoteError
+    from gitdag.transport.deadline import WatchedSSHVendor
+
+    with pytest.raises(RemoteError, match=r"ssh to example\.org: a password .* not used"):
+        WatchedSSHVendor().run_command("example.org", b"git-upload-pack 'r.git'", password="pw")
