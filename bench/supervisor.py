@@ -145,6 +145,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="200,2000")
     parser.add_argument("--workers", default="1,4")
     parser.add_argument("--shapes", default="chains,wide")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="interleaved repetitions of every cell; the figures are the medians",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gitdag-bench-sup-") as tmp:
         work = Path(tmp)
@@ -162,19 +168,35 @@ def main() -> None:
             f"{'shape':7} {'nodes':>6} {'workers':>7} {'wall s':>8} {'runners s':>9} "
             f"{'overhead/node':>13} {'x floor':>7} {'CPU/node':>9} {'load':>5}"
         )
-        for shape in args.shapes.split(","):
-            for n in (int(x) for x in args.sizes.split(",")):
-                for workers in (int(x) for x in args.workers.split(",")):
-                    wall, runners, count, used = run_once(work, shape, n, workers, t_true)
-                    per = (wall - runners) / count
-                    results[(shape, n, workers)] = per
-                    cpu[(shape, n, workers)] = used / count
-                    print(
-                        f"{shape:7} {n:>6} {workers:>7} {wall:>8.2f} {runners:>9.2f} "
-                        f"{per * 1000:>10.1f} ms {per / floor:>7.2f} "
-                        f"{used / count * 1000:>6.1f} ms {os.getloadavg()[0]:>5.1f}",
-                        flush=True,
-                    )
+        samples: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
+        # Repetitions are interleaved (every cell once, then again) so a load that drifts over
+        # minutes spreads over both sizes instead of landing on one of them.
+        for rep in range(args.repeat):
+            for shape in args.shapes.split(","):
+                for n in (int(x) for x in args.sizes.split(",")):
+                    for workers in (int(x) for x in args.workers.split(",")):
+                        wall, runners, count, used = run_once(
+                            work / f"r{rep}", shape, n, workers, t_true
+                        )
+                        per = (wall - runners) / count
+                        samples.setdefault((shape, n, workers), []).append((per, used / count))
+                        print(
+                            f"{shape:7} {n:>6} {workers:>7} {wall:>8.2f} {runners:>9.2f} "
+                            f"{per * 1000:>10.1f} ms {per / floor:>7.2f} "
+                            f"{used / count * 1000:>6.1f} ms {os.getloadavg()[0]:>5.1f}",
+                            flush=True,
+                        )
+        for key, got in samples.items():
+            results[key] = statistics.median(p for p, _ in got)
+            cpu[key] = statistics.median(c for _, c in got)
+        if args.repeat > 1:
+            print(f"medians of {args.repeat} interleaved repetitions:")
+            for key, per in results.items():
+                shape, n, workers = key
+                print(
+                    f"{shape:7} {n:>6} {workers:>7} {per * 1000:>10.1f} ms wall/node "
+                    f"{per / floor:>6.2f}x floor {cpu[key] * 1000:>6.1f} ms CPU/node"
+                )
         sizes = sorted({k[1] for k in results})
         if len(sizes) > 1:
             for shape in args.shapes.split(","):
