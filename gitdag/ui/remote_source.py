@@ -64,6 +64,22 @@ class RemoteView(StateStore):
         return super().resolve(rev)
 
 
+def open_waited_on(root: Path, remote: str, cap: float) -> RemoteState:
+    """Open the remote with its calls bounded for a person waiting (Retry.waited_on).
+
+    Failures it answers are retried `cap` s at most (else `remote.retry_for_s`); a remote silent
+    for `remote.timeout_s` ends the call.
+    """
+    state = RemoteState.open(root, remote)
+    try:
+        bounds = load_settings(root / ".dagain").remote
+        state.retry_for(min(float(bounds.retry_for_s), cap), float(bounds.timeout_s))
+    except GitdagError:
+        state.retry_for(cap)  # a broken config: the defaults (`gitdag status` says why)
+    state.retry.waited_on()
+    return state
+
+
 def _said(info: dict[str, Any]) -> dict[str, Any]:
     # What the page says, less the time of the last fetch (which changes on every look).
     return {**info, "fetched_at": None}
@@ -113,15 +129,7 @@ class RemoteSource:
     # --- the remote thread ---------------------------------------------------------------------
 
     def _open(self, cap: float) -> RemoteState:
-        """The remote, its calls bounded for a person waiting: retried `cap` s at most."""
-        state = RemoteState.open(self.root, self.remote)
-        try:
-            bounds = load_settings(self.root / ".dagain").remote
-            state.retry_for(min(float(bounds.retry_for_s), cap), float(bounds.timeout_s))
-        except GitdagError:
-            state.retry_for(cap)  # a broken config: the defaults (`gitdag status` says why)
-        state.retry.waited_on()
-        return state
+        return open_waited_on(self.root, self.remote, cap)
 
     def look(self) -> None:
         """Fetch the remote's graph and update `info` (a failure is a warning in it)."""
