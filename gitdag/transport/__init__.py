@@ -57,7 +57,7 @@ def choose(
     programs = _programs(config, name)
     if programs and ssh:
         return cli  # git runs them on the ssh host; dulwich's ssh client would not
-    found = client_for(url, root, timeout_s, config, programs)
+    found = client_for(url, root, timeout_s, config, programs, path_s=retry.floor_s)
     if found is None:
         return cli
     client, path = found

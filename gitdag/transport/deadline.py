@@ -16,7 +16,9 @@ transport's ceiling.
   again).
 - a local path through dulwich (`WatchedLocalClient`): `git upload-pack` / `receive-pack` (or
   the remote's `uploadpack` / `receivepack` program) likewise, watched and killed once silent:
-  a path on a hung network mount, a receive hook that never returns.
+  a path on a hung network mount, a receive hook that never returns. The checks of such a path
+  in-process (is it a directory, is it this repository) run in a thread, given up on past the
+  bound (`path_answers`): a stat stuck in the kernel cannot be interrupted, but is not waited for.
 - the git CLI (`run_bounded`): `fetch` and `push` run with `--progress`, and the bound is idle
   again (each progress line restarts it: objects still coming); `ls-remote` prints none, and
   its bound is its total time. Past it the whole process group (git, its ssh or remote helper)
@@ -45,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from dulwich.client import (
     StrangeHostname,
@@ -56,10 +58,11 @@ from dulwich.client import (
 )
 from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH, Protocol
 
-from gitdag.errors import RemoteError
+from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.retry import ANSWER_S, Retry
 
 _REAP_S = 2.0  # after a kill: how long to wait for the group's pipes to close
+_T = TypeVar("_T")
 
 
 def try_bound(retry: Retry, ceiling: float) -> float:
@@ -81,6 +84,39 @@ def no_answer(seconds: float) -> str:
     """The detail of a try cut at its bound (the remote named by the caller's message)."""
     shown = f"{round(seconds, 1):g}"
     return f"no answer within {shown} s (the remote accepted the connection, then was silent)"
+
+
+def path_answers(check: Callable[[], _T], seconds: float, what: str) -> _T:
+    """Run `check` (a look at a local path) for at most `seconds`: a hung mount does not hang us.
+
+    It runs in a daemon thread, left behind past the bound (a stat stuck in the kernel cannot be
+    interrupted; the process still exits).
+
+    Raises:
+      RemoteUnreachable: no answer within `seconds` (`what` names the remote).
+      Exception: what `check` raised.
+    """
+    done = threading.Event()
+    found: list[Any] = []
+
+    def run() -> None:
+        try:
+            found.append((True, check()))
+        except BaseException as exc:  # handed to the caller's thread
+            found.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="path-check", daemon=True).start()
+    if not done.wait(seconds):
+        shown = f"{round(seconds, 1):g}"
+        raise RemoteUnreachable(f"{what}: no answer within {shown} s from its path (a network "
+                                "mount that does not answer?)")  # fmt: skip
+    ok, value = found[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result
 
 
 def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:

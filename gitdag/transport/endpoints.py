@@ -35,8 +35,9 @@ from dulwich.refs import Ref
 from urllib3.util.retry import Retry
 
 from gitdag.transport.cli import ssh_command
-from gitdag.transport.deadline import WatchedLocalClient, WatchedSSHVendor
+from gitdag.transport.deadline import WatchedLocalClient, WatchedSSHVendor, path_answers
 from gitdag.transport.outcomes import git_env
+from gitdag.transport.retry import ANSWER_S
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
@@ -149,7 +150,7 @@ def _can_read(sock: socket.socket) -> bool:
 
 
 def client_for(url: str, root: Path, timeout_s: float, config: Config | None = None,
-               programs: Mapping[bytes, str] | None = None,
+               programs: Mapping[bytes, str] | None = None, path_s: float = ANSWER_S,
                ) -> tuple[GitClient, str] | None:  # fmt: skip
     """Return dulwich's client and the path on the server for `url` (None: not spoken here).
 
@@ -159,6 +160,10 @@ def client_for(url: str, root: Path, timeout_s: float, config: Config | None = N
       timeout_s: how long a connection and each read may take.
       config: the repository's git configuration (http settings, credential helpers).
       programs: the remote's `uploadpack` / `receivepack` (by command), for a local path.
+      path_s: how long a local path may take to say whether it is a directory (a hung mount).
+
+    Raises:
+      RemoteUnreachable: a local path that does not answer within `path_s`.
     """
     if url.startswith("git://"):
         parts = urlsplit(url)
@@ -177,7 +182,7 @@ def client_for(url: str, root: Path, timeout_s: float, config: Config | None = N
         return None  # anything else: the git CLI
     else:
         local = Path(url) if os.path.isabs(url) else root / url
-    if not local.is_dir():
+    if not path_answers(local.is_dir, path_s, f"remote {url}"):
         return None  # a bundle, or missing: the git CLI says what is wrong
     return WatchedLocalClient(programs), str(local)
 

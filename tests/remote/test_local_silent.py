@@ -77,3 +77,22 @@ def test_a_local_remote_honours_its_upload_pack_program(
     assert res.code == 0, res.err
     assert "1 nodes" in res.out
     assert str(cluster.bare) in said.read_text()
+
+
+def test_a_look_at_a_local_path_that_does_not_answer_is_given_up_on() -> None:
+    """`path_answers` (a stat on a hung network mount cannot be interrupted): past its bound it
+    raises `RemoteUnreachable` naming the remote; otherwise the check's value or error."""
+    import threading
+
+    from gitdag.errors import RemoteUnreachable
+    from gitdag.transport.deadline import path_answers
+
+    hung = threading.Event()
+    began = time.monotonic()
+    with pytest.raises(RemoteUnreachable, match=r"remote origin: no answer within 0\.5 s"):
+        path_answers(lambda: hung.wait(60), 0.5, "remote origin")
+    assert time.monotonic() - began < within(2)
+    hung.set()
+    assert path_answers(lambda: 42, 5, "remote origin") == 42
+    with pytest.raises(ZeroDivisionError):
+        path_answers(lambda: 1 // 0, 5, "remote origin")
