@@ -7,8 +7,9 @@ person presses Ctrl-C. So, once its loop runs:
   retries transient failures for at most `SLICE_S`, and never past the earliest lease end of the
   attempts the worker holds; while it is down, a call is tried once (the loop is the retry).
   One try waits at most `SLICE_S` for a silent remote (`Retry.try_s`), below `remote.timeout_s`:
-  except a result push and a merge's fetch of a node's branch (`Retry.patient`: objects may be
-  many, and a slow but alive server gets the floor).
+  except a result push, a merge's fetch of a node's branch and its push of the target
+  (`Retry.patient`: objects may be many, hooks may run, and a slow but alive server gets the
+  floor).
 - **Down** (a call gave up: `RemoteUnreachable`): the loop keeps turning. It collects finished
   runners: their result (or failure) goes to the journal (`.dagain/local/pending/`, one line
   each) instead of the remote; it stops a runner whose lease ran out by its own clock; it does
