@@ -3,11 +3,12 @@
 The local `dagain/state` of such a clone is a copy, as new as its last sync; the graph everyone
 works on is the remote's (docs/many-machines.md). So `status` without `--remote`/`--local`
 fetches the remote's `dagain/state` into gitdag's tracking ref (bounded: transient failures are
-retried for at most `QUICK_RETRY_S`, a connection or read waits at most `QUICK_TIMEOUT_S`) and
-shows that graph, with one line saying how the local copy compares (`behind`, `ahead`) and the
-command that brings them together. Nothing local moves: `status` stays read-only. When the
-remote cannot be reached, it shows the local graph with one warning line naming the remote and
-the error. `--local` never looks at the remote.
+retried for at most `QUICK_RETRY_S`, and a remote that accepts and stays silent for
+`remote.timeout_s` ends the look: `Retry.waited_on`) and shows that graph, with one line saying
+how the local copy compares (`behind`, `ahead`) and the command that brings them together.
+Nothing local moves: `status` stays read-only. When the remote cannot be reached, it shows the
+local graph with one warning line naming the remote and the error. `--local` never looks at
+the remote.
 
 This module is imported only when the graph has a remote: a clone without one pays for
 `graph_remote.py` only (one read of git's config and of `.dagain/config.yaml`'s text).
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from gitdag.store.state import StateStore
 
 QUICK_RETRY_S = 3.0
-QUICK_TIMEOUT_S = 10.0
 
 
 class Source:
@@ -55,7 +55,7 @@ class Source:
 
 
 def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
-    """Open and fetch `remote`'s graph; (RemoteState, Source). `quick`: the bounds above.
+    """Open and fetch `remote`'s graph; (RemoteState, Source). `quick`: retried 3 s at most.
 
     Raises:
       GitdagError: the remote cannot be opened or fetched (the caller decides what that means).
@@ -64,10 +64,12 @@ def fetch_quickly(remote: str, quick: bool) -> tuple[Any, Source]:
     from gitdag.remote.steer import local_head
     from gitdag.store.remote import RemoteState
 
-    state = RemoteState.open(".", remote, **({"timeout_s": QUICK_TIMEOUT_S} if quick else {}))
+    state = RemoteState.open(".", remote)
     try:
         bound, answer_s = remote_bounds(state.store.paths.dagain)
         state.retry_for(min(bound, QUICK_RETRY_S) if quick else bound, answer_s)
+        # A person waits on this look: a silent remote costs one try of remote.timeout_s.
+        state.retry.waited_on()
         head = state.fetch()
         local = local_head(state.store.repo)
         counts = apart(state, local, head)

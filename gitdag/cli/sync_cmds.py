@@ -34,7 +34,7 @@ def sync_cmd(remote: str | None, discard_local: bool, as_json: bool) -> None:
             "no remote to sync with: give one (gitdag sync origin), or set remote.name in "
             ".dagain/config.yaml"
         )
-    state = open_remote(".", name, fetch=False)
+    state = open_remote(".", name, fetch=False, waited_on=True)
     try:
         synced = sync_locked(state, discard_local=discard_local)
     finally:

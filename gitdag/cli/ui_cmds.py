@@ -59,23 +59,25 @@ def ui_cmd(port: int | None, host: str, open_browser: bool, export_dir: str | No
     carry it (the page does). When the graph has a remote, the page shows and steers the
     remote's graph (each action one compare-and-swap push); --local: this clone's copy.
     """
-    if export_dir is not None:
-        from gitdag.ui.export import export
+    from gitdag.cli.steer_opts import remote_of
 
-        with open_store() as store:
-            index = export(store, Path(export_dir))
+    name = remote_of(remote, local_only)
+    if export_dir is not None:  # the graph the page would show (export_source.py)
+        from gitdag.ui.export_source import export_shown
+
+        done = export_shown(Path("."), Path(export_dir), name, explicit=remote is not None)
+        if done.source["warning"]:
+            click.echo(f"gitdag: warning: {done.source['warning']}", err=True)
         if as_json:
-            echo_json({"url": None, "export": str(index)})
+            echo_json({"url": None, "export": str(done.index), "graph": done.source})
         else:
-            click.echo(f"exported to {index} (open it from file://)")
+            click.echo(done.line())
         return
     try:
         from gitdag.ui import server
     except ImportError:
         raise InputError(INSTALL_HINT) from None
-    from gitdag.cli.steer_opts import remote_of
 
-    name = remote_of(remote, local_only)
     if name is None:
         with open_store() as store:
             from gitdag.cli.status_remote import ui_note

@@ -69,9 +69,12 @@ def land(push: Push, refs: Sequence[RefPush], tidy: Sequence[RefPush], *, who: s
       RemoteError: unreachable, or refused otherwise.
     """
     try:
-        outcome = push([*refs, *tidy])
-        if isinstance(outcome, LostRef) and outcome.ref in {t.dst for t in tidy}:
-            outcome = push(refs)  # a work branch moved since: it stays, the merge lands
+        # The target's move runs the server's hooks on the merged code: the floor, not a
+        # worker loop's slice, for a slow but alive server (remote/link.py).
+        with worker.remote.retry.patient():
+            outcome = push([*refs, *tidy])
+            if isinstance(outcome, LostRef) and outcome.ref in {t.dst for t in tidy}:
+                outcome = push(refs)  # a work branch moved since: it stays, the merge lands
     except StaleSnapshotError as exc:
         rollback()
         worker.progress.event(f"{who}: merge not recorded yet ({exc}); trying again")

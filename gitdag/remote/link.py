@@ -6,6 +6,10 @@ person presses Ctrl-C. So, once its loop runs:
 - **Each call is bounded** (`cap`, installed as `Retry.cap`): while the remote answers, a call
   retries transient failures for at most `SLICE_S`, and never past the earliest lease end of the
   attempts the worker holds; while it is down, a call is tried once (the loop is the retry).
+  One try waits at most `SLICE_S` for a silent remote (`Retry.try_s`), below `remote.timeout_s`:
+  except a result push, a merge's fetch of a node's branch and its push of the target
+  (`Retry.patient`: objects may be many, hooks may run, and a slow but alive server gets the
+  floor).
 - **Down** (a call gave up: `RemoteUnreachable`): the loop keeps turning. It collects finished
   runners: their result (or failure) goes to the journal (`.dagain/local/pending/`, one line
   each) instead of the remote; it stops a runner whose lease ran out by its own clock; it does
@@ -76,12 +80,18 @@ class Link:
 
     def install(self) -> None:
         """Bound every later call of this worker (the loop runs from now on)."""
-        self.w.remote.retry.cap = self.cap
+        retry = self.w.remote.retry
+        retry.cap = self.cap
+        # A silent remote holds one try for the slice, not `remote.timeout_s`: a look cut then
+        # is "no answer yet", and the loop collects its runners. A result push keeps the floor.
+        retry.try_s = min(retry.floor_s, SLICE_S)
 
     def uninstall(self) -> None:
         """The loop ended: later calls (`run`'s last sync) get `remote.retry_for_s` again."""
-        if self.w.remote.retry.cap == self.cap:
-            self.w.remote.retry.cap = None
+        retry = self.w.remote.retry
+        if retry.cap == self.cap:
+            retry.cap = None
+            retry.try_s = None
 
     def cap(self) -> float:
         """How long the call starting now may retry (0: once)."""

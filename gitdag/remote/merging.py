@@ -241,7 +241,8 @@ class RemoteMerges:
         if read_ref(paths.git_dir, ref) == head:
             return
         fetched = tracking_ref(w.remote.remote, "branch")
-        w.remote.fetch(extra=[(ref, fetched)])
+        with w.remote.retry.patient():  # a node's work may be big: the floor, not the slice
+            w.remote.fetch(extra=[(ref, fetched)])
         proc = run_git(["update-ref", ref, head], paths.root, check=False)
         if proc.returncode != 0:
             raise RemoteError(f"{branch} on {w.remote.remote} does not contain {head[:12]}")

@@ -44,7 +44,8 @@ class Results:
             w.link.keep(node_id, attempt, running, "result")
             return
         try:
-            outcome = w.port.transact(on_node(w.store, node_id, judged), refs=refs)
+            with w.remote.retry.patient():  # the node's work may be big: the floor, not the slice
+                outcome = w.port.transact(on_node(w.store, node_id, judged), refs=refs)
         except RefRefused as exc:
             if not any(exc.ref == r.dst for r in refs):
                 if running is not None:  # the state branch itself: this worker cannot go on

@@ -161,10 +161,13 @@ def follow(state: RemoteState, old_local: str | None, head: str) -> bool:
     return compare_and_swap(repo, STATE_REF, old_local, head, who)
 
 
-def open_remote(start: str | Path, remote: str, *, fetch: bool = True) -> RemoteState:
+def open_remote(start: str | Path, remote: str, *, fetch: bool = True,
+                waited_on: bool = False) -> RemoteState:  # fmt: skip
     """Open `remote` with the clone's `remote.retry_for_s`, fetched (the state head known).
 
     `fetch=False`: not fetched yet (`sync` looks for itself: a remote without a graph is fine).
+    `waited_on`: a person waits (steering, `sync`): a remote silent for `remote.timeout_s`
+    ends the call (`Retry.waited_on`); failures it answers are retried as usual.
 
     Raises:
       InputError: no such remote. RemoteError: unreachable. NotInitialisedError: it has no
@@ -174,6 +177,8 @@ def open_remote(start: str | Path, remote: str, *, fetch: bool = True) -> Remote
     try:
         bounds = load_settings(state.store.paths.dagain).remote
         state.retry_for(float(bounds.retry_for_s), float(bounds.timeout_s))
+        if waited_on:
+            state.retry.waited_on()
         if fetch:
             state.fetch()
     except NotInitialisedError as exc:
@@ -200,7 +205,7 @@ def steering(start: str | Path, remote: str) -> Iterator[SteeringStore]:
     Refused (exit 2, nothing pushed) when the local `dagain/state` has transitions the remote
     lacks: they would be left behind; `gitdag sync` first.
     """
-    state = open_remote(start, remote)
+    state = open_remote(start, remote, waited_on=True)
     try:
         store = SteeringStore(state)
         local = local_head(store.repo)

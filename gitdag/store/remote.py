@@ -50,8 +50,9 @@ from gitdag.store.state import StateStore
 from gitdag.store.writer_queue import QUEUE_REFS as QUEUE_REFS
 from gitdag.store.writer_queue import Landings
 from gitdag.transport import CliTransport, Transport, choose
+from gitdag.transport.deadline import path_answers
 from gitdag.transport.outcomes import MissingRef, PushOutcome, RefPush
-from gitdag.transport.retry import Retry
+from gitdag.transport.retry import ANSWER_S, Retry
 
 TRACKING_PREFIX = "refs/gitdag/remotes/"
 GIT_TIMEOUT_S = 120.0
@@ -119,7 +120,15 @@ class RemoteState(CasPushes):
             raise InputError(
                 f"no git remote named {remote!r} here (add it: git remote add {remote} URL)"
             )
-        if _same_repository(url.decode(errors="replace"), paths.root, paths.git_dir):
+        try:  # a local path on a hung mount must not hang us (transport/deadline.py)
+            same = path_answers(
+                lambda: _same_repository(url.decode(errors="replace"), paths.root, paths.git_dir),
+                ANSWER_S, f"remote {remote}",
+            )  # fmt: skip
+        except BaseException:
+            repo.close()
+            raise
+        if same:
             repo.close()
             raise InputError(
                 f"--remote {remote}: its URL is this repository itself; a worker takes nodes "

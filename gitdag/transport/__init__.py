@@ -54,7 +54,10 @@ def choose(
     cli = CliTransport(root, remote, timeout_s, clear_locks, retry, ssh=ssh)
     if not url or os.environ.get(WIRE_ENV, "").lower() == "cli" or _rewritten(config, name):
         return cli
-    found = client_for(url, root, timeout_s, config)
+    programs = _programs(config, name)
+    if programs and ssh:
+        return cli  # git runs them on the ssh host; dulwich's ssh client would not
+    found = client_for(url, root, timeout_s, config, programs, path_s=retry.floor_s)
     if found is None:
         return cli
     client, path = found
@@ -73,3 +76,16 @@ def _rewritten(config: object, name: bytes) -> bool:
         if callable(sections) and any(section[0] == b"url" for section in sections()):
             return True
     return False
+
+
+def _programs(config: object, name: bytes) -> dict[bytes, str]:
+    """The remote's `uploadpack` / `receivepack` (git config), by the command they replace."""
+    found = {}
+    for key, cmd in ((b"uploadpack", b"upload-pack"), (b"receivepack", b"receive-pack")):
+        try:
+            value = config.get((b"remote", name), key)  # type: ignore[attr-defined]
+        except KeyError:
+            continue
+        if value:
+            found[cmd] = value.decode(errors="surrogateescape")
+    return found

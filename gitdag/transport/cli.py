@@ -82,8 +82,7 @@ class CliTransport(Transport):
         try:
             proc = self.retry.run(once) if network else self._git_once(args, self.timeout_s)
         except Unreachable as exc:
-            raise RemoteUnreachable(f"{exc.detail} (gave up after {self.retry.limit:g} s)"
-                                    ) from None  # fmt: skip
+            raise RemoteUnreachable(exc.detail + self.retry.gave_up(exc)) from None
         if check and proc.returncode != 0:
             raise RemoteError(self.describe(args[0], proc))
         return proc
@@ -100,7 +99,7 @@ class CliTransport(Transport):
         except subprocess.TimeoutExpired:
             self.cut_fetch = self.cut_fetch or args[0] == "fetch"
             raise Unreachable(f"remote {self.remote}: git {args[0]} failed: {no_answer(bound)}",
-                              Failure.TRANSIENT) from None  # fmt: skip
+                              Failure.TRANSIENT, silent=True) from None  # fmt: skip
         except OSError as exc:
             raise RemoteError(f"cannot run git: {exc}") from None
 

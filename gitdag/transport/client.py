@@ -32,7 +32,7 @@ from dulwich.repo import BaseRepo
 
 from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.base import Transport, under
-from gitdag.transport.deadline import WatchedSSHVendor, no_answer, try_bound
+from gitdag.transport.deadline import WatchedLocalClient, WatchedSSHVendor, no_answer, try_bound
 from gitdag.transport.endpoints import KeepAliveHttpClient, QuickTcpClient
 from gitdag.transport.outcomes import (
     Failure,
@@ -103,13 +103,14 @@ class ClientTransport(Transport):
             except _Dropped:
                 raise
             except (OSError, HangupException, EOFError) as exc:
-                detail = no_answer(bound) if self._cut(exc) else _describe(exc)
-                raise Unreachable(detail, Failure.TRANSIENT) from None
+                cut = self._cut(exc)
+                detail = no_answer(bound) if cut else _describe(exc)
+                raise Unreachable(detail, Failure.TRANSIENT, silent=cut) from None
             except (RemoteError, MissingRef):
                 raise
             except Exception as exc:  # dulwich's protocol and HTTP errors: classified by text
                 if self._cut(exc):
-                    raise Unreachable(no_answer(bound), Failure.TRANSIENT) from None
+                    raise Unreachable(no_answer(bound), Failure.TRANSIENT, silent=True) from None
                 raise Unreachable(_describe(exc), classify(_describe(exc))) from None
 
         try:
@@ -117,8 +118,7 @@ class ClientTransport(Transport):
         except Unreachable as exc:
             message = f"remote {self.remote}: git {what} failed: {exc.detail}"
             if exc.failure is Failure.TRANSIENT:
-                raise RemoteUnreachable(f"{message} (gave up after {self.retry.limit:g} s)"
-                                        ) from None  # fmt: skip
+                raise RemoteUnreachable(message + self.retry.gave_up(exc)) from None
             raise RemoteError(message) from None
 
     def _bound(self) -> float:
@@ -131,12 +131,16 @@ class ClientTransport(Transport):
             client.bound(bound)
         elif isinstance(client, SSHGitClient) and isinstance(client.ssh_vendor, WatchedSSHVendor):
             client.ssh_vendor.idle_s = bound
+        elif isinstance(client, WatchedLocalClient):
+            client.idle_s = bound
         return bound
 
     def _cut(self, exc: BaseException) -> bool:
         """Tell whether a try failed because the remote was silent past its bound."""
         vendor = getattr(self.client, "ssh_vendor", None)
         if isinstance(vendor, WatchedSSHVendor) and vendor.cut():
+            return True
+        if isinstance(self.client, WatchedLocalClient) and self.client.cut():
             return True
         return isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
 

@@ -14,6 +14,11 @@ transport's ceiling.
 - ssh through dulwich (`WatchedSSHVendor`): the ssh process runs in a process group of its own;
   a watcher kills the group once nothing was read from or written to it for the bound (idle
   again).
+- a local path through dulwich (`WatchedLocalClient`): `git upload-pack` / `receive-pack` (or
+  the remote's `uploadpack` / `receivepack` program) likewise, watched and killed once silent:
+  a path on a hung network mount, a receive hook that never returns. The checks of such a path
+  in-process (is it a directory, is it this repository) run in a thread, given up on past the
+  bound (`path_answers`): a stat stuck in the kernel cannot be interrupted, but is not waited for.
 - the git CLI (`run_bounded`): `fetch` and `push` run with `--progress`, and the bound is idle
   again (each progress line restarts it: objects still coming); `ls-remote` prints none, and
   its bound is its total time. Past it the whole process group (git, its ssh or remote helper)
@@ -40,26 +45,38 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
-from dulwich.client import StrangeHostname, SubprocessSSHVendor, SubprocessWrapper
-from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH
+from dulwich.client import (
+    StrangeHostname,
+    SubprocessGitClient,
+    SubprocessSSHVendor,
+    SubprocessWrapper,
+    find_git_command,
+)
+from dulwich.protocol import DEFAULT_GIT_PROTOCOL_VERSION_FETCH, Protocol
 
-from gitdag.errors import RemoteError
+from gitdag.errors import RemoteError, RemoteUnreachable
 from gitdag.transport.retry import ANSWER_S, Retry
 
 _REAP_S = 2.0  # after a kill: how long to wait for the group's pipes to close
+_T = TypeVar("_T")
 
 
 def try_bound(retry: Retry, ceiling: float) -> float:
     """How long one try may wait for the remote: what its call has left, within the floor.
 
+    `retry.try_s`, when set, is the bound instead (a call a person waits on: the floor; a
+    worker loop's call: its slice).
+
     Args:
       retry: the call's retry (its `left()` is the time the call may still spend).
       ceiling: the transport's own bound (a try never waits longer).
     """
+    if retry.try_s is not None:
+        return min(ceiling, retry.try_s)
     return min(ceiling, max(retry.floor_s, retry.left()))
 
 
@@ -67,6 +84,39 @@ def no_answer(seconds: float) -> str:
     """The detail of a try cut at its bound (the remote named by the caller's message)."""
     shown = f"{round(seconds, 1):g}"
     return f"no answer within {shown} s (the remote accepted the connection, then was silent)"
+
+
+def path_answers(check: Callable[[], _T], seconds: float, what: str) -> _T:
+    """Run `check` (a look at a local path) for at most `seconds`: a hung mount does not hang us.
+
+    It runs in a daemon thread, left behind past the bound (a stat stuck in the kernel cannot be
+    interrupted; the process still exits).
+
+    Raises:
+      RemoteUnreachable: no answer within `seconds` (`what` names the remote).
+      Exception: what `check` raised.
+    """
+    done = threading.Event()
+    found: list[Any] = []
+
+    def run() -> None:
+        try:
+            found.append((True, check()))
+        except BaseException as exc:  # handed to the caller's thread
+            found.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="path-check", daemon=True).start()
+    if not done.wait(seconds):
+        shown = f"{round(seconds, 1):g}"
+        raise RemoteUnreachable(f"{what}: no answer within {shown} s from its path (a network "
+                                "mount that does not answer?)")  # fmt: skip
+    ok, value = found[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result
 
 
 def kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
@@ -225,4 +275,38 @@ class WatchedSSHVendor(SubprocessSSHVendor):
 
     def cut(self) -> bool:
         """Tell whether the latest connection was killed by its watcher."""
+        return self.last is not None and self.last.expired
+
+
+class WatchedLocalClient(SubprocessGitClient):
+    """dulwich's client for a local path, its git process group killed once silent (module doc).
+
+    `programs`: the remote's `uploadpack` / `receivepack` (git config), run by the shell with
+    the quoted path appended, as git runs them; else `git upload-pack PATH` as dulwich does.
+    """
+
+    def __init__(self, programs: Mapping[bytes, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.idle_s = ANSWER_S  # set per try (client.py)
+        self.programs = dict(programs or {})
+        self.last: _Watched | None = None
+
+    def _connect(self, cmd: bytes, path: bytes | str, protocol_version: int | None = None,
+                 ) -> tuple[Protocol, Callable[[], bool], IO[bytes] | None]:  # fmt: skip
+        if isinstance(path, bytes):
+            path = path.decode(self._remote_path_encoding)
+        program = self.programs.get(cmd)
+        if program:
+            argv = ["sh", "-c", f"{program} {shlex.quote(path)}"]
+        else:
+            argv = [*(self.git_command or find_git_command()), cmd.decode("ascii"), path]
+        proc = subprocess.Popen(argv, bufsize=0, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+        self.last = watched = _Watched(proc, self.idle_s)
+        proto = Protocol(watched.read, watched.write, watched.close,
+                         report_activity=self._report_activity)  # fmt: skip
+        return proto, watched.can_read, proc.stderr
+
+    def cut(self) -> bool:
+        """Tell whether the latest process was killed by its watcher."""
         return self.last is not None and self.last.expired

@@ -13,7 +13,7 @@ import os
 import select
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -22,7 +22,6 @@ from dulwich.client import (
     DEFAULT_REF_PREFIX,
     GitClient,
     SSHGitClient,
-    SubprocessGitClient,
     TCPGitClient,
     Urllib3HttpGitClient,
     build_ls_refs_request_v2,
@@ -36,8 +35,9 @@ from dulwich.refs import Ref
 from urllib3.util.retry import Retry
 
 from gitdag.transport.cli import ssh_command
-from gitdag.transport.deadline import WatchedSSHVendor
+from gitdag.transport.deadline import WatchedLocalClient, WatchedSSHVendor, path_answers
 from gitdag.transport.outcomes import git_env
+from gitdag.transport.retry import ANSWER_S
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
@@ -149,8 +149,9 @@ def _can_read(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-def client_for(url: str, root: Path, timeout_s: float,
-               config: Config | None = None) -> tuple[GitClient, str] | None:  # fmt: skip
+def client_for(url: str, root: Path, timeout_s: float, config: Config | None = None,
+               programs: Mapping[bytes, str] | None = None, path_s: float = ANSWER_S,
+               ) -> tuple[GitClient, str] | None:  # fmt: skip
     """Return dulwich's client and the path on the server for `url` (None: not spoken here).
 
     Args:
@@ -158,6 +159,11 @@ def client_for(url: str, root: Path, timeout_s: float,
       root: the repository's top directory (a relative path is relative to it).
       timeout_s: how long a connection and each read may take.
       config: the repository's git configuration (http settings, credential helpers).
+      programs: the remote's `uploadpack` / `receivepack` (by command), for a local path.
+      path_s: how long a local path may take to say whether it is a directory (a hung mount).
+
+    Raises:
+      RemoteUnreachable: a local path that does not answer within `path_s`.
     """
     if url.startswith("git://"):
         parts = urlsplit(url)
@@ -176,9 +182,9 @@ def client_for(url: str, root: Path, timeout_s: float,
         return None  # anything else: the git CLI
     else:
         local = Path(url) if os.path.isabs(url) else root / url
-    if not local.is_dir():
+    if not path_answers(local.is_dir, path_s, f"remote {url}"):
         return None  # a bundle, or missing: the git CLI says what is wrong
-    return SubprocessGitClient(), str(local)
+    return WatchedLocalClient(programs), str(local)
 
 
 def _ssh(url: str, root: Path, config: Config | None) -> tuple[GitClient, str] | None:

@@ -11,6 +11,11 @@ once: waiting would not change the answer.
 A worker bounds each call tighter (`cap`, remote/link.py) so that its loop keeps turning while
 the remote is down, and a signal handler may abort a call in flight (`Interrupted`, raised only
 while `calls` says the main thread is inside one).
+
+A call a person waits on (`status`, `gitdag ui`, a steering command: `waited_on`) gives each try
+`remote.timeout_s` and no more, and a try cut because the remote was silent that long ends the
+call: a remote that accepts and never answers costs one bounded try, while one that answers with
+a failure (refused, HTTP 5xx) is still retried within the call's bound.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -41,10 +47,11 @@ class Interrupted(BaseException):
 class Unreachable(Exception):
     """One try of a call failed; `failure` says whether another try may do better."""
 
-    def __init__(self, detail: str, failure: Failure) -> None:
+    def __init__(self, detail: str, failure: Failure, *, silent: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.failure = failure
+        self.silent = silent  # cut at its bound: the remote accepted and said nothing
 
 
 @dataclass
@@ -61,6 +68,9 @@ class Retry:
       floor_s: the least one try waits for a silent remote (`remote.timeout_s`, deadline.py).
       ends: when the call in progress (or the last) runs out of time, on `clock` (`left`).
       calls: main-thread calls in progress (a signal handler may raise `Interrupted` then).
+      try_s: when set, the bound of each try on a silent remote, whatever its call has left
+        (deadline.try_bound): `waited_on`'s floor, or a worker loop's slice (remote/link.py).
+      silence_ends: a try cut by silence ends the call (`waited_on`).
     """
 
     retry_for_s: float = DEFAULT_FOR_S
@@ -73,6 +83,26 @@ class Retry:
     floor_s: float = ANSWER_S
     ends: float = float("inf")
     calls: int = 0
+    try_s: float | None = None
+    silence_ends: bool = False
+
+    def waited_on(self) -> None:
+        """A person waits on these calls: each try waits `floor_s`, and silence ends the call."""
+        self.try_s = self.floor_s
+        self.silence_ends = True
+
+    @contextmanager
+    def patient(self) -> Iterator[None]:
+        """Within: tries wait what their call has left, at least `floor_s` (not `try_s`).
+
+        A worker's result push: a slow but alive server may take a while over a big push.
+        """
+        before = self.try_s
+        self.try_s = None
+        try:
+            yield
+        finally:
+            self.try_s = before
 
     def run(self, call: Callable[[], _R], on_retry: Callable[[Unreachable], None] | None = None,
             ) -> _R:  # fmt: skip
@@ -95,6 +125,12 @@ class Retry:
         finally:
             self.calls -= main
 
+    def gave_up(self, exc: Unreachable) -> str:
+        """What to add to the last failure's line: how long the call kept trying (if it did)."""
+        if exc.silent and self.silence_ends:
+            return ""  # its own words say it: no answer within the try's bound
+        return f" (gave up after {self.limit:g} s)"
+
     def left(self) -> float:
         """The time the call in progress may still spend (its tries are bounded by it)."""
         return max(0.0, self.ends - self.clock())
@@ -106,7 +142,7 @@ class Retry:
             try:
                 return call()
             except Unreachable as exc:
-                if exc.failure is not Failure.TRANSIENT:
+                if exc.failure is not Failure.TRANSIENT or (exc.silent and self.silence_ends):
                     raise
                 wait = self.rng.uniform(step / 2, step)
                 if self.clock() - start + wait > limit:

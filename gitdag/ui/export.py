@@ -170,15 +170,29 @@ def export_data(store: StateStore, window: int = HISTORY_VERSIONS) -> dict[str, 
     }
 
 
-def export(store: StateStore, target: Path, window: int = HISTORY_VERSIONS) -> Path:
+def check_target(target: Path) -> None:
+    """Refuse an export directory that exists and holds files.
+
+    Raises:
+      InputError: `target` exists and is not an empty directory.
+    """
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(f"--export {target}: exists and is not an empty directory")
+
+
+def export(store: StateStore, target: Path, window: int = HISTORY_VERSIONS,
+           source: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """Write the static copy into `target` (new or empty) and return its index.html.
+
+    `source`: which graph this is (the page's `source` object, shown in its bar: export_source.py).
 
     Raises:
       InputError: `target` exists and holds files.
     """
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise InputError(f"--export {target}: exists and is not an empty directory")
+    check_target(target)
     payload = export_data(store, window)
+    if source is not None:
+        payload["graph"]["source"] = source
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC, target / "static", ignore=shutil.ignore_patterns("index.html"))
     # `</` inside a JSON string would end the script element early; `<\/` reads the same in JS.

@@ -6,6 +6,7 @@ tracking ref (`refs/gitdag/remotes/<remote>/state`): fetched at start and then i
 background (every `POLL_S`, doubling up to `POLL_MAX_S` while nothing changes), each fetch
 bounded as `gitdag status`'s is. Until a fetch has succeeded the page shows this clone's
 `dagain/state` with a warning; a later failure keeps the graph last fetched, with a warning.
+A remote that accepts and says nothing costs one try of `remote.timeout_s` (Retry.waited_on).
 The commits a fetch brings are in the local object store, so history, diffs and node panels read
 them as they read local ones.
 
@@ -39,9 +40,8 @@ from gitdag.store.remote import RemoteState, tracking_ref
 from gitdag.store.state import StateStore
 
 T = TypeVar("T")
-LOOK_TIMEOUT_S = 10.0  # one connection or read of a background fetch (as `gitdag status`)
+# A person waits on both (Retry.waited_on): a remote silent for `remote.timeout_s` ends the call.
 LOOK_RETRY_S = 3.0  # a failing remote is retried this long per fetch, then the page says so
-STEER_TIMEOUT_S = 30.0  # one connection or read while steering
 STEER_RETRY_S = 10.0  # at most (else `remote.retry_for_s`): a person waits on the button
 POLL_S = 2.0
 POLL_MAX_S = 30.0
@@ -62,6 +62,22 @@ class RemoteView(StateStore):
             if rev.startswith(prefix) and (not rest or rest[0] in "~^@"):
                 return super().resolve(self.ref.decode() + rest)
         return super().resolve(rev)
+
+
+def open_waited_on(root: Path, remote: str, cap: float) -> RemoteState:
+    """Open the remote with its calls bounded for a person waiting (Retry.waited_on).
+
+    Failures it answers are retried `cap` s at most (else `remote.retry_for_s`); a remote silent
+    for `remote.timeout_s` ends the call.
+    """
+    state = RemoteState.open(root, remote)
+    try:
+        bounds = load_settings(root / ".dagain").remote
+        state.retry_for(min(float(bounds.retry_for_s), cap), float(bounds.timeout_s))
+    except GitdagError:
+        state.retry_for(cap)  # a broken config: the defaults (`gitdag status` says why)
+    state.retry.waited_on()
+    return state
 
 
 def _said(info: dict[str, Any]) -> dict[str, Any]:
@@ -112,18 +128,14 @@ class RemoteSource:
 
     # --- the remote thread ---------------------------------------------------------------------
 
-    def _retry_s(self, cap: float) -> float:
-        try:
-            return min(float(load_settings(self.root / ".dagain").remote.retry_for_s), cap)
-        except GitdagError:
-            return cap
+    def _open(self, cap: float) -> RemoteState:
+        return open_waited_on(self.root, self.remote, cap)
 
     def look(self) -> None:
         """Fetch the remote's graph and update `info` (a failure is a warning in it)."""
         try:
             if self._state is None:
-                self._state = RemoteState.open(self.root, self.remote, timeout_s=LOOK_TIMEOUT_S)
-                self._state.retry_for(self._retry_s(LOOK_RETRY_S))
+                self._state = self._open(LOOK_RETRY_S)
             head = self._state.fetch()
         except UNREACHED as exc:
             self._drop()
@@ -151,9 +163,8 @@ class RemoteSource:
             self._state = None
 
     def _steer(self, fn: Callable[[StateStore], T]) -> T:
-        state = RemoteState.open(self.root, self.remote, timeout_s=STEER_TIMEOUT_S)
+        state = self._open(STEER_RETRY_S)
         try:
-            state.retry_for(self._retry_s(STEER_RETRY_S))
             state.fetch()
             result = fn(SteeringStore(state))
         finally:
