@@ -284,7 +284,13 @@ class RemoteState(CasPushes):
         Raises:
           RemoteError: the remote cannot be reached, or git reports no ref at all.
         """
-        return self.transport.push(updates, atomic=atomic, objects=objects)
+        if self.retry.silence_ends:  # a person waits: one bounded try (transport/retry.py)
+            return self.transport.push(updates, atomic=atomic, objects=objects)
+        # In a worker's loop a look waits its slice, but a push keeps the floor: a push cut
+        # after its commands went is uncertain and costs a read-back, and a claim lost that way
+        # under load lapses into a second attempt of its node.
+        with self.retry.patient():
+            return self.transport.push(updates, atomic=atomic, objects=objects)
 
     def _identity(self) -> tuple[str, str]:
         if self._author is None:
