@@ -224,3 +224,59 @@ def test_on_a_worker_the_next_attempt_after_a_wait_finds_its_ignored_files(
     assert remote.integrations("api") == 1
     assert not cache.parent.parent.exists()  # done: its worktree went
     remote.validate()
+
+
+def test_kill_9_of_a_worker_while_the_node_waits_keeps_its_worktree(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    packets = tmp_path / "api-{attempt}.json"
+    flag = tmp_path / "hung"
+    cache = tmp_path / "w0" / ".dagain" / "local" / "worktrees" / "api" / "build" / "cache.bin"
+    remote = remote_loops(
+        tmp_path, daemons, [{"id": "api", "title": "the api", "retry": TWO}],
+        {"api": api_behaviour(packets),
+         "gen-schema": gen_schema(hang_at=0, hang_flag=str(flag))},
+    )  # fmt: skip
+    proc = remote.start()
+    try:
+        wait_for(flag.exists, "gen-schema to start")
+        assert cache.is_file()  # kept while api waits
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    code, err = remote.work()  # this clone's next worker gives gen-schema back, runs it again
+    assert code == 0, err
+    assert kinds(remote.log, "gen-schema").count("start") == 2
+    second = [r.kind for r in remote.log.rows("api") if r.attempt == 2]
+    assert "cache-hit" in second, second
+    api = remote.node("api")
+    assert api.status is Status.DONE and api.attempts - api.attempt_base == 1
+    assert {"api-a1.txt", "api-a2.txt", "schema.txt"} <= remote.landed()
+    remote.validate()
+
+
+def test_a_kept_worktree_moved_off_its_branch_gives_way_to_a_fresh_checkout(
+    loops: LoopProject,
+) -> None:
+    gen = {**GEN, "retry": {"max_attempts": 1, "backoff_s": 0}}
+    api = api_behaviour(loops.tmp / "api-{attempt}.json")
+    api["results"] = [
+        {"status": "needs", "needs": [gen]},
+        {"status": "success", "summary": "api built on the schema"},
+    ]
+    later = {"status": "success", "outputs": {"schema": "v1"}}
+    loops.plan(
+        [{"id": "api", "title": "the api", "retry": TWO}],
+        {"api": api, "gen-schema": {"results": [{"status": "fail"}, later]}},
+    )
+    assert loops.gitdag("run").code != 0  # gen-schema failed once: api waits for it
+    assert (kept(loops) / "build" / "cache.bin").is_file()
+    git(kept(loops), "checkout", "-q", "--detach")  # someone moved the kept checkout
+    assert loops.gitdag("retry", "gen-schema").code == 0
+    res = loops.gitdag("run")
+    assert res.code == 0, res.err
+    second = [r.kind for r in loops.rows("api") if r.attempt == 2]
+    assert "cache-miss" in second, second  # not reused: a fresh checkout of the carried head
+    assert git(loops.root, "show", "dagain/integration:api-a1.txt") == "attempt 1\n"
+    assert git(loops.root, "show", "dagain/integration:api-a2.txt") == "attempt 2\n"
+    assert loops.show("api")["status"] == "done"
