@@ -16,6 +16,7 @@ from gitdag import crash
 from gitdag.attempts import loops
 from gitdag.attempts.holds import EnvHold, classify_error
 from gitdag.attempts.scratch import ScratchPool
+from gitdag.attempts.waiting import Waiting
 from gitdag.config import RunnerConfig, Settings
 from gitdag.core import agent_loops
 from gitdag.core.judging import PoolRules
@@ -89,6 +90,7 @@ class Launcher:
         self.runs = self.local / "runs"
         self.worktrees = Worktrees(paths.root, paths.git_dir, self.local)
         self.scratch = ScratchPool(self.worktrees)
+        self.waiting = Waiting(self.worktrees)  # worktrees kept while their node waits (`needs`)
         self.git_dir = paths.git_dir
         # Nodes whose finished work waits uncommitted in its worktree (a full disk): the one
         # case where a merging node still needs its checkout.
@@ -149,8 +151,11 @@ class Launcher:
         code = node.changes_code()
         base = branch = slot = None
         if code:
-            resume = loops.carried_work(node)
-            info = self.worktrees.create(node.id, target, resume=resume, keep=same)
+            # After a `needs` wait: the worktree it left here, if still usable (waiting.py).
+            info = None if same else self.waiting.take(node, target)
+            if info is None:
+                resume = loops.carried_work(node)
+                info = self.worktrees.create(node.id, target, resume=resume, keep=same)
             cwd, base, branch = info.path, info.base, info.branch
         else:
             slot, cwd = self.scratch.acquire(target)
@@ -345,6 +350,17 @@ class Launcher:
         """An agent loop goes on: its scratch slot goes back, its worktree stays as it was left."""
         if prepared.slot is not None:
             self.scratch.release(prepared.slot)
+
+    def keep_waiting(self, prepared: Prepared, snap: Snapshot) -> bool:
+        """A `needs` was committed: keep the worktree for the node's next attempt (waiting.py).
+
+        False (release it as usual) for a node without a worktree, or whose leftovers could not
+        be committed (a full disk: they are not on the carried head).
+        """
+        node_id = prepared.node_id
+        if not prepared.code or node_id in self.uncommitted or node_id not in snap.nodes:
+            return False
+        return self.waiting.keep(self.store.node(snap, node_id))
 
     def release(
         self, prepared: Prepared, *, keep_branch: bool = True, keep_worktree: bool = False

@@ -31,7 +31,7 @@ from gitdag.attempts.launching import Launcher, Prepared, Settled
 from gitdag.attempts.port import CommitPort, NodeOp, Outcome, give_back, on_node
 from gitdag.attempts.progress import Progress
 from gitdag.core import agent_loops, judging
-from gitdag.core.agent_loops import ITERATE_VERB
+from gitdag.core.agent_loops import DEFER_VERB, ITERATE_VERB
 from gitdag.core.model import ErrorKind, Node, Status, Work
 from gitdag.core.results import RunnerResult
 from gitdag.core.transitions import Rejected, Transition
@@ -166,6 +166,10 @@ class Attempts:
         if running is not None:
             if outcome.transition.verb == ITERATE_VERB:  # an agent loop: its next iteration
                 return self._next_iteration(running, snap)
+            if outcome.transition.verb == DEFER_VERB and self.launcher.keep_waiting(
+                running.prepared, snap
+            ):
+                return snap  # `needs`: its worktree waits with it (attempts/waiting.py)
             self._entered(running, snap)
         return snap
 
@@ -248,7 +252,11 @@ class Attempts:
     # --- watching -----------------------------------------------------------------------------
 
     def honour(self, snap: Snapshot, why: str) -> None:
-        """Stop runners whose node is no longer running their attempt (cancel, reset, reclaim)."""
+        """Stop runners whose node is no longer running their attempt (cancel, reset, reclaim).
+
+        And remove the worktrees kept for nodes that no longer wait (attempts/waiting.py).
+        """
+        self.launcher.waiting.sweep(self.port.store, snap)
         for running in list(self.running.values()):
             if running.stopped:
                 continue

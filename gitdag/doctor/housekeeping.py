@@ -7,10 +7,12 @@ repair of the checkout), not in supervisor/, which never calls it.
 from __future__ import annotations
 
 from gitdag.attempts.lock import SupervisorLock
+from gitdag.attempts.waiting import waiting_nodes
 from gitdag.config import load_settings
 from gitdag.core.model import Status
 from gitdag.store.state import StateStore
 from gitdag.workspace.gc import GcReport, gc
+from gitdag.workspace.worktrees import Worktrees
 
 
 def collect_garbage(
@@ -27,6 +29,9 @@ def collect_garbage(
     # Holding the supervisor lock for the duration: a running supervisor's scratch checkouts and
     # worktrees are never pulled from under it (a second `run` meanwhile exits with code 4).
     with SupervisorLock(store.paths.ensure_local(), store.paths.git_dir):
+        # A node waiting for what it `needs` keeps its worktree and branch for its next attempt.
+        live |= waiting_nodes(store, snap, Worktrees(store.paths.root, store.paths.git_dir,
+                                                     store.paths.local))  # fmt: skip
         return gc(
             store.paths.root,
             store.paths.git_dir,

@@ -7,28 +7,32 @@ import time
 from pathlib import Path
 
 from gitdag.attempts.lock import SupervisorLock
+from gitdag.attempts.waiting import waiting_nodes
 from gitdag.core.model import Status
 from gitdag.doctor.findings import Finding
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
 from gitdag.workspace.advance import Leftover, find_leftovers, settle
 from gitdag.workspace.gitcli import run_git
-from gitdag.workspace.worktrees import SCRATCH_PREFIX
+from gitdag.workspace.worktrees import SCRATCH_PREFIX, Worktrees
 
 LOOSE_OBJECTS_LIMIT = 5000  # git's own `gc.auto` threshold is 6700
 TRASH_STALE_S = 60.0  # a background `rm -rf` of a checkout takes well under this
 
 
 def check_worktrees(store: StateStore, snap: Snapshot, supervisor: str | None) -> list[Finding]:
-    """Node worktrees of nodes that are neither running nor merging; half-deleted checkouts."""
+    """Worktrees of nodes neither running, merging nor waiting; half-deleted checkouts."""
     local = store.paths.local
     found: list[Finding] = []
     wt_dir = local / "worktrees"
     live = {Status.RUNNING, Status.MERGING}
     left = []
     if wt_dir.is_dir():
+        # A node waiting for what it `needs` keeps its worktree (attempts/waiting.py).
+        worktrees = Worktrees(store.paths.root, store.paths.git_dir, local)
+        waiting = waiting_nodes(store, snap, worktrees)
         for entry in sorted(wt_dir.iterdir()):
-            if entry.name.startswith(SCRATCH_PREFIX):
+            if entry.name.startswith(SCRATCH_PREFIX) or entry.name in waiting:
                 continue
             node = snap.nodes.get(entry.name)
             if node is None or node.status not in live:

@@ -13,14 +13,15 @@ commit on `dagain/state` (lease on the head), and the deletion of every member's
 back and the group is merged again on the new tip.
 
 A conflict or a failing check sends the members back as `gitdag run` does
-(`attempts/group_outcomes.py`): only the members involved spend an attempt.
+(`attempts/group_outcomes.py`): only the members involved spend an attempt. A group that cannot
+proceed (a branch the remote does not give, git trouble, a refused push) stays merging, says why
+once and is tried again at a backoff (`attempts/group_waits.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,10 @@ from typing import TYPE_CHECKING
 
 from gitdag import crash
 from gitdag.attempts import group_outcomes
+from gitdag.attempts.group_waits import GroupWaits
 from gitdag.core import groups
 from gitdag.core.model import Status
-from gitdag.errors import ENVIRONMENT_ERRORS, RemoteError, StaleSnapshotError
+from gitdag.errors import ENVIRONMENT_ERRORS, RemoteError, RemoteUnreachable, StaleSnapshotError
 from gitdag.remote.landing import land
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
@@ -40,8 +42,6 @@ from gitdag.workspace.groups import GroupResult, Member, integrate_group
 
 if TYPE_CHECKING:
     from gitdag.remote.merging import RemoteMerges
-
-RETRY_S = 2.0  # a group that could not be integrated (git trouble, a dirty checkout) waits this
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RemoteGroups:
         self.worker = merges.worker
         self.job: _Job | None = None
         self.mine: set[str] = set()  # grouped members this worker produced
-        self._not_before: dict[str, float] = {}
+        self.waits = GroupWaits(self.worker.progress)  # groups that cannot proceed now
 
     def running(self) -> bool:
         """A group's git work is under way (the local target must not be moved meanwhile)."""
@@ -101,7 +101,7 @@ class RemoteGroups:
         names = sorted({g for nid in merging if (g := snap.nodes[nid].group) is not None})
         for name in names:
             ready = groups.readiness(snap.nodes, name)
-            if ready.waiting is not None or time.monotonic() < self._not_before.get(name, 0.0):
+            if ready.waiting is not None or not self.waits.due(name):
                 continue
             if not self._ours(snap, ready.merging):
                 continue
@@ -124,14 +124,21 @@ class RemoteGroups:
         nodes = [w.store.node(snap, nid) for nid in ids]
         if any(n.work is None or n.work.head is None for n in nodes):
             return False  # a member without its branch recorded: nothing to merge yet
-        try:
-            for node in nodes:
-                assert node.work is not None and node.work.head is not None
+        for node in nodes:
+            assert node.work is not None and node.work.head is not None
+            try:
                 self.merges.bring_branch(node.work.branch, node.work.head)
-        except RemoteError as exc:
-            w.progress.error(f"group {name}: a member's branch cannot be fetched: {exc}")
-            self._not_before[name] = time.monotonic() + RETRY_S
-            return False
+            except RemoteUnreachable as exc:  # the network, not the members: nothing is spent
+                self.waits.wait(name, "unreachable", f"group {name}: merge waits for the remote: "
+                                f"{node.id}'s branch {node.work.branch} could not be fetched "
+                                f"({exc})", error=False)  # fmt: skip
+                return False
+            except RemoteError as exc:
+                self.waits.wait(name, "fetch", f"group {name}: {node.id}'s branch "
+                                f"{node.work.branch} cannot be fetched: {exc}")  # fmt: skip
+                return False
+        self.waits.gone(name, "unreachable")
+        self.waits.gone(name, "fetch")
         heads = {n.id: n.work.head for n in nodes if n.work is not None and n.work.head}
         for head in heads.values():
             self.merges.remember(head)
@@ -169,8 +176,7 @@ class RemoteGroups:
             result = job.future.result()
         except ENVIRONMENT_ERRORS as exc:  # git trouble, no merge outcome: say it, try later
             self._rollback(job, None)
-            w.progress.error(f"group {job.group}: cannot merge: {exc}")
-            self._not_before[job.group] = time.monotonic() + RETRY_S
+            self.waits.wait(job.group, "git", f"group {job.group}: cannot merge: {exc}")
             return
         if result.status in ("merged", "already_merged") and result.merged:
             self._land(job, result)
@@ -179,9 +185,9 @@ class RemoteGroups:
         if result.status in ("conflict", "check_failed"):
             self._send_back(job, result)
         elif result.status == "target_checked_out_dirty":
-            w.progress.error(f"group {job.group} waits: {result.output_tail}")
-            self._not_before[job.group] = time.monotonic() + RETRY_S
+            self.waits.wait(job.group, "dirty", f"group {job.group} waits: {result.output_tail}")
         else:
+            self.waits.done(job.group)
             w.progress.event(f"group {job.group}: not integrated ({result.output_tail})")
 
     def _land(self, job: _Job, result: GroupResult) -> None:
@@ -201,19 +207,25 @@ class RemoteGroups:
             who=f"group {job.group}", rollback=lambda: self._rollback(job, result), worker=w,
         )  # fmt: skip
         if landing.committed is not None:
+            self.waits.done(job.group)
             w.announce(landing.committed.transition)
             for nid in job.attempts:
                 self.mine.discard(nid)
                 w.launcher.after_merge(nid, integrated=True)
         elif landing.refused is not None:
             exc = landing.refused
-            w.progress.error(f"group {job.group}: the remote refused {exc.ref}: {exc.reason}")
-            self._not_before[job.group] = time.monotonic() + RETRY_S
+            self.waits.wait(
+                job.group,
+                "refused",
+                f"group {job.group}: the remote refused {exc.ref}: {exc.reason}",
+            )
         elif landing.kind == "moved_on":  # a member moved on
+            self.waits.done(job.group)
             w.progress.event(f"group {job.group}: not recorded ({landing.outcome})")
 
     def _send_back(self, job: _Job, result: GroupResult) -> None:
         w = self.worker
+        self.waits.done(job.group)
         for nid, attempt in job.attempts.items():
             compute = group_outcomes.sent_back(w.store, job.group, nid, attempt, result,
                                                w.launcher.pool_rules)  # fmt: skip

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from gitdag.attempts import loops
+from gitdag.attempts.waiting import waiting_nodes
 from gitdag.core import lifecycle
 from gitdag.core.model import Node, Status
 from gitdag.core.transitions import Rejected, Transition
@@ -143,22 +144,24 @@ def _launcher_alive(pid: int, start_ticks: int | None) -> bool:
 
 
 def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
-    """Remove the worktrees of nodes that are neither running nor merging; return their ids.
+    """Remove the worktrees of nodes neither running, merging nor waiting; return their ids.
 
     A crash between a node's last transition and the removal of its worktree (after a merge, or
     a conflict that used up its attempts) would leave the checkout forever: nothing else removes
     the worktree of a node that never runs again (found by bench/crash.py). The branch goes too
     when the node's work is integrated, as after a merge; otherwise whatever the attempt left
     uncommitted is committed on it first, and it stays for inspection (as after a failure).
+    A node waiting for what it `needs` keeps its worktree for its next attempt (waiting.py).
     """
     worktrees = sup.launcher.worktrees
     worktrees.empty_trash()  # what a crash left between moving a checkout and deleting it
     removed = _integrated_branches(sup, snap)
     if not worktrees.dir.is_dir():
         return removed
+    waiting = waiting_nodes(sup.store, snap, worktrees)
     for entry in sorted(worktrees.dir.iterdir()):
         node_id = entry.name
-        if node_id.startswith(SCRATCH_PREFIX):
+        if node_id.startswith(SCRATCH_PREFIX) or node_id in waiting:
             continue
         summary = snap.nodes.get(node_id)
         if summary is not None and summary.status in (Status.RUNNING, Status.MERGING):

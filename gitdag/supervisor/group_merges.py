@@ -3,12 +3,13 @@
 Members of a group (`group:` on the node) leave the single-node queue: the group waits until
 every member is `merging` (or done), then one integration (`workspace.groups`) merges them all on
 the merge thread, and its landing records every member's `merge` in the same ref transaction as
-the target's advance. A refused group sends its members back, each in its own commit.
+the target's advance. A refused group sends its members back, each in its own commit. One that
+cannot proceed (git trouble, a target checkout with changes) says why once and is tried again at
+a backoff (`attempts/group_waits.py`).
 """
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from gitdag import crash
 from gitdag.attempts import group_outcomes
+from gitdag.attempts.group_waits import GroupWaits
 from gitdag.core import groups
 from gitdag.core.model import Status
 from gitdag.core.transitions import Rejected
@@ -29,8 +31,6 @@ from gitdag.workspace.groups import GroupResult, Member, integrate_group
 
 if TYPE_CHECKING:
     from gitdag.supervisor.merging import LocalMerges
-
-RETRY_S = 2.0  # a group whose target could not move (a dirty checkout) is tried again after this
 
 
 @dataclass
@@ -49,7 +49,7 @@ class GroupMerges:
         self.sup = merges.sup
         self.job: _Job | None = None
         self.waiting: dict[str, str] = {}  # group -> why it waits (for the final report)
-        self._not_before: dict[str, float] = {}
+        self.waits = GroupWaits(self.sup.progress)  # groups that cannot proceed now
         # The last split of the queue, and the state head it was made on: the loop asks every
         # 20 ms while a merge runs, and re-reading a long queue each time costs its length.
         self._seen: str | None = None
@@ -93,7 +93,7 @@ class GroupMerges:
             if ready.waiting is not None:
                 self.waiting[name] = ready.waiting
                 continue
-            if time.monotonic() < self._not_before.get(name, 0.0):
+            if not self.waits.due(name):
                 continue
             self._start(snap, name, ready.merging)
             return
@@ -138,8 +138,7 @@ class GroupMerges:
         try:
             result = job.future.result()
         except ENVIRONMENT_ERRORS as exc:  # git trouble, no merge outcome: say it, try later
-            self.sup.progress.error(f"group {job.group}: cannot merge: {exc}")
-            self._not_before[job.group] = time.monotonic() + RETRY_S
+            self.waits.wait(job.group, "git", f"group {job.group}: cannot merge: {exc}")
             return self.sup.store.snapshot()
         return self._record(job, result)
 
@@ -157,6 +156,8 @@ class GroupMerges:
 
     def _record(self, job: _Job, result: GroupResult) -> Snapshot:
         sup = self.sup
+        if result.status != "target_checked_out_dirty":
+            self.waits.done(job.group)  # it landed, was sent back or moved on
         if result.status == "merged" and result.recorded:
             for nid in job.attempts:
                 sup.launcher.after_merge(nid, integrated=True)
@@ -169,8 +170,7 @@ class GroupMerges:
         elif result.status in ("conflict", "check_failed"):
             self._send_back(job, result)
         elif result.status == "target_checked_out_dirty":
-            sup.progress.error(f"group {job.group} waits: {result.output_tail}")
-            self._not_before[job.group] = time.monotonic() + RETRY_S
+            self.waits.wait(job.group, "dirty", f"group {job.group} waits: {result.output_tail}")
         else:
             sup.progress.event(f"group {job.group}: not integrated ({result.output_tail})")
         return sup.store.snapshot()

@@ -7,9 +7,11 @@ until (continue while the counter is below it, then succeed), write (true: write
 first time only - the flag file records it - sleep for a minute), write_attempt (true: write
 `<node>-a<attempt>.txt`), sleep_at (at that counter, every time, sleep for two minutes), cache
 (true: iteration 1 writes the git-ignored `build/cache.bin`; later iterations log `cache-hit` or
-`cache-miss`), files (a list of {path: text}, one per attempt), results (a list of result
-objects, one per attempt, the last repeated), copy_packet (path: copy the JSON packet there,
-`{attempt}` replaced).
+`cache-miss`), cache_attempts (true: every run logs `cache-hit` if the git-ignored
+`build/cache.bin` is in the worktree, else `cache-miss` and writes it), probe (paths: each run
+logs `has:<path>` or `lacks:<path>`), files (a list of {path: text}, one per attempt), results
+(a list of result objects, one per attempt, the last repeated), copy_packet (path: copy the
+JSON packet there, `{attempt}` replaced).
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ def main() -> int:
             cache.write_bytes(b"made in iteration 1\n")
         else:
             log("cache-hit" if cache.is_file() else "cache-miss")
+    if entry.get("cache_attempts"):
+        cache = pathlib.Path("build/cache.bin")
+        log("cache-hit" if cache.is_file() else "cache-miss")
+        if not cache.is_file():
+            cache.parent.mkdir(exist_ok=True)
+            cache.write_bytes(f"made in attempt {attempt}\n".encode())
+    for path in entry.get("probe", ()):
+        log(("has:" if pathlib.Path(path).exists() else "lacks:") + path)
     if n == entry.get("sleep_at"):
         time.sleep(120)
     flag = entry.get("hang_flag")
