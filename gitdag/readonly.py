@@ -12,26 +12,24 @@ to messages and exit codes for both (spec §9), so the output is the same either
 
 from __future__ import annotations
 
-import datetime as dt
-import errno
-import json
 import os
 import sys
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from gitdag.core import render
-from gitdag.errors import GitdagError
+from gitdag.core.render import duration
 
+# A warm `status` or `ready` prints what the report cache kept (store/reportcache.py) after
+# reading one ref and one small file; everything else is imported where it is used, so that
+# path costs little more than the interpreter (issue 18 part 5; tests/cli/test_fast_start.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterator
+    from typing import Any
+
     from gitdag.store.history import AttemptTime
     from gitdag.store.snapshot import Snapshot
     from gitdag.store.state import StateStore
-
-# No space, quota, read-only file system, permission: what the repository's storage refuses.
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def _echo(text: str, *, nl: bool = True, err: bool = False) -> None:
@@ -43,6 +41,8 @@ def _echo(text: str, *, nl: bool = True, err: bool = False) -> None:
 
 
 def _echo_json(data: Any) -> None:
+    import json
+
     _echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
@@ -79,7 +79,7 @@ def print_status(report: dict[str, Any], *, as_json: bool) -> None:
         f"{r['id']} (attempt {r['attempt']}"
         + (f", iteration {r['iteration']}" if r.get("iteration", 1) > 1 else "")
         + f", {r['worker']}"
-        + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
+        + (f", {duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
         + ")"
         for r in report["running"]
     ]
@@ -126,7 +126,9 @@ def status(*, as_json: bool) -> bool:
     with open_store() as store:
         if graph_remote(store) is not None:
             return False
-        report = actions.status(store)
+        now = store.clock()
+        report = actions.status(store, now)
+        _keep(store, report["head"], now, report["ready"], report)
     print_status({**report, "graph": LOCAL} if as_json else report, as_json=as_json)
     return True
 
@@ -140,12 +142,102 @@ def ready(*, as_json: bool) -> None:
 
     with open_store() as store:
         snap = store.snapshot()
-        ids = graph.ready(snap.nodes, store.clock(), paused=snap.graph_summary.paused)
+        now = store.clock()
+        ids = graph.ready(snap.nodes, now, paused=snap.graph_summary.paused)
+        if snap.head is not None:
+            _keep(store, snap.head, now, ids, None)
+    _print_ready(ids, as_json=as_json)
+
+
+def _print_ready(ids: list[str], *, as_json: bool) -> None:
     if as_json:
         _echo_json(ids)
     else:
         for nid in ids:
             _echo(nid)
+
+
+# --- the report cache: a warm status or ready without the store ---------------------------------
+
+
+def _keep(
+    store: StateStore,
+    head: str,
+    now: dt.datetime,
+    ready_ids: list[str],
+    report: dict[str, Any] | None,
+) -> None:
+    # What this run computed at `head`, for the next status or ready at the same head.
+    from gitdag.store import reportcache
+
+    nodes = store.snapshot_of(head).nodes  # the snapshot just computed: nothing is read
+    until = reportcache.valid_until(nodes, now)
+    reportcache.save(store.paths.local, store.ref, head=head, now=now, until_us=until,
+                     ready=ready_ids, report=report)  # fmt: skip
+
+
+def quick(command: str, *, as_json: bool) -> bool:
+    """Print `status` or `ready` from the report cache when it holds the head's: True if done.
+
+    Reads the state ref and the cache file without opening the repository (store/gitfiles.py);
+    anything it cannot tell cheaply (a graph remote, proposal branches, a repository or cache
+    it does not read) returns False, and the command runs through the store.
+    """
+    kept = _kept(command)
+    if kept is None:
+        return False
+    if command == "ready":
+        _print_ready(kept["ready"], as_json=as_json)
+        return True
+    report = kept["report"]
+    if as_json:
+        from gitdag.graph_remote import LOCAL
+
+        report = {**report, "graph": LOCAL}
+    print_status(report, as_json=as_json)
+    return True
+
+
+def _kept(command: str) -> dict[str, Any] | None:
+    import time
+
+    from gitdag.store import gitfiles, reportcache
+    from gitdag.store.where import PROPOSAL_BRANCH_PREFIX, STATE_REF, local_dir
+
+    try:
+        found = gitfiles.locate(".")
+        if found is None:
+            return None
+        root, git_dir = found
+        head = gitfiles.read_ref(git_dir, STATE_REF.decode())
+        if head is None:
+            return None
+        local = local_dir(root, git_dir, bare=False)
+        kept = reportcache.load(local, STATE_REF, head, int(time.time()))
+        if kept is None or command == "ready":
+            return kept
+        report = kept["report"]
+        proposals = gitfiles.has_refs_under(git_dir, f"refs/heads/{PROPOSAL_BRANCH_PREFIX}")
+        if report is None or proposals is not False or _may_name_remote(root):
+            return None
+        from gitdag.store import localholds
+
+        report["start_holds"] = localholds.read(local)
+    except Exception:
+        return None  # the store reads it, and says what is wrong if anything is
+    return kept
+
+
+def _may_name_remote(root: str) -> bool:
+    # graph_remote.py looks for `^remote\s*:` in `.dagain/config.yaml` (read with universal
+    # newlines); any line starting with `remote` makes the store's path ask it. (The upstream
+    # of dagain/state is in the git config, which gitfiles reads as not plain.)
+    try:
+        with open(os.path.join(root, ".dagain", "config.yaml"), "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return data.startswith(b"remote") or b"\nremote" in data or b"\rremote" in data
 
 
 # --- show ---------------------------------------------------------------------------------------
@@ -186,11 +278,11 @@ def show(node_id: str, *, as_json: bool) -> None:
         parts = []
         for a in timing["attempts"]:
             if a["seconds"] is None:
-                parts.append(f"{a['attempt']} running {render.duration(a['elapsed_s'])}")
+                parts.append(f"{a['attempt']} running {duration(a['elapsed_s'])}")
             else:
-                parts.append(f"{a['attempt']} {a['ended_by']} {render.duration(a['seconds'])}")
+                parts.append(f"{a['attempt']} {a['ended_by']} {duration(a['seconds'])}")
         _echo("# attempts: " + ", ".join(parts))
-        _echo(f"# total: {render.duration(timing['total_s'])} over "
+        _echo(f"# total: {duration(timing['total_s'])} over "
                    f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
     if local:
         _echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
@@ -239,6 +331,10 @@ def failure(exc: Exception) -> int:
     A GitdagError carries its code; a full disk or a read-only repository is the environment,
     not the input (exit 2, naming the path); anything else is a bug: exit 3, traceback logged.
     """
+    import errno
+
+    from gitdag.errors import GitdagError
+
     if isinstance(exc, GitdagError):
         _echo(f"gitdag: error: {exc}", err=True)
         return exc.exit_code
@@ -248,7 +344,9 @@ def failure(exc: Exception) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+    # No space, quota, read-only file system, permission: what the repository's storage refuses.
+    storage = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+    if isinstance(exc, OSError) and exc.errno in storage:
         # Objects and refs are written before the ref moves, so nothing half-written is visible
         # (docs/input-rules.md).
         where = f"{exc.filename}: " if exc.filename else ""
@@ -261,8 +359,10 @@ def failure(exc: Exception) -> int:
 
 def crash_log() -> str:
     """Write the traceback being handled to `.dagain/local/logs/` (or the temp dir): its path."""
+    import datetime as dt
     import tempfile
     import traceback
+    from pathlib import Path
 
     text = traceback.format_exc()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -328,7 +428,9 @@ def fast_main(argv: list[str]) -> int | None:
         try:
             if directory:
                 os.chdir(directory)
-            if command == "status":
+            if command != "show" and quick(command, as_json=as_json):
+                pass
+            elif command == "status":
                 if not status(as_json=as_json):
                     os.chdir(start)  # click runs the whole command line again, -C included
                     gc.enable()
