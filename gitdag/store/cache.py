@@ -235,8 +235,8 @@ class IndexCache:
                 data: dict[str, Any] = pickle.load(fh)
         except Exception:
             return None
-        if data.get("format") != _INDEX_FORMAT:
-            return None
+        if not isinstance(data, dict) or data.get("format") != _INDEX_FORMAT:
+            return None  # another version's, or not ours at all: read the tree instead
         snap = data.get("snapshot")
         if not isinstance(snap, Snapshot):
             return None
