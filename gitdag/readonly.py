@@ -24,9 +24,10 @@ from gitdag.core.render import duration
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from typing import Any
 
+    from gitdag.core.summary import NodeSummary
     from gitdag.store.history import AttemptTime
     from gitdag.store.snapshot import Snapshot
     from gitdag.store.state import StateStore
@@ -139,13 +140,15 @@ def status(*, as_json: bool) -> bool:
 def ready(*, as_json: bool) -> None:
     """`gitdag ready`: the nodes that may start now, in claim order."""
     from gitdag.core import graph
+    from gitdag.store.snapshot import Layered
 
     with open_store() as store:
         snap = store.snapshot()
         now = store.clock()
-        ids = graph.ready(snap.nodes, now, paused=snap.graph_summary.paused)
+        nodes = snap.nodes.flat() if isinstance(snap.nodes, Layered) else snap.nodes
+        ids = graph.ready(nodes, now, paused=snap.graph_summary.paused)
         if snap.head is not None:
-            _keep(store, snap.head, now, ids, None)
+            _keep(store, snap.head, now, ids, None, nodes)
     _print_ready(ids, as_json=as_json)
 
 
@@ -166,11 +169,13 @@ def _keep(
     now: dt.datetime,
     ready_ids: list[str],
     report: dict[str, Any] | None,
+    nodes: Mapping[str, NodeSummary] | None = None,
 ) -> None:
     # What this run computed at `head`, for the next status or ready at the same head.
     from gitdag.store import reportcache
 
-    nodes = store.snapshot_of(head).nodes  # the snapshot just computed: nothing is read
+    if nodes is None:
+        nodes = store.snapshot_of(head).nodes  # the snapshot just computed: nothing is read
     until = reportcache.valid_until(nodes, now)
     reportcache.save(store.paths.local, store.ref, head=head, now=now, until_us=until,
                      ready=ready_ids, report=report)  # fmt: skip

@@ -14,7 +14,6 @@ import gc
 import os
 import pickle
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,6 +245,8 @@ class IndexCache:
         """Replace the cached snapshot (a valid one only: problems are never cached)."""
         if self._path is None or snapshot.problems or snapshot.head is None:
             return
+        import tempfile  # shutil, bz2, lzma: only a writer of the index pays for them
+
         with contextlib.suppress(OSError):
             self._path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".index-")
