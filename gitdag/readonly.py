@@ -25,6 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator, Mapping
+    from pathlib import Path
     from typing import Any
 
     from gitdag.core.summary import NodeSummary
@@ -265,11 +266,7 @@ def show(node_id: str, *, as_json: bool) -> None:
         runs_dir = store.paths.local / "runs"
         local = runs.attempts(runs_dir, node_id)
     timing = _timing(times, now)
-    logs = {
-        "command": f"gitdag logs {node_id}",
-        "dir": str(runs_dir / node_id) if local else None,
-        "attempts": local,
-    }
+    logs = _logs(node_id, runs_dir, local)
     if node is not None:
         from gitdag.core import codec
 
@@ -278,6 +275,18 @@ def show(node_id: str, *, as_json: bool) -> None:
             return
         text = codec.dump(node)
     assert text is not None
+    _print_show(node_id, text, timing, logs)
+
+
+def _logs(node_id: str, runs_dir: Path, local: list[int]) -> dict[str, Any]:
+    return {
+        "command": f"gitdag logs {node_id}",
+        "dir": str(runs_dir / node_id) if local else None,
+        "attempts": local,
+    }
+
+
+def _print_show(node_id: str, text: str, timing: dict[str, Any], logs: dict[str, Any]) -> None:
     _echo(text, nl=False)
     if timing["attempts"]:
         parts = []
@@ -289,8 +298,79 @@ def show(node_id: str, *, as_json: bool) -> None:
         _echo("# attempts: " + ", ".join(parts))
         _echo(f"# total: {duration(timing['total_s'])} over "
                    f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
-    if local:
+    if logs["attempts"]:
         _echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
+
+
+def quick_show(node_id: str) -> bool:
+    """Print `gitdag show NODE_ID` of a file gitdag wrote without opening the repository.
+
+    The head must be one a status or ready of this version read without a problem (the report
+    cache names it), the node's file a canonical one (the parse cache says so) and every object
+    on its path loose; otherwise False, having printed nothing, and `show` reads the store.
+    """
+    found = _quick_node(node_id)
+    if found is None:
+        return False
+    text, timing, logs = found
+    _print_show(node_id, text, timing, logs)
+    return True
+
+
+def _quick_node(node_id: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    import datetime as dt
+
+    from gitdag.core.ids import shard
+    from gitdag.store import gitfiles, reportcache
+    from gitdag.store.cache import ParseCache
+    from gitdag.store.where import STATE_REF, local_dir
+
+    try:
+        place = gitfiles.locate(".")
+        if place is None:
+            return None
+        root, git_dir = place
+        head = gitfiles.read_ref(git_dir, STATE_REF.decode())
+        local = local_dir(root, git_dir, bare=False)
+        if head is None or reportcache.checked_head(local, STATE_REF) != head:
+            return None
+        objects = gitfiles.ObjectReader(git_dir)
+        try:
+            path = f"nodes/{shard(node_id)}/{node_id}.yaml"
+            blob = gitfiles.path_blob(objects, head, path)
+            obj = objects.get(blob) if blob is not None else None
+            cache = ParseCache(os.path.join(local, "cache", "nodes.sqlite"))
+            try:
+                canonical = blob is not None and cache.is_canonical(blob)
+                light = cache.light(blob) if blob is not None and canonical else None
+            finally:
+                cache.close()
+            if obj is None or obj[0] != b"blob" or light is None or light[0].id != node_id:
+                return None
+            text = obj[1].decode()
+            summary = light[0]
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)  # the store's clock (utcnow)
+            times = []
+            if summary.attempts:
+                from gitdag.store import history
+
+                times = history.attempt_times(objects, head, node_id, since=summary.created_at)
+        finally:
+            objects.close()
+        attempts: list[int] = []
+        runs_dir = None
+        if os.path.isdir(os.path.join(local, "runs", node_id)):
+            from pathlib import Path
+
+            from gitdag.runner import runs
+
+            runs_dir = Path(local) / "runs"  # as the store's `paths.local / "runs"`
+            attempts = runs.attempts(runs_dir, node_id)
+    except Exception:
+        return None  # the store reads it, and says what is wrong if anything is
+    logs = _logs(node_id, runs_dir, attempts) if runs_dir is not None else {
+        "command": f"gitdag logs {node_id}", "dir": None, "attempts": attempts}  # fmt: skip
+    return text, _timing(times, now), logs
 
 
 def _stored_text(store: StateStore, snap: Snapshot, node_id: str) -> str | None:
@@ -442,6 +522,8 @@ def fast_main(argv: list[str]) -> int | None:
                     return None
             elif command == "ready":
                 ready(as_json=as_json)
+            elif not as_json and node_id is not None and quick_show(node_id):
+                pass
             else:
                 assert node_id is not None
                 show(node_id, as_json=as_json)

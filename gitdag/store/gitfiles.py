@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # typing costs a quick start a few ms; mypy reads the block
+if TYPE_CHECKING:
+    from dulwich.object_store import DiskObjectStore
+
 # Variables that move where git looks. dulwich's discovery ignores them and git's does not: a
 # quick answer would have to pick one.
 _GIT_ENV = (
@@ -213,3 +217,104 @@ def _component_ok(part: bytes) -> bool:
 
 def _sha(raw: bytes) -> str | None:
     return raw.decode() if len(raw) == 40 and _HEX.issuperset(raw) else None
+
+
+def loose_object(git_dir: str, sha: str) -> tuple[bytes, bytes] | None:
+    """Return (type, content) of a loose object; None when it is not loose (a pack holds it).
+
+    A loose object is `objects/xx/yyyy…`, zlib-compressed `<type> <size>NUL<content>`; one whose
+    header does not match its content is corrupt, and returns None for dulwich to report.
+    """
+    import zlib
+
+    try:
+        with open(os.path.join(git_dir, "objects", sha[:2], sha[2:]), "rb") as fh:
+            raw = zlib.decompress(fh.read())
+    except (OSError, zlib.error):
+        return None
+    header, nul, content = raw.partition(b"\0")
+    kind, space, size = header.partition(b" ")
+    if not nul or not space or not size.isdigit() or int(size) != len(content):
+        return None
+    return kind, content
+
+
+def tree_entry(content: bytes, name: bytes) -> tuple[int, str] | None:
+    """Return (mode, sha) of the entry `name` of a tree object's content, or None."""
+    pos, end = 0, len(content)
+    while pos < end:
+        space = content.find(b" ", pos)
+        nul = content.find(b"\0", space)
+        if space < 0 or nul < 0 or nul + 21 > end:
+            return None  # not a tree dulwich would read either: let it say so
+        if content[space + 1 : nul] == name:
+            return int(content[pos:space], 8), content[nul + 1 : nul + 21].hex()
+        pos = nul + 21
+    return None
+
+
+class ObjectReader:
+    """A repository's objects by sha.
+
+    Loose ones are read from their files; packed ones through dulwich's object store, opened
+    (and imported) on the first object that is not loose.
+    """
+
+    def __init__(self, git_dir: str) -> None:
+        self._git_dir = git_dir
+        self._store: DiskObjectStore | None = None
+
+    @property
+    def object_store(self) -> DiskObjectStore:
+        """Dulwich's store of the same objects (what `store/history.py` walks)."""
+        if self._store is None:
+            from dulwich.object_store import DiskObjectStore
+
+            self._store = DiskObjectStore(os.path.join(self._git_dir, "objects"))
+        return self._store
+
+    def get(self, sha: str) -> tuple[bytes, bytes] | None:
+        """Return (type, content) of an object, or None when there is no such object."""
+        found = loose_object(self._git_dir, sha)
+        if found is not None:
+            return found
+        from dulwich.objects import ObjectID
+
+        try:
+            number, content = self.object_store.get_raw(ObjectID(sha.encode()))
+        except KeyError:
+            return None
+        kind = _KINDS.get(number)
+        return None if kind is None else (kind, content)
+
+    def close(self) -> None:
+        """Close dulwich's store if it was opened."""
+        if self._store is not None:
+            self._store.close()
+
+
+_KINDS = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+
+
+def path_blob(objects: ObjectReader, commit: str, path: str) -> str | None:
+    """Return the blob (hex) at `path` in a commit's tree: None when it is not there.
+
+    A commit or tree that is not what the path needs also returns None (a full reader then
+    says what is wrong); only a regular file (mode 100644) is a blob here.
+    """
+    found = objects.get(commit)
+    if found is None or found[0] != b"commit" or not found[1].startswith(b"tree "):
+        return None
+    sha = found[1][5:45].decode()
+    *dirs, leaf = path.split("/")
+    for part in dirs:
+        tree = objects.get(sha)
+        entry = tree_entry(tree[1], part.encode()) if tree and tree[0] == b"tree" else None
+        if entry is None or entry[0] != 0o40000:
+            return None
+        sha = entry[1]
+    tree = objects.get(sha)
+    entry = tree_entry(tree[1], leaf.encode()) if tree and tree[0] == b"tree" else None
+    if entry is None or entry[0] != 0o100644:
+        return None
+    return entry[1]

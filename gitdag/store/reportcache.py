@@ -115,6 +115,13 @@ def _read(local: str | os.PathLike[str], ref: bytes) -> dict[str, Any] | None:
     return data if data.get("version") == __version__ else None
 
 
+def checked_head(local: str | os.PathLike[str], ref: bytes) -> str | None:
+    """The head whose report (or ready list) is kept: a strict read of it found no problem."""
+    data = _read(local, ref)
+    head = data.get("head") if data is not None else None
+    return head if isinstance(head, str) else None
+
+
 def load(local: str | os.PathLike[str], ref: bytes, head: str, now_s: int) -> dict[str, Any] | None:
     """Return what was kept for `head` when it still holds at `now_s` (whole epoch seconds).
 

@@ -17,12 +17,25 @@ from pathlib import Path
 import pytest
 
 from gitdag.store.state import StateStore
-from tests.cli.test_fast_start import CLICK, FAST_PROBE, _claim, _loaded
+from tests.cli.test_fast_start import CLICK, _claim, _loaded
 from tests.conftest import REPO_ROOT, git, run_gitdag
 
 # What a quick status or ready never loads.
 STORE = ("dulwich", "gitdag.store.state", "gitdag.store.snapshot", "gitdag.actions",
          "gitdag.core.summary", "pydantic", "click", "pickle", "sqlite3")  # fmt: skip
+# The real entry (`python -m gitdag`), its exit code kept, the modules it loaded on stderr.
+FAST_PROBE = """
+import json, sys
+from gitdag.__main__ import main
+sys.argv = ["gitdag", *sys.argv[1:]]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
 REPORT = Path(".dagain/local/cache/report-refs_heads_dagain_state.marshal")
 
 
@@ -174,3 +187,47 @@ def test_the_kept_report_is_another_heads_after_a_store_write(graph: Path) -> No
     fast = _gitdag(graph, FAST_PROBE, "status", "--json")
     assert json.loads(fast.stdout)["head"] == head
     assert "gitdag.store.state" in _loaded(fast)
+
+
+SHOW_STORE = ("gitdag.store.state", "dulwich.repo", "pydantic", "click", "gitdag.core.model")
+
+
+def _show_store(loaded: set[str]) -> list[str]:
+    return sorted(m for m in loaded if m in SHOW_STORE or m.startswith("pydantic."))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_show_of_a_file_gitdag_wrote_reads_no_store(graph: Path, packed: bool) -> None:
+    _warm(graph)  # a status read this head without a problem: show may trust it
+    if packed:
+        git(graph, "gc", "-q")  # trees and blobs in a pack: dulwich's object store reads them
+        assert not any((graph / ".git/objects").glob("??/*"))
+    (graph / ".dagain/local/runs/t2/1").mkdir(parents=True)  # a run directory it names
+    for args in (["show", "t1"], ["show", "t2"], ["-C", "sub", "show", "t3"]):
+        (graph / "sub").mkdir(exist_ok=True)
+        loaded = _same_as_click(graph, *args)
+        assert _show_store(loaded) == [], f"{args} loaded {_show_store(loaded)}"
+        if not packed:
+            assert "dulwich" not in loaded, args
+    assert "gitdag.store.state" in _same_as_click(graph, "show", "nope")  # the store says so
+
+
+def test_show_of_a_node_with_attempts_walks_the_history_without_the_store(graph: Path) -> None:
+    _claim(graph, "plan-000")
+    _warm(graph)
+    fast = _gitdag(graph, FAST_PROBE, "show", "plan-000")
+    slow = _gitdag(graph, CLICK, "show", "plan-000")
+    assert _show_store(_loaded(fast)) == []
+
+    def steady(text: str) -> list[str]:  # the running attempt's length moves with the clock
+        moving = ("# attempts", "# total")
+        return [line for line in text.splitlines() if not line.startswith(moving)]
+
+    assert steady(fast.stdout) == steady(slow.stdout) and "# attempts: 1 running" in fast.stdout
+
+
+def test_show_without_a_checked_head_reads_the_store(graph: Path) -> None:
+    _warm(graph)
+    assert run_gitdag(graph, "add", "t4", "--title", "four").code == 0  # the report is older
+    loaded = _same_as_click(graph, "show", "t4")
+    assert "gitdag.store.state" in loaded
