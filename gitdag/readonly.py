@@ -8,6 +8,12 @@ completion, `--remote`, an unknown or repeated option), which click then parses 
 click commands (cli/graph_cmds.py) print through the same functions, and `failure` maps errors
 to messages and exit codes for both (spec §9), so the output is the same either way
 (tests/cli/test_fast_start.py compares them).
+
+Before the store is opened, `quick` and `quick_show` try the quick start: the state ref read
+from the repository's files (store/gitfiles.py) and, for status and ready, the report kept for
+that head (store/reportcache.py); for show, a file gitdag wrote at a head a status read without a
+problem. They print nothing and return False for anything they do not read exactly as the store
+would (tests/cli/test_quick_start.py compares them with click).
 """
 
 from __future__ import annotations
