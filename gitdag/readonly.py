@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 
 from gitdag.core.render import duration
 
@@ -30,7 +29,7 @@ from gitdag.core.render import duration
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
     from typing import Any
 
@@ -54,16 +53,11 @@ def _echo_json(data: Any) -> None:
     _echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-@contextmanager
-def open_store() -> Iterator[StateStore]:
-    """The store of the repository around the working directory, closed afterwards."""
+def open_store() -> StateStore:
+    """The store of the repository around the working directory; `with` closes it afterwards."""
     from gitdag.store.state import StateStore
 
-    store = StateStore.open(".")
-    try:
-        yield store
-    finally:
-        store.close()
+    return StateStore.open(".")  # a context manager of its own: `__exit__` closes it
 
 
 # --- status -------------------------------------------------------------------------------------
