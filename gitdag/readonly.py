@@ -174,9 +174,11 @@ def _keep(
 ) -> None:
     # What this run computed at `head`, for the next status or ready at the same head.
     from gitdag.store import reportcache
+    from gitdag.store.snapshot import Layered
 
     if nodes is None:
         nodes = store.snapshot_of(head).nodes  # the snapshot just computed: nothing is read
+        nodes = nodes.flat() if isinstance(nodes, Layered) else nodes  # one fast pass follows
     until = reportcache.valid_until(nodes, now)
     reportcache.save(store.paths.local, store.ref, head=head, now=now, until_us=until,
                      ready=ready_ids, report=report)  # fmt: skip
