@@ -17,7 +17,7 @@ from gitdag.errors import GraphError
 from gitdag.store import localholds
 from gitdag.store import repo as repos
 from gitdag.store.layout import PROPOSAL_BRANCH_PREFIX
-from gitdag.store.snapshot import Problem, Snapshot
+from gitdag.store.snapshot import Layered, Problem, Snapshot
 from gitdag.store.state import Committed, StateStore
 
 if TYPE_CHECKING:
@@ -72,7 +72,8 @@ def status(store: StateStore, now: dt.datetime | None = None) -> dict[str, Any]:
     """
     snap = store.snapshot()
     now = now or store.clock()
-    nodes = snap.nodes
+    # Several passes over every node follow: a plain dict iterates faster than the layers.
+    nodes = snap.nodes.flat() if isinstance(snap.nodes, Layered) else snap.nodes
     # The graph's summary and the nodes' details come from the caches without the models
     # (pydantic) when they are warm: `gitdag status` starts fast (issue 18 part 5).
     head = snap.graph_summary

@@ -8,30 +8,35 @@ completion, `--remote`, an unknown or repeated option), which click then parses 
 click commands (cli/graph_cmds.py) print through the same functions, and `failure` maps errors
 to messages and exit codes for both (spec §9), so the output is the same either way
 (tests/cli/test_fast_start.py compares them).
+
+Before the store is opened, `quick` and `quick_show` try the quick start: the state ref read
+from the repository's files (store/gitfiles.py) and, for status and ready, the report kept for
+that head (store/reportcache.py); for show, a file gitdag wrote at a head a status read without a
+problem. They print nothing and return False for anything they do not read exactly as the store
+would (tests/cli/test_quick_start.py compares them with click).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import errno
-import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from gitdag.core import render
-from gitdag.errors import GitdagError
+from gitdag.core.render import duration
 
+# A warm `status` or `ready` prints what the report cache kept (store/reportcache.py) after
+# reading one ref and one small file; everything else is imported where it is used, so that
+# path costs little more than the interpreter (issue 18 part 5; tests/cli/test_fast_start.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
+
+    from gitdag.core.summary import NodeSummary
     from gitdag.store.history import AttemptTime
     from gitdag.store.snapshot import Snapshot
     from gitdag.store.state import StateStore
-
-# No space, quota, read-only file system, permission: what the repository's storage refuses.
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def _echo(text: str, *, nl: bool = True, err: bool = False) -> None:
@@ -43,19 +48,16 @@ def _echo(text: str, *, nl: bool = True, err: bool = False) -> None:
 
 
 def _echo_json(data: Any) -> None:
+    import json
+
     _echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-@contextmanager
-def open_store() -> Iterator[StateStore]:
-    """The store of the repository around the working directory, closed afterwards."""
+def open_store() -> StateStore:
+    """The store of the repository around the working directory; `with` closes it afterwards."""
     from gitdag.store.state import StateStore
 
-    store = StateStore.open(".")
-    try:
-        yield store
-    finally:
-        store.close()
+    return StateStore.open(".")  # a context manager of its own: `__exit__` closes it
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -79,7 +81,7 @@ def print_status(report: dict[str, Any], *, as_json: bool) -> None:
         f"{r['id']} (attempt {r['attempt']}"
         + (f", iteration {r['iteration']}" if r.get("iteration", 1) > 1 else "")
         + f", {r['worker']}"
-        + (f", {render.duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
+        + (f", {duration(r['elapsed_s'])}" if r["elapsed_s"] is not None else "")
         + ")"
         for r in report["running"]
     ]
@@ -126,7 +128,9 @@ def status(*, as_json: bool) -> bool:
     with open_store() as store:
         if graph_remote(store) is not None:
             return False
-        report = actions.status(store)
+        now = store.clock()
+        report = actions.status(store, now)
+        _keep(store, report["head"], now, report["ready"], report)
     print_status({**report, "graph": LOCAL} if as_json else report, as_json=as_json)
     return True
 
@@ -137,15 +141,111 @@ def status(*, as_json: bool) -> bool:
 def ready(*, as_json: bool) -> None:
     """`gitdag ready`: the nodes that may start now, in claim order."""
     from gitdag.core import graph
+    from gitdag.store.snapshot import Layered
 
     with open_store() as store:
         snap = store.snapshot()
-        ids = graph.ready(snap.nodes, store.clock(), paused=snap.graph_summary.paused)
+        now = store.clock()
+        nodes = snap.nodes.flat() if isinstance(snap.nodes, Layered) else snap.nodes
+        ids = graph.ready(nodes, now, paused=snap.graph_summary.paused)
+        if snap.head is not None:
+            _keep(store, snap.head, now, ids, None, nodes)
+    _print_ready(ids, as_json=as_json)
+
+
+def _print_ready(ids: list[str], *, as_json: bool) -> None:
     if as_json:
         _echo_json(ids)
     else:
         for nid in ids:
             _echo(nid)
+
+
+# --- the report cache: a warm status or ready without the store ---------------------------------
+
+
+def _keep(
+    store: StateStore,
+    head: str,
+    now: dt.datetime,
+    ready_ids: list[str],
+    report: dict[str, Any] | None,
+    nodes: Mapping[str, NodeSummary] | None = None,
+) -> None:
+    # What this run computed at `head`, for the next status or ready at the same head.
+    from gitdag.store import reportcache
+    from gitdag.store.snapshot import Layered
+
+    if nodes is None:
+        nodes = store.snapshot_of(head).nodes  # the snapshot just computed: nothing is read
+        nodes = nodes.flat() if isinstance(nodes, Layered) else nodes  # one fast pass follows
+    until = reportcache.valid_until(nodes, now)
+    reportcache.save(store.paths.local, store.ref, head=head, now=now, until_us=until,
+                     ready=ready_ids, report=report)  # fmt: skip
+
+
+def quick(command: str, *, as_json: bool) -> bool:
+    """Print `status` or `ready` from the report cache when it holds the head's: True if done.
+
+    Reads the state ref and the cache file without opening the repository (store/gitfiles.py);
+    anything it cannot tell cheaply (a graph remote, proposal branches, a repository or cache
+    it does not read) returns False, and the command runs through the store.
+    """
+    kept = _kept(command)
+    if kept is None:
+        return False
+    if command == "ready":
+        _print_ready(kept["ready"], as_json=as_json)
+        return True
+    report = kept["report"]
+    if as_json:
+        from gitdag.graph_remote import LOCAL
+
+        report = {**report, "graph": LOCAL}
+    print_status(report, as_json=as_json)
+    return True
+
+
+def _kept(command: str) -> dict[str, Any] | None:
+    import time
+
+    from gitdag.store import gitfiles, reportcache
+    from gitdag.store.where import PROPOSAL_BRANCH_PREFIX, STATE_REF, local_dir
+
+    try:
+        found = gitfiles.locate(".")
+        if found is None:
+            return None
+        root, git_dir = found
+        head = gitfiles.read_ref(git_dir, STATE_REF.decode())
+        if head is None:
+            return None
+        local = local_dir(root, git_dir, bare=False)
+        kept = reportcache.load(local, STATE_REF, head, int(time.time()))
+        if kept is None or command == "ready":
+            return kept
+        report = kept["report"]
+        proposals = gitfiles.has_refs_under(git_dir, f"refs/heads/{PROPOSAL_BRANCH_PREFIX}")
+        if report is None or proposals is not False or _may_name_remote(root):
+            return None
+        from gitdag.store import localholds
+
+        report["start_holds"] = localholds.read(local)
+    except Exception:
+        return None  # the store reads it, and says what is wrong if anything is
+    return kept
+
+
+def _may_name_remote(root: str) -> bool:
+    # graph_remote.py looks for `^remote\s*:` in `.dagain/config.yaml` (read with universal
+    # newlines); any line starting with `remote` makes the store's path ask it. (The upstream
+    # of dagain/state is in the git config, which gitfiles reads as not plain.)
+    try:
+        with open(os.path.join(root, ".dagain", "config.yaml"), "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return data.startswith(b"remote") or b"\nremote" in data or b"\rremote" in data
 
 
 # --- show ---------------------------------------------------------------------------------------
@@ -168,11 +268,7 @@ def show(node_id: str, *, as_json: bool) -> None:
         runs_dir = store.paths.local / "runs"
         local = runs.attempts(runs_dir, node_id)
     timing = _timing(times, now)
-    logs = {
-        "command": f"gitdag logs {node_id}",
-        "dir": str(runs_dir / node_id) if local else None,
-        "attempts": local,
-    }
+    logs = _logs(node_id, runs_dir, local)
     if node is not None:
         from gitdag.core import codec
 
@@ -181,19 +277,102 @@ def show(node_id: str, *, as_json: bool) -> None:
             return
         text = codec.dump(node)
     assert text is not None
+    _print_show(node_id, text, timing, logs)
+
+
+def _logs(node_id: str, runs_dir: Path, local: list[int]) -> dict[str, Any]:
+    return {
+        "command": f"gitdag logs {node_id}",
+        "dir": str(runs_dir / node_id) if local else None,
+        "attempts": local,
+    }
+
+
+def _print_show(node_id: str, text: str, timing: dict[str, Any], logs: dict[str, Any]) -> None:
     _echo(text, nl=False)
     if timing["attempts"]:
         parts = []
         for a in timing["attempts"]:
             if a["seconds"] is None:
-                parts.append(f"{a['attempt']} running {render.duration(a['elapsed_s'])}")
+                parts.append(f"{a['attempt']} running {duration(a['elapsed_s'])}")
             else:
-                parts.append(f"{a['attempt']} {a['ended_by']} {render.duration(a['seconds'])}")
+                parts.append(f"{a['attempt']} {a['ended_by']} {duration(a['seconds'])}")
         _echo("# attempts: " + ", ".join(parts))
-        _echo(f"# total: {render.duration(timing['total_s'])} over "
+        _echo(f"# total: {duration(timing['total_s'])} over "
                    f"{len(timing['attempts'])} attempt(s)")  # fmt: skip
-    if local:
+    if logs["attempts"]:
         _echo(f"# runner output: gitdag logs {node_id} (in {logs['dir']}/<attempt>/)")
+
+
+def quick_show(node_id: str) -> bool:
+    """Print `gitdag show NODE_ID` of a file gitdag wrote without opening the repository.
+
+    The head must be one a status or ready of this version read without a problem (the report
+    cache names it), the node's file a canonical one (the parse cache says so) and every object
+    on its path loose; otherwise False, having printed nothing, and `show` reads the store.
+    """
+    found = _quick_node(node_id)
+    if found is None:
+        return False
+    text, timing, logs = found
+    _print_show(node_id, text, timing, logs)
+    return True
+
+
+def _quick_node(node_id: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    import datetime as dt
+
+    from gitdag.core.ids import shard
+    from gitdag.store import gitfiles, reportcache
+    from gitdag.store.cache import ParseCache
+    from gitdag.store.where import STATE_REF, local_dir
+
+    try:
+        place = gitfiles.locate(".")
+        if place is None:
+            return None
+        root, git_dir = place
+        head = gitfiles.read_ref(git_dir, STATE_REF.decode())
+        local = local_dir(root, git_dir, bare=False)
+        if head is None or reportcache.checked_head(local, STATE_REF) != head:
+            return None
+        objects = gitfiles.ObjectReader(git_dir)
+        try:
+            path = f"nodes/{shard(node_id)}/{node_id}.yaml"
+            blob = gitfiles.path_blob(objects, head, path)
+            obj = objects.get(blob) if blob is not None else None
+            cache = ParseCache(os.path.join(local, "cache", "nodes.sqlite"))
+            try:
+                canonical = blob is not None and cache.is_canonical(blob)
+                light = cache.light(blob) if blob is not None and canonical else None
+            finally:
+                cache.close()
+            if obj is None or obj[0] != b"blob" or light is None or light[0].id != node_id:
+                return None
+            text = obj[1].decode()
+            summary = light[0]
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)  # the store's clock (utcnow)
+            times = []
+            if summary.attempts:
+                from gitdag.store import history
+
+                times = history.attempt_times(objects, head, node_id, since=summary.created_at)
+        finally:
+            objects.close()
+        attempts: list[int] = []
+        runs_dir = None
+        if os.path.isdir(os.path.join(local, "runs", node_id)):
+            from pathlib import Path
+
+            from gitdag.runner import runs
+
+            runs_dir = Path(local) / "runs"  # as the store's `paths.local / "runs"`
+            attempts = runs.attempts(runs_dir, node_id)
+    except Exception:
+        return None  # the store reads it, and says what is wrong if anything is
+    logs = _logs(node_id, runs_dir, attempts) if runs_dir is not None else {
+        "command": f"gitdag logs {node_id}", "dir": None, "attempts": attempts}  # fmt: skip
+    return text, _timing(times, now), logs
 
 
 def _stored_text(store: StateStore, snap: Snapshot, node_id: str) -> str | None:
@@ -239,6 +418,10 @@ def failure(exc: Exception) -> int:
     A GitdagError carries its code; a full disk or a read-only repository is the environment,
     not the input (exit 2, naming the path); anything else is a bug: exit 3, traceback logged.
     """
+    import errno
+
+    from gitdag.errors import GitdagError
+
     if isinstance(exc, GitdagError):
         _echo(f"gitdag: error: {exc}", err=True)
         return exc.exit_code
@@ -248,7 +431,9 @@ def failure(exc: Exception) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+    # No space, quota, read-only file system, permission: what the repository's storage refuses.
+    storage = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+    if isinstance(exc, OSError) and exc.errno in storage:
         # Objects and refs are written before the ref moves, so nothing half-written is visible
         # (docs/input-rules.md).
         where = f"{exc.filename}: " if exc.filename else ""
@@ -261,8 +446,10 @@ def failure(exc: Exception) -> int:
 
 def crash_log() -> str:
     """Write the traceback being handled to `.dagain/local/logs/` (or the temp dir): its path."""
+    import datetime as dt
     import tempfile
     import traceback
+    from pathlib import Path
 
     text = traceback.format_exc()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -328,13 +515,17 @@ def fast_main(argv: list[str]) -> int | None:
         try:
             if directory:
                 os.chdir(directory)
-            if command == "status":
+            if command != "show" and quick(command, as_json=as_json):
+                pass
+            elif command == "status":
                 if not status(as_json=as_json):
                     os.chdir(start)  # click runs the whole command line again, -C included
                     gc.enable()
                     return None
             elif command == "ready":
                 ready(as_json=as_json)
+            elif not as_json and node_id is not None and quick_show(node_id):
+                pass
             else:
                 assert node_id is not None
                 show(node_id, as_json=as_json)

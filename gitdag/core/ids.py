@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hashlib import sha1
+else:
+    # The interpreter's own SHA-1 (same digests): hashlib loads OpenSSL, ~3 ms of a quick
+    # `gitdag show` (gitdag/readonly.py), which needs only the shard of one id.
+    try:
+        from _sha1 import sha1
+    except ImportError:  # a build without it
+        from hashlib import sha1
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_ID_LENGTH = 64
@@ -39,7 +49,7 @@ def is_valid_id(value: object) -> bool:
 
 def shard(node_id: str) -> str:
     """Return the two-hex-digit shard of a node id: the first byte of sha1(id)."""
-    return hashlib.sha1(node_id.encode("utf-8"), usedforsecurity=False).hexdigest()[:2]
+    return sha1(node_id.encode("utf-8"), usedforsecurity=False).hexdigest()[:2]
 
 
 def node_path(node_id: str) -> str:

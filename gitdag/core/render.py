@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
+# `duration` is all the read-only commands' quick start uses (gitdag/readonly.py): the rest of
+# the imports wait for the renderings that need them, and the tables are keyed by the statuses'
+# values (a `Status` is a str and finds them).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
-from gitdag.core.graph import NodeLike
-from gitdag.core.summary import Status
+    from gitdag.core.graph import NodeLike
 
 _MERMAID_CLASS = {
-    Status.OPEN: "open",
-    Status.RUNNING: "running",
-    Status.MERGING: "merging",
-    Status.DONE: "done",
-    Status.FAILED: "failed",
-    Status.NEEDS_HUMAN: "human",
-    Status.CANCELLED: "cancelled",
-    Status.SKIPPED: "skipped",
+    "open": "open",
+    "running": "running",
+    "merging": "merging",
+    "done": "done",
+    "failed": "failed",
+    "needs_human": "human",
+    "cancelled": "cancelled",
+    "skipped": "skipped",
 }
 
 
@@ -104,10 +107,12 @@ def mermaid(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = No
 
 def dot(nodes: Mapping[str, NodeLike], titles: Mapping[str, str] | None = None) -> str:
     """Return a Graphviz digraph."""
+    import json
+
     colours = {
-        Status.OPEN: "white", Status.RUNNING: "lightblue", Status.MERGING: "plum",
-        Status.DONE: "palegreen", Status.FAILED: "salmon", Status.NEEDS_HUMAN: "khaki",
-        Status.CANCELLED: "lightgrey", Status.SKIPPED: "whitesmoke",
+        "open": "white", "running": "lightblue", "merging": "plum", "done": "palegreen",
+        "failed": "salmon", "needs_human": "khaki", "cancelled": "lightgrey",
+        "skipped": "whitesmoke",
     }  # fmt: skip
     lines = ["digraph gitdag {", "  rankdir=LR;", "  node [shape=box, style=filled];"]
     for nid in sorted(nodes):

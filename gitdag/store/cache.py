@@ -14,22 +14,24 @@ import gc
 import os
 import pickle
 import sqlite3
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitdag.core.summary import DETAILED, NodeDetail, NodeSummary
-from gitdag.store.snapshot import Snapshot
-
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from gitdag.core.model import Node
+    from gitdag.core.summary import NodeDetail, NodeSummary
+    from gitdag.store.snapshot import Snapshot
+
+# The summaries and the snapshot are imported where they are read: `gitdag show` of a file
+# gitdag wrote asks only `is_canonical` and `light` (gitdag/readonly.py's quick start).
 
 _FORMAT = 2  # bump when the pickled shapes change; old caches are then ignored
 _INDEX_FORMAT = 3  # 3: the graph pickled apart (snapshot.StoredGraph), summaries in core/summary
 _LIGHT_FORMAT = 1
 
-Light = tuple[NodeSummary, NodeDetail | None]
+Light = tuple["NodeSummary", "NodeDetail | None"]
 
 
 MEMORY_NODES = 4096  # full nodes kept in memory; a 100k graph would otherwise hold ~1 GB
@@ -43,7 +45,9 @@ class ParseCache:
     its light form (`light`) in a table of its own.
     """
 
-    def __init__(self, path: Path | None, memory_limit: int = MEMORY_NODES) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None, memory_limit: int = MEMORY_NODES
+    ) -> None:
         self._memory: dict[str, Node] = {}
         self._limit = max(1, memory_limit)
         self._path = path
@@ -57,8 +61,8 @@ class ParseCache:
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self._path is not None:
             try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(str(self._path), timeout=10, isolation_level=None)
+                os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
+                db = sqlite3.connect(os.fspath(self._path), timeout=10, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=OFF")  # a lost cache entry is re-parsed, no harm
                 for table in ("nodes", "light"):
@@ -126,6 +130,8 @@ class ParseCache:
             found = pickle.loads(row[1])
         except Exception:
             return None
+        from gitdag.core.summary import NodeSummary  # loaded by the unpickling already
+
         if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], NodeSummary):
             return found
         return None
@@ -235,8 +241,10 @@ class IndexCache:
                 data: dict[str, Any] = pickle.load(fh)
         except Exception:
             return None
-        if data.get("format") != _INDEX_FORMAT:
-            return None
+        from gitdag.store.snapshot import Snapshot
+
+        if not isinstance(data, dict) or data.get("format") != _INDEX_FORMAT:
+            return None  # another version's, or not ours at all: read the tree instead
         snap = data.get("snapshot")
         if not isinstance(snap, Snapshot):
             return None
@@ -246,6 +254,8 @@ class IndexCache:
         """Replace the cached snapshot (a valid one only: problems are never cached)."""
         if self._path is None or snapshot.problems or snapshot.head is None:
             return
+        import tempfile  # shutil, bz2, lzma: only a writer of the index pays for them
+
         with contextlib.suppress(OSError):
             self._path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".index-")
@@ -261,6 +271,7 @@ class IndexCache:
 
 def _light(node: Node) -> Light:
     from gitdag.core.model import detail, summarize
+    from gitdag.core.summary import DETAILED
 
     return summarize(node), detail(node) if node.status in DETAILED else None
 

@@ -5,11 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from dulwich.objects import Commit, ObjectID
-from dulwich.repo import BaseRepo
 
 from gitdag.core.transitions import parse_trailers
+
+if TYPE_CHECKING:
+    from dulwich.object_store import BaseObjectStore
+
+
+class Objects(Protocol):
+    """What the walks read: a repository's objects.
+
+    A dulwich `Repo`, or only its object store for `gitdag show`'s quick start, which opens no
+    repository.
+    """
+
+    @property
+    def object_store(self) -> BaseObjectStore: ...  # noqa: D102
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,7 @@ def entry_of(commit: Commit) -> LogEntry:
     )
 
 
-def walk(repo: BaseRepo, head: str, stop: str | None = None) -> Iterator[LogEntry]:
+def walk(repo: Objects, head: str, stop: str | None = None) -> Iterator[LogEntry]:
     """Yield entries from `head` back along first parents, newest first, until `stop` (excluded).
 
     Args:
@@ -77,7 +91,7 @@ def walk(repo: BaseRepo, head: str, stop: str | None = None) -> Iterator[LogEntr
         current = entry.parents[0] if entry.parents else None
 
 
-def node_log(repo: BaseRepo, head: str, node_id: str, limit: int | None = None) -> list[LogEntry]:
+def node_log(repo: Objects, head: str, node_id: str, limit: int | None = None) -> list[LogEntry]:
     """Return the transitions that name `node_id` in a `Gitdag-Node` trailer, newest first."""
     found: list[LogEntry] = []
     for entry in walk(repo, head):
@@ -104,7 +118,7 @@ class AttemptTime:
 
 
 def attempt_times(
-    repo: BaseRepo, head: str, node_id: str, since: dt.datetime | None = None
+    repo: Objects, head: str, node_id: str, since: dt.datetime | None = None
 ) -> list[AttemptTime]:
     """Return the attempts of `node_id` with their start and end times, oldest first.
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-STATE_BRANCH = "dagain/state"
-STATE_REF = b"refs/heads/" + STATE_BRANCH.encode()
+from gitdag.store.where import PROPOSAL_BRANCH_PREFIX as PROPOSAL_BRANCH_PREFIX
+from gitdag.store.where import STATE_BRANCH as STATE_BRANCH
+from gitdag.store.where import STATE_REF as STATE_REF
+from gitdag.store.where import local_dir
+
 GRAPH_FILE = "graph.yaml"
 README_FILE = "README.md"
 NODES_DIR = "nodes"
 WORK_BRANCH_PREFIX = "dagain/work/"
 ARCHIVE_BRANCH_PREFIX = "dagain/archive/"
-PROPOSAL_BRANCH_PREFIX = "dagain/proposals/"
 
 
 def branch_ref(branch: str) -> bytes:
@@ -61,9 +62,4 @@ class RepoPaths:
 
 def local_dir_for(root: Path, git_dir: Path, bare: bool) -> Path:
     """Return the local directory: under `.dagain/` of the working tree, or in a bare git dir."""
-    override = os.environ.get("GITDAG_LOCAL_DIR")
-    if override:
-        return Path(override)
-    if bare:
-        return git_dir / "dagain-local"
-    return root / ".dagain" / "local"
+    return Path(local_dir(str(root), str(git_dir), bare))

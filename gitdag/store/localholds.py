@@ -10,10 +10,12 @@ pid in `supervisor.json`), so a killed supervisor's file is never taken for the 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing and pathlib cost a quick `gitdag status` (readonly.py) a few ms
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 FILE = "holds.json"
 SHOWN = 20  # node ids kept per hold; `count` says how many wait in all
@@ -21,6 +23,8 @@ SHOWN = 20  # node ids kept per hold; `count` says how many wait in all
 
 def write(local: Path, holds: list[dict[str, Any]]) -> None:
     """Replace the file with `holds` (none: remove it). Best effort: it is only a report."""
+    import json
+
     path = local / FILE
     with contextlib.suppress(OSError):
         if not holds:
@@ -31,15 +35,23 @@ def write(local: Path, holds: list[dict[str, Any]]) -> None:
         tmp.replace(path)
 
 
-def read(local: Path) -> list[dict[str, Any]]:
+def read(local: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The holds of the running supervisor or worker, or [] (none, unreadable, or stale).
 
     Each hold: `kind`, `reason`, `repair`, `since` (ISO 8601), `nodes` (up to SHOWN ready ids
     it keeps from starting; empty when it keeps every start) and `count` (None: every start).
     """
     try:
-        data = json.loads((local / FILE).read_text(encoding="utf-8"))
-        owner = json.loads((local / "supervisor.json").read_text(encoding="utf-8"))
+        with open(os.path.join(local, FILE), encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, ValueError):
+        return []  # no supervisor holds anything: most runs, and json stays unloaded
+    import json
+
+    try:
+        data = json.loads(text)
+        with open(os.path.join(local, "supervisor.json"), encoding="utf-8") as fh:
+            owner = json.loads(fh.read())
         pid = data["pid"]
         holds = data["holds"]
         if not isinstance(pid, int) or owner.get("pid") != pid or not isinstance(holds, list):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 from dulwich.config import ConfigFile
@@ -102,6 +101,8 @@ def identity(repo: Repo) -> tuple[str, str]:
         pass
     name = os.environ.get("GIT_AUTHOR_NAME") or name
     email = os.environ.get("GIT_AUTHOR_EMAIL") or email
+    import socket  # a command that reads (`gitdag status`) never asks: not imported for it
+
     host = socket.gethostname() or "localhost"
     return name or "gitdag", email or f"gitdag@{host}"
 
@@ -114,4 +115,6 @@ def human_actor(repo: Repo) -> str:
 
 def supervisor_actor() -> str:
     """Return the actor string of this process as a supervisor: `supervisor@host:pid`."""
+    import socket
+
     return f"supervisor@{socket.gethostname() or 'localhost'}:{os.getpid()}"

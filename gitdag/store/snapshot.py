@@ -82,10 +82,18 @@ class Layered(Mapping[str, V], Generic[V]):
         return None
 
     def flat(self) -> dict[str, V]:
-        """Return a plain dict copy (for pickling and for callers that need to mutate)."""
-        if not self._delta:
-            return dict(self._base)
-        return dict(self.items())
+        """Return a plain dict copy.
+
+        For pickling, for callers that need to mutate, and for a one-shot reader's passes over
+        every node (a dict iterates several times faster than the layers).
+        """
+        flat = dict(self._base)
+        for key, value in self._delta.items():  # the order of `items()`: new keys last
+            if value is _GONE:
+                flat.pop(key, None)
+            else:
+                flat[key] = value
+        return flat
 
     def __getitem__(self, key: str) -> V:
         value = self._delta.get(key, _GONE) if self._delta else _GONE
