@@ -13,7 +13,10 @@ A worker started again in the same clone finishes the journal before it claims a
 is pushed again, and the agent does not run a second time; an entry whose lease was lost (the
 node was reclaimed after its lease ran out, cancelled, retried or reset) is discarded, with one
 line saying so. The result is fenced by its attempt on the remote anyway: replaying a lost one
-could only be rejected.
+could only be rejected. An entry whose result had in fact landed (the push went through and its
+report was lost: the remote went away, or the try was cut, right after) is not lost: the node is
+`merging` with the entry's branch head, and the clone takes its merge back (`landed`) instead of
+leaving it to whichever worker adopts merges whose worker is gone, a lease later.
 """
 
 from __future__ import annotations
@@ -118,12 +121,25 @@ def lost_lease(node: Node | None, attempt: int, token: str) -> str | None:
             "on the remote)")  # fmt: skip
 
 
+def landed(node: Node | None, entry: Entry) -> bool:
+    """Tell whether the entry's result is the one the remote already holds, waiting to merge.
+
+    The node is `merging` the very head the entry carries: that commit exists only because
+    this clone's attempt made it, so the result landed even if its push never said so.
+    """
+    if node is None or node.status is not Status.MERGING or entry.result is None:
+        return False
+    return (entry.work is not None and entry.work.head is not None and node.work is not None
+            and node.work.head == entry.work.head)  # fmt: skip
+
+
 def replay(
     journal: Journal,
     remote: RemoteState,
     token: str,
     push: Callable[[Entry], None],
     say: Callable[[str], None],
+    merge: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Finish the journal: push each kept result whose claim is still ours, discard the rest.
 
@@ -133,6 +149,7 @@ def replay(
       token: this clone's worker token.
       push: pushes one entry's result (and drops it from the journal once judged).
       say: reports one line.
+      merge: takes back the merge of a node whose kept result had landed (`landed`).
 
     Returns:
       The ids of the nodes whose kept result was pushed.
@@ -141,6 +158,12 @@ def replay(
     for entry in journal.entries():
         snap = remote.snapshot()
         node = remote.store.node(snap, entry.node_id) if entry.node_id in snap.nodes else None
+        if merge is not None and landed(node, entry):
+            journal.drop(entry.node_id)
+            say(f"{entry.node_id}: the kept result of attempt {entry.attempt} had landed; its "
+                "merge goes on here")  # fmt: skip
+            merge(entry.node_id)
+            continue
         why = lost_lease(node, entry.attempt, token)
         if why is not None:
             journal.drop(entry.node_id)

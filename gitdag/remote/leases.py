@@ -96,7 +96,8 @@ def recover_own(w: Worker) -> None:
     """
     from gitdag.remote.link import push_kept
 
-    journal.replay(w.pending, w.remote, w.token, lambda e: push_kept(w, e), w.progress.event)
+    journal.replay(w.pending, w.remote, w.token, lambda e: push_kept(w, e), w.progress.event,
+                   w.merges.adopt)  # fmt: skip
     snap = w.remote.snapshot()
     suffix = "." + w.token
     for node_id, summary in snap.nodes.items():
