@@ -186,7 +186,8 @@ class Link:
         if self.kept:
             try:
                 journal.replay(self.w.pending, self.w.remote, self.w.token,
-                               lambda e: push_kept(self.w, e), self.w.progress.event)  # fmt: skip
+                               lambda e: push_kept(self.w, e), self.w.progress.event,
+                               self.w.merges.adopt)  # fmt: skip
             except StaleSnapshotError as exc:
                 # Busy, not broken: what did not land stays in the journal for the next turn.
                 self.w.progress.event(f"kept results not all pushed yet: {exc}")
@@ -199,13 +200,27 @@ class Link:
             self.recovering = False
 
     def _orphans(self, snap: Snapshot) -> None:
-        """Claims of ours whose push was cut off but landed: nobody runs them, give them back."""
+        """Claims of ours that landed while the remote did not answer: run them, or give back.
+
+        A push cut off after it went, or a combined claim another worker made for our raised
+        hand during the outage: the claim is ours and its lease runs. With a slot free and
+        time left on the lease we run it (giving it back would cost two commits and move the
+        node to its next attempt number for nothing); otherwise we give it back.
+        """
         w = self.w
+        now = w.store.clock()
         for node_id, summary in snap.nodes.items():
             if summary.status is not Status.RUNNING or node_id in w.attempts.running:
                 continue
             claim = w.store.node(snap, node_id).claim
             if claim is None or claim.worker != w.worker_id or w.pending.has(node_id):
+                continue
+            until = claim.lease_until
+            if until is not None and (until - now).total_seconds() > ADOPT_MARGIN_S \
+                    and w.may_start():  # fmt: skip
+                w.progress.event(f"{node_id}: its claim landed while {self.name} did not "
+                                 "answer; running it")  # fmt: skip
+                w.run_claimed(snap, node_id)
                 continue
             why = f"attempt {claim.attempt}: its claim landed while {self.name} did not answer"
             w.push_node(node_id, give_back(claim.attempt, why))
@@ -237,6 +252,11 @@ class Link:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
             retry.cap = old_cap
+
+
+# Time a found claim's lease must still have for us to run it: the loop renews leases on its
+# turns, and a turn may take a slice (5 s) while the remote is slow.
+ADOPT_MARGIN_S = 10.0
 
 
 class KeepingAttempts(Attempts):

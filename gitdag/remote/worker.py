@@ -46,6 +46,7 @@ from gitdag.remote.results import Results
 from gitdag.remote.startholds import StartHold
 from gitdag.store import localholds
 from gitdag.store.remote import RemoteState
+from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import Committed
 from gitdag.transport.outcomes import LostRef, RefPush
 from gitdag.transport.retry import Interrupted
@@ -295,13 +296,29 @@ class Worker:
         """Stop claiming until the cause is gone (remote/startholds.py)."""
         self.starts.hold(who, hold, runner)
 
-    def _claim(self) -> bool:
-        claimed = False
-        while (
+    def may_start(self) -> bool:
+        """A slot is free and nothing holds our starts back (a claim may be run now)."""
+        return (
             self.starts.may_claim()
             and not self._max_reached()
             and len(self.attempts) < self.options.workers
-        ):
+        )
+
+    def run_claimed(self, snap: Snapshot, node_id: str) -> None:
+        """Run a claim of ours already on the remote (one that landed while it did not answer)."""
+        node = self.store.node(snap, node_id)
+        assert node.claim is not None
+        transition = Transition(
+            verb="claim", subject=node_id, from_status="open", to_status="running",
+            summary=f"attempt {node.claim.attempt} by {node.claim.worker} (landed while the "
+                    "remote did not answer)",
+            put=(node,), attempt=node.claim.attempt,
+        )  # fmt: skip
+        self._start(Committed(transition, snap.head or "", snap, 1))
+
+    def _claim(self) -> bool:
+        claimed = False
+        while self.may_start():
             snap = self.remote.snapshot()
             in_flight = list(self.attempts.running)
             asks, runs = claims.candidates(
