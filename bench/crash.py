@@ -352,20 +352,30 @@ def round_stats(root: Path, work: Path) -> dict[str, int]:
     }
 
 
+def _merged_commits(root: Path) -> dict[str, str | None]:
+    """Each code node's `work.merged`, read from `dagain/state` in one go (a `gitdag show`
+    process per node cost a second each at load)."""
+    from gitdag.store.state import StateStore
+
+    with StateStore.open(root, use_disk_cache=False) as store:
+        snap = store.snapshot()
+        nodes = store.nodes(snap, [n for n in code_nodes() if n in snap.nodes])
+    return {nid: n.work.merged if n.work else None for nid, n in nodes.items()}
+
+
 def _check_once(root: Path) -> tuple[bool, str]:
     problems = []
     subjects = git(root, "log", "--first-parent", "--format=%s", TARGET).splitlines()
     merges = Counter(s.split()[2] for s in subjects if s.startswith("gitdag: integrate "))
     tip = git(root, "rev-parse", TARGET).strip()
+    merged_of = _merged_commits(root)
     for node in code_nodes():
         text = git(root, "show", f"{TARGET}:{file_of(node)}", check=False)
         if text.splitlines().count(node) != 1:
             problems.append(f"{node}: its line appears {text.splitlines().count(node)} times")
         if merges[node] != 1:
             problems.append(f"{node}: integrated {merges[node]} times")
-        shown = gitdag(root, "show", node, "--json")
-        work = json.loads(shown.stdout).get("work") if shown.stdout else None
-        merged = (work or {}).get("merged")
+        merged = merged_of.get(node)
         if not merged or subprocess.run(["git", "merge-base", "--is-ancestor", merged, tip],
                                         cwd=root).returncode != 0:  # fmt: skip
             problems.append(f"{node}: work.merged {merged} is not on the target")

@@ -29,6 +29,37 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The files holding the suite's longest tests (20-60 s each: crash rounds, many workers, lost
+# races, outages waited out) run first, so that with `-n 2` neither worker ends the run alone
+# with one of them while the other is idle (xdist hands out tests in collection order).
+LONG_FIRST = (
+    "reliability/test_crash_harness.py",
+    "remote/test_workers.py",
+    "remote/test_lost_races.py",
+    "agents/test_loop_duration.py",
+    "remote/test_transient.py",
+    "remote/test_combined.py",
+    "remote/test_race.py",
+    "ui/test_ui_remote.py",
+    "properties/test_store_machine.py",
+    "remote/test_outage.py",
+    "remote/test_merge_fetch_outage.py",
+    "remote/test_silent.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files of LONG_FIRST first, in that order; every other test keeps its place."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, f in enumerate(LONG_FIRST) if path.endswith("tests/" + f)),
+                    len(LONG_FIRST))  # fmt: skip
+
+    items.sort(key=rank)
+
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
     "GIT_AUTHOR_EMAIL": "test@example.com",

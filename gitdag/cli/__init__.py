@@ -38,11 +38,12 @@ class _Group(click.Group):
             ctx.exit(failure(exc))
 
     # Command modules load on first use, so `gitdag status` does not pay for importing the
-    # supervisor, runners, review and remote code (measured in bench/status.py). The graph
-    # commands are looked up first; any other name, and --help, load every `*_cmds` module.
+    # supervisor, runners, review and remote code (measured in bench/status.py), nor `gitdag
+    # run` for the remote worker's. The graph commands are looked up first, then the module
+    # COMMAND_HOMES names; any other name, and --help, load every `*_cmds` module.
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
-            _load_commands(self, everything=False)
+            _load_commands(self, everything=False, home=COMMAND_HOMES.get(cmd_name))
         if cmd_name not in self.commands:
             _load_commands(self, everything=True)
         return super().get_command(ctx, cmd_name)
@@ -54,12 +55,29 @@ class _Group(click.Group):
 
 _LOADED: set[str] = set()
 
+# The module that registers each command outside graph_cmds (tests/cli/test_command_homes.py
+# holds it true); a command missing here still works, through loading every module.
+COMMAND_HOMES = {
+    "doctor": "doctor_cmds",
+    "apply": "flow_cmds",
+    "logs": "logs_cmds",
+    "work": "remote_cmds",
+    **dict.fromkeys(
+        ["apply-proposal", "diff", "hook", "hooks", "propose", "reset", "revert"], "review_cmds"
+    ),
+    **dict.fromkeys(
+        ["answer", "cancel", "demo", "gc", "pause", "resume", "retry", "run"], "run_cmds"
+    ),
+    "sync": "sync_cmds",
+    "ui": "ui_cmds",
+}
 
-def _load_commands(group: click.Group, *, everything: bool) -> None:
+
+def _load_commands(group: click.Group, *, everything: bool, home: str | None = None) -> None:
     import importlib
     import pkgutil
 
-    names = ["graph_cmds"]
+    names = ["graph_cmds", *([home] if home else [])]
     if everything:
         found = (m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmds"))
         names += sorted(n for n in found if n != "graph_cmds")

@@ -22,6 +22,7 @@ from gitdag.runner.orphans import is_alive, is_collected, read_pid_info, stop_or
 from gitdag.runner.procs import proc_stat
 from gitdag.store.snapshot import Snapshot
 from gitdag.supervisor.adopt import adopt
+from gitdag.supervisor.worktree_sweep import prune_lost_registrations
 from gitdag.workspace.advance import find_leftovers, settle
 from gitdag.workspace.worktrees import SCRATCH_PREFIX
 
@@ -155,6 +156,7 @@ def remove_stale_worktrees(sup: Supervisor, snap: Snapshot) -> list[str]:
     """
     worktrees = sup.launcher.worktrees
     worktrees.empty_trash()  # what a crash left between moving a checkout and deleting it
+    prune_lost_registrations(worktrees)  # ... or between moving it and dropping its registration
     removed = _integrated_branches(sup, snap)
     if not worktrees.dir.is_dir():
         return removed

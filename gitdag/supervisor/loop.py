@@ -34,7 +34,7 @@ from gitdag.store import repo as repos
 from gitdag.store.layout import STATE_BRANCH
 from gitdag.store.snapshot import Snapshot
 from gitdag.store.state import StateStore
-from gitdag.supervisor.crash_recovery import recover_orphans
+from gitdag.supervisor.crash_recovery import recover_orphans, remove_stale_worktrees
 from gitdag.supervisor.guard import Guard
 from gitdag.supervisor.merging import LocalMerges
 from gitdag.supervisor.review import Reviews
@@ -290,6 +290,8 @@ class Supervisor:
         return 0 if snap.nodes[last].status is Status.DONE else 1
 
     def _final(self, snap: Snapshot) -> int:
+        # Nothing runs now: a checkout recovery had to leave (its orphan would not stop) goes.
+        remove_stale_worktrees(self, snap)
         merge_hold, held_merges = self.merges.held()
         facts = LocalFacts(
             proposals=self.reviews.pending(snap),

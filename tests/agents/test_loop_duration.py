@@ -59,12 +59,12 @@ def test_a_runner_timeout_shorter_than_the_loop_bound_is_a_timeout(loops: LoopPr
     # Each iteration gets its own timeout_s; the loop's max_duration_s only cuts it shorter.
     node = {"id": "slow", "title": "slow", "kind": "verify", "max_duration_s": 600,
             "retry": ONE_ATTEMPT}  # fmt: skip
-    loops.config(timeout_s=10)
+    loops.config(timeout_s=4)  # iteration 2 sleeps: the test waits this out once
     loops.plan([node], {"slow": {"until": 100, "sleep_at": 1}})
     assert loops.gitdag("run").code != 0
     error = error_of(loops, "slow")
     assert error["kind"] == "timeout"
-    assert "timed out after 10" in str(error["summary"])
+    assert "timed out after 4" in str(error["summary"])
 
 
 def test_a_crash_does_not_reset_the_loops_clock(loops: LoopProject) -> None:

@@ -18,6 +18,7 @@ from tests.remote.conftest import (
     start_daemon,
     task,
 )
+from tests.remote.test_outage import _retry_for
 
 REFUSE_ALL = "#!/bin/sh\necho 'pushes are closed here' >&2\nexit 1\n"
 # Refuses result commits only: claims land, the worker runs the node, its result is refused.
@@ -76,6 +77,7 @@ def test_unreachable(tmp_path: Path, daemons: list[Daemon]) -> None:
     cluster = build_cluster(tmp_path, daemons, [command("a", tmp_path / "runs.log")])
     clone = cluster.clone("w0")
     git(clone, "remote", "set-url", "origin", f"git://127.0.0.1:{free_port()}/project.git")
+    _retry_for(clone, 1)  # refused at once, tried again for 1 s (not the cluster's 3 s)
     head = cluster.state_head()
     for args in (("work", "--remote", "origin"), ("status", "--remote", "origin")):
         res = cluster.gitdag(clone, *args)

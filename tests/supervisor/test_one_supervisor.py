@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import git, make_repo, run_gitdag
@@ -40,9 +41,16 @@ def test_second_supervisor_with_another_local_dir_is_refused(tmp_path: Path) -> 
 def test_work_remote_pointing_at_its_own_repository_is_refused(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     assert run_gitdag(repo, "init").code == 0
-    for name, url in (("self", "."), ("abs", str(repo)), ("gitdir", str(repo / ".git")),
-                      ("file", f"file://{repo}")):  # fmt: skip
+    remotes = {"self": ".", "abs": str(repo), "gitdir": str(repo / ".git"),
+               "file": f"file://{repo}"}  # fmt: skip
+    for name, url in remotes.items():
         git(repo, "remote", "add", name, url)
-        r = run_gitdag(repo, "work", "--remote", name, "--idle-exit", "0")
-        assert r.code == 2, (name, r.code, r.err)
-        assert "this repository itself" in r.err
+    # Four `gitdag work` processes at once (each is refused before it takes any lock).
+    with ThreadPoolExecutor(len(remotes)) as pool:
+        results = pool.map(
+            lambda name: (name, run_gitdag(repo, "work", "--remote", name, "--idle-exit", "0")),
+            remotes,
+        )
+        for name, r in results:
+            assert r.code == 2, (name, r.code, r.err)
+            assert "this repository itself" in r.err
