@@ -11,19 +11,9 @@ end of a run drop such registrations of gitdag's own node worktrees; the user's 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from gitdag.workspace.gitcli import held
-from gitdag.workspace.worktrees import SCRATCH_PREFIX, Worktrees
-
-
-def _checkout_of(admin: Path) -> Path | None:
-    """The working tree a registration names (its `gitdir` file holds `<worktree>/.git`)."""
-    try:
-        text = (admin / "gitdir").read_text().strip()
-    except OSError:
-        return None
-    return Path(text).parent if text else None
+from gitdag.workspace.worktrees import SCRATCH_PREFIX, Worktrees, checkout_of
 
 
 def prune_lost_registrations(worktrees: Worktrees) -> list[str]:
@@ -38,7 +28,7 @@ def prune_lost_registrations(worktrees: Worktrees) -> list[str]:
     dropped: list[str] = []
     with held(worktrees.local, "worktrees"):
         for admin in sorted(admins.iterdir()):
-            where = _checkout_of(admin)
+            where = checkout_of(admin)
             if where is None or where.name.startswith(SCRATCH_PREFIX):
                 continue
             if where.parent.resolve() != worktrees.dir.resolve() or where.exists():

@@ -398,7 +398,7 @@ class Worktrees:
         for admin in admins.iterdir():
             if _head_of(admin) != ref:
                 continue
-            where = _checkout_of(admin)
+            where = checkout_of(admin)
             if where is not None and where == keep:
                 continue
             if where is None or not where.exists():
@@ -420,7 +420,7 @@ def _head_of(admin: Path) -> str | None:
     return text[5:] if text.startswith("ref: ") else None
 
 
-def _checkout_of(admin: Path) -> Path | None:
+def checkout_of(admin: Path) -> Path | None:
     """The working tree an admin directory belongs to (its `gitdir` file names `<wt>/.git`)."""
     try:
         text = (admin / "gitdir").read_text().strip()
