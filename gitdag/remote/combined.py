@@ -50,6 +50,11 @@ EXPECT = 0.8  # the next landing is expected this far into the time between land
 LOOK = 0.25  # ... and looked for every quarter of it from then on
 GATHER = 2  # looks a combining worker makes for hands still coming (one push time apart)
 WALK = 256  # commits looked through for our nonce (back to the head our hand saw)
+# A claim gives the worker's loop back after this long, whatever it waits on (its hand is
+# lowered; the next turn claims again): the loop also lands merges and renews leases. Once,
+# under load, a worker's claim went on for minutes with its hand up while its finished merge
+# waited (the cause was not found); this bounds that to one turn.
+CLAIM_TURN_S = 30.0
 
 
 def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str], lease_s: int,
@@ -93,8 +98,11 @@ def claim_combined(remote: RemoteState, *, worker: str, labels: Collection[str],
     wait = _Wait(remote, actor, request)
     remote._poll_refs()  # the head and who has a hand up (fetched only when we push or look)
     lost = 0
+    turn_ends = wait.ends = time.monotonic() + CLAIM_TURN_S
     try:
         while True:
+            if time.monotonic() > turn_ends:
+                return wait.settle()  # served meanwhile, or None: claim again next turn
             if wait.up:
                 got = wait.served()
                 if got is not None:
@@ -146,6 +154,7 @@ class _Wait:
         self.up = False
         self.since: str | None = None  # the head when our hand went up: commits after it count
         self.raise_s = 0.05  # how long raising our hand took: about one push
+        self.ends = float("inf")  # the claim's turn ends then (CLAIM_TURN_S): stop waiting
 
     def raise_hand(self) -> bool:
         """Raise our hand on the head we know; True if it is up."""
@@ -181,7 +190,7 @@ class _Wait:
         look_s = 0.0
         moves = 0
         seen_gap = remote.landings
-        while (now := time.monotonic()) - start < patience:
+        while (now := time.monotonic()) - start < patience and now < self.ends:
             early = EXPECT * seen_gap.gap - (now - seen_gap.moved_at)
             # The waiters together look about once per look's own time: `waiting` of us
             # looking every look_s each would keep the server busy starting our processes.
