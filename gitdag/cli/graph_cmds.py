@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gitdag import actions, readonly
+from gitdag import actions, readonly, readonly_show
 from gitdag.cli._common import committed_data, echo_json, json_option, open_store
 from gitdag.cli.complete import complete_node_id
 from gitdag.cli.flow_opts import flow_fields, flow_options
@@ -173,7 +173,7 @@ def status(as_json: bool, remote: str | None, local_only: bool) -> None:
 def show(node_id: str, as_json: bool) -> None:
     """Show one node: its file as stored, then (as YAML comments) its attempts' durations and
     where its runner output is (`gitdag logs NODE_ID`)."""
-    readonly.show(node_id, as_json=as_json)
+    readonly_show.show(node_id, as_json=as_json)
 
 
 @click.command()
