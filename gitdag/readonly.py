@@ -207,17 +207,13 @@ def _kept(command: str) -> dict[str, Any] | None:
     import time
 
     from gitdag.store import gitfiles, reportcache
-    from gitdag.store.where import PROPOSAL_BRANCH_PREFIX, STATE_REF, local_dir
+    from gitdag.store.where import PROPOSAL_BRANCH_PREFIX, STATE_REF
 
     try:
-        found = gitfiles.locate(".")
+        found = gitfiles.state_head(".")
         if found is None:
             return None
-        root, git_dir = found
-        head = gitfiles.read_ref(git_dir, STATE_REF.decode())
-        if head is None:
-            return None
-        local = local_dir(root, git_dir, bare=False)
+        root, git_dir, local, head = found
         kept = reportcache.load(local, STATE_REF, head, int(time.time()))
         if kept is None or command == "ready":
             return kept

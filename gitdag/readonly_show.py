@@ -101,16 +101,14 @@ def _quick_node(node_id: str) -> tuple[str, dict[str, Any], dict[str, Any]] | No
     from gitdag.core.ids import shard
     from gitdag.store import gitfiles, reportcache
     from gitdag.store.cache import ParseCache
-    from gitdag.store.where import STATE_REF, local_dir
+    from gitdag.store.where import STATE_REF
 
     try:
-        place = gitfiles.locate(".")
+        place = gitfiles.state_head(".")
         if place is None:
             return None
-        root, git_dir = place
-        head = gitfiles.read_ref(git_dir, STATE_REF.decode())
-        local = local_dir(root, git_dir, bare=False)
-        if head is None or reportcache.checked_head(local, STATE_REF) != head:
+        _root, git_dir, local, head = place
+        if reportcache.checked_head(local, STATE_REF) != head:
             return None
         objects = gitfiles.ObjectReader(git_dir)
         try:

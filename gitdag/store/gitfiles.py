@@ -68,6 +68,23 @@ def locate(start: str = ".") -> tuple[str, str] | None:
     return found
 
 
+def state_head(start: str = ".") -> tuple[str, str, str, str] | None:
+    """(work tree root, git dir, `.dagain/local`, head of dagain/state) read from the files.
+
+    None where the quick start does not read the repository (`locate`) or the branch is absent.
+    """
+    from gitdag.store.where import STATE_REF, local_dir
+
+    found = locate(start)
+    if found is None:
+        return None
+    root, git_dir = found
+    head = read_ref(git_dir, STATE_REF.decode())
+    if head is None:
+        return None
+    return root, git_dir, local_dir(root, git_dir, bare=False), head
+
+
 def _linked(path: str, hidden: str) -> tuple[str, str] | None:
     # A linked worktree: `.git` says `gitdir: <main>/.git/worktrees/<name>`, whose `commondir`
     # names the main `.git`; gitdag's state belongs to the main working tree (open_repo).
