@@ -79,6 +79,7 @@ def test_a_checkout_recovery_had_to_leave_goes_when_the_run_ends(rproject: Proje
         go.touch()
         _, err = sup.communicate(timeout=within(30))
     finally:
+        go.touch()  # u's runner ends however the test went (it runs in a session of its own)
         for proc in (sup, launcher, orphan):
             if proc.poll() is None:
                 proc.kill()
