@@ -49,6 +49,24 @@ LONG_FIRST = (
 )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile gitdag's modules once, before any test starts `python -m gitdag`.
+
+    The suite starts gitdag hundreds of times. With PYTHONDONTWRITEBYTECODE set (as on some CI
+    machines) and an editable install, no process writes bytecode, so every start compiled
+    every module it imported from source again: measured here, 10 min 36 s against 7 min 27 s
+    for the whole suite. An installed wheel has its bytecode (pip compiles it); so does this.
+    py_compile writes whatever PYTHONDONTWRITEBYTECODE says; xdist workers leave it to the
+    controller.
+    """
+    if hasattr(session.config, "workerinput"):
+        return
+    import compileall
+
+    package = Path(__file__).resolve().parent.parent / "gitdag"
+    compileall.compile_dir(str(package), quiet=1, workers=1)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the files of LONG_FIRST first, in that order; every other test keeps its place."""
 
