@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from gitdag.core.model import Status
 from tests.agents.conftest import LoopProject
 from tests.agents.test_remote_loops import remote_loops
 from tests.conftest import git
-from tests.remote.conftest import Daemon
+from tests.remote.conftest import Daemon, wait_for
 
 GEN = {"id": "gen-schema", "title": "generate the schema"}
 TWO = {"max_attempts": 2, "backoff_s": 0}
@@ -56,15 +55,6 @@ def start_run(loops: LoopProject) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_resumed(loops: LoopProject, packets: Path) -> None:
@@ -136,7 +126,7 @@ def test_kill_9_of_run_while_the_node_waits_keeps_its_worktree(loops: LoopProjec
     )  # fmt: skip
     proc = start_run(loops)
     try:
-        wait_for(flag.exists, "gen-schema to start")
+        wait_for(flag.exists, 120, "gen-schema to start")
         assert (kept(loops) / "build" / "cache.bin").is_file()  # kept while it waits
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -158,10 +148,10 @@ def test_a_waiting_node_cancelled_under_a_running_run_loses_its_worktree(
     )  # fmt: skip
     proc = start_run(loops)
     try:
-        wait_for(flag.exists, "gen-schema to start")
+        wait_for(flag.exists, 120, "gen-schema to start")
         assert kept(loops).is_dir()
         assert loops.gitdag("cancel", "api").code == 0
-        wait_for(lambda: not kept(loops).exists(), "api's worktree to be removed", 60)
+        wait_for(lambda: not kept(loops).exists(), 60, "api's worktree to be removed")
         assert loops.gitdag("cancel", "gen-schema").code == 0
         proc.wait(timeout=120)
     finally:
@@ -239,7 +229,7 @@ def test_kill_9_of_a_worker_while_the_node_waits_keeps_its_worktree(
     )  # fmt: skip
     proc = remote.start()
     try:
-        wait_for(flag.exists, "gen-schema to start")
+        wait_for(flag.exists, 120, "gen-schema to start")
         assert cache.is_file()  # kept while api waits
     finally:
         os.kill(proc.pid, signal.SIGKILL)

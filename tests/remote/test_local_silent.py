@@ -8,7 +8,6 @@ honoured by gitdag's in-process client as by git), the real `gitdag` CLI over bo
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -16,15 +15,8 @@ import pytest
 
 from tests.conftest import git
 from tests.remote.conftest import Daemon, build_cluster, task, wait_for
+from tests.remote.test_silent import _alive
 from tests.timing import within
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _configure(clone: Path) -> None:
